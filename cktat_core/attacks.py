@@ -1,0 +1,111 @@
+"""White-box attacks on [0, 1] images: PGD (L-inf and L2, several objectives) and FGSM.
+
+Every attack
+- returns a detached tensor inside the eps-ball around x and inside [0, 1];
+- runs the model in eval() mode (BatchNorm uses running statistics, as SPEC 1 fixes and unlike the
+  ARD/IAD codes) and leaves it in the train/eval mode it found;
+- takes gradients with respect to the input only (`torch.autograd.grad`), so no parameter .grad is
+  touched and no weight-gradient kernels run;
+- never synchronises with the host inside its loop (no .item(), no data-dependent Python branches).
+
+Objectives (`loss`):
+- "ce": cross-entropy on the label y (Madry et al.; CKTAT Algorithm 1 line 11).
+- "kl": KL(f(x) || f(x')), the TRADES inner maximisation; y is ignored. TRADES starts from
+  x + 0.001 * N(0, I); that is the default start for this objective.
+- a callable `loss(logits_adv, y) -> tensor`: any objective to maximise (summed over the batch),
+  e.g. the CW margin or a teacher's KL (RSLAD).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LossArg = str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: LossArg):
+    """A function of the adversarial logits to maximise."""
+    if callable(loss):
+        return lambda logits: loss(logits, y).sum()
+    if loss == "ce":
+        return lambda logits: F.cross_entropy(logits.float(), y, reduction="sum")
+    if loss == "kl":
+        with torch.no_grad():
+            p_clean = F.softmax(model(x).float(), dim=1)
+        return lambda logits: F.kl_div(F.log_softmax(logits.float(), dim=1), p_clean, reduction="sum")
+    raise ValueError(f"loss must be 'ce', 'kl' or a callable, got {loss!r}")
+
+
+def _start(x: torch.Tensor, eps: float, norm: str, random_start: str) -> torch.Tensor:
+    if random_start == "none":
+        return torch.zeros_like(x)
+    if random_start == "normal":  # TRADES: 0.001 * N(0, I)
+        return 0.001 * torch.randn_like(x)
+    if random_start != "uniform":
+        raise ValueError(f"random_start must be 'uniform', 'normal' or 'none', got {random_start!r}")
+    if norm == "linf":
+        return torch.empty_like(x).uniform_(-eps, eps)
+    # uniform in the L2 ball: Gaussian direction, radius eps * U^(1/d)
+    d = x[0].numel()
+    direction = torch.randn_like(x)
+    direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    radius = eps * torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) ** (1.0 / d)
+    return direction * radius
+
+
+def _project(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Into the eps-ball, then into the [0, 1] box (x + delta stays a valid image)."""
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        norms = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        delta = delta * (eps / norms.clamp_min(1e-12)).clamp(max=1.0)
+    return (x + delta).clamp(0, 1) - x
+
+
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, alpha: float = 2 / 255,
+        steps: int = 10, norm: str = "linf", loss: LossArg = "ce", random_start: str | None = None,
+        momentum: float = 0.0) -> torch.Tensor:
+    """Projected gradient ascent on `loss` within the eps-ball (Madry et al. 2018).
+
+    random_start: "uniform" (in the ball), "normal" (0.001 * N(0, I), as TRADES), "none"; None picks the
+    objective's own start: "normal" for loss="kl", "uniform" otherwise.
+    momentum > 0 accumulates L1-normalised gradients (MIM, Dong et al. 2018; decay 1.0 in the book).
+    """
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
+    if random_start is None:
+        random_start = "normal" if loss == "kl" else "uniform"
+    was_training = model.training
+    model.eval()
+    try:
+        x = x.detach()
+        objective = _objective(model, x, y, loss)
+        delta = _project(_start(x, eps, norm, random_start), x, eps, norm)
+        g_acc = torch.zeros_like(x) if momentum else None
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            with torch.enable_grad():
+                grad, = torch.autograd.grad(objective(model(x + delta)), delta)
+            delta = delta.detach()
+            if momentum:
+                g_acc = momentum * g_acc + grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+                grad = g_acc
+            if norm == "linf":
+                delta = delta + alpha * grad.sign()
+            else:
+                delta = delta + alpha * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            delta = _project(delta, x, eps, norm)
+        return (x + delta).detach()
+    finally:
+        model.train(was_training)
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, norm: str = "linf",
+         loss: LossArg = "ce") -> torch.Tensor:
+    """One gradient-sign step of size eps from x (Goodfellow et al. 2015)."""
+    return pgd(model, x, y, eps=eps, alpha=eps, steps=1, norm=norm, loss=loss, random_start="none")

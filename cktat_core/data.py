@@ -1,0 +1,309 @@
+"""Datasets as tensors: CIFAR-10/100 from the official python files, and the embedded multi-view dataset.
+
+Whole datasets are float tensors in [0, 1] of shape (N, 3, 32, 32), so they can live on the GPU and be
+batched, shuffled and augmented there (`batches`, `augment`). torchvision is only used, and only
+imported, to download CIFAR when asked to (`download=True`) on a machine where it imports.
+
+The multi-view dataset (`make_multiview`, SPEC 6) instantiates Definition A.1 of the CKTAT paper
+(Allen-Zhu & Li's multi-view data) on 32x32 images: every class has two feature patterns, a fraction mu
+of the samples is single-view (one feature at full strength, the other at rho), other classes' features
+appear as weak distractors, and every sample records which kind it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import pickle
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import DataError
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+@dataclass
+class TensorData:
+    """Images `x` (N,3,32,32) in [0,1], labels `y` (N,), and boolean masks naming groups of samples."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: tuple[str, ...]
+    groups: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, idx: torch.Tensor) -> "TensorData":
+        return TensorData(self.x[idx], self.y[idx], self.classes, {k: v[idx] for k, v in self.groups.items()})
+
+    def head(self, n: int) -> "TensorData":
+        """The first n samples (all of them when n is 0)."""
+        return self if n <= 0 or n >= len(self) else self.subset(torch.arange(n))
+
+    def to(self, device) -> "TensorData":
+        return TensorData(self.x.to(device), self.y.to(device), self.classes,
+                          {k: v.to(device) for k, v in self.groups.items()})
+
+
+# -------------------------------------------------------------------------------------------- CIFAR
+_CIFAR = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
+}
+
+
+def _cifar_folder(name: str, data_dir: str) -> str | None:
+    folder = _CIFAR[name][0]
+    for cand in (os.path.join(data_dir, folder), data_dir):
+        if os.path.isdir(cand) and os.path.basename(os.path.normpath(cand)) == folder:
+            return cand
+    return None
+
+
+def _download_cifar(name: str, data_dir: str) -> None:
+    try:
+        import torchvision  # noqa: F401  (only here: it fails to import with CPU-only torch builds)
+        from torchvision import datasets
+    except Exception as e:  # ImportError or a broken install
+        raise DataError(
+            f"{name}: download needs torchvision, which does not import here ({type(e).__name__}); "
+            f"put the official python version of {name} in {data_dir}/{_CIFAR[name][0]} instead"
+        ) from None
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    try:
+        cls(root=data_dir, train=True, download=True)
+        cls(root=data_dir, train=False, download=True)
+    except Exception as e:
+        raise DataError(f"{name}: download into {data_dir} failed ({e})") from None
+
+
+def load_cifar(name: str, data_dir: str, train: bool, download: bool = False) -> TensorData:
+    """CIFAR-10 or CIFAR-100 from `data_dir` (the folder holding `cifar-10-batches-py`, or that folder)."""
+    folder, train_files, test_files, label_key = _CIFAR[name]
+    path = _cifar_folder(name, data_dir)
+    if path is None and download:
+        _download_cifar(name, data_dir)
+        path = _cifar_folder(name, data_dir)
+    if path is None:
+        raise DataError(
+            f"{name} not found: put the official python version (folder {folder}) in {os.path.abspath(data_dir)} "
+            f"and pass --set data_dir=DIR, or add --set download=true where torchvision and internet are available"
+        )
+    xs, ys = [], []
+    for fname in train_files if train else test_files:
+        fpath = os.path.join(path, fname)
+        try:
+            with open(fpath, "rb") as fh:
+                d = pickle.load(fh, encoding="bytes")
+            xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(d[label_key], dtype=np.int64))
+        except FileNotFoundError:
+            raise DataError(f"{name}: {fpath} is missing; the folder {path} is incomplete") from None
+        except Exception as e:
+            raise DataError(f"{name}: {fpath} is not a CIFAR python batch ({type(e).__name__})") from None
+    x = torch.from_numpy(np.concatenate(xs)).float().div_(255)
+    y = torch.from_numpy(np.concatenate(ys))
+    classes = CIFAR10_CLASSES if name == "cifar10" else tuple(str(i) for i in range(100))
+    return TensorData(x, y, classes)
+
+
+# ------------------------------------------------------------------------------------ multi-view data
+@dataclass(frozen=True)
+class MultiViewSpec:
+    """Parameters of the multi-view dataset (SPEC 6). Pixel amplitudes are in centred units (before
+    `x = 0.5 + scale * x_centred`); `eps_centred` is the L-inf budget in those units."""
+
+    num_classes: int = 10
+    n_train: int = 4000
+    n_test: int = 2000
+    patch: int = 8  # features live on a 4x4 grid of 8x8 patches
+    patches_per_feature: int = 2
+    amp1: float = 1.0  # pixel RMS of feature 1 (bright)
+    amp2: float = 0.2  # pixel RMS of feature 2 (dim in pixels, still robustly usable)
+    coef_low: float = 0.5  # per-patch coefficients ~ U[coef_low, coef_high]
+    coef_high: float = 1.0
+    rho: float = 0.1  # strength of the weak feature of a single-view sample
+    gamma: float = 0.2  # strength of distractor features (other classes)
+    distractor_prob: float = 0.2  # each other-class feature appears with this probability
+    mu: float = 0.5  # fraction of single-view samples
+    noise: float = 0.2  # Gaussian pixel noise
+    scale: float = 1 / 8  # centred units -> [0, 1] pixels
+    eps_centred: float = 0.1  # moves a feature-2 coefficient by ~0.4 of its [0.5, 1] range: still robustly usable
+    pattern_seed: int = 1234
+
+    @property
+    def eps(self) -> float:
+        return self.eps_centred * self.scale
+
+
+MULTIVIEW = MultiViewSpec()
+
+
+def feature_patterns(spec: MultiViewSpec = MULTIVIEW) -> torch.Tensor:
+    """(num_classes, 2, 3, p, p): orthonormalised random patterns, feature l scaled to pixel RMS amp_l."""
+    d = 3 * spec.patch * spec.patch
+    g = np.random.default_rng(spec.pattern_seed).standard_normal((d, 2 * spec.num_classes))
+    q, _ = np.linalg.qr(g)  # orthonormal columns
+    v = torch.from_numpy(q.T.copy()).float().view(spec.num_classes, 2, 3, spec.patch, spec.patch) * math.sqrt(d)
+    return v * torch.tensor([spec.amp1, spec.amp2]).view(1, 2, 1, 1, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def make_multiview(n: int, seed: int, spec: MultiViewSpec = MULTIVIEW, probe: int = 0) -> TensorData:
+    """n samples of the multi-view distribution (Definition A.1 / A.2).
+
+    probe=0: the mixture (fraction mu single-view). probe=1 or 2: "probe" images carrying only feature
+    `probe` of their class at full strength, the other absent, to test which features a model uses.
+    Groups: single_view, multi_view, weak_f1 / weak_f2 (single-view with that feature weak).
+    The result is cached; treat its tensors as read-only.
+    """
+    rng = np.random.default_rng(seed)
+    k, p = spec.num_classes, spec.patch
+    grid = 32 // p
+    patterns = feature_patterns(spec).numpy()
+    x = np.zeros((n, 3, 32, 32), dtype=np.float32)
+    y = rng.integers(0, k, n)
+    weak = np.zeros(n, dtype=np.int64)  # 0: multi-view; 1 or 2: single-view with that feature weak
+    for i in range(n):
+        if probe:
+            strength = {probe: 1.0, 3 - probe: 0.0}
+        else:
+            if rng.random() < spec.mu:
+                weak[i] = rng.integers(1, 3)
+            strength = {1: spec.rho if weak[i] == 1 else 1.0, 2: spec.rho if weak[i] == 2 else 1.0}
+        free = list(rng.permutation(grid * grid))
+        placed = []  # (pattern, coefficient)
+        for f in (1, 2):
+            for _ in range(spec.patches_per_feature):
+                coef = rng.uniform(spec.coef_low, spec.coef_high) * strength[f]
+                placed.append((free.pop(), patterns[y[i], f - 1], coef))
+        for j in range(k):
+            if j == y[i]:
+                continue
+            for f in (1, 2):
+                if rng.random() < spec.distractor_prob and free:
+                    coef = spec.gamma * rng.uniform(spec.coef_low, spec.coef_high)
+                    placed.append((free.pop(), patterns[j, f - 1], coef))
+        for cell, pattern, coef in placed:
+            r, c = divmod(int(cell), grid)
+            x[i, :, r * p:(r + 1) * p, c * p:(c + 1) * p] += coef * pattern
+    x += spec.noise * rng.standard_normal(x.shape).astype(np.float32)
+    images = torch.from_numpy(x).mul_(spec.scale).add_(0.5).clamp_(0, 1)
+    weak_t = torch.from_numpy(weak)
+    groups = {
+        "single_view": weak_t > 0,
+        "multi_view": weak_t == 0,
+        "weak_f1": weak_t == 1,
+        "weak_f2": weak_t == 2,
+    }
+    classes = tuple(f"class{j}" for j in range(k))
+    return TensorData(images, torch.from_numpy(y).long(), classes, {} if probe else groups)
+
+
+# ------------------------------------------------------------------------------------------- loading
+def dataset_defaults(name: str) -> dict:
+    """Threat-model and augmentation defaults that depend on the dataset."""
+    if name == "multiview":
+        return {"eps": MULTIVIEW.eps, "eps_l2": MULTIVIEW.eps * math.sqrt(3 * 32 * 32) / 4, "augment": False,
+                "num_classes": MULTIVIEW.num_classes}
+    return {"eps": 8 / 255, "eps_l2": 128 / 255, "augment": True, "num_classes": 100 if name == "cifar100" else 10}
+
+
+@dataclass
+class Splits:
+    train: TensorData
+    val: TensorData
+    test: TensorData
+    probes: dict[str, TensorData] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+
+def split_validation(data: TensorData, val_size: int, seed: int = 0) -> tuple[TensorData, TensorData]:
+    """Hold out `val_size` training images, chosen by a fixed seed so every run shares the same split."""
+    if val_size >= len(data):
+        raise DataError(f"val_size={val_size} leaves no training data (the training set has {len(data)} images)")
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return data.subset(perm[val_size:].sort().values), data.subset(perm[:val_size].sort().values)
+
+
+def load_splits(dataset: str, data_dir: str = "data", val_size: int = 1000, train_limit: int = 0,
+                test_limit: int = 0, download: bool = False) -> Splits:
+    """Train / validation / test tensors (and, for multiview, the probe sets)."""
+    if dataset == "multiview":
+        full = make_multiview(MULTIVIEW.n_train, seed=1)
+    elif dataset in _CIFAR:
+        full = load_cifar(dataset, data_dir, train=True, download=download)
+    else:
+        raise DataError(f"dataset: unknown dataset {dataset!r}; known: multiview, {', '.join(_CIFAR)}")
+    test, probes = load_test(dataset, data_dir, test_limit, download)
+    train, val = split_validation(full, val_size)
+    return Splits(train.head(train_limit), val, test, probes)
+
+
+def load_test(dataset: str, data_dir: str = "data", limit: int = 0,
+              download: bool = False) -> tuple[TensorData, dict[str, TensorData]]:
+    """The test set (first `limit` images) and, for multiview, the probe sets."""
+    if dataset == "multiview":
+        n = MULTIVIEW.n_test
+        probes = {"probe_f1": make_multiview(n // 2, seed=3, probe=1).head(limit),
+                  "probe_f2": make_multiview(n // 2, seed=4, probe=2).head(limit)}
+        return make_multiview(n, seed=2).head(limit), probes
+    if dataset in _CIFAR:
+        return load_cifar(dataset, data_dir, train=False, download=download).head(limit), {}
+    raise DataError(f"dataset: unknown dataset {dataset!r}; known: multiview, {', '.join(_CIFAR)}")
+
+
+# --------------------------------------------------------------------------------- batches, augment
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with `pad` zero padding and random horizontal flip, for a whole batch at once.
+
+    Random numbers come from the CPU `generator` (so checkpoints can store its state); the gather runs
+    on x's device.
+    """
+    b, c, h, w = x.shape
+    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(x.device)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    xp = F.pad(x, (pad, pad, pad, pad))
+    rows = offsets[0, :, None] + torch.arange(h, device=x.device)
+    cols = offsets[1, :, None] + torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(c, device=x.device)[None, :, None, None]
+    return xp[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def batches(data: TensorData, batch_size: int, generator: torch.Generator | None = None,
+            shuffle: bool = True, augment_data: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(x, y) batches on data's device. A last batch of a single image is dropped (BatchNorm needs two)."""
+    n = len(data)
+    if shuffle:
+        order = torch.randperm(n, generator=generator).to(data.y.device)
+    else:
+        order = torch.arange(n, device=data.y.device)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        if shuffle and len(idx) < 2:
+            break
+        x = data.x[idx]
+        if augment_data:
+            x = augment(x, generator)
+        yield x, data.y[idx]
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest >= 2 else 0)

@@ -1,0 +1,217 @@
+"""The networks of the papers, laid out so that widely shared checkpoints load with strict=True.
+
+- `resnet18`: the CIFAR ResNet-18 of kuangliu/pytorch-cifar (conv1, bn1, layer1..layer4, linear), used by
+  TRADES, MART, LBGAT, HAT and the CKTAT tables; 3x3 stem, no max-pool, 4x4 average pool.
+- `preact_resnet18`: pre-activation ResNet-18 as in Rice et al. (final bn before pooling).
+- `wrn34_10`, `wrn28_10`: WideResNet of the TRADES code (conv1, block1..block3, bn1, fc). The TRADES
+  WRN-34-10 registers an unused `sub_block1`; `build_model("wrn34_10", sub_block1=True)` keeps it so those
+  checkpoints load strictly. It never takes part in the forward pass.
+- `small_cnn`: a four-layer CNN for CPU runs (61k parameters at width 16, 242k at width 32).
+
+Inputs are images in [0, 1]; no normalisation happens outside a model. `Normalized` puts one inside.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+
+# --------------------------------------------------------------------------------------------- ResNet
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class PreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if hasattr(self, "shortcut") else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class ResNet(nn.Module):
+    def __init__(self, block, num_blocks, num_classes: int = 10, preact: bool = False):
+        super().__init__()
+        self.preact = preact
+        self.in_planes = 64
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        if not preact:
+            self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = self._make_layer(block, 64, num_blocks[0], 1)
+        self.layer2 = self._make_layer(block, 128, num_blocks[1], 2)
+        self.layer3 = self._make_layer(block, 256, num_blocks[2], 2)
+        self.layer4 = self._make_layer(block, 512, num_blocks[3], 2)
+        if preact:
+            self.bn = nn.BatchNorm2d(512)
+        self.linear = nn.Linear(512 * block.expansion, num_classes)
+
+    def _make_layer(self, block, planes, num_blocks, stride):
+        layers = []
+        for s in [stride] + [1] * (num_blocks - 1):
+            layers.append(block(self.in_planes, planes, s))
+            self.in_planes = planes * block.expansion
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        out = self.conv1(x)
+        if not self.preact:
+            out = F.relu(self.bn1(out))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        if self.preact:
+            out = F.relu(self.bn(out))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+# ----------------------------------------------------------------------------------------- WideResNet
+class WideBlock(nn.Module):
+    """Pre-activation wide block with the TRADES code's parameter names."""
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_planes)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_planes, out_planes, 3, 1, 1, bias=False)
+        self.drop_rate = drop_rate
+        self.equal_in_out = in_planes == out_planes
+        self.convShortcut = None if self.equal_in_out else nn.Conv2d(in_planes, out_planes, 1, stride, bias=False)
+
+    def forward(self, x):
+        o = self.relu1(self.bn1(x))
+        shortcut = x if self.equal_in_out else self.convShortcut(o)
+        out = self.relu2(self.bn2(self.conv1(o)))
+        if self.drop_rate > 0:
+            out = F.dropout(out, p=self.drop_rate, training=self.training)
+        return shortcut + self.conv2(out)
+
+
+class NetworkBlock(nn.Module):
+    def __init__(self, n: int, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
+        super().__init__()
+        self.layer = nn.Sequential(
+            *[WideBlock(in_planes if i == 0 else out_planes, out_planes, stride if i == 0 else 1, drop_rate)
+              for i in range(n)]
+        )
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class WideResNet(nn.Module):
+    def __init__(self, depth: int = 34, widen_factor: int = 10, num_classes: int = 10,
+                 drop_rate: float = 0.0, sub_block1: bool = False):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError("WideResNet depth must be 6n+4")
+        n = (depth - 4) // 6
+        ch = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
+        self.conv1 = nn.Conv2d(3, ch[0], 3, 1, 1, bias=False)
+        self.block1 = NetworkBlock(n, ch[0], ch[1], 1, drop_rate)
+        if sub_block1:  # registered but unused, as in the TRADES code
+            self.sub_block1 = NetworkBlock(n, ch[0], ch[1], 1, drop_rate)
+        self.block2 = NetworkBlock(n, ch[1], ch[2], 2, drop_rate)
+        self.block3 = NetworkBlock(n, ch[2], ch[3], 2, drop_rate)
+        self.bn1 = nn.BatchNorm2d(ch[3])
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(ch[3], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.data.fill_(1)
+                m.bias.data.zero_()
+            elif isinstance(m, nn.Linear):
+                m.bias.data.zero_()
+
+    def forward(self, x):
+        out = self.block3(self.block2(self.block1(self.conv1(x))))
+        out = self.relu(self.bn1(out))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.fc(out)
+
+
+# ---------------------------------------------------------------------------------------- small CNN
+class SmallCNN(nn.Module):
+    """Four 3x3 conv-BN-ReLU layers (widths w, 2w, 4w, 4w; the last three stride 2), average pool, linear."""
+
+    def __init__(self, num_classes: int = 10, width: int = 16):
+        super().__init__()
+        w = width
+        chans = [(3, w, 1), (w, 2 * w, 2), (2 * w, 4 * w, 2), (4 * w, 4 * w, 2)]
+        layers = []
+        for cin, cout, stride in chans:
+            layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.linear = nn.Linear(4 * w, num_classes)
+
+    def forward(self, x):
+        return self.linear(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
+class Normalized(nn.Module):
+    """model(normalise(x)): keeps the [0, 1] input convention while the network sees standardised pixels."""
+
+    def __init__(self, model: nn.Module, mean, std):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return self.model((x - self.mean) / self.std)
+
+
+MODELS = {
+    "resnet18": lambda num_classes, **kw: ResNet(BasicBlock, [2, 2, 2, 2], num_classes),
+    "preact_resnet18": lambda num_classes, **kw: ResNet(PreActBlock, [2, 2, 2, 2], num_classes, preact=True),
+    "wrn34_10": lambda num_classes, sub_block1=False, **kw: WideResNet(34, 10, num_classes, sub_block1=sub_block1),
+    "wrn28_10": lambda num_classes, **kw: WideResNet(28, 10, num_classes),
+    "small_cnn": lambda num_classes, width=0, **kw: SmallCNN(num_classes, width or 16),
+}
+
+
+def build_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
+    """A freshly initialised network. `kwargs`: `width` (small_cnn), `sub_block1` (wrn34_10)."""
+    if name not in MODELS:
+        raise ConfigError("model", f"must be one of {', '.join(MODELS)}", name)
+    return MODELS[name](num_classes, **kwargs)
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

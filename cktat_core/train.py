@@ -1,0 +1,295 @@
+"""The two-phase trainer of CKTAT Algorithm 1, shared by every method.
+
+Phase 1 (`phase_dir/teacher`): train the teacher, a clean model with cross-entropy (lines 3-7), unless a
+teacher checkpoint is given. Phase 2 (`phase_dir/student`): build the student, copy the teacher into it
+when the method initialises from the teacher (line 8; `init_from_teacher=false` is the Table 3a ablation),
+and train it with the method's loss (lines 9-14; Eq. 17 for CKTAT). Methods without a teacher (PGDAT,
+TRADES, ...) only run phase 2.
+
+Each phase: SGD (momentum, weight decay) with a piecewise-constant schedule; after every epoch, natural
+(and for adversarial phases PGD) accuracy on a validation split held out of the training set, one JSON
+line in `metrics.jsonl`, `best.pt` when the validation score improved (robust accuracy for adversarial
+phases, natural accuracy for clean ones), and `last.pt`, written atomically, holding everything needed to
+resume: rerunning the same command continues from the last finished epoch and ends with the same weights
+as an uninterrupted run (same seed, CPU). Both the last and the best-on-validation model are evaluated on
+the test set; the test set never selects anything.
+
+On CUDA, bf16 autocast and channels_last are used when `amp` / `channels_last` are on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from . import __version__
+from . import checkpoint as ckpt
+from .config import Config, fingerprint, resolve, validate
+from .data import Splits, batches, load_splits, num_batches
+from .errors import CheckpointError
+from .evaluate import Threat, evaluate
+from .methods import METHODS, Method, StepContext, autocast, initialises_from_teacher
+from .models import build_model
+
+# Config fields that change what a phase computes; a checkpoint written under other values is not resumed.
+DATA_KEYS = ("dataset", "val_size", "train_limit", "augment", "seed", "batch_size", "momentum", "weight_decay",
+             "lr_milestones", "lr_gamma")
+TEACHER_KEYS = DATA_KEYS + ("teacher_model", "model", "width", "teacher_epochs", "teacher_lr", "teacher_kind")
+THREAT_KEYS = ("norm", "eps", "alpha", "alpha_ratio", "attack_steps", "random_start", "attack_loss", "val_attack_steps")
+RUNTIME_KEYS = {"progress", "eval_steps", "eval_batch_size", "test_limit", "device", "data_dir", "download"}
+
+
+def student_keys(cfg: Config) -> tuple[str, ...]:
+    return tuple(k for k in cfg.to_dict() if k not in RUNTIME_KEYS)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _prepare(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
+    model = model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _rng_state(gen: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "data": gen.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["data"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_all(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class PhaseResult:
+    model: nn.Module  # weights of the last epoch
+    best_state: dict | None  # state_dict of the best-on-validation epoch
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+
+
+def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, phase_dir: str, epochs: int,
+                lr: float, keys: tuple[str, ...], teacher: nn.Module | None = None, desc: str = "train",
+                model_name: str | None = None) -> PhaseResult:
+    """Train `model` with `method` for `epochs`, resuming from `phase_dir/last.pt` if it exists.
+
+    `keys`: the config fields this phase depends on (stored in its checkpoints; a mismatch on resume is an
+    error, so a finished run is never overwritten by a different one).
+    """
+    device = next(model.parameters()).device
+    os.makedirs(phase_dir, exist_ok=True)
+    last_path, best_path = os.path.join(phase_dir, "last.pt"), os.path.join(phase_dir, "best.pt")
+    fp = fingerprint(cfg, keys)
+    extra = method.extra_modules(cfg, splits.num_classes) if method.extra_modules else {}
+    extra = {k: _prepare(m, cfg, device) for k, m in extra.items()}
+    params = list(model.parameters()) + [p for m in extra.values() for p in m.parameters()]
+    opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    milestones = sorted({round(f * epochs) for f in cfg.lr_milestones})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+    gen = _seed_all(cfg.seed)
+    history: list[dict] = []
+    best_score, best_epoch, start = -1.0, 0, 0
+
+    if os.path.exists(last_path):
+        state = ckpt.load(last_path)
+        if state.get("fingerprint") != fp:
+            raise CheckpointError(_mismatch_message(last_path, state.get("fingerprint"), fp))
+        ckpt.load_state_strict(model, state["model"], last_path)
+        for k, m in extra.items():
+            m.load_state_dict(state["extra"][k])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], gen)
+        history, best_score, best_epoch, start = state["history"], state["best_score"], state["best_epoch"], state["epoch"]
+
+    ctx = StepContext(model=model, cfg=cfg, teacher=teacher, extra=extra)
+    nb = num_batches(len(splits.train), cfg.batch_size)
+    threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
+    val_attacks = {f"pgd{cfg.val_attack_steps}": None} if method.adversarial else {}
+    bar = tqdm(total=epochs * nb, initial=start * nb, desc=desc, disable=not cfg.progress, unit="step",
+               dynamic_ncols=True, file=sys.stderr)
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        for m in extra.values():
+            m.train()
+        ctx.epoch = epoch
+        loss_sum = torch.zeros((), device=device)
+        for x, y in batches(splits.train, cfg.batch_size, gen, shuffle=True, augment_data=cfg.augment):
+            if cfg.channels_last and device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(cfg, device):
+                loss = method.step(ctx, x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            bar.update()
+        lr_used = opt.param_groups[0]["lr"]
+        sched.step()
+        train_seconds = time.perf_counter() - t0
+        with autocast(cfg, device):
+            val = evaluate(model, splits.val, list(val_attacks), threat, cfg.eval_batch_size)["attacks"]
+        record = {"epoch": epoch + 1, "lr": lr_used, "train_loss": float(loss_sum) / max(nb, 1),
+                  "val_natural": val["natural"]["accuracy"], "train_seconds": train_seconds}
+        score = record["val_natural"]
+        for name in val_attacks:
+            record[f"val_{name}"] = val[name]["accuracy"]
+            score = val[name]["accuracy"]
+        history.append(record)
+        bar.set_postfix({k: round(v, 2) for k, v in record.items() if k.startswith("val_")})
+        if score > best_score:
+            best_score, best_epoch = score, epoch + 1
+            ckpt.save_atomic(ckpt.model_checkpoint(model, model_name or cfg.model, splits.num_classes,
+                                                   cfg.to_dict(), epoch=epoch + 1, val_score=score), best_path)
+        ckpt.save_atomic({
+            **ckpt.model_checkpoint(model, model_name or cfg.model, splits.num_classes, cfg.to_dict()),
+            "fingerprint": fp, "epoch": epoch + 1, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": _rng_state(gen), "history": history, "best_score": best_score, "best_epoch": best_epoch,
+            "extra": {k: m.state_dict() for k, m in extra.items()},
+        }, last_path)
+        ckpt.write_text_atomic("".join(json.dumps(r) + "\n" for r in history),
+                               os.path.join(phase_dir, "metrics.jsonl"))
+    bar.close()
+    best_state = ckpt.load(best_path)["model"] if os.path.exists(best_path) else None
+    return PhaseResult(model, best_state, best_epoch, history)
+
+
+def _mismatch_message(path: str, old: str | None, new: str) -> str:
+    try:
+        a, b = json.loads(old or "{}"), json.loads(new)
+        diff = [f"{k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    except ValueError:
+        diff = []
+    what = "; ".join(diff[:3]) if diff else "unknown settings"
+    return f"{path} was written by a run with other settings ({what}); use a new --out or the same settings"
+
+
+# ----------------------------------------------------------------------------------------- a full run
+def load_teacher(path: str, cfg: Config, num_classes: int, device: torch.device) -> nn.Module:
+    """A teacher from a checkpoint (ours, or a plain state_dict of cfg.teacher_model / cfg.model)."""
+    obj = ckpt.load(path)
+    name = obj.get("model_name") if isinstance(obj, dict) and obj.get("format") == ckpt.FORMAT else None
+    name = name or cfg.teacher_model or cfg.model
+    width = obj.get("config", {}).get("width", cfg.width) if isinstance(obj, dict) and "config" in obj else cfg.width
+    model = build_model(name, num_classes, width=width)
+    ckpt.load_state_strict(model, ckpt.state_dict_of(obj, path), path)
+    return _prepare(model, cfg, device)
+
+
+def new_model(name: str, cfg: Config, num_classes: int, device: torch.device, seed: int) -> nn.Module:
+    """A freshly initialised network; its initial weights depend on `seed` only."""
+    torch.manual_seed(seed)
+    return _prepare(build_model(name, num_classes, width=cfg.width), cfg, device)
+
+
+def teacher_kind(method: Method, cfg: Config) -> str:
+    """"clean" or "robust" (cfg.teacher_kind overrides the method's own, e.g. a clean teacher for ARD in Table 1)."""
+    return cfg.teacher_kind or method.teacher
+
+
+def train_teacher(cfg: Config, splits: Splits, out_dir: str, device: torch.device,
+                  kind: str = "clean") -> tuple[nn.Module, PhaseResult]:
+    """Phase 1: a clean model trained with cross-entropy (or, kind="robust", with PGD-AT) for cfg.teacher_epochs."""
+    name = cfg.teacher_model or cfg.model
+    model = new_model(name, cfg, splits.num_classes, device, cfg.seed)
+    method, keys = (METHODS["clean"], TEACHER_KEYS) if kind == "clean" else (METHODS["pgdat"], TEACHER_KEYS + THREAT_KEYS)
+    res = train_phase(model, method, splits, cfg, os.path.join(out_dir, "teacher"), cfg.teacher_epochs,
+                      cfg.teacher_lr, keys, desc=f"phase 1: {kind} teacher", model_name=name)
+    if cfg.teacher_select == "best" and res.best_state is not None:
+        model.load_state_dict(res.best_state)
+    return model, res
+
+
+def _freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torch.device) -> dict:
+    """Natural and PGD-`eval_steps` accuracy on the test set (and on the probe sets, if any)."""
+    threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
+    names = [f"pgd{cfg.eval_steps}"]
+    with autocast(cfg, device):
+        res = {"test": evaluate(model, splits.test, names, threat, cfg.eval_batch_size)}
+        for pname, pdata in splits.probes.items():
+            res[pname] = evaluate(model, pdata, [], threat, cfg.eval_batch_size)
+    return res
+
+
+def versions() -> dict:
+    return {"cktat_core": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def run(cfg: Config, out_dir: str) -> dict:
+    """Train (resuming where a previous run stopped), evaluate, and write `out_dir/result.json`."""
+    validate(cfg)
+    cfg = resolve(cfg)
+    t_start = time.perf_counter()
+    device = pick_device(cfg.device)
+    method = METHODS[cfg.method]
+    splits = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit,
+                         cfg.download)
+    splits = Splits(splits.train.to(device), splits.val.to(device), splits.test.to(device),
+                    {k: v.to(device) for k, v in splits.probes.items()})
+    os.makedirs(out_dir, exist_ok=True)
+    result: dict = {"method": cfg.method, "seed": cfg.seed, "device": str(device), "versions": versions(),
+                    "config": cfg.to_dict(), "data": {"train": len(splits.train), "val": len(splits.val),
+                                                      "test": len(splits.test)}}
+    teacher = None
+    if method.teacher in ("clean", "robust"):
+        if cfg.teacher_checkpoint:
+            teacher = load_teacher(cfg.teacher_checkpoint, cfg, splits.num_classes, device)
+            result["teacher"] = {"checkpoint": cfg.teacher_checkpoint}
+        else:
+            teacher, tres = train_teacher(cfg, splits, out_dir, device, teacher_kind(method, cfg))
+            result["teacher"] = {"history": tres.history, "best_epoch": tres.best_epoch, "used": cfg.teacher_select}
+        result["teacher"].update(final_evaluation(teacher, splits, cfg, device))
+        teacher = _freeze(teacher)
+
+    student = new_model(cfg.model, cfg, splits.num_classes, device, cfg.seed + 1)
+    init = initialises_from_teacher(method, cfg) and teacher is not None
+    if init:
+        student.load_state_dict(teacher.state_dict())
+    elif cfg.init_checkpoint:
+        obj = ckpt.load(cfg.init_checkpoint)
+        ckpt.load_state_strict(student, ckpt.state_dict_of(obj, cfg.init_checkpoint), cfg.init_checkpoint)
+        init = cfg.init_checkpoint
+    res = train_phase(student, method, splits, cfg, os.path.join(out_dir, "student" if teacher is not None
+                      else "model"), cfg.epochs, cfg.lr, student_keys(cfg), teacher=teacher,
+                      desc=f"phase 2: {cfg.method}" if teacher is not None else cfg.method)
+    result["student"] = {"initialised_from_teacher": init, "history": res.history,
+                         "last": final_evaluation(res.model, splits, cfg, device)}
+    if res.best_state is not None:
+        best = build_model(cfg.model, splits.num_classes, width=cfg.width)
+        best.load_state_dict(res.best_state)
+        best = _prepare(best, cfg, device)
+        result["student"]["best"] = {"epoch": res.best_epoch, **final_evaluation(best, splits, cfg, device)}
+    result["wall_seconds"] = time.perf_counter() - t_start
+    ckpt.write_text_atomic(json.dumps(result, indent=1), os.path.join(out_dir, "result.json"))
+    return result

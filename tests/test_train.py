@@ -1,0 +1,180 @@
+"""The two-phase trainer: initialisation, resume equivalence, checkpoints, results."""
+
+import json
+import os
+
+import pytest
+import torch
+
+import cktat_core.train as train_mod
+from cktat_core import checkpoint as ckpt
+from cktat_core.config import from_profile
+from cktat_core.errors import CheckpointError
+
+
+def _cfg(tiny, **kw):
+    return from_profile("smoke", {**tiny, **kw})
+
+
+def _same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_student_starts_as_a_copy_of_the_teacher(tiny, tmp_path):
+    # with zero adversarial epochs the student is exactly the teacher
+    res = train_mod.run(_cfg(tiny, epochs=0), str(tmp_path))
+    assert res["student"]["initialised_from_teacher"] is True
+    s_eval, t_eval = res["student"]["last"]["test"]["attacks"], res["teacher"]["test"]["attacks"]
+    assert s_eval["natural"]["correct"] == t_eval["natural"]["correct"]
+
+
+def test_init_copies_weights_and_ablation_does_not(tiny, tmp_path, monkeypatch):
+    seen = {}
+    real = train_mod.train_phase
+
+    def spy(model, method, *a, **k):
+        if method.name == "cktat":
+            seen["student"] = {k_: v.clone() for k_, v in model.state_dict().items()}
+        return real(model, method, *a, **k)
+
+    monkeypatch.setattr(train_mod, "train_phase", spy)
+    train_mod.run(_cfg(tiny, epochs=1), str(tmp_path / "a"))
+    teacher = ckpt.load(str(tmp_path / "a" / "teacher" / "last.pt"))["model"]
+    assert _same_state(seen["student"], teacher)
+    train_mod.run(_cfg(tiny, epochs=1, init_from_teacher=False), str(tmp_path / "b"))
+    assert not torch.equal(seen["student"]["linear.weight"], teacher["linear.weight"])
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tiny, tmp_path, monkeypatch):
+    cfg = _cfg(tiny, epochs=3, teacher_epochs=2, val_size=100)
+    full = train_mod.run(cfg, str(tmp_path / "full"))
+
+    calls = {"n": 0}
+    real_eval = train_mod.evaluate
+
+    def crash_in_third_student_epoch(model, data, *a, **k):
+        if len(data) == 100:  # a validation pass, at the end of an epoch
+            calls["n"] += 1
+            if calls["n"] == 2 + 3:  # 2 teacher epochs, student epochs 1 and 2 finish; epoch 3 is cut off
+                raise KeyboardInterrupt
+        return real_eval(model, data, *a, **k)
+
+    monkeypatch.setattr(train_mod, "evaluate", crash_in_third_student_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.run(cfg, str(tmp_path / "cut"))
+    assert ckpt.load(str(tmp_path / "cut" / "student" / "last.pt"))["epoch"] == 2
+    assert not (tmp_path / "cut" / "result.json").exists()
+    monkeypatch.setattr(train_mod, "evaluate", real_eval)
+    resumed = train_mod.run(cfg, str(tmp_path / "cut"))
+
+    a = ckpt.load(str(tmp_path / "full" / "student" / "last.pt"))
+    b = ckpt.load(str(tmp_path / "cut" / "student" / "last.pt"))
+    assert _same_state(a["model"], b["model"])
+    assert _same_state(a["optimizer"]["state"][0], b["optimizer"]["state"][0])
+    strip = lambda h: [{k: v for k, v in r.items() if k != "train_seconds"} for r in h]
+    assert strip(full["student"]["history"]) == strip(resumed["student"]["history"])
+    def test_metrics(r):
+        return {a: {k: v for k, v in d.items() if k != "seconds"} for a, d in r["student"]["last"]["test"]["attacks"].items()}
+    assert test_metrics(full) == test_metrics(resumed)  # natural and PGD (its random start included)
+    lines = (tmp_path / "cut" / "student" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["epoch"] for l in lines] == [1, 2, 3]
+
+
+def test_rerun_of_a_finished_run_trains_nothing(tiny, tmp_path, monkeypatch):
+    cfg = _cfg(tiny, epochs=1, teacher_epochs=1)
+    train_mod.run(cfg, str(tmp_path))
+    before = (tmp_path / "student" / "last.pt").read_bytes()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished phase must not train again")
+
+    monkeypatch.setattr(train_mod, "batches", no_training)
+    res = train_mod.run(cfg, str(tmp_path))
+    assert (tmp_path / "student" / "last.pt").read_bytes() == before
+    assert res["student"]["history"][-1]["epoch"] == 1
+
+
+def test_changed_settings_refuse_to_resume_and_keep_the_checkpoint(tiny, tmp_path):
+    train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1), str(tmp_path))
+    before = (tmp_path / "student" / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError) as e:
+        train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1, beta=3.0), str(tmp_path))
+    assert "beta" in str(e.value)
+    assert (tmp_path / "student" / "last.pt").read_bytes() == before
+
+
+def test_teacher_is_reused_across_student_settings(tiny, tmp_path):
+    """The teacher's checkpoint depends on teacher settings only: a tau sweep trains it once."""
+    train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1), str(tmp_path / "a"))
+    t = str(tmp_path / "a" / "teacher" / "last.pt")
+    res = train_mod.run(_cfg(tiny, epochs=1, teacher_checkpoint=t, tau=3.0), str(tmp_path / "b"))
+    assert not (tmp_path / "b" / "teacher").exists()
+    assert res["teacher"]["checkpoint"] == t
+
+
+def test_result_json_has_what_the_book_reads(tiny, tmp_path):
+    res = train_mod.run(_cfg(tiny, epochs=2, teacher_epochs=1), str(tmp_path))
+    on_disk = json.loads((tmp_path / "result.json").read_text())
+    assert on_disk["method"] == "cktat" and on_disk["seed"] == 0
+    assert {"torch", "python", "cktat_core"} <= set(on_disk["versions"])
+    assert on_disk["wall_seconds"] > 0
+    for who in (on_disk["teacher"], on_disk["student"]["last"], on_disk["student"]["best"]):
+        attacks = who["test"]["attacks"]
+        assert {"natural", "pgd3"} <= set(attacks)
+        assert 0 <= attacks["pgd3"]["accuracy"] <= attacks["natural"]["accuracy"] <= 100
+        assert attacks["natural"]["total"] == 128
+        assert "single_view" in attacks["natural"]["groups"]
+        assert "probe_f2" in who
+    assert 1 <= on_disk["student"]["best"]["epoch"] <= 2
+    assert res["config"]["tau"] == 1.0  # the smoke profile's temperature
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    path = str(tmp_path / "x.pt")
+    ckpt.save_atomic({"a": torch.ones(2)}, path)
+
+    def broken_save(obj, fh):
+        fh.write(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(RuntimeError):
+        ckpt.save_atomic({"a": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(ckpt.load(path)["a"], torch.ones(2))
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    p = tmp_path / "bad.pt"
+    p.write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(p))
+    assert "corrupt" in str(e.value)
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load(str(tmp_path / "missing.pt"))
+    assert "does not exist" in str(e.value)
+
+
+def test_strict_loading_names_missing_and_unexpected_keys():
+    from cktat_core.models import build_model
+
+    m = build_model("resnet18")
+    sd = dict(m.state_dict())
+    sd.pop("linear.bias")
+    sd["fc.weight"] = torch.zeros(10, 512)
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load_state_strict(build_model("resnet18"), sd, "x.pt")
+    assert "linear.bias" in str(e.value) and "fc.weight" in str(e.value)
+
+
+def test_plain_and_wrapped_state_dicts_load(tmp_path):
+    from cktat_core.models import build_model
+
+    m = build_model("resnet18")
+    torch.save({"state_dict": {"module." + k: v for k, v in m.state_dict().items()}}, tmp_path / "w.pt")
+    loaded, info = ckpt.load_model(str(tmp_path / "w.pt"), "resnet18")
+    assert info["model_name"] == "resnet18"
+    assert _same_state(loaded.state_dict(), m.state_dict())
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load_model(str(tmp_path / "w.pt"))
+    assert "--model" in str(e.value)
