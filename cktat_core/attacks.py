@@ -1,4 +1,6 @@
-"""White-box attacks on [0, 1] images: PGD (L-inf and L2, several objectives) and FGSM.
+"""White-box attacks on [0, 1] images: PGD (L-inf and L2, several objectives), FGSM, and the evaluation
+attacks of Table 4: MIM (`mim`) and CW-inf (`cw_inf`, PGD on the margin loss `cw_loss`). AutoAttack lives
+in `cktat_core.autoattack`.
 
 Every attack
 - returns a detached tensor inside the eps-ball around x and inside [0, 1];
@@ -85,6 +87,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255
     try:
         x = x.detach()
         objective = _objective(model, x, y, loss)
+        if norm == "linf":  # ball and [0, 1] box in one clamp: delta in [max(-eps, -x), min(eps, 1 - x)]
+            lo, hi = (-x).clamp(min=-eps), (1 - x).clamp(max=eps)
         delta = _project(_start(x, eps, norm, random_start), x, eps, norm)
         g_acc = torch.zeros_like(x) if momentum else None
         for _ in range(steps):
@@ -96,10 +100,10 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255
                 g_acc = momentum * g_acc + grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
                 grad = g_acc
             if norm == "linf":
-                delta = delta + alpha * grad.sign()
+                delta = torch.clamp(delta.add_(grad.sign(), alpha=alpha), lo, hi)
             else:
                 delta = delta + alpha * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            delta = _project(delta, x, eps, norm)
+                delta = _project(delta, x, eps, norm)
         return (x + delta).detach()
     finally:
         model.train(was_training)
@@ -109,3 +113,47 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 25
          loss: LossArg = "ce") -> torch.Tensor:
     """One gradient-sign step of size eps from x (Goodfellow et al. 2015)."""
     return pgd(model, x, y, eps=eps, alpha=eps, steps=1, norm=norm, loss=loss, random_start="none")
+
+
+# ----------------------------------------------------------------- evaluation attacks (SPEC 5, Table 4)
+def cw_loss(kappa: float = 50.0, target: torch.Tensor | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The Carlini-Wagner margin as a per-sample objective to maximise, as the TRADES / MART evaluation codes
+    write it: -relu(z_y - max_{j != y} z_j + kappa). Maximising it pushes the true logit below the runner-up
+    until the margin reaches -kappa (kappa 50 in those codes; some papers use 0).
+
+    target (optional, a label per sample): the targeted variant -relu(max_{j != t} z_j - z_t + kappa), which
+    pulls the logit of class t above every other logit.
+    """
+    def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        cls = y if target is None else target
+        onehot = F.one_hot(cls, logits.shape[1]).bool()
+        own = logits.gather(1, cls[:, None]).squeeze(1)
+        other = logits.masked_fill(onehot, float("-inf")).amax(1)
+        gap = own - other if target is None else other - own
+        return -F.relu(gap + kappa)
+    return margin
+
+
+def targeted_ce(target: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Per-sample objective of a targeted attack: -CE(logits, target), maximised by moving towards class t."""
+    return lambda logits, _y: -F.cross_entropy(logits.float(), target, reduction="none")
+
+
+def mim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, alpha: float = 2 / 255,
+        steps: int = 20, decay: float = 1.0, norm: str = "linf", loss: LossArg = "ce") -> torch.Tensor:
+    """Momentum iterative attack (MI-FGSM, Dong et al. 2018): g <- decay * g + grad / ||grad||_1, step alpha *
+    sign(g), projected into the eps-ball and [0, 1]. Starts at x (no random start), as Dong et al. and the
+    common evaluation codes do. The book's protocol: 20 steps of 2/255, decay 1.0 (SPEC 5).
+    """
+    return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, norm=norm, loss=loss, random_start="none",
+               momentum=decay)
+
+
+def cw_inf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, alpha: float = 2 / 255,
+           steps: int = 30, kappa: float = 50.0, random_start: str = "uniform",
+           target: torch.Tensor | None = None) -> torch.Tensor:
+    """CW-inf: L-inf PGD on the CW margin (`cw_loss`), not the original optimisation-based C&W attack.
+    SPEC 5: 30 steps of 2/255 from a uniform start, kappa 50."""
+    return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, norm="linf", loss=cw_loss(kappa, target),
+               random_start=random_start)
