@@ -1,8 +1,9 @@
 """The `cktat` command line.
 
     cktat train --method cktat --profile smoke --out runs/cktat [--set tau=2 beta=6 ...]
-    cktat eval --checkpoint runs/cktat/student/last.pt [--attacks natural,pgd20]
+    cktat eval --checkpoint runs/cktat/student/last.pt [--attacks all --protocol standard --limit N]
     cktat methods
+    cktat compare --methods pgdat,trades,cktat --profile smoke --out runs/compare [--summary results/x.json]
 
 Bad input (an out-of-range value, an unknown name, a missing dataset or a corrupt checkpoint) prints one
 line naming the field and what is allowed, and exits with status 2; finished checkpoints are never touched.
@@ -33,8 +34,12 @@ def cmd_train(args) -> int:
     from .config import from_profile, parse_overrides
     from .train import run
 
+    from .methods import method_name
+
     overrides = parse_overrides(args.set or [])
-    overrides["method"] = args.method
+    overrides["method"] = method_name(args.method)
+    if args.teacher:
+        overrides["teacher_checkpoint"] = args.teacher
     cfg = from_profile(args.profile, overrides)
     result = run(cfg, args.out)
     print(f"{cfg.method} ({args.profile} profile) on {cfg.dataset}, {result['wall_seconds']:.0f} s; test accuracy:")
@@ -47,15 +52,41 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _eval_options(args, names: list[str]):
+    """Validate the eval options that argparse cannot: one clear error line each."""
+    from .config import parse_value
+    from .errors import ConfigError
+    from .evaluate import AA_VERSIONS, get_protocol
+
+    get_protocol(args.protocol)
+    if args.aa_version not in AA_VERSIONS:
+        raise ConfigError("--aa-version", f"must be one of {', '.join(AA_VERSIONS)}", args.aa_version)
+    if args.limit < 0:
+        raise ConfigError("--limit", "must be >= 0 (0 = the whole test set)", args.limit)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError("--batch-size", "must be >= 1", args.batch_size)
+    if args.kappa < 0:
+        raise ConfigError("--kappa", "must be >= 0", args.kappa)
+    sweep = [parse_value("eps", t.strip()) for t in (args.eps_sweep or "").split(",") if t.strip()]
+    if any(e <= 0 for e in sweep):
+        raise ConfigError("--eps-sweep", "every eps must be > 0", args.eps_sweep)
+    if any(n in ("aa", "autoattack", "all") for n in names):
+        from .autoattack import find_package
+        find_package()
+    return sweep
+
+
 def cmd_eval(args) -> int:
     import torch
 
     from . import checkpoint as ckpt
     from .config import parse_value
     from .data import dataset_defaults, load_test
-    from .evaluate import Threat, evaluate
+    from .evaluate import Threat, attack_spec, evaluate, expand_names, format_table
     from .train import pick_device, versions
 
+    names = expand_names(a.strip() for a in args.attacks.split(",") if a.strip())
+    sweep = _eval_options(args, names)
     model, info = ckpt.load_model(args.checkpoint, args.model)
     cfg = info.get("config", {})
     dataset = args.dataset or cfg.get("dataset") or "cifar10"
@@ -63,30 +94,55 @@ def cmd_eval(args) -> int:
     if defaults["num_classes"] != info["num_classes"]:
         raise CktatError(f"--dataset: {dataset} has {defaults['num_classes']} classes, the checkpoint "
                          f"{info['num_classes']}")
+    norm = cfg.get("norm", "linf")
     eps = parse_value("eps", args.eps) if args.eps else (cfg.get("eps") or defaults["eps"])
-    alpha = cfg.get("alpha") if not args.eps and cfg.get("alpha") else eps / 4
-    threat = Threat(eps, alpha, cfg.get("norm", "linf"))
+    alpha = parse_value("alpha", args.alpha) if args.alpha else eps / 4  # SPEC 5: step 2/255 at eps 8/255
+    threat = Threat(eps, alpha, norm, defaults["eps_l2"], defaults["eps_l2"] / 4)
+    for n in names:  # unknown names fail before any work
+        attack_spec(n, threat, args.protocol, args.kappa, args.aa_version)
     test, _ = load_test(dataset, args.data_dir or cfg.get("data_dir") or "data", args.limit)
     device = pick_device(args.device)
     model = model.to(device)
     test = test.to(device)
-    names = [a.strip() for a in args.attacks.split(",") if a.strip()]
-    try:
-        from .evaluate import attack_by_name
-        attacks = {n: attack_by_name(n, threat) for n in names}
-    except ValueError as e:
-        raise CktatError(f"--attacks: {e}") from None
     with torch.inference_mode(False):
-        res = evaluate(model, test, attacks, threat, args.batch_size or 500)
+        res = evaluate(model, test, names, threat, args.batch_size or 500, protocol=args.protocol, kappa=args.kappa,
+                       aa_version=args.aa_version, eps_sweep=sweep, gradient_check=True,
+                       progress=not args.no_progress, seed=args.seed)
     res.update({"checkpoint": os.path.abspath(args.checkpoint), "model": info["model_name"], "dataset": dataset,
-                "threat": {"eps": eps, "alpha": alpha, "norm": threat.norm}, "versions": versions()})
-    print(f"{info['model_name']} on {dataset} ({res['n']} test images, eps {eps:.5f}):")
-    for name, a in res["attacks"].items():
-        print(f"  {name:<10} {a['accuracy']:6.2f}%  ({a['correct']}/{a['total']}, {a['seconds']:.1f} s)")
+                "device": str(device), "seed": args.seed, "versions": versions()})
+    print(f"{info['model_name']} on {dataset}, {norm} eps {eps:.5f}:")
+    print(format_table(res))
     out_dir = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
-    out = os.path.join(out_dir, f"eval_{os.path.splitext(os.path.basename(args.checkpoint))[0]}.json")
+    suffix = "" if args.protocol == "standard" else f"_{args.protocol}"
+    out = os.path.join(out_dir, f"eval_{os.path.splitext(os.path.basename(args.checkpoint))[0]}{suffix}.json")
     ckpt.write_text_atomic(json.dumps(res, indent=1), out)
     print(f"results: {out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .config import parse_overrides
+    from .experiments import compare, format_summary
+    from .methods import method_name
+
+    methods = [method_name(m) for m in args.methods.split(",") if m.strip()]
+    summary = compare(methods, args.profile, args.out, parse_overrides(args.set or []), summary_path=args.summary)
+    print(format_summary(summary))
+    print(f"summary: {summary['path']}")
+    return 0
+
+
+def cmd_book(args) -> int:
+    from .book import build, execute_chapters
+    from .config import from_profile, parse_overrides
+
+    overrides = parse_overrides(args.set or [])
+    from_profile(args.profile, overrides)  # bad values stop here, before any notebook runs
+    if not args.build_only:
+        only = [o.strip() for o in args.only.split(",")] if args.only else None
+        execute_chapters(args.profile, overrides, only, args.results)
+    if not args.no_build:
+        print(f"book: {build()}")
     return 0
 
 
@@ -113,11 +169,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory: checkpoints, metrics.jsonl, result.json")
     t.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
                    help="override config fields, e.g. --set tau=2 beta=6 eps=8/255 model=resnet18")
+    t.add_argument("--teacher", default=None, metavar="PATH",
+                   help="teacher checkpoint (same as --set teacher_checkpoint=PATH); without it phase 1 trains one")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="natural and robust accuracy of a checkpoint")
+    c = sub.add_parser("compare", help="train several methods with the same seed and budget; one summary JSON")
+    c.add_argument("--methods", default="pgdat,trades,cktat", help="comma-separated method names")
+    c.add_argument("--profile", default="smoke", help="smoke (CPU, minutes) or paper (GPU)")
+    c.add_argument("--out", required=True, help="directory for the runs (one per method, the shared teacher)")
+    c.add_argument("--summary", default=None, help="where to write the summary JSON (default: OUT/summary.json)")
+    c.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="override config fields")
+    c.set_defaults(func=cmd_compare)
+
+    e = sub.add_parser("eval", help="natural and robust accuracy of a checkpoint (Table 4 attack suite)")
     e.add_argument("--checkpoint", required=True)
-    e.add_argument("--attacks", default="natural,pgd20", help="comma-separated attack names, or 'all'")
+    e.add_argument("--attacks", default="natural,pgd20",
+                   help="comma-separated: natural, fgsm, pgdN, pgdN_l2, mim, cw, aa, or 'all' (the Table 4 row)")
+    e.add_argument("--protocol", default="standard", help="standard or compat-generalist (10 steps of 0.007)")
+    e.add_argument("--aa-version", default="standard", help="AutoAttack: standard or apgd (APGD-CE + APGD-T, for CPUs)")
+    e.add_argument("--kappa", type=float, default=50.0, help="CW margin kappa (default 50)")
+    e.add_argument("--alpha", default=None, help="PGD step (default eps/4: 2/255 at eps 8/255)")
+    e.add_argument("--eps-sweep", default=None, help="comma-separated budgets for the eps check, e.g. 2/255,4/255,8/255,16/255")
+    e.add_argument("--seed", type=int, default=0, help="seed of the random starts")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     e.add_argument("--dataset", default=None, help="default: the checkpoint's own (cifar10 for plain state_dicts)")
     e.add_argument("--data-dir", default=None)
     e.add_argument("--model", default=None, help="network name, needed for a plain state_dict")
@@ -125,8 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--eps", default=None, help="L-inf budget, e.g. 8/255 (default: the checkpoint's)")
     e.add_argument("--batch-size", type=int, default=None)
     e.add_argument("--device", default="auto")
-    e.add_argument("--out", default=None, help="directory for eval.json (default: beside the checkpoint)")
+    e.add_argument("--out", default=None, help="directory for eval_<checkpoint>.json (default: beside the checkpoint)")
     e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("book", help="execute the chapter notebooks in a profile and build the book")
+    b.add_argument("--profile", default="smoke")
+    b.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="config overrides for every chapter")
+    b.add_argument("--only", default=None, help="comma-separated chapter prefixes, e.g. 01,02")
+    b.add_argument("--results", default=None, help="folder for the runs (default results/<profile>)")
+    b.add_argument("--no-build", action="store_true", help="execute the chapters only")
+    b.add_argument("--build-only", action="store_true", help="build from the chapters already executed")
+    b.set_defaults(func=cmd_book)
 
     m = sub.add_parser("methods", help="print Table 2 of the paper generated from the method definitions")
     m.set_defaults(func=cmd_methods)

@@ -70,6 +70,30 @@ class Config:
     teacher_select: str = "last"  # which phase-1 checkpoint teaches: last epoch or best on validation
     init_checkpoint: str = ""  # start the student from these weights (any method; e.g. PGD-AT from a clean model)
     teacher_kind: str = ""  # "" = the method's own; "clean" or "robust" (phase 1 with CE or with PGD-AT)
+    # --- the other label designs (SPEC 3, 4; the authors' defaults; MART, LBGAT, LTD, RAAT++ use `beta`) ------
+    hat_beta: float = 2.5  # HAT: weight of TRADES's KL
+    hat_gamma: float = 0.5  # HAT: weight of the helper-example CE
+    hat_h: float = 2.0  # HAT: helper example x + h (x' - x)
+    ltd_tau_teacher: float = 0.5  # LTD: teacher temperature (no public code: our choice)
+    ltd_tau_student: float = 1.0  # LTD: student temperature (our choice)
+    generalist_ema: float = 0.999  # Generalist: EMA decay (with warm-up min(decay, (n+1)/(n+10)))
+    generalist_copy_start: float = 0.625  # Generalist: copy-back from this fraction of the epochs (75 of 120)
+    generalist_copy_every: int = 3  # Generalist: copy-back epochs are multiples of this
+    distill_alpha: float = 1.0  # ARD, IAD: weight of the distillation terms; 1 - alpha on CE(f(x), y)
+    ard_tau: float = 30.0  # ARD: temperature of teacher and student
+    iad_tau: float = 1.0  # IAD: temperature
+    iad_b: float = 0.1  # IAD: exponent of the teacher's reliability P_T(y|x')^b
+    iad_begin: float = 0.3  # IAD: introspection from this fraction of the epochs (60 of 200)
+    kd_tau: float = 2.0  # KD-AT-Auto: temperature t
+    kd_rho: float = 0.5  # KD-AT-Auto: interpolation between y and the teacher's soft label
+    cons_lambda: float = 1.0  # Cons-AT, RAAT, RAAT++: weight of the JS consistency (DICAR) term
+    js_tau: float = 0.5  # Cons-AT, RAAT, RAAT++: JS temperature
+    raat_eta: float = 0.1  # RAAT: reduced perturbation x + eta * delta for boundary samples
+    raat_beta_gamma: float = 0.75  # RAAT: DICAR ratio m = max(l, 1 - l), l ~ Beta(gamma, gamma)
+    ducat_start: float = 105 / 130  # DUCAT: soft dummy-class targets from this fraction of the epochs
+    ducat_w_benign: float = 0.25  # DUCAT: clean target (1 - w) onehot(y) + w onehot(y + C)
+    ducat_w_adv: float = 1.0  # DUCAT: adversarial target (1 - w) onehot(y) + w onehot(y + C)
+    ducat_recovery: str = "max"  # DUCAT: deployed C-way logits per pair of twins: max | sum (logsumexp)
     # --- evaluation ----------------------------------------------------------------------------------
     eval_steps: int = 20  # PGD steps of the final test evaluation (PGD-20)
     val_attack_steps: int = 10  # PGD steps of the per-epoch validation
@@ -245,7 +269,22 @@ def validate(cfg: Config) -> None:
     need(cfg.width >= 0, "width", "must be >= 0")
     need(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device",
          "must be auto, cpu, cuda or cuda:N")
-    METHODS[cfg.method].validate(cfg)
+    method = METHODS[cfg.method]
+    need(cfg.teacher_kind == "" or method.teacher in ("clean", "robust"), "teacher_kind",
+         f"must be empty: {cfg.method} has no clean or robust teacher")
+    for name in ("hat_beta", "hat_gamma", "distill_alpha", "kd_rho", "cons_lambda", "ducat_w_benign",
+                 "ducat_w_adv", "iad_b"):
+        need(_finite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "must be >= 0")
+    for name in ("distill_alpha", "kd_rho", "ducat_w_benign", "ducat_w_adv", "generalist_ema", "iad_begin",
+                 "ducat_start", "generalist_copy_start"):
+        need(_finite(getattr(cfg, name)) and 0 <= getattr(cfg, name) <= 1, name, "must be in [0, 1]")
+    for name in ("hat_h", "ltd_tau_teacher", "ltd_tau_student", "ard_tau", "iad_tau", "kd_tau", "js_tau",
+                 "raat_beta_gamma"):
+        need(_finite(getattr(cfg, name)) and getattr(cfg, name) > 0, name, "must be > 0")
+    need(_finite(cfg.raat_eta) and 0 < cfg.raat_eta < 1, "raat_eta", "must be in (0, 1)")
+    need(cfg.generalist_copy_every >= 1, "generalist_copy_every", "must be >= 1")
+    need(cfg.ducat_recovery in ("max", "sum"), "ducat_recovery", "must be max or sum")
+    method.validate(cfg)
 
 
 def _finite(v) -> bool:

@@ -14,6 +14,15 @@ resume: rerunning the same command continues from the last finished epoch and en
 as an uninterrupted run (same seed, CPU). Both the last and the best-on-validation model are evaluated on
 the test set; the test set never selects anything.
 
+Every method runs through the same loop; the hooks of `methods.Method` cover what differs: extra modules
+checkpointed with the student (LBGAT's co-trained teacher, Generalist's clean learner and EMA teachers), an
+`after_step` call (Generalist), un-augmented batches for methods that draw two augmentations themselves
+(Cons-AT, RAAT; from the same checkpointed generator, so resuming stays exact), the output width
+(`head_size`: DUCAT's 2C), the network a method produces (`result_network`: Generalist's mixed EMA teacher,
+which is what gets validated, saved and evaluated; `last.pt` then also holds the student under "student"),
+and how it classifies at test time (`classifier`: DUCAT's recovery). Checkpoints record the method and the
+number of classes, so `methods.load_classifier` rebuilds the deployable model.
+
 On CUDA, bf16 autocast and channels_last are used when `amp` / `channels_last` are on.
 """
 
@@ -85,7 +94,7 @@ def _seed_all(seed: int) -> torch.Generator:
 
 @dataclass
 class PhaseResult:
-    model: nn.Module  # weights of the last epoch
+    model: nn.Module  # weights of the last epoch (the method's result network, e.g. Generalist's EMA teacher)
     best_state: dict | None  # state_dict of the best-on-validation epoch
     best_epoch: int
     history: list[dict] = field(default_factory=list)
@@ -103,9 +112,11 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     os.makedirs(phase_dir, exist_ok=True)
     last_path, best_path = os.path.join(phase_dir, "last.pt"), os.path.join(phase_dir, "best.pt")
     fp = fingerprint(cfg, keys)
-    extra = method.extra_modules(cfg, splits.num_classes) if method.extra_modules else {}
+    num_classes, head = splits.num_classes, method.head_size(splits.num_classes)
+    extra = method.extra_modules(cfg, num_classes, model) if method.extra_modules else {}
     extra = {k: _prepare(m, cfg, device) for k, m in extra.items()}
-    params = list(model.parameters()) + [p for m in extra.values() for p in m.parameters()]
+    # extra modules whose parameters require grad are trained jointly; the others (EMA copies) are only carried
+    params = list(model.parameters()) + [p for m in extra.values() for p in m.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     milestones = sorted({round(f * epochs) for f in cfg.lr_milestones})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
@@ -117,7 +128,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         state = ckpt.load(last_path)
         if state.get("fingerprint") != fp:
             raise CheckpointError(_mismatch_message(last_path, state.get("fingerprint"), fp))
-        ckpt.load_state_strict(model, state["model"], last_path)
+        ckpt.load_state_strict(model, state.get("student", state["model"]), last_path)
         for k, m in extra.items():
             m.load_state_dict(state["extra"][k])
         opt.load_state_dict(state["optimizer"])
@@ -125,7 +136,10 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         _set_rng_state(state["rng"], gen)
         history, best_score, best_epoch, start = state["history"], state["best_score"], state["best_epoch"], state["epoch"]
 
-    ctx = StepContext(model=model, cfg=cfg, teacher=teacher, extra=extra)
+    ctx = StepContext(model=model, cfg=cfg, teacher=teacher, extra=extra, generator=gen, epochs=epochs,
+                      num_classes=num_classes)
+    net = method.result_network(model, extra)  # what the phase produces: validated, saved, evaluated
+    saved = dict(classes=num_classes, method=method.name)
     nb = num_batches(len(splits.train), cfg.batch_size)
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     val_attacks = {f"pgd{cfg.val_attack_steps}": None} if method.adversarial else {}
@@ -138,7 +152,9 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
             m.train()
         ctx.epoch = epoch
         loss_sum = torch.zeros((), device=device)
-        for x, y in batches(splits.train, cfg.batch_size, gen, shuffle=True, augment_data=cfg.augment):
+        # two-view methods get un-augmented batches and draw their augmentations from `gen` (ctx.augment)
+        for x, y in batches(splits.train, cfg.batch_size, gen, shuffle=True,
+                            augment_data=cfg.augment and not method.two_views):
             if cfg.channels_last and device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(cfg, device):
@@ -146,13 +162,16 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if method.after_step is not None:
+                method.after_step(ctx)
             loss_sum += loss.detach()
             bar.update()
         lr_used = opt.param_groups[0]["lr"]
         sched.step()
         train_seconds = time.perf_counter() - t0
         with autocast(cfg, device):
-            val = evaluate(model, splits.val, list(val_attacks), threat, cfg.eval_batch_size)["attacks"]
+            val = evaluate(method.classifier(net, cfg, num_classes), splits.val, list(val_attacks), threat,
+                           cfg.eval_batch_size)["attacks"]
         record = {"epoch": epoch + 1, "lr": lr_used, "train_loss": float(loss_sum) / max(nb, 1),
                   "val_natural": val["natural"]["accuracy"], "train_seconds": train_seconds}
         score = record["val_natural"]
@@ -163,10 +182,11 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         bar.set_postfix({k: round(v, 2) for k, v in record.items() if k.startswith("val_")})
         if score > best_score:
             best_score, best_epoch = score, epoch + 1
-            ckpt.save_atomic(ckpt.model_checkpoint(model, model_name or cfg.model, splits.num_classes,
-                                                   cfg.to_dict(), epoch=epoch + 1, val_score=score), best_path)
+            ckpt.save_atomic(ckpt.model_checkpoint(net, model_name or cfg.model, head, cfg.to_dict(),
+                                                   epoch=epoch + 1, val_score=score, **saved), best_path)
         ckpt.save_atomic({
-            **ckpt.model_checkpoint(model, model_name or cfg.model, splits.num_classes, cfg.to_dict()),
+            **ckpt.model_checkpoint(net, model_name or cfg.model, head, cfg.to_dict(), **saved),
+            **({"student": model.state_dict()} if net is not model else {}),
             "fingerprint": fp, "epoch": epoch + 1, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "rng": _rng_state(gen), "history": history, "best_score": best_score, "best_epoch": best_epoch,
             "extra": {k: m.state_dict() for k, m in extra.items()},
@@ -175,7 +195,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
                                os.path.join(phase_dir, "metrics.jsonl"))
     bar.close()
     best_state = ckpt.load(best_path)["model"] if os.path.exists(best_path) else None
-    return PhaseResult(model, best_state, best_epoch, history)
+    return PhaseResult(net, best_state, best_epoch, history)
 
 
 def _mismatch_message(path: str, old: str | None, new: str) -> str:
@@ -231,14 +251,28 @@ def _freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torch.device) -> dict:
-    """Natural and PGD-`eval_steps` accuracy on the test set (and on the probe sets, if any)."""
+def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torch.device,
+                     method: Method | None = None) -> dict:
+    """Natural and PGD-`eval_steps` accuracy on the test set (and on the probe sets, if any).
+
+    With `method`, the network is evaluated as the method deploys it (`method.classifier`: DUCAT's recovered
+    C-way model, attacked adaptively) and the method's extra attacks are added (DUCAT: the authors' protocol on
+    the raw head), with `protocol_gap`: each extra attack's accuracy minus the standard PGD's.
+    """
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     names = [f"pgd{cfg.eval_steps}"]
+    clf = method.classifier(model, cfg, splits.num_classes) if method is not None else model
     with autocast(cfg, device):
-        res = {"test": evaluate(model, splits.test, names, threat, cfg.eval_batch_size)}
+        res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size)}
+        if method is not None and method.eval_attacks is not None:
+            extra = method.eval_attacks(cfg, threat, cfg.eval_steps)
+            more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size)["attacks"]
+            base = res["test"]["attacks"][names[0]]["accuracy"]
+            for name in extra:
+                res["test"]["attacks"][name] = more[name]
+            res["protocol_gap"] = {name: more[name]["accuracy"] - base for name in extra}
         for pname, pdata in splits.probes.items():
-            res[pname] = evaluate(model, pdata, [], threat, cfg.eval_batch_size)
+            res[pname] = evaluate(clf, pdata, [], threat, cfg.eval_batch_size)
     return res
 
 
@@ -272,7 +306,8 @@ def run(cfg: Config, out_dir: str) -> dict:
         result["teacher"].update(final_evaluation(teacher, splits, cfg, device))
         teacher = _freeze(teacher)
 
-    student = new_model(cfg.model, cfg, splits.num_classes, device, cfg.seed + 1)
+    head = method.head_size(splits.num_classes)
+    student = new_model(cfg.model, cfg, head, device, cfg.seed + 1)
     init = initialises_from_teacher(method, cfg) and teacher is not None
     if init:
         student.load_state_dict(teacher.state_dict())
@@ -284,12 +319,12 @@ def run(cfg: Config, out_dir: str) -> dict:
                       else "model"), cfg.epochs, cfg.lr, student_keys(cfg), teacher=teacher,
                       desc=f"phase 2: {cfg.method}" if teacher is not None else cfg.method)
     result["student"] = {"initialised_from_teacher": init, "history": res.history,
-                         "last": final_evaluation(res.model, splits, cfg, device)}
+                         "last": final_evaluation(res.model, splits, cfg, device, method)}
     if res.best_state is not None:
-        best = build_model(cfg.model, splits.num_classes, width=cfg.width)
+        best = build_model(cfg.model, head, width=cfg.width)
         best.load_state_dict(res.best_state)
         best = _prepare(best, cfg, device)
-        result["student"]["best"] = {"epoch": res.best_epoch, **final_evaluation(best, splits, cfg, device)}
+        result["student"]["best"] = {"epoch": res.best_epoch, **final_evaluation(best, splits, cfg, device, method)}
     result["wall_seconds"] = time.perf_counter() - t_start
     ckpt.write_text_atomic(json.dumps(result, indent=1), os.path.join(out_dir, "result.json"))
     return result
