@@ -1,0 +1,107 @@
+"""Figures for the book. matplotlib (and Captum, for attributions) are imported only when a figure is drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import theory
+from .data import TensorData
+
+
+def _plt():
+    import matplotlib.pyplot as plt  # optional dependency: imported only when drawing
+
+    return plt
+
+
+def show_images(x: torch.Tensor, titles: list[str] | None = None, ncols: int = 8, stretch: bool = True,
+                size: float = 1.4):
+    """A grid of images; `stretch` rescales each image to its own min..max so faint patterns are visible."""
+    plt = _plt()
+    n = len(x)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3 * (titles is not None)))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = x[i].detach().float().cpu()
+        if stretch:
+            img = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-8)
+        ax.imshow(img.permute(1, 2, 0).numpy())
+        if titles:
+            ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def multiview_examples(data: TensorData, per_group: int = 4):
+    """Multi-view samples, single-view samples with feature 1 weak, and with feature 2 weak, a row each."""
+    picks, titles = [], []
+    for group, label in [("multi_view", "multi-view"), ("weak_f1", "f1 weak"), ("weak_f2", "f2 weak")]:
+        idx = torch.nonzero(data.groups[group]).flatten()[:per_group]
+        picks += idx.tolist()
+        titles += [f"{label}, y={int(data.y[i])}" for i in idx]
+    return show_images(data.x[picks], titles, ncols=per_group)
+
+
+def incentive_map(k1: float = 0.3, theta: float = 1.0, mixture_sum: float = 3.0, steps: int = 101,
+                  mark: tuple[float, float] | None = (0.4, 0.8)):
+    """Eq. 11 over (mu, k2): where adversarial training gains nothing from learning a second feature."""
+    plt = _plt()
+    mus = np.linspace(0, 1, steps)
+    k2s = np.linspace(0, 1, steps)
+    z = np.array([[theory.robust_error_change(m, k1, k2, theta, mixture_sum) for m in mus] for k2 in k2s])
+    fig, ax = plt.subplots(figsize=(5, 4))
+    lim = np.abs(z).max()
+    im = ax.pcolormesh(mus, k2s, z, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="auto")
+    ax.contour(mus, k2s, z, levels=[0.0], colors="k", linewidths=1)
+    if mark:
+        ax.plot(*mark, "k*", markersize=12)
+    ax.set_xlabel("fraction of single-view data  $\\mu$")
+    ax.set_ylabel("un-purified response of the new feature  $k_2$")
+    ax.set_title(f"robust error change when learning the 2nd feature ($k_1$={k1})", fontsize=9)
+    fig.colorbar(im, ax=ax, label="$R^2_{robust} - R^1_{robust}$ (>0: no incentive)")
+    fig.tight_layout()
+    return fig
+
+
+def grouped_bars(rows: dict[str, dict[str, float]], columns: list[str], labels: dict[str, str] | None = None,
+                 ylabel: str = "accuracy (%)", chance: float | None = None):
+    """One group of bars per column, one bar per row (e.g. per model)."""
+    plt = _plt()
+    labels = labels or {}
+    names = list(rows)
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(1.4 * len(columns) + 2, 3.2))
+    xs = np.arange(len(columns))
+    for i, name in enumerate(names):
+        vals = [rows[name].get(c) or 0.0 for c in columns]
+        ax.bar(xs + (i - (len(names) - 1) / 2) * width, vals, width, label=name)
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle=":", linewidth=1, label="chance")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([labels.get(c, c) for c in columns], fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, ncol=min(len(names) + 1, 4), loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, list[dict]], keys: tuple[str, ...] = ("val_natural",)):
+    """Validation accuracy per epoch for several runs."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3))
+    for ax, key in zip(np.atleast_1d(axes), keys):
+        for name, hist in histories.items():
+            pts = [(h["epoch"], h[key]) for h in hist if key in h]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_", " ") + " (%)")
+        ax.set_ylim(0, 100)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
