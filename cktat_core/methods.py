@@ -5,7 +5,16 @@ labels (none / clean / robust / co-trained) and which learning-difficulty reduce
 computes one batch's loss from the student, the batch and (if any) the frozen teacher. One trainer
 (`cktat_core.train`) runs any of them; `table2()` renders the paper's Table 2 from these definitions.
 
-To add a method: write its loss in `losses.py`, a step function here, and `register(Method(...))`.
+Registered (CLI name, paper spelling): pgdat PGDAT, trades TRADES, mart MART, lbgat LBGAT, ltd LTD, hat HAT,
+generalist Generalist, ard ARD, iad IAD, rslad RSLAD, kd_at_auto KD-AT-Auto, cktat CKTAT, cons_at Cons-AT,
+raat RAAT, raat_pp RAAT++, ducat DUCAT (`method_name` maps a paper spelling to its CLI name). Each step's
+docstring cites the paper, states the defaults and lists every deviation from the authors' code, including the
+traps of SPEC 3 that are deliberately not copied. Attacks always run with the model in eval() mode (SPEC 1)
+and model selection uses the validation split, never the test set.
+
+To add a method: write its loss in `losses.py`, a step function here, and `register(Method(...))`; the hooks
+of `Method` (extra modules, two views, after-step, head size, result network, classifier, extra evaluation
+attacks) cover what the shared trainer must do differently.
 """
 
 from __future__ import annotations
