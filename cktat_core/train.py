@@ -126,8 +126,10 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
 
     if os.path.exists(last_path):
         state = ckpt.load(last_path)
-        if state.get("fingerprint") != fp:
-            raise CheckpointError(_mismatch_message(last_path, state.get("fingerprint"), fp))
+        diff = _changed_settings(state.get("fingerprint"), fp)
+        if diff:
+            raise CheckpointError(f"{last_path} was written by a run with other settings ({'; '.join(diff[:3])}); "
+                                  f"use a new --out or the same settings")
         ckpt.load_state_strict(model, state.get("student", state["model"]), last_path)
         for k, m in extra.items():
             m.load_state_dict(state["extra"][k])
@@ -198,14 +200,24 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     return PhaseResult(net, best_state, best_epoch, history)
 
 
-def _mismatch_message(path: str, old: str | None, new: str) -> str:
+def _changed_settings(old: str | None, new: str) -> list[str]:
+    """The fields whose values differ between a checkpoint's settings and the current ones.
+
+    A field the checkpoint does not record (added to the library after it was written) counts as unchanged
+    while it holds its default, so upgrading the library does not orphan finished runs.
+    """
     try:
-        a, b = json.loads(old or "{}"), json.loads(new)
-        diff = [f"{k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        before = json.loads(old or "{}")
     except ValueError:
-        diff = []
-    what = "; ".join(diff[:3]) if diff else "unknown settings"
-    return f"{path} was written by a run with other settings ({what}); use a new --out or the same settings"
+        before = {}
+    now = json.loads(new)
+    defaults = json.loads(json.dumps(Config().to_dict()))
+    diff = []
+    for k in sorted(now):
+        was = before[k] if k in before else defaults.get(k)
+        if was != now[k]:
+            diff.append(f"{k}: {was!r} there, {now[k]!r} now")
+    return diff
 
 
 # ----------------------------------------------------------------------------------------- a full run

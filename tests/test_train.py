@@ -178,3 +178,19 @@ def test_plain_and_wrapped_state_dicts_load(tmp_path):
     with pytest.raises(CheckpointError) as e:
         ckpt.load_model(str(tmp_path / "w.pt"))
     assert "--model" in str(e.value)
+
+
+def test_fields_added_later_do_not_orphan_finished_runs(tiny, tmp_path):
+    """A checkpoint written before a config field existed resumes while the field keeps its default."""
+    cfg = _cfg(tiny, epochs=1, teacher_epochs=1)
+    train_mod.run(cfg, str(tmp_path))
+    path = str(tmp_path / "student" / "last.pt")
+    state = ckpt.load(path)
+    fp = json.loads(state["fingerprint"])
+    assert fp.pop("hat_gamma") is not None  # pretend the run predates this field
+    state["fingerprint"] = json.dumps(fp, sort_keys=True)
+    ckpt.save_atomic(state, path)
+    train_mod.run(cfg, str(tmp_path))  # resumes (nothing left to train)
+    with pytest.raises(CheckpointError) as e:
+        train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1, hat_gamma=0.9), str(tmp_path))
+    assert "hat_gamma" in str(e.value)
