@@ -3,7 +3,7 @@
 # cross-entropy on the CIFAR-10 subset in ../shared/data, then attacked. Clean accuracy is that of a small,
 # short run; robust accuracy under PGD-20 at eps 8/255 should be near zero.
 #
-#   bash benchmarks/example_standard_resnet18.sh     # about 30 minutes on two CPU cores (AutoAttack: 7)
+#   bash benchmarks/example_standard_resnet18.sh     # about 30 minutes on two CPU cores, 7 of them AutoAttack
 #
 # Environment: DATA_DIR (default ../shared/data), RUN_DIR (default runs/example_standard_resnet18),
 # EPOCHS (default 12), PY (default .venv/bin/python), RUN_PREFIX (a command put before every Python
