@@ -77,45 +77,22 @@ def _eval_options(args, names: list[str]):
 
 
 def cmd_eval(args) -> int:
-    import torch
-
-    from . import checkpoint as ckpt
     from .config import parse_value
-    from .data import dataset_defaults, load_test
-    from .evaluate import Threat, attack_spec, evaluate, expand_names, format_table
-    from .train import pick_device, versions
+    from .evaluate import evaluate_checkpoint, expand_names, format_table
 
     names = expand_names(a.strip() for a in args.attacks.split(",") if a.strip())
     sweep = _eval_options(args, names)
-    model, info = ckpt.load_model(args.checkpoint, args.model)
-    cfg = info.get("config", {})
-    dataset = args.dataset or cfg.get("dataset") or "cifar10"
-    defaults = dataset_defaults(dataset)
-    if defaults["num_classes"] != info["num_classes"]:
-        raise CktatError(f"--dataset: {dataset} has {defaults['num_classes']} classes, the checkpoint "
-                         f"{info['num_classes']}")
-    norm = cfg.get("norm", "linf")
-    eps = parse_value("eps", args.eps) if args.eps else (cfg.get("eps") or defaults["eps"])
-    alpha = parse_value("alpha", args.alpha) if args.alpha else eps / 4  # SPEC 5: step 2/255 at eps 8/255
-    threat = Threat(eps, alpha, norm, defaults["eps_l2"], defaults["eps_l2"] / 4)
-    for n in names:  # unknown names fail before any work
-        attack_spec(n, threat, args.protocol, args.kappa, args.aa_version)
-    test, _ = load_test(dataset, args.data_dir or cfg.get("data_dir") or "data", args.limit)
-    device = pick_device(args.device)
-    model = model.to(device)
-    test = test.to(device)
-    with torch.inference_mode(False):
-        res = evaluate(model, test, names, threat, args.batch_size or 500, protocol=args.protocol, kappa=args.kappa,
-                       aa_version=args.aa_version, eps_sweep=sweep, gradient_check=True,
-                       progress=not args.no_progress, seed=args.seed)
-    res.update({"checkpoint": os.path.abspath(args.checkpoint), "model": info["model_name"], "dataset": dataset,
-                "device": str(device), "seed": args.seed, "versions": versions()})
-    print(f"{info['model_name']} on {dataset}, {norm} eps {eps:.5f}:")
-    print(format_table(res))
     out_dir = args.out or os.path.dirname(os.path.abspath(args.checkpoint))
     suffix = "" if args.protocol == "standard" else f"_{args.protocol}"
     out = os.path.join(out_dir, f"eval_{os.path.splitext(os.path.basename(args.checkpoint))[0]}{suffix}.json")
-    ckpt.write_text_atomic(json.dumps(res, indent=1), out)
+    res = evaluate_checkpoint(
+        args.checkpoint, names, dataset=args.dataset, data_dir=args.data_dir, model=args.model, limit=args.limit,
+        eps=parse_value("eps", args.eps) if args.eps else None,
+        alpha=parse_value("alpha", args.alpha) if args.alpha else None, protocol=args.protocol, kappa=args.kappa,
+        aa_version=args.aa_version, eps_sweep=sweep, seed=args.seed, device=args.device,
+        batch_size=args.batch_size or 500, progress=not args.no_progress, out=out)
+    print(f"{res['model']} on {res['dataset']}, {res['threat']['norm']} eps {res['threat']['eps']:.5f}:")
+    print(format_table(res))
     print(f"results: {out}")
     return 0
 

@@ -197,6 +197,19 @@ class Normalized(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
+class InputQuantized(nn.Module):
+    """A deliberately gradient-masked model, for teaching the evaluation checks: the input is re-quantised to
+    `levels` steps with torch.round, whose gradient is zero almost everywhere, so every gradient attack sees
+    a zero gradient while the predictions hardly change. It looks robust to PGD and is not."""
+
+    def __init__(self, model: nn.Module, levels: int = 255):
+        super().__init__()
+        self.model, self.levels = model, levels
+
+    def forward(self, x):
+        return self.model(torch.round(x * self.levels) / self.levels)
+
+
 MODELS = {
     "resnet18": lambda num_classes, **kw: ResNet(BasicBlock, [2, 2, 2, 2], num_classes),
     "preact_resnet18": lambda num_classes, **kw: ResNet(PreActBlock, [2, 2, 2, 2], num_classes, preact=True),

@@ -269,16 +269,18 @@ def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torc
 
     With `method`, the network is evaluated as the method deploys it (`method.classifier`: DUCAT's recovered
     C-way model, attacked adaptively) and the method's extra attacks are added (DUCAT: the authors' protocol on
-    the raw head), with `protocol_gap`: each extra attack's accuracy minus the standard PGD's.
+    the raw head), with `protocol_gap`: each extra attack's accuracy minus the standard PGD's. PGD's random
+    starts are drawn from cfg.seed, so the same weights always give the same numbers (the last and the best
+    epoch agree when they are the same epoch), and the caller's random state is left as it was.
     """
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     names = [f"pgd{cfg.eval_steps}"]
     clf = method.classifier(model, cfg, splits.num_classes) if method is not None else model
     with autocast(cfg, device):
-        res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size)}
+        res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size, seed=cfg.seed)}
         if method is not None and method.eval_attacks is not None:
             extra = method.eval_attacks(cfg, threat, cfg.eval_steps)
-            more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size)["attacks"]
+            more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size, seed=cfg.seed)["attacks"]
             base = res["test"]["attacks"][names[0]]["accuracy"]
             for name in extra:
                 res["test"]["attacks"][name] = more[name]

@@ -102,3 +102,16 @@ def test_methods_prints_table2(capsys):
     assert "label of f(x')" in out
     row = [l for l in out.splitlines() if l.startswith("cktat")][0]
     assert "T^tau(x)" in row and "clean" in row and "temperature" in row and "initialisation" in row
+
+
+def test_eval_of_a_ducat_checkpoint_attacks_the_deployed_c_way_model(capsys, tmp_path):
+    out = tmp_path / "ducat"
+    assert main(["train", "--method", "ducat", "--profile", "smoke", "--out", str(out), "--set"] + TINY_SET) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "model" / "last.pt"), "--attacks", "natural,pgd3", "--limit", "32",
+                 "--no-progress"]) == 0
+    ev = json.loads((out / "model" / "eval_last.json").read_text())
+    assert ev["n"] == 32 and ev["attacks"]["pgd3"]["correct"] <= ev["attacks"]["natural"]["correct"]
+    # the checkpoint holds a 2C-way head; evaluated, it is a 10-class classifier
+    from cktat_core.checkpoint import load
+    assert load(str(out / "model" / "last.pt"))["model"]["linear.weight"].shape[0] == 20

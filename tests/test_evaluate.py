@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from cktat_core.models import InputQuantized
 from cktat_core.data import MULTIVIEW, TensorData
 from cktat_core.errors import ConfigError
 from cktat_core.evaluate import (SCHEMA, TABLE4, Threat, attack_spec, build_attack, evaluate, expand_names,
@@ -14,18 +15,6 @@ from cktat_core.evaluate import (SCHEMA, TABLE4, Threat, attack_spec, build_atta
 
 EPS = MULTIVIEW.eps
 SMALL = Threat(EPS / 4, EPS / 16, "linf", 0.2, 0.05)  # some points of the clean-trained CNN survive PGD here
-
-
-class Quantised(nn.Module):
-    """A deliberately gradient-masked model: the input is re-quantised to 8 bits with torch.round, whose
-    gradient is zero, so every gradient attack sees a zero gradient while the predictions hardly change."""
-
-    def __init__(self, model: nn.Module, levels: int = 255):
-        super().__init__()
-        self.model, self.levels = model, levels
-
-    def forward(self, x):
-        return self.model(torch.round(x * self.levels) / self.levels)
 
 
 class CountForwards(nn.Module):
@@ -229,7 +218,7 @@ def test_flags_fire_on_a_gradient_masked_model_and_not_on_the_normal_one(trained
     names = ["natural", "fgsm", "pgd10", "pgd40", "mim", "cw"]
     normal = evaluate(model, data, names, Threat(EPS / 4, EPS / 16), **kw)
     assert normal["flags"] == [], normal["flags"]
-    masked = evaluate(Quantised(model), data, names, Threat(EPS / 4, EPS / 16), **kw)
+    masked = evaluate(InputQuantized(model), data, names, Threat(EPS / 4, EPS / 16), **kw)
     fired = {f["check"] for f in masked["flags"]}
     assert {"nonzero_gradients", "accuracy_falls_with_eps"} <= fired
     assert masked["gradient_check"]["zero_gradient"] == 64
@@ -241,7 +230,7 @@ def test_autoattack_exposes_the_masked_model(trained_cnn):
     """AutoAttack's own zero-gradient check fires, and becomes a flag."""
     model, s = trained_cnn
     data = s.test.head(8)
-    res = evaluate(Quantised(model), data, ["pgd10", "aa"], Threat(EPS / 4, EPS / 16), batch_size=8,
+    res = evaluate(InputQuantized(model), data, ["pgd10", "aa"], Threat(EPS / 4, EPS / 16), batch_size=8,
                    aa_version="apgd", seed=0)
     assert res["checks"]["autoattack_package"] == "flagged"
     assert any("zero gradient" in f["message"] for f in res["flags"])
