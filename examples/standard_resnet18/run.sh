@@ -3,21 +3,21 @@
 # cross-entropy on the CIFAR-10 subset in ../shared/data, then attacked. Clean accuracy is that of a small,
 # short run; robust accuracy under PGD-20 at eps 8/255 should be near zero.
 #
-#   bash benchmarks/example_standard_resnet18.sh     # about 30 minutes on two CPU cores, 7 of them AutoAttack
+#   bash examples/standard_resnet18/run.sh     # about 30 minutes on two CPU cores, 7 of them AutoAttack
 #
 # Environment: DATA_DIR (default ../shared/data), RUN_DIR (default runs/example_standard_resnet18),
 # EPOCHS (default 12), PY (default .venv/bin/python), RUN_PREFIX (a command put before every Python
 # call, e.g. "flock /tmp/lock" to keep one torch process at a time). Training resumes where it stopped.
-# Writes benchmarks/results/example_standard_resnet18/ (JSON from `cktat eval`) and
-# book/evaluation_example.md (generated from that JSON by benchmarks/example_report.py).
+# Writes results/standard-resnet18/ (JSON from `cktat eval`) and
+# book/evaluation_example.md (generated from that JSON by examples/standard_resnet18/report.py).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 DATA_DIR=${DATA_DIR:-../shared/data}
 RUN_DIR=${RUN_DIR:-runs/example_standard_resnet18}
 EPOCHS=${EPOCHS:-12}
 PY=${PY:-.venv/bin/python}
 RUN_PREFIX=${RUN_PREFIX:-}
-OUT=benchmarks/results/example_standard_resnet18
+OUT=results/standard-resnet18
 
 # 1. Train: the library's `clean` method (cross-entropy), paper profile (SGD 0.1, momentum 0.9, wd 5e-4,
 #    batch 128, crop+flip, lr x0.1 at 100/110 and 105/110 of the epochs), 500 training images held out.
@@ -38,4 +38,4 @@ $RUN_PREFIX $PY -m cktat_core eval --checkpoint "$RUN_DIR/resnet18_plain.pt" --m
     --eps-sweep 0.5/255,1/255,2/255,8/255 --out "$OUT/first_100" --no-progress
 
 # 5. The book page, generated from the JSON above (no figure is typed by hand).
-$PY benchmarks/example_report.py --run-dir "$RUN_DIR" --results "$OUT" --out book/evaluation_example.md
+$PY examples/standard_resnet18/report.py --run-dir "$RUN_DIR" --results "$OUT" --out book/evaluation_example.md
