@@ -67,8 +67,21 @@ def execute_chapters(profile: str = "smoke", overrides: dict[str, Any] | None = 
                                 cwd=os.path.dirname(nb), progress_bar=False)
         except pm.PapermillExecutionError as e:
             raise CktatError(f"{os.path.basename(nb)} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
+        _show_only_injected_parameters(target)
         done.append(target)
     return done
+
+
+def _show_only_injected_parameters(path: str) -> None:
+    """In the book, the parameters cell papermill injected (the values used) replaces the defaults cell."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = tags + ["remove-cell"]
+    nbformat.write(nb, path)
 
 
 def build(root: str | None = None) -> str:
