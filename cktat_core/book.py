@@ -91,7 +91,8 @@ def build(root: str | None = None) -> str:
     cmd = [exe if os.path.exists(exe) else "jupyter-book", "build", "-W", "-n", "--keep-going", "."]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        print(tail, file=sys.stderr)
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        problems = [line for line in lines if "WARNING" in line or "ERROR" in line] or lines[-15:]
+        print("\n".join(problems[:30]), file=sys.stderr)
         raise CktatError("jupyter-book build failed (see the lines above)")
     return os.path.join(root, "_build", "html", "index.html")

@@ -19,6 +19,7 @@ def test_chapters_execute_and_the_book_builds(tmp_path):
     for name in ["_config.yml", "_toc.yml"]:
         shutil.copy(os.path.join(ROOT, name), site / name)
     shutil.copytree(os.path.join(ROOT, "book"), site / "book", ignore=shutil.ignore_patterns("chapters"))
+    shutil.copytree(os.path.join(ROOT, "benchmarks", "results"), site / "benchmarks" / "results")  # included pages
     executed = book.execute_chapters("smoke", TINY, results=str(tmp_path / "results"),
                                      out_dir=str(site / "book" / "chapters"), root=ROOT)
     assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in book.chapter_notebooks(ROOT)]
