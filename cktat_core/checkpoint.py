@@ -10,6 +10,7 @@ prefixed with "module.") load too, given the network's name.
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any
 
 import torch
@@ -48,8 +49,17 @@ def load(path: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({reason})") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({_load_failure(path, e)})") from None
+
+
+def _load_failure(path: str, error: Exception) -> str:
+    """Why torch.load refused a file, in a few words."""
+    text = str(error).strip()
+    if "weights only load failed" in text.lower():
+        return "it holds Python objects that weights_only=True refuses to unpickle"
+    if not zipfile.is_zipfile(path):
+        return "not a file written by torch.save, or a truncated one"
+    return text.splitlines()[0][:160] if text else type(error).__name__
 
 
 def state_dict_of(obj: Any, path: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -98,7 +98,8 @@ def load_cifar(name: str, data_dir: str, train: bool, download: bool = False) ->
     if path is None:
         raise DataError(
             f"{name} not found: put the official python version (folder {folder}) in {os.path.abspath(data_dir)} "
-            f"and pass --set data_dir=DIR, or add --set download=true where torchvision and internet are available"
+            f"and point at its parent (train: --set data_dir=DIR; eval: --data-dir DIR), or download it with "
+            f"--set download=true where torchvision imports and the internet is reachable"
         )
     xs, ys = [], []
     for fname in train_files if train else test_files:

@@ -155,6 +155,23 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     assert "does not exist" in str(e.value)
 
 
+class _Pickled:
+    pass
+
+
+def test_unreadable_checkpoints_say_why(tmp_path):
+    whole = tmp_path / "whole.pt"
+    torch.save({"a": torch.zeros(64)}, whole)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(whole.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="truncated"):
+        ckpt.load(str(truncated))
+    objects = tmp_path / "objects.pt"
+    torch.save({"a": _Pickled()}, objects)
+    with pytest.raises(CheckpointError, match="weights_only=True refuses"):
+        ckpt.load(str(objects))
+
+
 def test_strict_loading_names_missing_and_unexpected_keys():
     from cktat_core.models import build_model
 
