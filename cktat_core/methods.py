@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import losses
+from . import losses, models
 from .attacks import pgd
 from .data import augment
 from .errors import ConfigError
@@ -329,6 +329,9 @@ class EMA(nn.Module):
 
     def forward(self, x):
         return self.network(x)
+
+
+models.PURE_FORWARD.add(EMA)
 
 
 def _mix_states(a: dict, b: dict, w: float) -> dict:
@@ -638,6 +641,9 @@ class Recovered(nn.Module):
 
     def forward(self, x):
         return losses.recover_logits(self.network(x), self.num_classes, self.how)
+
+
+models.PURE_FORWARD.add(Recovered)
 
 
 def ducat_step(ctx: StepContext, x, y):

@@ -9,13 +9,20 @@
 - `small_cnn`: a four-layer CNN for CPU runs (61k parameters at width 16, 242k at width 32).
 
 Inputs are images in [0, 1]; no normalisation happens outside a model. `Normalized` puts one inside.
+
+`fold_batchnorm` gives the attacks an eval-mode view of a network with every BatchNorm that follows a
+convolution folded into it: the same function with less work per forward and backward pass.
 """
 
 from __future__ import annotations
 
+import weakref
+
 import torch
+import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .errors import ConfigError
 
@@ -210,6 +217,13 @@ class InputQuantized(nn.Module):
         return self.model(torch.round(x * self.levels) / self.levels)
 
 
+# Modules whose forward is a pure function of the input and the weights, so torch.fx may trace through them
+# (`fold_batchnorm`: tracing runs `forward` once on symbolic values and replays the recorded operations
+# afterwards). torch.nn's own layers are not traced through but called as they are; `nn.Sequential` only
+# chains its children.
+PURE_FORWARD: set[type] = {nn.Sequential, BasicBlock, PreActBlock, ResNet, WideBlock, NetworkBlock, WideResNet,
+                           SmallCNN, Normalized, InputQuantized}
+
 MODELS = {
     "resnet18": lambda num_classes, **kw: ResNet(BasicBlock, [2, 2, 2, 2], num_classes),
     "preact_resnet18": lambda num_classes, **kw: ResNet(PreActBlock, [2, 2, 2, 2], num_classes, preact=True),
@@ -228,3 +242,112 @@ def build_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
 
 def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------ BatchNorm folding
+class _FoldPlan:
+    """A traced copy of a network's graph without the BatchNorms that follow a convolution, run by an
+    `fx.GraphModule` that shares every module with the network except the folded convolutions."""
+
+    def __init__(self, model: nn.Module, graph: fx.Graph, pairs: dict[str, str]):
+        self.pairs = pairs  # conv target -> the BatchNorm target folded into it
+        self.signature = _module_ids(model)
+        modules = dict(model.named_modules())
+        self.folded = {c: _folded_conv(modules[c], modules[b]) for c, b in pairs.items()}
+        root = {n.target: self.folded.get(n.target) or model.get_submodule(n.target)
+                for n in graph.nodes if n.op == "call_module"}
+        for n in graph.nodes:
+            if n.op == "get_attr":
+                owner, _, name = n.target.rpartition(".")
+                root[n.target] = getattr(model.get_submodule(owner) if owner else model, name)
+        self.module = fx.GraphModule(root, graph)
+        self.module.training = False
+
+    def refresh(self, model: nn.Module) -> None:
+        """Fold the network's current weights and BatchNorm statistics."""
+        modules = dict(model.named_modules())
+        with torch.no_grad():
+            for c, b in self.pairs.items():
+                conv, bn, folded = modules[c], modules[b], self.folded[c]
+                w, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
+                                               bn.weight, bn.bias)
+                folded.weight = nn.Parameter(w.detach(), requires_grad=False)
+                folded.bias = nn.Parameter(bias.detach(), requires_grad=False)
+
+
+def _module_ids(model: nn.Module) -> tuple[int, ...]:
+    return tuple(id(m) for m in model.modules())
+
+
+def _folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """An empty convolution of `conv`'s shape with a bias (`refresh` fills it). skip_init: no weights are drawn,
+    so building a view never moves the random number generator (resumed runs stay exact)."""
+    folded = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                conv.padding, conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                                device=conv.weight.device, dtype=conv.weight.dtype)
+    return folded.requires_grad_(False).eval()
+
+
+def _traceable(model: nn.Module) -> bool:
+    """Every module fx would trace through is known to be pure, and no hook would be skipped or run early."""
+    tracer = fx.Tracer()
+    global_hooks = any(getattr(torch.nn.modules.module, name, None) for name in
+                       ("_global_forward_hooks", "_global_forward_pre_hooks"))
+    return not global_hooks and all(
+        (type(m) in PURE_FORWARD or tracer.is_leaf_module(m, "")) and not (m._forward_hooks or m._forward_pre_hooks)
+        for m in model.modules())
+
+
+def _plan(model: nn.Module) -> _FoldPlan | None:
+    """Trace `model` (in eval mode) and find each Conv2d whose only consumer is a BatchNorm2d with running
+    statistics; None when nothing folds or the network may not be traced (`_traceable`) or cannot be."""
+    if not any(type(m) is nn.BatchNorm2d for m in model.modules()) or not _traceable(model):
+        return None
+    try:
+        graph = fx.Tracer().trace(model)
+    except Exception:  # data-dependent control flow and the like: attack the network as it is
+        return None
+    modules = dict(model.named_modules())
+    pairs = {}
+    for node in list(graph.nodes):
+        bn = modules.get(node.target) if node.op == "call_module" else None
+        src = node.args[0] if node.args else None
+        if (type(bn) is not nn.BatchNorm2d or not bn.track_running_stats or bn.running_mean is None
+                or not isinstance(src, fx.Node) or src.op != "call_module" or len(src.users) != 1
+                or type(modules.get(src.target)) is not nn.Conv2d or src.target in pairs):
+            continue
+        pairs[src.target] = node.target
+        node.replace_all_uses_with(src)
+        graph.erase_node(node)
+    return _FoldPlan(model, graph, pairs) if pairs else None
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """The eval-mode network `model` computes, with every BatchNorm2d that directly follows a Conv2d folded into
+    that convolution: w' = w * g / sqrt(v + e), b' = (b - m) * g / sqrt(v + e) + beta, from the running
+    statistics (m, v) and affine parameters (g, beta). The function is the same (up to float rounding) and a
+    forward plus backward pass does less work: the attacks run on this view (about 18% faster for the CIFAR
+    ResNet-18 on a CPU; `benchmarks/bench_attacks.py`).
+
+    The view shares every other module with `model` and is rebuilt from its current weights at every call, so
+    it follows training. Its folded weights carry no gradient; use it for gradients with respect to the input
+    only. `model` itself is returned when it is in train mode (BatchNorm then uses batch statistics), has
+    nothing to fold, carries forward hooks (they would not run), contains a module whose `forward` is not
+    known to be pure (a class outside torch.nn and `PURE_FORWARD`: tracing would run its side effects once,
+    at trace time; add a class there once you know it is safe), or cannot be traced by torch.fx. In pre-activation networks (`preact_resnet18`, the
+    WideResNets) only the BatchNorm between a block's two convolutions folds; the one on the residual sum does
+    not, so they gain little. The traced graph is cached per network and retraced when its modules are replaced;
+    Python attributes read in `forward` are taken as fixed.
+    """
+    if model.training or not _traceable(model):
+        return model
+    plan = _PLANS.get(model, False)
+    if plan is False or (plan is not None and plan.signature != _module_ids(model)):
+        plan = _PLANS[model] = _plan(model)
+    if plan is None:
+        return model
+    plan.refresh(model)
+    return plan.module

@@ -1,0 +1,173 @@
+"""`models.fold_batchnorm`, the view of a network the attacks run on: the same function, BatchNorms folded into
+the convolutions before them; and the cases where it must leave the network alone."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cktat_core import models
+from cktat_core.attacks import pgd
+from cktat_core.evaluate import noise_margin
+from cktat_core.methods import EMA, Recovered
+from cktat_core.models import InputQuantized, build_model, fold_batchnorm
+
+
+def randomised(name: str, seed: int = 0) -> nn.Module:
+    """A network in eval mode whose BatchNorms hold statistics and affine parameters far from the identity."""
+    torch.manual_seed(seed)
+    m = build_model(name, 10)
+    with torch.no_grad():
+        for bn in m.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.3, 3.0)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.3, 0.3)
+    return m.eval()
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    g, = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)
+    return g
+
+
+def batchnorms_run(view: nn.Module) -> int:
+    """How many BatchNorm2d modules a forward pass of `view` calls."""
+    if not isinstance(view, torch.fx.GraphModule):
+        return sum(isinstance(m, nn.BatchNorm2d) for m in view.modules())
+    mods = dict(view.named_modules())
+    return sum(n.op == "call_module" and isinstance(mods[n.target], nn.BatchNorm2d) for n in view.graph.nodes)
+
+
+@pytest.mark.parametrize("name,left", [("small_cnn", 0), ("resnet18", 0), ("preact_resnet18", 9)])
+def test_folded_view_is_the_same_function_with_fewer_batchnorms(name, left):
+    model = randomised(name)
+    x, y = torch.rand(6, 3, 32, 32), torch.randint(0, 10, (6,))
+    view = fold_batchnorm(model)
+    assert view is not model
+    # all BatchNorms fold in small_cnn and resnet18; in the pre-activation network the 8 BatchNorms on residual
+    # sums and the final one stay
+    assert batchnorms_run(view) == left < batchnorms_run(model)
+    with torch.no_grad():
+        torch.testing.assert_close(view(x), model(x), rtol=1e-4, atol=1e-5)
+    g_view, g_model = input_gradient(view, x, y), input_gradient(model, x, y)
+    assert ((g_view - g_model).norm() / g_model.norm()).item() < 1e-3  # float32 rounding through up to 18 layers
+    assert model.training is False and all(p.grad is None for p in model.parameters())
+
+
+def test_building_a_view_draws_no_random_numbers():
+    """Resumed runs restore the generator's state; a view built after that must not move it."""
+    model = randomised("resnet18", seed=1)
+    state = torch.get_rng_state()
+    fold_batchnorm(model)
+    fold_batchnorm(model)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_folded_weights_carry_no_gradient_and_the_network_gets_none():
+    model = randomised("resnet18")
+    view = fold_batchnorm(model)
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    view(x).sum().backward()
+    folded = [m for m in view.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
+    assert folded and all(not m.weight.requires_grad and m.weight.grad is None for m in folded)
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_view_follows_new_weights_statistics_and_replaced_modules():
+    model = randomised("small_cnn")
+    x = torch.rand(4, 3, 32, 32)
+    first = fold_batchnorm(model)
+    with torch.no_grad():  # an optimiser step and new BatchNorm statistics, in place
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        model.features[1].running_var.mul_(2.0)
+        before = model(x)
+        torch.testing.assert_close(fold_batchnorm(model)(x), before, rtol=1e-4, atol=1e-5)
+    model.linear = nn.Linear(model.linear.in_features, 10)  # a module replaced: the graph is traced again
+    with torch.no_grad():
+        view = fold_batchnorm(model)
+        torch.testing.assert_close(view(x), model(x), rtol=1e-4, atol=1e-5)
+    assert view is not first
+
+
+class Counting(nn.Module):
+    """A wrapper with a side effect in forward, the kind tracing would run once and then never again."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.model(x)
+
+
+class Branching(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x) if x.mean() > 0 else -self.model(x)
+
+
+def test_the_network_is_left_alone_where_folding_is_unsafe(monkeypatch):
+    model = randomised("small_cnn")
+    model.train()
+    assert fold_batchnorm(model) is model  # train mode: BatchNorm uses batch statistics
+    model.eval()
+    counting = Counting(model)
+    assert fold_batchnorm(counting) is counting and counting.calls == 0  # unknown class: not traced, not called
+    hook = model.features[1].register_forward_hook(lambda *a: None)
+    assert fold_batchnorm(model) is model  # a hook would not run in the view
+    hook.remove()
+    assert fold_batchnorm(model) is not model
+    monkeypatch.setattr(models, "PURE_FORWARD", models.PURE_FORWARD | {Branching})
+    branching = Branching(model)
+    assert fold_batchnorm(branching) is branching  # tracing fails: the network as it is
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval()
+    assert fold_batchnorm(linear) is linear  # nothing to fold
+
+
+def test_wrappers_of_the_library_fold_through():
+    model = randomised("small_cnn")
+    x = torch.rand(4, 3, 32, 32)
+    for wrapper in (InputQuantized(model), EMA(model), Recovered(build_model("small_cnn", 20), 10)):
+        wrapper.eval()
+        view = fold_batchnorm(wrapper)
+        assert view is not wrapper and batchnorms_run(view) == 0
+        with torch.no_grad():
+            torch.testing.assert_close(view(x), wrapper(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm,eps,alpha", [("linf", 0.003125, 0.00125), ("l2", 0.1, 0.025)])
+def test_pgd_on_the_folded_view_reaches_the_same_outcomes(trained_cnn, norm, eps, alpha):
+    """The same attack on both: the same images survive (up to a few whose gradient is ~0 somewhere, where
+    float rounding flips a sign), and the robust accuracies agree within noise. A budget where some survive."""
+    model, s = trained_cnn
+    x, y = s.test.x[:256], s.test.y[:256]
+    stats = [b.running_mean.clone() for b in model.modules() if isinstance(b, nn.BatchNorm2d)]
+    model.train()
+    survived = {}
+    for fold in (True, False):
+        torch.manual_seed(0)
+        adv = pgd(model, x, y, eps=eps, alpha=alpha, steps=10, norm=norm, fold_bn=fold)
+        assert model.training  # the mode it found
+        model.eval()
+        with torch.no_grad():
+            survived[fold] = model(adv).argmax(1) == y
+        model.train()
+    model.eval()
+    with torch.no_grad():
+        clean = (model(x).argmax(1) == y).float().mean().item()
+    acc = {f: v.float().mean().item() for f, v in survived.items()}
+    assert (survived[True] == survived[False]).float().mean().item() >= 0.97
+    assert abs(acc[True] - acc[False]) * 100 <= noise_margin(acc[True] * 100, acc[False] * 100, len(y))
+    assert 0.05 < acc[True] < clean - 0.2  # the attack does its work and some images survive it
+    assert all(torch.equal(a, b.running_mean) for a, b in
+               zip(stats, [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]))
