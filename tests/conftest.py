@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+import torch.nn as nn
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -41,3 +42,15 @@ def tiny_trained_cnn(epochs: int = 6, seed: int = 0):
 @pytest.fixture(scope="session")
 def trained_cnn():
     return tiny_trained_cnn()
+
+
+class CountForwards(nn.Module):
+    """A wrapper with a side effect in forward: it counts its calls."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.model(x)

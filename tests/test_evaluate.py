@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from conftest import CountForwards
+
 from cktat_core.models import InputQuantized
 from cktat_core.data import MULTIVIEW, TensorData
 from cktat_core.errors import ConfigError
@@ -15,16 +17,6 @@ from cktat_core.evaluate import (SCHEMA, TABLE4, Threat, attack_spec, build_atta
 
 EPS = MULTIVIEW.eps
 SMALL = Threat(EPS / 4, EPS / 16, "linf", 0.2, 0.05)  # some points of the clean-trained CNN survive PGD here
-
-
-class CountForwards(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.calls = model, 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.model(x)
 
 
 # ------------------------------------------------------------------------------------------ protocols

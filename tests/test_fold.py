@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import CountForwards
 
 from cktat_core import models
 from cktat_core.attacks import pgd
@@ -93,18 +94,6 @@ def test_view_follows_new_weights_statistics_and_replaced_modules():
     assert view is not first
 
 
-class Counting(nn.Module):
-    """A wrapper with a side effect in forward, the kind tracing would run once and then never again."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.calls = model, 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.model(x)
-
-
 class Branching(nn.Module):
     """Data-dependent control flow: torch.fx cannot trace it."""
 
@@ -121,7 +110,7 @@ def test_the_network_is_left_alone_where_folding_is_unsafe(monkeypatch):
     model.train()
     assert fold_batchnorm(model) is model  # train mode: BatchNorm uses batch statistics
     model.eval()
-    counting = Counting(model)
+    counting = CountForwards(model)  # a side effect in forward, which tracing would run once and never again
     assert fold_batchnorm(counting) is counting and counting.calls == 0  # unknown class: not traced, not called
     hook = model.features[1].register_forward_hook(lambda *a: None)
     assert fold_batchnorm(model) is model  # a hook would not run in the view
