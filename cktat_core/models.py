@@ -329,8 +329,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """The eval-mode network `model` computes, with every BatchNorm2d that directly follows a Conv2d folded into
     that convolution: w' = w * g / sqrt(v + e), b' = (b - m) * g / sqrt(v + e) + beta, from the running
     statistics (m, v) and affine parameters (g, beta). The function is the same (up to float rounding) and a
-    forward plus backward pass does less work: the attacks run on this view (about 18% faster for the CIFAR
-    ResNet-18 on a CPU; `benchmarks/bench_attacks.py`).
+    forward plus backward pass does less work: the attacks run on this view (`benchmarks/bench_attacks.py` and
+    `bench_core.py` measure the gain).
 
     The view shares every other module with `model` and is rebuilt from its current weights at every call, so
     it follows training. Its folded weights carry no gradient; use it for gradients with respect to the input
