@@ -33,16 +33,21 @@ from .models import fold_batchnorm
 LossArg = str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def _wide(logits: torch.Tensor) -> torch.Tensor:
+    """Logits in at least float32 (bf16/fp16 under autocast are widened; float64 stays float64)."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
 def _objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: LossArg):
     """A function of the adversarial logits to maximise."""
     if callable(loss):
         return lambda logits: loss(logits, y).sum()
     if loss == "ce":
-        return lambda logits: F.cross_entropy(logits.float(), y, reduction="sum")
+        return lambda logits: F.cross_entropy(_wide(logits), y, reduction="sum")
     if loss == "kl":
         with torch.no_grad():
-            p_clean = F.softmax(model(x).float(), dim=1)
-        return lambda logits: F.kl_div(F.log_softmax(logits.float(), dim=1), p_clean, reduction="sum")
+            p_clean = F.softmax(_wide(model(x)), dim=1)
+        return lambda logits: F.kl_div(F.log_softmax(_wide(logits), dim=1), p_clean, reduction="sum")
     raise ValueError(f"loss must be 'ce', 'kl' or a callable, got {loss!r}")
 
 
@@ -131,7 +136,7 @@ def cw_loss(kappa: float = 50.0, target: torch.Tensor | None = None) -> Callable
     pulls the logit of class t above every other logit.
     """
     def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
+        logits = _wide(logits)
         cls = y if target is None else target
         onehot = F.one_hot(cls, logits.shape[1]).bool()
         own = logits.gather(1, cls[:, None]).squeeze(1)
@@ -143,7 +148,7 @@ def cw_loss(kappa: float = 50.0, target: torch.Tensor | None = None) -> Callable
 
 def targeted_ce(target: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Per-sample objective of a targeted attack: -CE(logits, target), maximised by moving towards class t."""
-    return lambda logits, _y: -F.cross_entropy(logits.float(), target, reduction="none")
+    return lambda logits, _y: -F.cross_entropy(_wide(logits), target, reduction="none")
 
 
 def mim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, alpha: float = 2 / 255,

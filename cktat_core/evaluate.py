@@ -35,8 +35,9 @@ positively correlated), so the checks err on the side of silence.
     fgsm_weaker_than_pgd     FGSM is not stronger than a PGD attack in the same ball beyond noise (a single
                              step beating many is the classic sign of gradient masking)
     accuracy_falls_with_eps  (eps sweep) PGD-20 accuracy never rises beyond noise as eps grows, and falls
-                             beyond noise between the smallest and the largest eps when it did not start
-                             at zero and the largest eps is at least twice the smallest
+                             beyond noise between the smallest and the largest eps when it started above
+                             noise from zero (else no fall could show) and the largest eps is at least twice
+                             the smallest
     nonzero_gradients        (gradient check) the input gradient of the cross-entropy is not exactly zero at
                              any of the first `batch_size` clean test points
     autoattack_package       the AutoAttack package's own checks raised no warning
@@ -468,8 +469,8 @@ def sanity_checks(res: dict, z: float = 2.0) -> tuple[dict[str, str], list[dict]
                                        ["eps_sweep"], q["accuracy"] - p["accuracy"], margin))
         first, last = pts[0], pts[-1]
         margin = noise_margin(first["accuracy"], last["accuracy"], n, z)
-        if (last["eps"] >= 2 * first["eps"] and first["accuracy"] > 100 / max(n, 1)
-                and first["accuracy"] - last["accuracy"] <= margin):
+        can_fall = first["accuracy"] > noise_margin(first["accuracy"], 0.0, n, z)
+        if last["eps"] >= 2 * first["eps"] and can_fall and first["accuracy"] - last["accuracy"] <= margin:
             found.append(_flag("accuracy_falls_with_eps", f"accuracy does not fall from {first['accuracy']:.2f}% at "
                                f"eps {first['eps']:.4f} to {last['accuracy']:.2f}% at eps {last['eps']:.4f} "
                                f"(noise {margin:.2f}): the attack makes no use of a larger budget",

@@ -189,6 +189,12 @@ def test_eps_sweep_gradient_and_package_checks_fire():
         assert checks["accuracy_falls_with_eps"] == "flagged"
     at_zero = [(2 / 255, 0.0), (8 / 255, 0.0)]  # already broken at the smallest eps: nothing to fall
     assert sanity_checks(_result(dict(GOOD), sweep=at_zero))[0]["accuracy_falls_with_eps"] == "passed"
+    # 3 of 64 points at the smallest eps is within noise of zero: no fall could show, so none is demanded ...
+    near_zero = [(2 / 255, 4.6875), (4 / 255, 0.0), (8 / 255, 0.0)]
+    assert sanity_checks(_result(dict(GOOD), n=64, sweep=near_zero))[0]["accuracy_falls_with_eps"] == "passed"
+    # ... while 25 of 64 that stay put is a flat curve
+    flat_64 = [(2 / 255, 39.0625), (8 / 255, 37.5)]
+    assert sanity_checks(_result(dict(GOOD), n=64, sweep=flat_64))[0]["accuracy_falls_with_eps"] == "flagged"
     checks, flags = sanity_checks(_result(dict(GOOD), zero_grad=3, warnings=["there are 3 points with zero gradient!"]))
     assert checks["nonzero_gradients"] == "flagged" and checks["autoattack_package"] == "flagged"
     assert checks["accuracy_falls_with_eps"] == "not run: no eps sweep"
@@ -205,11 +211,13 @@ def test_checks_compare_attacks_only_in_the_same_ball():
 def test_flags_fire_on_a_gradient_masked_model_and_not_on_the_normal_one(trained_cnn):
     model, s = trained_cnn
     data = s.test.head(64)
-    sweep = [EPS / 4, EPS / 2, EPS]
+    sweep = [EPS / 16, EPS / 4, EPS]
     kw = dict(batch_size=64, eps_sweep=sweep, gradient_check=True, seed=0)
     names = ["natural", "fgsm", "pgd10", "pgd40", "mim", "cw"]
     normal = evaluate(model, data, names, Threat(EPS / 4, EPS / 16), **kw)
     assert normal["flags"] == [], normal["flags"]
+    # the sweep starts where the normal model still holds points, so "accuracy falls" is tested, not waived
+    assert normal["eps_sweep"]["points"][0]["accuracy"] > 20 and normal["checks"]["accuracy_falls_with_eps"] == "passed"
     masked = evaluate(InputQuantized(model), data, names, Threat(EPS / 4, EPS / 16), **kw)
     fired = {f["check"] for f in masked["flags"]}
     assert {"nonzero_gradients", "accuracy_falls_with_eps"} <= fired

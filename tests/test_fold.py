@@ -53,8 +53,14 @@ def test_folded_view_is_the_same_function_with_fewer_batchnorms(name, left):
     assert batchnorms_run(view) == left < batchnorms_run(model)
     with torch.no_grad():
         torch.testing.assert_close(view(x), model(x), rtol=1e-4, atol=1e-5)
-    g_view, g_model = input_gradient(view, x, y), input_gradient(model, x, y)
-    assert ((g_view - g_model).norm() / g_model.norm()).item() < 1e-3  # float32 rounding through up to 18 layers
+    # The same function, checked in float64: in float32 the input gradient of a random deep network is small
+    # and its rounding error depends on the CPU's kernels, in float64 any difference is the folding's own.
+    model64, x64 = model.double(), x.double()
+    view64 = fold_batchnorm(model64)
+    with torch.no_grad():
+        torch.testing.assert_close(view64(x64), model64(x64), rtol=1e-12, atol=1e-12)
+    g_view, g_model = input_gradient(view64, x64, y), input_gradient(model64, x64, y)
+    assert ((g_view - g_model).norm() / g_model.norm()).item() < 1e-10
     assert model.training is False and all(p.grad is None for p in model.parameters())
 
 
