@@ -20,6 +20,9 @@ resolved config, the versions and the device of the run::
 
 `wall_seconds` of a method is the time of its `train.run` call in this invocation (small when the run was
 already finished); `train_seconds` sums its epochs' training time from the history, so it survives resumes.
+On disk, `run_dir` and the checkpoint paths are relative to the summary's own folder, so a results folder can
+be moved, committed or copied to a Drive; `load_summary` reads a summary back with those paths resolved (the
+dict `compare` returns holds them resolved already).
 """
 
 from __future__ import annotations
@@ -119,7 +122,27 @@ def compare(methods: list[str], profile: str = "smoke", out_dir: str = "runs/com
                "device": device, "data": data, "teachers": teachers, "rows": rows,
                "wall_seconds": time.perf_counter() - t_start}
     path = summary_path or os.path.join(out_dir, "summary.json")
-    ckpt.write_text_atomic(json.dumps(summary, indent=1) + "\n", path)
+    on_disk = _map_paths(summary, lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(path))))
+    ckpt.write_text_atomic(json.dumps(on_disk, indent=1) + "\n", path)
+    summary = _map_paths(summary, os.path.abspath)
+    summary["path"] = path
+    return summary
+
+
+def _map_paths(summary: dict, f) -> dict:
+    """A copy of `summary` with f applied to its file paths (rows' run_dir and teacher_checkpoint, teachers'
+    checkpoint)."""
+    rows = [{**r, **{k: f(r[k]) for k in ("run_dir", "teacher_checkpoint") if r.get(k)}} for r in summary["rows"]]
+    teachers = {k: {**t, "checkpoint": f(t["checkpoint"])} for k, t in summary["teachers"].items()}
+    return {**summary, "rows": rows, "teachers": teachers}
+
+
+def load_summary(path: str) -> dict:
+    """A summary written by `compare`, its paths resolved against the summary's folder."""
+    with open(path) as fh:
+        summary = json.load(fh)
+    base = os.path.dirname(os.path.abspath(path))
+    summary = _map_paths(summary, lambda p: os.path.normpath(os.path.join(base, p)))
     summary["path"] = path
     return summary
 

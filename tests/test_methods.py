@@ -2,6 +2,7 @@
 DICAR on cases with a known answer; DUCAT's recovery; every method trains on the embedded dataset."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -590,6 +591,14 @@ def test_compare_trains_the_teacher_once_and_writes_the_summary(tiny, tmp_path, 
     assert {"natural", "pgd3", "natural_groups", "pgd3_groups", "probes"} <= set(row)
     assert {"single_view", "multi_view"} <= set(row["natural_groups"])
     assert {"torch", "python", "cktat_core"} <= set(on_disk["versions"])
+    # on disk the paths are relative to the summary's folder; load_summary resolves them to the same files
+    assert on_disk["rows"][0]["run_dir"] == "pgdat"
+    assert on_disk["teachers"]["clean"]["checkpoint"] == os.path.relpath(teacher, tmp_path)
+    assert not os.path.isabs(on_disk["rows"][1]["teacher_checkpoint"])
+    loaded = experiments.load_summary(str(tmp_path / "summary.json"))
+    assert loaded["teachers"]["clean"]["checkpoint"] == teacher and os.path.isfile(teacher)
+    assert [r["run_dir"] for r in loaded["rows"]] == [r["run_dir"] for r in summary["rows"]]
+    assert all(os.path.isfile(os.path.join(r["run_dir"], "result.json")) for r in loaded["rows"])
     table = experiments.format_summary(summary)
     assert all(name in table for name in ("PGDAT", "CKTAT", "LTD", "clean teacher"))
     # rerunning resumes: nothing is trained again
