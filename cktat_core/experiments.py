@@ -122,9 +122,9 @@ def compare(methods: list[str], profile: str = "smoke", out_dir: str = "runs/com
                "device": device, "data": data, "teachers": teachers, "rows": rows,
                "wall_seconds": time.perf_counter() - t_start}
     path = summary_path or os.path.join(out_dir, "summary.json")
-    on_disk = _map_paths(summary, lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(path))))
-    ckpt.write_text_atomic(json.dumps(on_disk, indent=1) + "\n", path)
     summary = _map_paths(summary, os.path.abspath)
+    base = os.path.dirname(os.path.abspath(path))
+    ckpt.write_text_atomic(json.dumps(_map_paths(summary, lambda p: os.path.relpath(p, base)), indent=1) + "\n", path)
     summary["path"] = path
     return summary
 

@@ -217,7 +217,8 @@ def test_flags_fire_on_a_gradient_masked_model_and_not_on_the_normal_one(trained
     normal = evaluate(model, data, names, Threat(EPS / 4, EPS / 16), **kw)
     assert normal["flags"] == [], normal["flags"]
     # the sweep starts where the normal model still holds points, so "accuracy falls" is tested, not waived
-    assert normal["eps_sweep"]["points"][0]["accuracy"] > 20 and normal["checks"]["accuracy_falls_with_eps"] == "passed"
+    assert normal["eps_sweep"]["points"][0]["accuracy"] > 20
+    assert normal["checks"]["accuracy_falls_with_eps"] == "passed"
     masked = evaluate(InputQuantized(model), data, names, Threat(EPS / 4, EPS / 16), **kw)
     fired = {f["check"] for f in masked["flags"]}
     assert {"nonzero_gradients", "accuracy_falls_with_eps"} <= fired
