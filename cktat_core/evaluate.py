@@ -536,7 +536,7 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     from . import checkpoint as ckpt
     from .data import dataset_defaults, load_test
     from .methods import load_classifier
-    from .train import pick_device, versions
+    from .runtime import pick_device, versions
 
     names = expand_names(attacks.split(",") if isinstance(attacks, str) else attacks)
     stat = os.stat(checkpoint) if os.path.isfile(checkpoint) else None

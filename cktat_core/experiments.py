@@ -36,7 +36,8 @@ from .config import from_profile, resolve
 from .data import Splits, load_splits
 from .errors import ConfigError
 from .methods import METHODS
-from .train import final_evaluation, pick_device, run, teacher_kind, train_teacher, versions
+from .runtime import pick_device, versions
+from .train import final_evaluation, run, teacher_kind, train_teacher
 
 SCHEMA = "cktat-compare/1"
 

@@ -19,7 +19,6 @@ attacks) cover what the shared trainer must do differently.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Callable
@@ -723,9 +722,3 @@ def table2() -> list[dict[str, str]]:
                      "difficulty reducers": ", ".join(m.reducers) or "-"})
     return rows
 
-
-def autocast(cfg, device: torch.device):
-    """bf16 autocast on CUDA when cfg.amp; a no-op elsewhere."""
-    if cfg.amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,13 +38,13 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from . import __version__
 from . import checkpoint as ckpt
 from .config import Config, fingerprint, resolve, validate
 from .data import Splits, batches, load_splits, num_batches
 from .errors import CheckpointError
 from .evaluate import Threat, evaluate
-from .methods import METHODS, Method, StepContext, autocast, initialises_from_teacher
+from .methods import METHODS, Method, StepContext, initialises_from_teacher
+from .runtime import autocast, pick_device, versions
 from .models import build_model
 
 # Config fields that change what a phase computes; a checkpoint written under other values is not resumed.
@@ -58,12 +57,6 @@ RUNTIME_KEYS = {"progress", "eval_steps", "eval_batch_size", "test_limit", "devi
 
 def student_keys(cfg: Config) -> tuple[str, ...]:
     return tuple(k for k in cfg.to_dict() if k not in RUNTIME_KEYS)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _prepare(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
@@ -289,9 +282,6 @@ def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torc
             res[pname] = evaluate(clf, pdata, [], threat, cfg.eval_batch_size)
     return res
 
-
-def versions() -> dict:
-    return {"cktat_core": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def run(cfg: Config, out_dir: str) -> dict:
