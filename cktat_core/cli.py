@@ -24,10 +24,10 @@ def _fmt(v) -> str:
 
 
 def _acc_line(label: str, ev: dict) -> str:
-    attacks = ev["test"]["attacks"]
-    parts = [f"{name} {_fmt(a['accuracy'])}%" for name, a in attacks.items()]
-    probes = [f"{k} {_fmt(v['attacks']['natural']['accuracy'])}%" for k, v in ev.items() if k.startswith("probe")]
-    return f"  {label:<22}" + "  ".join(parts + probes)
+    """One line of a final evaluation: every attack and probe set of `report.row`, sample groups left out."""
+    from .report import row
+
+    return f"  {label:<22}" + "  ".join(f"{k} {_fmt(v)}%" for k, v in row(ev).items() if " " not in k)
 
 
 def cmd_train(args) -> int:
@@ -42,7 +42,8 @@ def cmd_train(args) -> int:
         overrides["teacher_checkpoint"] = args.teacher
     cfg = from_profile(args.profile, overrides)
     result = run(cfg, args.out)
-    print(f"{cfg.method} ({args.profile} profile) on {cfg.dataset}, {result['wall_seconds']:.0f} s; test accuracy:")
+    when = "finished earlier, saved result" if result.get("reused") else f"{result['wall_seconds']:.0f} s"
+    print(f"{cfg.method} ({args.profile} profile) on {cfg.dataset}, {when}; test accuracy:")
     if "teacher" in result:
         print(_acc_line("teacher", result["teacher"]))
     print(_acc_line("student, last epoch" if "teacher" in result else "last epoch", result["student"]["last"]))
@@ -99,7 +100,7 @@ def cmd_eval(args) -> int:
 
 def cmd_compare(args) -> int:
     from .config import parse_overrides
-    from .experiments import compare, format_summary
+    from .compare import compare, format_summary
     from .methods import method_name
 
     methods = [method_name(m) for m in args.methods.split(",") if m.strip()]

@@ -28,22 +28,28 @@ def load_result(run_dir: str) -> dict:
         return json.load(fh)
 
 
-def summary(evaluation: dict) -> dict:
-    """Flatten one `final_evaluation` dict: natural, robust (the first attack after natural), groups, probes."""
+def row(evaluation: dict) -> dict:
+    """One final evaluation (`train.final_evaluation`) as the flat row every table of the book is made from.
+
+    Keys: "natural" and each attack by name ("pgd20"), "<attack> <group>" for each sample group of the multi-view
+    data ("natural weak_f1", "pgd20 multi_view"), each probe set ("probe_f1", "probe_f2"), and for a method's
+    extra protocols (DUCAT's raw head) "<attack>_minus_<first attack>", the protocol gap.
+    """
     attacks = evaluation["test"]["attacks"]
-    robust_name = next((k for k in attacks if k != "natural"), None)
-    row = {"natural": attacks["natural"]["accuracy"]}
-    if robust_name:
-        row[robust_name] = attacks[robust_name]["accuracy"]
-    for group, value in attacks["natural"].get("groups", {}).items():
-        row[f"natural {group}"] = value
-    if robust_name:
-        for group, value in attacks[robust_name].get("groups", {}).items():
-            row[f"{robust_name} {group}"] = value
+    out = {name: a["accuracy"] for name, a in attacks.items()}
+    for name, a in attacks.items():
+        for group, value in a.get("groups", {}).items():
+            out[f"{name} {group}"] = value
     for key, value in evaluation.items():
         if key.startswith("probe"):
-            row[key] = value["attacks"]["natural"]["accuracy"]
-    return row
+            out[key] = value["attacks"]["natural"]["accuracy"]
+    first = next((k for k in attacks if k != "natural"), None)
+    for name, gap in evaluation.get("protocol_gap", {}).items():
+        out[f"{name}_minus_{first}"] = gap
+    return out
+
+
+summary = row  # the name chapters written before `row` use
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 1,

@@ -28,6 +28,7 @@ On CUDA, bf16 autocast and channels_last are used when `amp` / `channels_last` a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -214,6 +215,66 @@ def _changed_settings(old: str | None, new: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- a full run
+RESULT_SCHEMA = "cktat-run/2"
+EVAL_KEYS = ("eval_steps", "test_limit")  # change the reported numbers, not the training
+
+
+def frozen_teacher(method: Method, cfg: Config) -> str | None:
+    """The kind of frozen teacher a run trains (or loads) in phase 1: "clean", "robust" or None.
+
+    The one place that decides it: the method's own kind (CKTAT, LTD, HAT: clean; ARD, IAD, RSLAD, KD-AT-Auto:
+    robust), which `cfg.teacher_kind` overrides (a clean teacher for ARD in Table 1). Methods without a teacher or
+    with a co-trained one (LBGAT, Generalist) have no phase 1.
+    """
+    if method.teacher not in ("clean", "robust"):
+        return None
+    return cfg.teacher_kind or method.teacher
+
+
+def student_dir(out_dir: str) -> str:
+    """Phase 2's folder, `OUT/student`, for every method (the network the method trains, teacher or not).
+
+    A run folder written before this name was used for every method (`OUT/model`) is renamed once, in place.
+    """
+    path, legacy = os.path.join(out_dir, "student"), os.path.join(out_dir, "model")
+    if not os.path.exists(path) and os.path.isdir(legacy):
+        os.replace(legacy, path)
+    return path
+
+
+def _relative(path: str, base: str) -> str:
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(base)) if path else path
+
+
+def run_settings(cfg: Config, out_dir: str) -> dict:
+    """Everything that defines a run's result.json: the fields its training depends on plus `EVAL_KEYS`, with the
+    teacher and initial checkpoints as paths relative to the run folder, so a moved results folder (a Drive
+    folder, a committed `results/`) still matches. No absolute path is stored."""
+    d = cfg.to_dict()
+    settings = {k: d[k] for k in student_keys(cfg) + EVAL_KEYS}
+    for key in ("teacher_checkpoint", "init_checkpoint"):
+        if settings.get(key):
+            settings[key] = _relative(settings[key], out_dir)
+    return settings
+
+
+def read_finished(out_dir: str, settings: dict) -> dict | None:
+    """The saved result of a finished run whose settings match `settings` (see `_changed_settings`), else None."""
+    path = os.path.join(out_dir, "result.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as fh:
+            saved = json.load(fh)
+    except ValueError:
+        return None
+    if saved.get("schema") != RESULT_SCHEMA or "settings" not in saved:
+        return None
+    if _changed_settings(json.dumps(saved["settings"]), json.dumps(settings)):
+        return None
+    return {**saved, "reused": True}
+
+
 def load_teacher(path: str, cfg: Config, num_classes: int, device: torch.device) -> nn.Module:
     """A teacher from a checkpoint (ours, or a plain state_dict of cfg.teacher_model / cfg.model)."""
     obj = ckpt.load(path)
@@ -231,9 +292,9 @@ def new_model(name: str, cfg: Config, num_classes: int, device: torch.device, se
     return _prepare(build_model(name, num_classes, width=cfg.width), cfg, device)
 
 
-def teacher_kind(method: Method, cfg: Config) -> str:
-    """"clean" or "robust" (cfg.teacher_kind overrides the method's own, e.g. a clean teacher for ARD in Table 1)."""
-    return cfg.teacher_kind or method.teacher
+def teacher_checkpoint_path(out_dir: str, cfg: Config) -> str:
+    """The phase-1 checkpoint that teaches: `teacher/last.pt`, or `teacher/best.pt` when teacher_select=best."""
+    return os.path.join(out_dir, "teacher", "best.pt" if cfg.teacher_select == "best" else "last.pt")
 
 
 def train_teacher(cfg: Config, splits: Splits, out_dir: str, device: torch.device,
@@ -258,36 +319,84 @@ def _freeze(model: nn.Module) -> nn.Module:
 
 def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torch.device,
                      method: Method | None = None) -> dict:
-    """Natural and PGD-`eval_steps` accuracy on the test set (and on the probe sets, if any).
+    """Natural and PGD-`eval_steps` accuracy on the test set (and on the probe sets, if any), in float32.
 
-    With `method`, the network is evaluated as the method deploys it (`method.classifier`: DUCAT's recovered
-    C-way model, attacked adaptively) and the method's extra attacks are added (DUCAT: the authors' protocol on
-    the raw head), with `protocol_gap`: each extra attack's accuracy minus the standard PGD's. PGD's random
-    starts are drawn from cfg.seed, so the same weights always give the same numbers (the last and the best
-    epoch agree when they are the same epoch), and the caller's random state is left as it was.
+    No autocast here, whatever `cfg.amp`: every reported number is computed in float32 (`evaluate` also turns
+    autocast off itself). With `method`, the network is evaluated as the method deploys it (`method.classifier`:
+    DUCAT's recovered C-way model, attacked adaptively) and the method's extra attacks are added (DUCAT: the
+    authors' protocol on the raw head), with `protocol_gap`: each extra attack's accuracy minus the standard PGD's.
+    PGD's random starts are drawn from cfg.seed, so the same weights always give the same numbers (the last and the
+    best epoch agree when they are the same epoch), and the caller's random state is left as it was.
     """
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     names = [f"pgd{cfg.eval_steps}"]
     clf = method.classifier(model, cfg, splits.num_classes) if method is not None else model
-    with autocast(cfg, device):
-        res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size, seed=cfg.seed)}
-        if method is not None and method.eval_attacks is not None:
-            extra = method.eval_attacks(cfg, threat, cfg.eval_steps)
-            more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size, seed=cfg.seed)["attacks"]
-            base = res["test"]["attacks"][names[0]]["accuracy"]
-            for name in extra:
-                res["test"]["attacks"][name] = more[name]
-            res["protocol_gap"] = {name: more[name]["accuracy"] - base for name in extra}
-        for pname, pdata in splits.probes.items():
-            res[pname] = evaluate(clf, pdata, [], threat, cfg.eval_batch_size)
+    res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size, seed=cfg.seed)}
+    if method is not None and method.eval_attacks is not None:
+        extra = method.eval_attacks(cfg, threat, cfg.eval_steps)
+        more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size, seed=cfg.seed)["attacks"]
+        base = res["test"]["attacks"][names[0]]["accuracy"]
+        for name in extra:
+            res["test"]["attacks"][name] = more[name]
+        res["protocol_gap"] = {name: more[name]["accuracy"] - base for name in extra}
+    for pname, pdata in splits.probes.items():
+        res[pname] = evaluate(clf, pdata, [], threat, cfg.eval_batch_size)
     return res
 
 
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def evaluation_key(path: str, cfg: Config, method: Method | None) -> dict:
+    """What a final evaluation of the checkpoint at `path` depends on: the file's bytes and the test settings."""
+    return {"sha256": _sha256(path), "method": method.name if method is not None else None,
+            **{k: getattr(cfg, k) for k in ("dataset", "seed", "norm", "eps", "alpha", "eval_steps", "test_limit",
+                                            "ducat_recovery")}}
+
+
+def saved_final_evaluation(path: str, model: nn.Module, splits: Splits, cfg: Config, device: torch.device,
+                           method: Method | None = None) -> dict:
+    """`final_evaluation` of the network saved at `path` (and held by `model`), computed once per checkpoint.
+
+    The evaluation is stored beside the checkpoint in `<name>.final_eval.json` with `evaluation_key`; a later call
+    with the same file and settings (another run taught by the same teacher, a rerun after an interruption) reads it
+    back instead of attacking the test set again.
+    """
+    if not os.path.isfile(path):
+        return final_evaluation(model, splits, cfg, device, method)
+    cache = os.path.splitext(path)[0] + ".final_eval.json"
+    key = evaluation_key(path, cfg, method)
+    if os.path.isfile(cache):
+        try:
+            with open(cache) as fh:
+                saved = json.load(fh)
+            if saved.get("key") == key:
+                return saved["evaluation"]
+        except ValueError:
+            pass
+    ev = final_evaluation(model, splits, cfg, device, method)
+    ckpt.write_text_atomic(json.dumps({"key": key, "evaluation": ev}), cache)
+    return ev
+
 
 def run(cfg: Config, out_dir: str) -> dict:
-    """Train (resuming where a previous run stopped), evaluate, and write `out_dir/result.json`."""
+    """Train (resuming where a previous run stopped), evaluate, and write `out_dir/result.json`.
+
+    A finished run whose result.json was written under the same settings (`run_settings`) is returned as saved:
+    no data is loaded, nothing is trained or evaluated. The result names every checkpoint it used or wrote, as
+    paths relative to `out_dir`.
+    """
     validate(cfg)
     cfg = resolve(cfg)
+    settings = run_settings(cfg, out_dir)
+    finished = read_finished(out_dir, settings)
+    if finished is not None:
+        return finished
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
     method = METHODS[cfg.method]
@@ -296,39 +405,49 @@ def run(cfg: Config, out_dir: str) -> dict:
     splits = Splits(splits.train.to(device), splits.val.to(device), splits.test.to(device),
                     {k: v.to(device) for k, v in splits.probes.items()})
     os.makedirs(out_dir, exist_ok=True)
-    result: dict = {"method": cfg.method, "seed": cfg.seed, "device": str(device), "versions": versions(),
-                    "config": cfg.to_dict(), "data": {"train": len(splits.train), "val": len(splits.val),
-                                                      "test": len(splits.test)}}
-    teacher = None
-    if method.teacher in ("clean", "robust"):
+    config = {**cfg.to_dict(), **{k: settings.get(k, "") for k in ("teacher_checkpoint", "init_checkpoint")}}
+    result: dict = {"schema": RESULT_SCHEMA, "method": cfg.method, "seed": cfg.seed, "device": str(device),
+                    "versions": versions(), "config": config, "settings": settings,
+                    "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}}
+    teacher, kind = None, frozen_teacher(method, cfg)
+    if kind is not None:
         if cfg.teacher_checkpoint:
-            teacher = load_teacher(cfg.teacher_checkpoint, cfg, splits.num_classes, device)
-            result["teacher"] = {"checkpoint": cfg.teacher_checkpoint}
+            path = cfg.teacher_checkpoint
+            teacher = load_teacher(path, cfg, splits.num_classes, device)
+            result["teacher"] = {"kind": kind}
         else:
-            teacher, tres = train_teacher(cfg, splits, out_dir, device, teacher_kind(method, cfg))
-            result["teacher"] = {"history": tres.history, "best_epoch": tres.best_epoch, "used": cfg.teacher_select}
-        result["teacher"].update(final_evaluation(teacher, splits, cfg, device))
+            teacher, tres = train_teacher(cfg, splits, out_dir, device, kind)
+            path = teacher_checkpoint_path(out_dir, cfg)
+            result["teacher"] = {"kind": kind, "history": tres.history, "best_epoch": tres.best_epoch,
+                                 "used": cfg.teacher_select}
+        result["teacher"]["checkpoint"] = _relative(path, out_dir)
+        result["teacher"].update(saved_final_evaluation(path, teacher, splits, cfg, device))
         teacher = _freeze(teacher)
 
     head = method.head_size(splits.num_classes)
     student = new_model(cfg.model, cfg, head, device, cfg.seed + 1)
-    init = initialises_from_teacher(method, cfg) and teacher is not None
-    if init:
+    from_teacher = initialises_from_teacher(method, cfg) and teacher is not None
+    if from_teacher:
         student.load_state_dict(teacher.state_dict())
     elif cfg.init_checkpoint:
         obj = ckpt.load(cfg.init_checkpoint)
         ckpt.load_state_strict(student, ckpt.state_dict_of(obj, cfg.init_checkpoint), cfg.init_checkpoint)
-        init = cfg.init_checkpoint
-    res = train_phase(student, method, splits, cfg, os.path.join(out_dir, "student" if teacher is not None
-                      else "model"), cfg.epochs, cfg.lr, student_keys(cfg), teacher=teacher,
-                      desc=f"phase 2: {cfg.method}" if teacher is not None else cfg.method)
-    result["student"] = {"initialised_from_teacher": init, "history": res.history,
-                         "last": final_evaluation(res.model, splits, cfg, device, method)}
+    phase_dir = student_dir(out_dir)
+    res = train_phase(student, method, splits, cfg, phase_dir, cfg.epochs, cfg.lr, student_keys(cfg),
+                      teacher=teacher, desc=f"phase 2: {cfg.method}" if teacher is not None else cfg.method)
+    last_path, best_path = os.path.join(phase_dir, "last.pt"), os.path.join(phase_dir, "best.pt")
+    result["student"] = {
+        "initialised_from_teacher": from_teacher,
+        "init_checkpoint": None if from_teacher else (settings.get("init_checkpoint") or None),
+        "checkpoints": {"last": _relative(last_path, out_dir), "best": _relative(best_path, out_dir)},
+        "history": res.history,
+        "last": saved_final_evaluation(last_path, res.model, splits, cfg, device, method)}
     if res.best_state is not None:
         best = build_model(cfg.model, head, width=cfg.width)
         best.load_state_dict(res.best_state)
         best = _prepare(best, cfg, device)
-        result["student"]["best"] = {"epoch": res.best_epoch, **final_evaluation(best, splits, cfg, device, method)}
+        result["student"]["best"] = {"epoch": res.best_epoch,
+                                     **saved_final_evaluation(best_path, best, splits, cfg, device, method)}
     result["wall_seconds"] = time.perf_counter() - t_start
     ckpt.write_text_atomic(json.dumps(result, indent=1), os.path.join(out_dir, "result.json"))
     return result

@@ -573,35 +573,3 @@ def test_bad_method_settings_name_the_field(item, field):
     with pytest.raises(ConfigError) as e:
         from_profile("smoke", parse_overrides([item]))
     assert e.value.field == field
-
-
-# ------------------------------------------------------------------------------------------ compare
-def test_compare_trains_the_teacher_once_and_writes_the_summary(tiny, tmp_path, monkeypatch):
-    from cktat_core import experiments
-
-    over = {**tiny, "epochs": 1, "teacher_epochs": 1, "train_limit": 128, "test_limit": 32, "val_size": 64}
-    summary = experiments.compare(["pgdat", "cktat", "ltd"], "smoke", str(tmp_path), over)
-    assert [r["method"] for r in summary["rows"]] == ["pgdat", "cktat", "ltd"]
-    assert list(summary["teachers"]) == ["clean"]
-    teacher = summary["teachers"]["clean"]["checkpoint"]
-    assert summary["rows"][1]["teacher_checkpoint"] == teacher == summary["rows"][2]["teacher_checkpoint"]
-    on_disk = json.loads((tmp_path / "summary.json").read_text())
-    assert on_disk["schema"] == "cktat-compare/1" and on_disk["attack"] == "pgd3"
-    row = on_disk["rows"][0]["last"]
-    assert {"natural", "pgd3", "natural_groups", "pgd3_groups", "probes"} <= set(row)
-    assert {"single_view", "multi_view"} <= set(row["natural_groups"])
-    assert {"torch", "python", "cktat_core"} <= set(on_disk["versions"])
-    # on disk the paths are relative to the summary's folder; load_summary resolves them to the same files
-    assert on_disk["rows"][0]["run_dir"] == "pgdat"
-    assert on_disk["teachers"]["clean"]["checkpoint"] == os.path.relpath(teacher, tmp_path)
-    assert not os.path.isabs(on_disk["rows"][1]["teacher_checkpoint"])
-    loaded = experiments.load_summary(str(tmp_path / "summary.json"))
-    assert loaded["teachers"]["clean"]["checkpoint"] == teacher and os.path.isfile(teacher)
-    assert [r["run_dir"] for r in loaded["rows"]] == [r["run_dir"] for r in summary["rows"]]
-    assert all(os.path.isfile(os.path.join(r["run_dir"], "result.json")) for r in loaded["rows"])
-    table = experiments.format_summary(summary)
-    assert all(name in table for name in ("PGDAT", "CKTAT", "LTD", "clean teacher"))
-    # rerunning resumes: nothing is trained again
-    monkeypatch.setattr(train_mod, "batches", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
-    again = experiments.compare(["pgdat", "cktat", "ltd"], "smoke", str(tmp_path), over)
-    assert again["rows"][0]["last"] == summary["rows"][0]["last"]

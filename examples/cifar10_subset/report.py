@@ -17,7 +17,7 @@ def _acc(ev: dict, name: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--results", default="results/cifar10-subset")
+    ap.add_argument("--results", default="examples/cifar10_subset/results")
     ap.add_argument("--out", default="examples/cifar10_subset/RESULTS.md")
     args = ap.parse_args()
     with open(os.path.join(args.results, "summary.json")) as fh:

@@ -6,12 +6,12 @@
 #   bash examples/cifar10_subset/run.sh          # about 25 minutes on two CPU cores; resumes if interrupted
 #
 # Environment: DATA_DIR (default ../shared/data, the folder holding cifar-10-batches-py), OUT (default
-# results/cifar10-subset), PY (default .venv/bin/python). Writes OUT/summary.json (cktat compare),
+# examples/cifar10_subset/results), PY (default .venv/bin/python). Writes OUT/summary.json (cktat compare),
 # OUT/cktat_tau5/result.json, and examples/cifar10_subset/RESULTS.md generated from them by report.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA_DIR=${DATA_DIR:-../shared/data}
-OUT=${OUT:-results/cifar10-subset}
+OUT=${OUT:-examples/cifar10_subset/results}
 PY=${PY:-.venv/bin/python}
 SETTINGS="dataset=cifar10 data_dir=$DATA_DIR width=32 teacher_epochs=25 epochs=8 val_size=500 progress=false"
 

@@ -8,8 +8,8 @@
 # Environment: DATA_DIR (default ../shared/data), RUN_DIR (default runs/example_standard_resnet18),
 # EPOCHS (default 12), PY (default .venv/bin/python), RUN_PREFIX (a command put before every Python
 # call, e.g. "flock /tmp/lock" to keep one torch process at a time). Training resumes where it stopped.
-# Writes results/standard-resnet18/ (JSON from `cktat eval`) and
-# book/evaluation_example.md (generated from that JSON by examples/standard_resnet18/report.py).
+# Writes examples/standard_resnet18/results/ (JSON from `cktat eval`) and
+# examples/standard_resnet18/RESULTS.md (generated from that JSON by examples/standard_resnet18/report.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA_DIR=${DATA_DIR:-../shared/data}
@@ -17,7 +17,7 @@ RUN_DIR=${RUN_DIR:-runs/example_standard_resnet18}
 EPOCHS=${EPOCHS:-12}
 PY=${PY:-.venv/bin/python}
 RUN_PREFIX=${RUN_PREFIX:-}
-OUT=results/standard-resnet18
+OUT=examples/standard_resnet18/results
 
 # 1. Train: the library's `clean` method (cross-entropy), paper profile (SGD 0.1, momentum 0.9, wd 5e-4,
 #    batch 128, crop+flip, lr x0.1 at 100/110 and 105/110 of the epochs), 500 training images held out.
@@ -26,7 +26,7 @@ $RUN_PREFIX $PY -m cktat_core train --method clean --profile paper --out "$RUN_D
 
 # 2. Export the last epoch as a plain state_dict, the form checkpoints from other codes come in.
 $RUN_PREFIX $PY -c "import sys, torch; from cktat_core.checkpoint import load; \
-torch.save(load(sys.argv[1])['model'], sys.argv[2])" "$RUN_DIR/model/last.pt" "$RUN_DIR/resnet18_plain.pt"
+torch.save(load(sys.argv[1])['model'], sys.argv[2])" "$RUN_DIR/student/last.pt" "$RUN_DIR/resnet18_plain.pt"
 
 # 3. Evaluate the plain state_dict: the whole test subset with natural, FGSM and PGD-20 ...
 $RUN_PREFIX $PY -m cktat_core eval --checkpoint "$RUN_DIR/resnet18_plain.pt" --model resnet18 \
@@ -38,4 +38,4 @@ $RUN_PREFIX $PY -m cktat_core eval --checkpoint "$RUN_DIR/resnet18_plain.pt" --m
     --eps-sweep 0.5/255,1/255,2/255,8/255 --out "$OUT/first_100" --no-progress
 
 # 5. The book page, generated from the JSON above (no figure is typed by hand).
-$PY examples/standard_resnet18/report.py --run-dir "$RUN_DIR" --results "$OUT" --out book/evaluation_example.md
+$PY examples/standard_resnet18/report.py --run-dir "$RUN_DIR" --results "$OUT" --out examples/standard_resnet18/RESULTS.md

@@ -1,28 +1,28 @@
 """Methods side by side under one budget: the data behind the book's comparison chapters.
 
 `compare(["pgdat", "trades", "cktat"], "smoke", "runs/compare")` trains every method with the same profile,
-seed and overrides, one run directory per method (`OUT/<method>`), and trains each kind of teacher the methods
-need once (`OUT/teacher_clean`, `OUT/teacher_robust`), handing it to every method as `teacher_checkpoint`.
-Everything resumes: rerunning the same call continues unfinished runs and re-reads finished ones. The summary
-JSON ("cktat-compare/1") holds, per method, the test accuracies of the last and of the best-on-validation epoch
-(natural, PGD, each by sample group, and the probe sets of the multi-view data), the training seconds, and the
-resolved config, the versions and the device of the run::
+seed and overrides, one run directory per method (`OUT/<method>`), and trains each kind of frozen teacher the
+methods need once (`OUT/teacher_clean`, `OUT/teacher_robust`), handing it to every method as `teacher_checkpoint`.
+Everything resumes: rerunning the same call continues unfinished runs and re-reads finished ones (`train.run`
+returns a finished run's saved result; a checkpoint's test evaluation is computed once and stored beside it).
+The summary JSON ("cktat-compare/2") holds, per method, the flat rows (`report.row`) of the last and of the
+best-on-validation epoch, the training seconds, and the resolved config, the versions and the device::
 
-    {"schema": "cktat-compare/1", "profile": "smoke", "methods": ["pgdat", ...], "attack": "pgd20",
+    {"schema": "cktat-compare/2", "profile": "smoke", "methods": ["pgdat", ...], "attack": "pgd20",
      "config": {...}, "overrides": {...}, "versions": {...}, "device": "cpu", "data": {"train": 3500, ...},
-     "teachers": {"clean": {"checkpoint": ".../teacher/last.pt", "train_seconds": 21.0, "last": ROW}},
+     "teachers": {"clean": {"checkpoint": "teacher_clean/teacher/last.pt", "train_seconds": 21.0, "last": ROW}},
      "rows": [{"method": "pgdat", "paper": "PGDAT", "teacher": "none", "train_seconds": 60.2,
-               "wall_seconds": 75.3, "run_dir": ".../pgdat", "last": ROW, "best": {"epoch": 9, **ROW}}],
+               "wall_seconds": 75.3, "run_dir": "pgdat", "checkpoint": "pgdat/student/last.pt",
+               "last": ROW, "best": {"epoch": 9, **ROW}}],
      "wall_seconds": 290.1}
 
-    ROW = {"natural": 91.3, "pgd20": 70.2, "natural_groups": {"single_view": 84.0, "multi_view": 97.1, ...},
-           "pgd20_groups": {...}, "probes": {"probe_f1": 88.0, "probe_f2": 12.0}}
+    ROW = {"natural": 91.3, "pgd20": 70.2, "natural single_view": 84.0, "pgd20 multi_view": 97.1, ...,
+           "probe_f1": 88.0, "probe_f2": 12.0}
 
 `wall_seconds` of a method is the time of its `train.run` call in this invocation (small when the run was
 already finished); `train_seconds` sums its epochs' training time from the history, so it survives resumes.
-On disk, `run_dir` and the checkpoint paths are relative to the summary's own folder, so a results folder can
-be moved, committed or copied to a Drive; `load_summary` reads a summary back with those paths resolved (the
-dict `compare` returns holds them resolved already).
+On disk, paths are relative to the summary's own folder, so a results folder can be moved, committed or copied
+to a Drive; `load_summary` reads a summary back with those paths resolved (and reads schema 1 too).
 """
 
 from __future__ import annotations
@@ -36,26 +36,11 @@ from .config import from_profile, resolve
 from .data import Splits, load_splits
 from .errors import ConfigError
 from .methods import METHODS
+from .report import row
 from .runtime import pick_device, versions
-from .train import final_evaluation, run, teacher_kind, train_teacher
+from .train import frozen_teacher, run, saved_final_evaluation, teacher_checkpoint_path, train_teacher
 
-SCHEMA = "cktat-compare/1"
-
-
-def _row(ev: dict, attack: str) -> dict:
-    """The numbers of one final evaluation that a comparison reports."""
-    t = ev["test"]["attacks"]
-    row = {"natural": t["natural"]["accuracy"], attack: t[attack]["accuracy"]}
-    if "groups" in t["natural"]:
-        row["natural_groups"] = t["natural"]["groups"]
-        row[f"{attack}_groups"] = t[attack]["groups"]
-    probes = {k: v["attacks"]["natural"]["accuracy"] for k, v in ev.items() if k.startswith("probe")}
-    if probes:
-        row["probes"] = probes
-    for name, gap in ev.get("protocol_gap", {}).items():
-        row[name] = t[name]["accuracy"]
-        row[f"{name}_minus_{attack}"] = gap
-    return row
+SCHEMA = "cktat-compare/2"
 
 
 def _train_seconds(history: list[dict]) -> float:
@@ -70,10 +55,10 @@ def _teacher(cfg, kind: str, out_dir: str) -> dict:
     splits = Splits(s.train.to(device), s.val.to(device), s.test.to(device),
                     {k: v.to(device) for k, v in s.probes.items()})
     model, res = train_teacher(rcfg, splits, out_dir, device, kind)
-    path = os.path.join(out_dir, "teacher", "best.pt" if rcfg.teacher_select == "best" else "last.pt")
-    ev = final_evaluation(model, splits, rcfg, device)
+    path = teacher_checkpoint_path(out_dir, rcfg)
+    ev = saved_final_evaluation(path, model, splits, rcfg, device)
     return {"checkpoint": path, "kind": kind, "train_seconds": _train_seconds(res.history),
-            "best_epoch": res.best_epoch, "used": rcfg.teacher_select, "last": _row(ev, f"pgd{rcfg.eval_steps}")}
+            "best_epoch": res.best_epoch, "used": rcfg.teacher_select, "last": row(ev)}
 
 
 def compare(methods: list[str], profile: str = "smoke", out_dir: str = "runs/compare",
@@ -89,10 +74,9 @@ def compare(methods: list[str], profile: str = "smoke", out_dir: str = "runs/com
 
     teachers: dict[str, dict] = {}
     for m, cfg in cfgs.items():
-        method = METHODS[m]
-        if method.teacher not in ("clean", "robust") or cfg.teacher_checkpoint:
+        kind = frozen_teacher(METHODS[m], cfg)
+        if kind is None or cfg.teacher_checkpoint:
             continue
-        kind = teacher_kind(method, cfg)
         if kind not in teachers:
             teachers[kind] = _teacher(cfg, kind, os.path.join(out_dir, f"teacher_{kind}"))
         cfgs[m] = cfg.replace(teacher_checkpoint=teachers[kind]["checkpoint"])
@@ -104,15 +88,16 @@ def compare(methods: list[str], profile: str = "smoke", out_dir: str = "runs/com
         run_dir = os.path.join(out_dir, m)
         res = run(cfg, run_dir)
         attack = f"pgd{res['config']['eval_steps']}"
-        row = {"method": m, "paper": METHODS[m].title, "teacher": METHODS[m].teacher,
-               "train_seconds": _train_seconds(res["student"]["history"]),
-               "wall_seconds": time.perf_counter() - t0, "run_dir": run_dir,
-               "last": _row(res["student"]["last"], attack)}
+        entry = {"method": m, "paper": METHODS[m].title, "teacher": METHODS[m].teacher,
+                 "train_seconds": _train_seconds(res["student"]["history"]),
+                 "wall_seconds": time.perf_counter() - t0, "run_dir": run_dir,
+                 "checkpoint": os.path.join(run_dir, res["student"]["checkpoints"]["last"]),
+                 "last": row(res["student"]["last"])}
         if "best" in res["student"]:
-            row["best"] = {"epoch": res["student"]["best"]["epoch"], **_row(res["student"]["best"], attack)}
+            entry["best"] = {"epoch": res["student"]["best"]["epoch"], **row(res["student"]["best"])}
         if "teacher" in res:
-            row["teacher_checkpoint"] = res["teacher"].get("checkpoint")
-        rows.append(row)
+            entry["teacher_checkpoint"] = os.path.join(run_dir, res["teacher"]["checkpoint"])
+        rows.append(entry)
         data, device = res["data"], res["device"]
 
     first = resolve(next(iter(cfgs.values()))).to_dict()
@@ -133,7 +118,8 @@ def compare(methods: list[str], profile: str = "smoke", out_dir: str = "runs/com
 def _map_paths(summary: dict, f) -> dict:
     """A copy of `summary` with f applied to its file paths (rows' run_dir and teacher_checkpoint, teachers'
     checkpoint)."""
-    rows = [{**r, **{k: f(r[k]) for k in ("run_dir", "teacher_checkpoint") if r.get(k)}} for r in summary["rows"]]
+    rows = [{**r, **{k: f(r[k]) for k in ("run_dir", "checkpoint", "teacher_checkpoint") if r.get(k)}}
+            for r in summary["rows"]]
     teachers = {k: {**t, "checkpoint": f(t["checkpoint"])} for k, t in summary["teachers"].items()}
     return {**summary, "rows": rows, "teachers": teachers}
 
@@ -144,8 +130,25 @@ def load_summary(path: str) -> dict:
         summary = json.load(fh)
     base = os.path.dirname(os.path.abspath(path))
     summary = _map_paths(summary, lambda p: os.path.normpath(os.path.join(base, p)))
+    if summary.get("schema") == "cktat-compare/1":
+        summary = _from_schema_1(summary)
     summary["path"] = path
     return summary
+
+
+def _from_schema_1(summary: dict) -> dict:
+    """A schema-1 summary (rows with nested groups and probes) with its rows flattened as `report.row` makes them."""
+    def flat(r: dict) -> dict:
+        r = dict(r)
+        for key in [k for k in r if k.endswith("_groups")]:
+            r.update({f"{key[:-len('_groups')]} {g}": v for g, v in r.pop(key).items()})
+        r.update(r.pop("probes", {}))
+        return r
+
+    rows = [{**r, "last": flat(r["last"]), **({"best": flat(r["best"])} if "best" in r else {})}
+            for r in summary["rows"]]
+    teachers = {k: {**t, "last": flat(t["last"])} for k, t in summary["teachers"].items()}
+    return {**summary, "schema": SCHEMA, "rows": rows, "teachers": teachers}
 
 
 def format_summary(summary: dict) -> str:
@@ -160,10 +163,9 @@ def format_summary(summary: dict) -> str:
 
     for r in summary["rows"]:
         x = r["last"]
-        g, ga, p = x.get("natural_groups", {}), x.get(f"{a}_groups", {}), x.get("probes", {})
-        lines.append(f"{r['paper']:<12}{f(x['natural']):>9}{f(x[a]):>9}{f(g.get('single_view')):>12}"
-                     f"{f(g.get('multi_view')):>11}{f(ga.get('single_view')):>14}{f(p.get('probe_f1')):>10}"
-                     f"{f(p.get('probe_f2')):>10}{r['train_seconds']:>9.0f}")
+        lines.append(f"{r['paper']:<12}{f(x['natural']):>9}{f(x[a]):>9}{f(x.get('natural single_view')):>12}"
+                     f"{f(x.get('natural multi_view')):>11}{f(x.get(f'{a} single_view')):>14}"
+                     f"{f(x.get('probe_f1')):>10}{f(x.get('probe_f2')):>10}{r['train_seconds']:>9.0f}")
     for kind, t in summary["teachers"].items():
         lines.append(f"{kind} teacher: natural {f(t['last']['natural'])}, {a} {f(t['last'][a])}, "
                      f"{t['train_seconds']:.0f} s")

@@ -1,0 +1,91 @@
+"""The decisions a page states about its runs, each one function with its threshold derived, not picked.
+
+A page says "the model uses feature 2" or "the run collapsed" only through these functions, so the same words
+mean the same thing on every page. Torch-free: they read the numbers `train.run` and `evaluate` wrote.
+
+- `above_chance`: an accuracy on n images lies above chance (100 / C %) beyond z binomial standard errors of a
+  model that guesses; on the multi-view probe images (one feature only) this is "the model uses that feature".
+- `not_below`: accuracy a is not below accuracy b beyond the noise of two accuracies on the same n images
+  (`noise_margin`, two binomial standard errors of the difference, at least one image).
+- `collapsed_epochs`: epochs whose validation accuracy fell below half the best epoch's.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def noise_margin(acc_a: float, acc_b: float, n: int, z: float = 2.0) -> float:
+    """Percentage points within which two accuracies on the same n images count as equal."""
+    if n <= 0:
+        return 0.0
+    p = (acc_a + acc_b) / 200
+    return max(z * math.sqrt(2 * p * (1 - p) / n) * 100, 100 / n)
+
+
+def chance(num_classes: int) -> float:
+    return 100.0 / num_classes
+
+
+def above_chance(accuracy: float, n: int, num_classes: int, z: float = 2.0) -> bool:
+    """Whether `accuracy` (%) on n images exceeds chance by more than z standard errors of a guessing model."""
+    p = 1.0 / num_classes
+    return accuracy - 100 * p > z * 100 * math.sqrt(p * (1 - p) / max(n, 1))
+
+
+def uses_feature(evaluation: dict, probe: str, num_classes: int) -> bool:
+    """Whether a model's final evaluation classifies the probe set `probe` ("probe_f2") above chance."""
+    ev = evaluation[probe]
+    return above_chance(ev["attacks"]["natural"]["accuracy"], ev["n"], num_classes)
+
+
+def not_below(a: float, b: float, n: int) -> bool:
+    """Accuracy a (%) is not below b beyond the noise of two accuracies on the same n images."""
+    return a >= b - noise_margin(a, b, n)
+
+
+def collapsed_epochs(history: list[dict], key: str) -> list[int]:
+    """The 1-based epochs whose `key` (a validation accuracy) fell below half of its best value."""
+    best = max(h[key] for h in history)
+    return [h["epoch"] for h in history if h[key] < best / 2]
+
+
+def accuracy(evaluation: dict, attack: str = "natural") -> float:
+    """Test accuracy (%) of one final evaluation under `attack`."""
+    return evaluation["test"]["attacks"][attack]["accuracy"]
+
+
+def initialisation_verdict(last: dict, best: dict, scratch: dict, history: list[dict], robust: str,
+                           val_robust: str, num_classes: int) -> str:
+    """Chapter 01's conclusion about PGD-AT started from the clean weights: does the clean initialisation alone
+    carry feature 2 into a robust model?
+
+    `last` and `best`: final evaluations of that run's last and best-on-validation epochs; `scratch`: PGD-AT from
+    scratch; `history`: that run's per-epoch validation records. "Uses feature 2": `uses_feature` on the
+    feature-2 probes; "robust": PGD accuracy `not_below` PGD-AT from scratch's.
+    """
+    n = scratch["test"]["n"]
+
+    def learned(ev):
+        return uses_feature(ev, "probe_f2", num_classes)
+
+    def robust_too(ev):
+        return not_below(accuracy(ev, robust), accuracy(scratch, robust), n)
+
+    if (learned(last) and robust_too(last)) or (learned(best) and robust_too(best)):
+        return "The clean initialisation carries the second feature into a robust model."
+    if not (learned(last) or learned(best)):
+        return "The clean initialisation alone does not carry the second feature."
+    verdict = "The initialisation alone does not give a model that is robust and uses feature 2"
+    if learned(last) and not robust_too(last):
+        verdict += ": the last epoch uses it but is not robust"
+    if robust_too(best) and not learned(best):
+        verdict += ", and the epoch chosen on validation is robust without it"
+    verdict += "."
+    low = collapsed_epochs(history, val_robust)
+    if len(low) >= 2:
+        both = set(low) & set(collapsed_epochs(history, "val_natural"))
+        verdict += (f" In {len(low)} of {len(history)} epochs the validation robust accuracy fell below half its "
+                    f"best, and in {len(both)} of them natural accuracy did too: started from the clean weights, "
+                    f"adversarial training at this learning rate is unstable, as the curves above show.")
+    return verdict

@@ -1,0 +1,117 @@
+"""A finished run is re-read, never re-evaluated; one folder per phase; float32 final evaluation."""
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from cktat_core import train as train_mod
+from cktat_core import verdicts
+from cktat_core.config import from_profile
+from cktat_core.errors import CheckpointError
+
+
+def _boom(*a, **k):
+    raise AssertionError("loaded, trained or evaluated again")
+
+
+def test_a_finished_run_is_returned_as_saved(tiny, tmp_path, monkeypatch):
+    cfg = from_profile("smoke", {**tiny, "method": "cktat"})
+    first = train_mod.run(cfg, str(tmp_path / "r"))
+    assert first["schema"] == train_mod.RESULT_SCHEMA and "reused" not in first
+    assert first["teacher"]["checkpoint"] == os.path.join("teacher", "last.pt")
+    assert first["student"]["checkpoints"] == {"last": os.path.join("student", "last.pt"),
+                                               "best": os.path.join("student", "best.pt")}
+    for name in ("load_splits", "batches", "final_evaluation", "train_phase"):
+        monkeypatch.setattr(train_mod, name, _boom)
+    again = train_mod.run(cfg, str(tmp_path / "r"))
+    assert again["reused"] is True and again["student"]["last"] == first["student"]["last"]
+    # moved elsewhere, still the same run
+    shutil.move(str(tmp_path / "r"), str(tmp_path / "moved"))
+    assert train_mod.run(cfg, str(tmp_path / "moved"))["student"]["last"] == first["student"]["last"]
+
+
+def test_other_settings_are_not_taken_for_a_finished_run(tiny, tmp_path, monkeypatch):
+    cfg = from_profile("smoke", {**tiny, "method": "pgdat"})
+    first = train_mod.run(cfg, str(tmp_path))
+    assert os.path.isfile(tmp_path / "student" / "last.pt") and not os.path.exists(tmp_path / "model")
+    # another test attack: the training is re-read from its checkpoint, only the evaluation is new
+    monkeypatch.setattr(train_mod, "batches", _boom)
+    more = train_mod.run(cfg.replace(eval_steps=4), str(tmp_path))
+    assert "pgd4" in more["student"]["last"]["test"]["attacks"] and "reused" not in more
+    assert more["student"]["history"] == first["student"]["history"]
+    # another training setting: refused, the finished checkpoint is left as it is
+    before = (tmp_path / "student" / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError):
+        train_mod.run(cfg.replace(beta=1.0), str(tmp_path))
+    assert (tmp_path / "student" / "last.pt").read_bytes() == before
+
+
+def test_a_checkpoint_is_evaluated_once(tiny, tmp_path, monkeypatch):
+    """Two runs taught by the same teacher checkpoint evaluate that teacher once (stored beside it)."""
+    cfg = from_profile("smoke", {**tiny, "method": "cktat", "epochs": 1})
+    train_mod.run(cfg, str(tmp_path / "a"))
+    teacher = str(tmp_path / "a" / "teacher" / "last.pt")
+    assert os.path.isfile(str(tmp_path / "a" / "teacher" / "last.final_eval.json"))
+    calls = []
+    real = train_mod.final_evaluation
+    monkeypatch.setattr(train_mod, "final_evaluation", lambda *a, **k: calls.append(1) or real(*a, **k))
+    b = train_mod.run(cfg.replace(teacher_checkpoint=teacher, tau=2.0), str(tmp_path / "b"))
+    assert len(calls) == 2  # the student's last and best epochs; the teacher's numbers are re-read
+    assert b["teacher"]["test"] == json.loads((tmp_path / "a" / "result.json").read_text())["teacher"]["test"]
+
+
+def test_a_legacy_model_folder_is_renamed_student(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "metrics.jsonl").write_text("{}\n")
+    assert train_mod.student_dir(str(tmp_path)) == str(tmp_path / "student")
+    assert (tmp_path / "student" / "metrics.jsonl").exists() and not (tmp_path / "model").exists()
+
+
+def test_frozen_teacher_is_decided_in_one_place():
+    from cktat_core.methods import METHODS
+
+    cfg = from_profile("smoke", {"method": "ard"})
+    assert train_mod.frozen_teacher(METHODS["ard"], cfg) == "robust"
+    assert train_mod.frozen_teacher(METHODS["ard"], cfg.replace(teacher_kind="clean")) == "clean"
+    assert train_mod.frozen_teacher(METHODS["cktat"], cfg) == "clean"
+    assert train_mod.frozen_teacher(METHODS["pgdat"], cfg) is None
+    assert train_mod.frozen_teacher(METHODS["lbgat"], cfg) is None  # co-trained: no phase 1
+
+
+class _RecordsAutocast(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, set()
+
+    def forward(self, x):
+        self.seen.add((torch.is_autocast_enabled("cpu"), torch.is_autocast_enabled("cuda")))
+        out = self.model(x)
+        self.seen.add(out.dtype)
+        return out
+
+
+def test_final_evaluation_runs_in_float32_on_a_cuda_configured_run(trained_cnn, monkeypatch):
+    """amp=True on a CUDA device: the final evaluation neither asks for the training precision nor runs under the
+    autocast of a caller (here a CPU bf16 autocast stands for CUDA's)."""
+    model, splits = trained_cnn
+    splits = train_mod.Splits(splits.train, splits.val, splits.test.head(64), {})
+    cfg = train_mod.resolve(from_profile("smoke", {"method": "pgdat", "amp": True, "eval_steps": 2}))
+    monkeypatch.setattr(train_mod, "autocast", _boom)
+    probe = _RecordsAutocast(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        train_mod.final_evaluation(probe, splits, cfg, torch.device("cuda"))
+    assert probe.seen == {(False, False), torch.float32}
+
+
+def test_verdicts_decide_from_sampling_noise():
+    # 10 classes, 1000 probe images: chance 10%, two standard errors about 1.9 points
+    assert verdicts.above_chance(12.5, 1000, 10) and not verdicts.above_chance(11.5, 1000, 10)
+    assert not verdicts.above_chance(12.5, 100, 10)  # the same accuracy on 100 images is within noise
+    assert verdicts.not_below(70.0, 72.0, 1000) and not verdicts.not_below(60.0, 72.0, 1000)
+    hist = [{"epoch": e + 1, "val_pgd5": v, "val_natural": n} for e, (v, n) in
+            enumerate([(4, 50), (78, 90), (1, 20), (79, 91)])]
+    assert verdicts.collapsed_epochs(hist, "val_pgd5") == [1, 3]
+    assert verdicts.collapsed_epochs(hist, "val_natural") == [3]
