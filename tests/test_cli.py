@@ -69,6 +69,11 @@ def test_train_then_eval_then_refuse_changed_settings(capsys, tmp_path):
     assert "teacher" in printed and "result.json" in printed
     res = json.loads((out / "result.json").read_text())
     assert res["student"]["last"]["test"]["attacks"]["pgd2"]["total"] == 128
+    # the same command on the finished run prints the saved result (nothing trained or evaluated)
+    assert main(["train", "--method", "cktat", "--profile", "smoke", "--out", str(out), "--set"] + TINY_SET) == 0
+    again = capsys.readouterr().out
+    assert "finished earlier, saved result" in again
+    assert again.splitlines()[1:] == printed.splitlines()[1:]
 
     assert main(["eval", "--checkpoint", str(out / "student" / "last.pt"), "--attacks", "natural,fgsm,pgd5",
                  "--limit", "64"]) == 0
@@ -108,10 +113,10 @@ def test_eval_of_a_ducat_checkpoint_attacks_the_deployed_c_way_model(capsys, tmp
     out = tmp_path / "ducat"
     assert main(["train", "--method", "ducat", "--profile", "smoke", "--out", str(out), "--set"] + TINY_SET) == 0
     capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(out / "model" / "last.pt"), "--attacks", "natural,pgd3", "--limit", "32",
+    assert main(["eval", "--checkpoint", str(out / "student" / "last.pt"), "--attacks", "natural,pgd3", "--limit", "32",
                  "--no-progress"]) == 0
-    ev = json.loads((out / "model" / "eval_last.json").read_text())
+    ev = json.loads((out / "student" / "eval_last.json").read_text())
     assert ev["n"] == 32 and ev["attacks"]["pgd3"]["correct"] <= ev["attacks"]["natural"]["correct"]
     # the checkpoint holds a 2C-way head; evaluated, it is a 10-class classifier
     from cktat_core.checkpoint import load
-    assert load(str(out / "model" / "last.pt"))["model"]["linear.weight"].shape[0] == 20
+    assert load(str(out / "student" / "last.pt"))["model"]["linear.weight"].shape[0] == 20
