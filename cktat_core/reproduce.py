@@ -10,15 +10,16 @@ the site is built from. The executed copy's metadata holds, under `cktat.fingerp
 - `library`: SHA-256 over the path and content of every `.py` file of `cktat_core/`;
 - `paper_numbers`: SHA-256 of `cktat_core/paper_numbers.yaml`;
 - `results`: every file under the chapter's results folder (`results/<profile>/` or the folder given) that
-  the chapter opened for reading during its execution and did not itself write in that execution, except
-  checkpoints (`*.pt`), with its path relative to that folder and its SHA-256.
+  the chapter opened for reading during its execution and did not itself write in that execution
+  (`result.json` files, summaries, evaluations, checkpoints), with its path relative to that folder and its
+  SHA-256.
 
 A chapter is stale, and re-executed, when its executed copy is missing or has no fingerprint, or when any of
-the five entries differs from its current value (for `results`: a recorded file whose content changed or
-which is gone). Files that appear later (another chapter's new runs) do not make it stale, and neither do
-files the chapter wrote itself (a summary it rewrote with a new wall time), since those are its own output.
-Checkpoints are left out because `result.json` records what a chapter shows of them and they are not
-committed. `force=True` executes every selected chapter. Deciding reads and hashes files only: a run where
+the five entries differs from its current value (for `results`: a recorded file whose content changed, or
+which is gone, except a checkpoint: checkpoints are not committed, so a clean clone has none, and the
+committed `result.json` of their run records what the chapter showed of them). Files that appear later
+(another chapter's new runs) do not make it stale, and neither do files the chapter wrote itself (a summary
+it rewrote with a new wall time), since those are its own output. `force=True` executes every selected chapter. Deciding reads and hashes files only: a run where
 nothing is stale starts no kernel and imports no torch.
 
 How the reads are recorded: the kernel is started with `IPYTHONDIR` pointing at a temporary folder whose IPython
@@ -175,7 +176,8 @@ def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str)
     for rel, digest in sorted((old.get("results") or {}).items()):
         path = os.path.join(results_folder, rel)
         if not os.path.isfile(path):
-            reasons.append(f"{rel} is gone")
+            if not rel.endswith(".pt"):  # checkpoints are not committed: a missing one is not a change
+                reasons.append(f"{rel} is gone")
         elif file_hash(path) != digest:
             reasons.append(f"{rel} changed")
     return reasons
@@ -203,8 +205,23 @@ def _recording_reads(results_folder: str) -> Iterator[str]:
                     os.environ[k] = v
 
 
+@contextmanager
+def _quiet_stderr(path: str) -> Iterator[None]:
+    """Send this process's stderr, and the kernel's it passes on, to `path` while the block runs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "w") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def results_read(log: str, results_folder: str) -> dict[str, str]:
-    """{path relative to the results folder: SHA-256} of the files read and not written, checkpoints excepted."""
+    """{path relative to the results folder: SHA-256} of the files the kernel read and did not write."""
     if not os.path.exists(log):
         return {}
     reads, writes = set(), set()
@@ -214,7 +231,7 @@ def results_read(log: str, results_folder: str) -> dict[str, str]:
             (writes if kind == "w" else reads).add(path)
     base = os.path.realpath(results_folder)
     return {os.path.relpath(p, base): file_hash(p) for p in sorted(reads - writes)
-            if not p.endswith((".pt", ".tmp")) and os.path.isfile(p)}
+            if not p.endswith(".tmp") and os.path.isfile(p)}
 
 
 def execute(chapter: Chapter, params: dict[str, Any], results_folder: str) -> dict[str, Any]:
@@ -227,8 +244,9 @@ def execute(chapter: Chapter, params: dict[str, Any], results_folder: str) -> di
     t0 = time.perf_counter()
     with _recording_reads(results_folder) as log:
         try:
-            pm.execute_notebook(chapter.source, partial, parameters=params, kernel_name="python3",
-                                cwd=os.path.dirname(chapter.source), progress_bar=False)
+            with _quiet_stderr(log + ".stderr"):  # the kernel's own log lines would break the chapter's line
+                pm.execute_notebook(chapter.source, partial, parameters=params, kernel_name="python3",
+                                    cwd=os.path.dirname(chapter.source), progress_bar=False)
         except pm.PapermillExecutionError as e:
             error = (e.evalue or "").strip().splitlines()
             shown = os.path.relpath(partial) if not os.path.relpath(partial).startswith("..") else partial

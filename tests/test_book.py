@@ -33,6 +33,7 @@ def _notebook(path, body):
 
 
 READER = ('import json, os\n'
+          'weights = open(os.path.join(results, "model.pt"), "rb").read()\n'
           'value = json.load(open(os.path.join(results, "input.json")))["x"]\n'
           'json.dump({"y": 2 * value}, open(os.path.join(results, "output.json"), "w"))\n'
           'print("y =", 2 * value)')
@@ -54,6 +55,7 @@ def tiny_book(tmp_path, monkeypatch):
     results = tmp_path / "results"
     results.mkdir()
     (results / "input.json").write_text('{"x": 21}')
+    (results / "model.pt").write_bytes(b"weights")
     lines = []
 
     def run(**kw):
@@ -76,7 +78,8 @@ def test_only_stale_chapters_execute(tiny_book, monkeypatch):
     executed = root / "book" / "chapters" / "01_reads.ipynb"
     meta = json.loads(executed.read_text())["metadata"]["cktat"]["fingerprint"]
     # the file it read is recorded with its hash; the file it wrote is its own output, not an input
-    assert meta["results"] == {"input.json": reproduce.file_hash(str(results / "input.json"))}
+    assert meta["results"] == {"input.json": reproduce.file_hash(str(results / "input.json")),
+                               "model.pt": reproduce.file_hash(str(results / "model.pt"))}
     assert meta["parameters"]["profile"] == "smoke" and meta["library"] == reproduce.library_hash()
     assert "y = 42" in executed.read_text()
 
@@ -103,6 +106,12 @@ def test_only_stale_chapters_execute(tiny_book, monkeypatch):
     (results / "input.json").write_text('{"x": 5}')
     assert run() == {"01_reads": "executed", "02_plain": "reused"}
     assert "input.json changed" in lines[0] and "y = 10" in executed.read_text()
+
+    # a checkpoint it read: gone (not committed) changes nothing, changed re-executes
+    (results / "model.pt").unlink()
+    assert set(run().values()) == {"reused"}
+    (results / "model.pt").write_bytes(b"other weights")
+    assert run() == {"01_reads": "executed", "02_plain": "reused"} and "model.pt changed" in lines[0]
 
     # the library, or the paper's numbers, changed: every chapter
     (lib / "module.py").write_text("A = 2\n")
