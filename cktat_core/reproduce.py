@@ -253,9 +253,22 @@ def execute(chapter: Chapter, params: dict[str, Any], results_folder: str) -> di
             raise CktatError(f"{os.path.basename(chapter.source)}: cell {_source_cell(partial, e.cell_index)} "
                              f"(In [{e.exec_count}]) failed: {e.ename}: {error[0] if error else ''} "
                              f"(partial execution: {shown})") from None
+        except Exception as e:  # the kernel died, did not start, or papermill could not run it
+            said = [line for line in _read(log + ".stderr").splitlines() if line.strip()]
+            raise CktatError(f"{os.path.basename(chapter.source)}: the kernel failed: {type(e).__name__}: "
+                             f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                             f"{' (kernel: ' + said[-1].strip() + ')' if said else ''}") from None
         fingerprint = {**inputs, "results": results_read(log, results_folder)}
     _finish(partial, chapter.executed, fingerprint, time.perf_counter() - t0)
     return fingerprint
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
 
 
 def _source_cell(executed: str, index: int) -> int:

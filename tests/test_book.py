@@ -142,6 +142,14 @@ def test_a_failing_chapter_is_one_line_and_keeps_the_chapters_before_it(tiny_boo
     assert run() == {"01_reads": "reused", "02_plain": "reused", "03_fails": "executed"}
 
 
+def test_a_dying_kernel_is_one_line(tiny_book):
+    root, lib, results, run, lines = tiny_book
+    _notebook(root / "notebooks" / "03_dies.ipynb", 'import os\nos._exit(1)')
+    with pytest.raises(CktatError) as err:
+        run(only=["03"])
+    assert "\n" not in str(err.value) and str(err.value).startswith("03_dies.ipynb: ")
+
+
 def test_unknown_chapter_is_a_clear_error():
     with pytest.raises(CktatError):
         reproduce.chapters(["99"], root=ROOT)
