@@ -150,6 +150,15 @@ def test_a_dying_kernel_is_one_line(tiny_book):
     assert "\n" not in str(err.value) and str(err.value).startswith("03_dies.ipynb: ")
 
 
+def test_the_table_of_contents_lists_every_chapter_once():
+    with open(os.path.join(ROOT, "_toc.yml")) as fh:
+        toc = yaml.safe_load(fh)
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    listed = sorted(f for f in files if f.startswith("book/chapters/"))
+    expected = sorted("book/chapters/" + os.path.basename(nb)[:-len(".ipynb")] for nb in book.chapter_notebooks(ROOT))
+    assert listed == expected
+
+
 def test_unknown_chapter_is_a_clear_error():
     with pytest.raises(CktatError):
         reproduce.chapters(["99"], root=ROOT)
