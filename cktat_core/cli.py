@@ -4,6 +4,7 @@
     cktat eval --checkpoint runs/cktat/student/last.pt [--attacks all --protocol standard --limit N]
     cktat methods
     cktat compare --methods pgdat,trades,cktat --profile smoke --out runs/compare [--summary results/x.json]
+    cktat reproduce [--chapters 01,05] [--profile smoke|paper] [--force] [--results DIR]   (alias: cktat book)
 
 Bad input (an out-of-range value, an unknown name, a missing dataset or a corrupt checkpoint) prints one
 line naming the field and what is allowed, and exits with status 2; finished checkpoints are never touched.
@@ -110,15 +111,20 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_book(args) -> int:
-    from .book import build, execute_chapters
+def cmd_reproduce(args) -> int:
+    from .book import build, sync_colab_cells
     from .config import from_profile, parse_overrides
+    from .reproduce import reproduce
 
+    if args.sync_colab:
+        for path in sync_colab_cells():
+            print(f"rewrote {os.path.relpath(path)}")
+        return 0
     overrides = parse_overrides(args.set or [])
     from_profile(args.profile, overrides)  # bad values stop here, before any notebook runs
     if not args.build_only:
-        only = [o.strip() for o in args.only.split(",")] if args.only else None
-        execute_chapters(args.profile, overrides, only, args.results)
+        only = [o.strip() for o in args.chapters.split(",") if o.strip()] if args.chapters else None
+        reproduce(args.profile, overrides, only, args.results, force=args.force)
     if not args.no_build:
         print(f"book: {build()}")
     return 0
@@ -180,14 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="directory for eval_<checkpoint>.json (default: beside the checkpoint)")
     e.set_defaults(func=cmd_eval)
 
-    b = sub.add_parser("book", help="execute the chapter notebooks in a profile and build the book")
-    b.add_argument("--profile", default="smoke")
-    b.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="config overrides for every chapter")
-    b.add_argument("--only", default=None, help="comma-separated chapter prefixes, e.g. 01,02")
+    b = sub.add_parser("reproduce", aliases=["book"],
+                       help="re-execute the stale chapter notebooks in a profile, then build the book's site")
+    b.add_argument("--chapters", "--only", default=None, help="comma-separated chapter prefixes, e.g. 01,05 (default: all)")
+    b.add_argument("--profile", default="smoke", help="smoke (CPU, minutes) or paper (GPU, the paper's setting)")
+    b.add_argument("--force", action="store_true", help="execute the selected chapters even when none is stale")
     b.add_argument("--results", default=None, help="folder for the runs (default results/<profile>)")
-    b.add_argument("--no-build", action="store_true", help="execute the chapters only")
-    b.add_argument("--build-only", action="store_true", help="build from the chapters already executed")
-    b.set_defaults(func=cmd_book)
+    b.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="config overrides for every chapter")
+    b.add_argument("--no-build", action="store_true", help="execute the stale chapters only")
+    b.add_argument("--build-only", action="store_true", help="build the site from the chapters already executed")
+    b.add_argument("--sync-colab", action="store_true",
+                   help="rewrite every notebook's Colab badge and install cell from _config.yml, then stop")
+    b.set_defaults(func=cmd_reproduce)
 
     m = sub.add_parser("methods", help="print Table 2 of the paper generated from the method definitions")
     m.set_defaults(func=cmd_methods)
