@@ -16,30 +16,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .book import results_dir
 from .compare import compare
 from .config import Config, from_profile, resolve
 from .data import dataset_defaults
 from .train import run
-
-
-def repo_root(start: str | None = None) -> str:
-    """The folder holding `_toc.yml` and `cktat_core` (searched upwards from `start`, default the working
-    directory); outside a checkout, the folder above the installed package."""
-    here = os.path.abspath(start or os.getcwd())
-    while True:
-        if os.path.exists(os.path.join(here, "_toc.yml")) and os.path.isdir(os.path.join(here, "cktat_core")):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        here = parent
-
-
-def results_dir(profile: str, results: str | None = None) -> str:
-    """Where a chapter keeps its runs: `results` if given, else `<repo>/results/<profile>`."""
-    path = results or os.path.join(repo_root(), "results", profile)
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 @dataclass

@@ -33,12 +33,11 @@ import time
 
 from . import checkpoint as ckpt
 from .config import from_profile, resolve
-from .data import Splits, load_splits
 from .errors import ConfigError
 from .methods import METHODS
 from .report import row
-from .runtime import pick_device, versions
-from .train import frozen_teacher, run, saved_final_evaluation, teacher_checkpoint_path, train_teacher
+from .runtime import versions
+from .train import frozen_teacher, run, teacher_run
 
 SCHEMA = "cktat-compare/2"
 
@@ -49,16 +48,9 @@ def _train_seconds(history: list[dict]) -> float:
 
 def _teacher(cfg, kind: str, out_dir: str) -> dict:
     """Train (or resume, or re-read) the `kind` teacher of `cfg` under out_dir; its checkpoint and test numbers."""
-    rcfg = resolve(cfg)
-    device = pick_device(rcfg.device)
-    s = load_splits(rcfg.dataset, rcfg.data_dir, rcfg.val_size, rcfg.train_limit, rcfg.test_limit, rcfg.download)
-    splits = Splits(s.train.to(device), s.val.to(device), s.test.to(device),
-                    {k: v.to(device) for k, v in s.probes.items()})
-    model, res = train_teacher(rcfg, splits, out_dir, device, kind)
-    path = teacher_checkpoint_path(out_dir, rcfg)
-    ev = saved_final_evaluation(path, model, splits, rcfg, device)
-    return {"checkpoint": path, "kind": kind, "train_seconds": _train_seconds(res.history),
-            "best_epoch": res.best_epoch, "used": rcfg.teacher_select, "last": row(ev)}
+    t = teacher_run(cfg, kind, out_dir)
+    return {"checkpoint": t["checkpoint"], "kind": kind, "train_seconds": _train_seconds(t["history"]),
+            "best_epoch": t["best_epoch"], "used": t["used"], "last": row(t["evaluation"])}
 
 
 def compare(methods: list[str], profile: str = "smoke", out_dir: str = "runs/compare",

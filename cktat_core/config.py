@@ -18,7 +18,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
 
-DATASETS = ("multiview", "cifar10", "cifar100")
+DATASETS = ("multiview", "multiview_f2", "cifar10", "cifar100")
 NORMS = ("linf", "l2")
 RANDOM_STARTS = ("auto", "uniform", "normal", "none")
 ATTACK_LOSSES = ("ce", "trades_kl")

@@ -131,7 +131,7 @@ class MultiViewSpec:
     patch: int = 8  # features live on a 4x4 grid of 8x8 patches
     patches_per_feature: int = 2
     amp1: float = 1.0  # pixel RMS of feature 1 (bright)
-    amp2: float = 0.2  # pixel RMS of feature 2 (dim in pixels, still robustly usable)
+    amp2: float = 0.3  # pixel RMS of feature 2 (dim in pixels, still robustly usable: chapter 01)
     coef_low: float = 0.5  # per-patch coefficients ~ U[coef_low, coef_high]
     coef_high: float = 1.0
     rho: float = 0.1  # strength of the weak feature of a single-view sample
@@ -140,7 +140,7 @@ class MultiViewSpec:
     mu: float = 0.5  # fraction of single-view samples
     noise: float = 0.2  # Gaussian pixel noise
     scale: float = 1 / 8  # centred units -> [0, 1] pixels
-    eps_centred: float = 0.1  # moves a feature-2 coefficient by ~0.4 of its [0.5, 1] range: still robustly usable
+    eps_centred: float = 0.05  # moves a feature-2 coefficient by about 0.13 (chapter 01 computes it)
     pattern_seed: int = 1234
 
     @property
@@ -215,7 +215,7 @@ def make_multiview(n: int, seed: int, spec: MultiViewSpec = MULTIVIEW, probe: in
 # ------------------------------------------------------------------------------------------- loading
 def dataset_defaults(name: str) -> dict:
     """Threat-model and augmentation defaults that depend on the dataset."""
-    if name == "multiview":
+    if name in MULTIVIEW_DATASETS:
         return {"eps": MULTIVIEW.eps, "eps_l2": MULTIVIEW.eps * math.sqrt(3 * 32 * 32) / 4, "augment": False,
                 "num_classes": MULTIVIEW.num_classes}
     return {"eps": 8 / 255, "eps_l2": 128 / 255, "augment": True, "num_classes": 100 if name == "cifar100" else 10}
@@ -241,15 +241,22 @@ def split_validation(data: TensorData, val_size: int, seed: int = 0) -> tuple[Te
     return data.subset(perm[val_size:].sort().values), data.subset(perm[:val_size].sort().values)
 
 
+MULTIVIEW_DATASETS = {"multiview": 0, "multiview_f2": 2}  # name -> probe: the mixture, or feature 2 alone
+
+
 def load_splits(dataset: str, data_dir: str = "data", val_size: int = 1000, train_limit: int = 0,
                 test_limit: int = 0, download: bool = False) -> Splits:
-    """Train / validation / test tensors (and, for multiview, the probe sets)."""
-    if dataset == "multiview":
-        full = make_multiview(MULTIVIEW.n_train, seed=1)
+    """Train / validation / test tensors (and, for the multi-view data, the probe sets).
+
+    "multiview_f2" is the multi-view data with feature 2 alone in every image (the probe distribution), for
+    training: it asks whether feature 2 can be learned robustly at all (chapter 01).
+    """
+    if dataset in MULTIVIEW_DATASETS:
+        full = make_multiview(MULTIVIEW.n_train, seed=1, probe=MULTIVIEW_DATASETS[dataset])
     elif dataset in _CIFAR:
         full = load_cifar(dataset, data_dir, train=True, download=download)
     else:
-        raise DataError(f"dataset: unknown dataset {dataset!r}; known: multiview, {', '.join(_CIFAR)}")
+        raise DataError(f"dataset: unknown dataset {dataset!r}; known: {', '.join([*MULTIVIEW_DATASETS, *_CIFAR])}")
     test, probes = load_test(dataset, data_dir, test_limit, download)
     train, val = split_validation(full, val_size)
     return Splits(train.head(train_limit), val, test, probes)
@@ -257,15 +264,15 @@ def load_splits(dataset: str, data_dir: str = "data", val_size: int = 1000, trai
 
 def load_test(dataset: str, data_dir: str = "data", limit: int = 0,
               download: bool = False) -> tuple[TensorData, dict[str, TensorData]]:
-    """The test set (first `limit` images) and, for multiview, the probe sets."""
-    if dataset == "multiview":
+    """The test set (first `limit` images) and, for the multi-view data, the probe sets."""
+    if dataset in MULTIVIEW_DATASETS:
         n = MULTIVIEW.n_test
         probes = {"probe_f1": make_multiview(n // 2, seed=3, probe=1).head(limit),
                   "probe_f2": make_multiview(n // 2, seed=4, probe=2).head(limit)}
-        return make_multiview(n, seed=2).head(limit), probes
+        return make_multiview(n, seed=2, probe=MULTIVIEW_DATASETS[dataset]).head(limit), probes
     if dataset in _CIFAR:
         return load_cifar(dataset, data_dir, train=False, download=download).head(limit), {}
-    raise DataError(f"dataset: unknown dataset {dataset!r}; known: multiview, {', '.join(_CIFAR)}")
+    raise DataError(f"dataset: unknown dataset {dataset!r}; known: {', '.join([*MULTIVIEW_DATASETS, *_CIFAR])}")
 
 
 # --------------------------------------------------------------------------------- batches, augment

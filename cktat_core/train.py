@@ -310,6 +310,38 @@ def train_teacher(cfg: Config, splits: Splits, out_dir: str, device: torch.devic
     return model, res
 
 
+def teacher_settings(cfg: Config, kind: str) -> dict:
+    """What a stand-alone teacher run (`teacher_run`) depends on: phase 1's fields, the threat model when it is
+    robust, which checkpoint teaches and the test settings."""
+    keys = TEACHER_KEYS + (THREAT_KEYS if kind == "robust" else ()) + ("teacher_select",) + EVAL_KEYS
+    return {"kind": kind, **{k: v for k, v in cfg.to_dict().items() if k in keys}}
+
+
+def teacher_run(cfg: Config, kind: str, out_dir: str) -> dict:
+    """A frozen teacher of `kind` trained on its own in `out_dir` (`compare` shares one with every method).
+
+    Returns {"checkpoint", "kind", "history", "best_epoch", "used", "evaluation"} and writes it to
+    `out_dir/result.json`; a finished teacher run with the same settings is re-read, not trained or evaluated
+    again (its checkpoint need not even be there). The checkpoint path is relative to `out_dir` on disk.
+    """
+    cfg = resolve(cfg)
+    settings = teacher_settings(cfg, kind)
+    finished = read_finished(out_dir, settings)
+    if finished is None:
+        device = pick_device(cfg.device)
+        s = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download)
+        splits = Splits(s.train.to(device), s.val.to(device), s.test.to(device),
+                        {k: v.to(device) for k, v in s.probes.items()})
+        model, res = train_teacher(cfg, splits, out_dir, device, kind)
+        path = teacher_checkpoint_path(out_dir, cfg)
+        finished = {"schema": RESULT_SCHEMA, "settings": settings, "versions": versions(), "device": str(device),
+                    "checkpoint": _relative(path, out_dir), "kind": kind, "history": res.history,
+                    "best_epoch": res.best_epoch, "used": cfg.teacher_select,
+                    "evaluation": saved_final_evaluation(path, model, splits, cfg, device)}
+        ckpt.write_text_atomic(json.dumps(finished, indent=1), os.path.join(out_dir, "result.json"))
+    return {**finished, "checkpoint": os.path.join(out_dir, finished["checkpoint"])}
+
+
 def _freeze(model: nn.Module) -> nn.Module:
     model.eval()
     for p in model.parameters():

@@ -62,6 +62,19 @@ def test_a_moved_results_folder_is_still_reused(tiny, tmp_path, monkeypatch):
     assert not any(os.path.isabs(v) for v in result["settings"].values() if isinstance(v, str) and v)
 
 
+def test_results_without_checkpoints_are_re_read(tiny, tmp_path, monkeypatch):
+    """A committed results folder holds JSON, not checkpoints: the chapters' runs are still re-read from it."""
+    over = {**tiny, "epochs": 1, "teacher_epochs": 1, "train_limit": 128, "test_limit": 32, "val_size": 64}
+    first = compare_mod.compare(["pgdat", "cktat"], "smoke", str(tmp_path), over)
+    for pt in tmp_path.rglob("*.pt"):
+        pt.unlink()
+    _no_training(monkeypatch)
+    monkeypatch.setattr(train_mod, "load_splits", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    again = compare_mod.compare(["pgdat", "cktat"], "smoke", str(tmp_path), over)
+    assert [r["last"] for r in again["rows"]] == [r["last"] for r in first["rows"]]
+    assert again["teachers"] == {k: {**t, "checkpoint": t["checkpoint"]} for k, t in first["teachers"].items()}
+
+
 def test_schema_1_summaries_are_read_as_flat_rows(tmp_path):
     old = {"schema": "cktat-compare/1", "attack": "pgd20", "teachers": {"clean": {
         "checkpoint": "t/teacher/last.pt", "last": {"natural": 90.0, "pgd20": 1.0}}},
