@@ -39,7 +39,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .config import Config, fingerprint, resolve, validate
+from .config import Config, fields_in, fingerprint, resolve, validate
 from .data import Splits, batches, load_splits, num_batches
 from .errors import CheckpointError
 from .evaluate import Threat, evaluate
@@ -48,11 +48,10 @@ from .runtime import autocast, pick_device, versions
 from .models import build_model
 
 # Config fields that change what a phase computes; a checkpoint written under other values is not resumed.
-DATA_KEYS = ("dataset", "val_size", "train_limit", "augment", "seed", "batch_size", "momentum", "weight_decay",
-             "lr_milestones", "lr_gamma")
-TEACHER_KEYS = DATA_KEYS + ("teacher_model", "model", "width", "teacher_epochs", "teacher_lr", "teacher_kind")
-THREAT_KEYS = ("norm", "eps", "alpha", "alpha_ratio", "attack_steps", "random_start", "attack_loss", "val_attack_steps")
-RUNTIME_KEYS = {"progress", "eval_steps", "eval_batch_size", "test_limit", "device", "data_dir", "download"}
+DATA_KEYS = fields_in("data", "optim")
+TEACHER_KEYS = DATA_KEYS + fields_in("network", "teacher")
+THREAT_KEYS = fields_in("threat")
+RUNTIME_KEYS = set(fields_in("eval", "runtime"))
 
 
 def student_keys(cfg: Config) -> tuple[str, ...]:
@@ -105,8 +104,9 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     os.makedirs(phase_dir, exist_ok=True)
     last_path, best_path = os.path.join(phase_dir, "last.pt"), os.path.join(phase_dir, "best.pt")
     fp = fingerprint(cfg, keys)
-    num_classes, head = splits.num_classes, method.head_size(splits.num_classes)
-    extra = method.extra_modules(cfg, num_classes, model) if method.extra_modules else {}
+    machinery = method.machinery
+    num_classes, head = splits.num_classes, machinery.head_size(splits.num_classes)
+    extra = machinery.extra_modules(cfg, num_classes, model)
     extra = {k: _prepare(m, cfg, device) for k, m in extra.items()}
     # extra modules whose parameters require grad are trained jointly; the others (EMA copies) are only carried
     params = list(model.parameters()) + [p for m in extra.values() for p in m.parameters() if p.requires_grad]
@@ -133,7 +133,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
 
     ctx = StepContext(model=model, cfg=cfg, teacher=teacher, extra=extra, generator=gen, epochs=epochs,
                       num_classes=num_classes)
-    net = method.result_network(model, extra)  # what the phase produces: validated, saved, evaluated
+    net = machinery.result_network(model, extra)  # what the phase produces: validated, saved, evaluated
     saved = dict(classes=num_classes, method=method.name)
     nb = num_batches(len(splits.train), cfg.batch_size)
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
@@ -149,7 +149,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         loss_sum = torch.zeros((), device=device)
         # two-view methods get un-augmented batches and draw their augmentations from `gen` (ctx.augment)
         for x, y in batches(splits.train, cfg.batch_size, gen, shuffle=True,
-                            augment_data=cfg.augment and not method.two_views):
+                            augment_data=cfg.augment and not machinery.two_views):
             if cfg.channels_last and device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(cfg, device):
@@ -157,15 +157,14 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if method.after_step is not None:
-                method.after_step(ctx)
+            machinery.after_step(ctx)
             loss_sum += loss.detach()
             bar.update()
         lr_used = opt.param_groups[0]["lr"]
         sched.step()
         train_seconds = time.perf_counter() - t0
         with autocast(cfg, device):
-            val = evaluate(method.classifier(net, cfg, num_classes), splits.val, list(val_attacks), threat,
+            val = evaluate(machinery.classifier(net, cfg, num_classes), splits.val, list(val_attacks), threat,
                            cfg.eval_batch_size)["attacks"]
         record = {"epoch": epoch + 1, "lr": lr_used, "train_loss": float(loss_sum) / max(nb, 1),
                   "val_natural": val["natural"]["accuracy"], "train_seconds": train_seconds}
@@ -268,11 +267,11 @@ def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torc
     """
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     names = [f"pgd{cfg.eval_steps}"]
-    clf = method.classifier(model, cfg, splits.num_classes) if method is not None else model
+    clf = method.machinery.classifier(model, cfg, splits.num_classes) if method is not None else model
     with autocast(cfg, device):
         res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size, seed=cfg.seed)}
-        if method is not None and method.eval_attacks is not None:
-            extra = method.eval_attacks(cfg, threat, cfg.eval_steps)
+        extra = method.machinery.eval_attacks(cfg, threat, cfg.eval_steps) if method is not None else {}
+        if extra:
             more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size, seed=cfg.seed)["attacks"]
             base = res["test"]["attacks"][names[0]]["accuracy"]
             for name in extra:
@@ -310,7 +309,7 @@ def run(cfg: Config, out_dir: str) -> dict:
         result["teacher"].update(final_evaluation(teacher, splits, cfg, device))
         teacher = _freeze(teacher)
 
-    head = method.head_size(splits.num_classes)
+    head = method.machinery.head_size(splits.num_classes)
     student = new_model(cfg.model, cfg, head, device, cfg.seed + 1)
     init = initialises_from_teacher(method, cfg) and teacher is not None
     if init:
