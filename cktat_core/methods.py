@@ -5,8 +5,8 @@ A `Method` says what f(x) and f(x') are trained towards, which kind of teacher s
 weighted sum of divergences, `terms` (`Term(output, target, divergence, weight)`), e.g. CKTAT's Eq. 17 is
 KL(T^tau(x) || f(x')) + beta KL(f(x) || f(x')); the same declaration computes the loss in training and writes the
 method's row of the paper's Table 2 (`table2()`, printed by `cktat methods`). Methods whose loss is not such a
-sum (MART's boosted CE, HAT's helper examples, the two-view methods, DUCAT's schedule) give a hand-written `step`
-and their Table 2 labels. The few that need more from the trainer than a loss (LBGAT's co-trained teacher,
+sum (MART's boosted CE, HAT's helper examples, IAD's reliability weights, the two-view methods, DUCAT's schedule)
+give a hand-written `custom_step` and their Table 2 `labels`. The few that need more from the trainer than a loss (LBGAT's co-trained teacher,
 Generalist's EMA learners, DUCAT's 2C head and recovery, the two-view batches of Cons-AT / RAAT / RAAT++) own that
 in a `Machinery` subclass, kept beside their step.
 
@@ -18,10 +18,10 @@ that are deliberately not copied (in the step's docstring, or in the comment abo
 always run with the model in eval() mode (SPEC 1) and model selection uses the validation split, never the test
 set.
 
-To add a method, touch two files: here, `register(Method(...))` with its `terms` (or a `step` and its Table 2
-`labels`), its per-method settings as fields of `config.Config` (each with its group and allowed range), and a
-test in tests/test_methods.py (a declared method also needs its reference loss in that test's
-`REFERENCE_LOSSES`, which `losses.py` may hold).
+To add a method: `register(Method(...))` here, with its `terms` (or a `custom_step` and its Table 2 `labels`),
+and its test in tests/test_methods.py (a declared method also gets its reference loss in that test's
+`REFERENCE_LOSSES`, against which its terms are checked). The trainer, the CLI and Table 2 need no change. Only a
+method with settings of its own also touches `config.py`: one line per setting (default, group "method", range).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class StepContext:
 # ------------------------------------------------------------------------------------ declared losses
 OUTPUTS = ("f(x)", "f(x')", "T(x)", "T(x')")  # the student on x and x', the teacher on x and x'
 DIVERGENCES = ("ce", "kl", "mse")
-Setting = Union[float, str, Callable[[object], float]]  # a number, a config field's name, or a function of cfg
+Value = Union[float, str, Callable[[object], float]]  # a number, a config field's name, or a function of cfg
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,9 @@ class Term:
     output: str
     target: str
     divergence: str = "kl"
-    weight: Setting = 1.0
-    tau: Setting = 1.0
-    tau_output: Setting = 1.0
+    weight: Value = 1.0
+    tau: Value = 1.0
+    tau_output: Value = 1.0
     detach: bool | str | None = None
 
     def __post_init__(self):
@@ -134,7 +134,7 @@ class Term:
         return f"{text} (MSE)" if self.divergence == "mse" else text
 
 
-def setting(value: Setting, cfg) -> float:
+def value_of(value: Value, cfg) -> float:
     """A Term's number: as given, read from the config field it names, or computed from the config."""
     if isinstance(value, str):
         return getattr(cfg, value)
@@ -150,14 +150,14 @@ def _scaled(logits: torch.Tensor, tau: float) -> torch.Tensor:
 def term_loss(term: Term, outputs, y: torch.Tensor, cfg) -> torch.Tensor:
     """D(output, target) of one term (unweighted), from a mapping of OUTPUTS to logits."""
     z = outputs[term.output]
-    tau_output = setting(term.tau_output, cfg)
+    tau_output = value_of(term.tau_output, cfg)
     if term.target == "y":
         return F.cross_entropy(_scaled(z, tau_output), y)
     t = outputs[term.target]
-    detach = term.target.startswith("T") if term.detach is None else setting(term.detach, cfg)
+    detach = term.target.startswith("T") if term.detach is None else value_of(term.detach, cfg)
     if detach:
         t = t.detach()
-    tau = setting(term.tau, cfg)
+    tau = value_of(term.tau, cfg)
     if term.divergence == "kl":
         return losses.kl(t, z, tau_target=tau, tau=tau_output)
     if term.divergence == "ce":
@@ -167,7 +167,7 @@ def term_loss(term: Term, outputs, y: torch.Tensor, cfg) -> torch.Tensor:
 
 def terms_loss(terms: tuple[Term, ...], outputs, y: torch.Tensor, cfg) -> torch.Tensor:
     """sum_k weight_k * D_k(output_k, target_k): a declared method's loss from logits (OUTPUTS -> tensors)."""
-    return sum(setting(t.weight, cfg) * term_loss(t, outputs, y, cfg) for t in terms)
+    return sum(value_of(t.weight, cfg) * term_loss(t, outputs, y, cfg) for t in terms)
 
 
 class Outputs(dict):
@@ -257,7 +257,8 @@ class Method:
     """A method as a label design.
 
     - `name` (CLI), `display` (the paper's spelling), `teacher` (none / clean / robust / co-trained);
-    - the loss: `terms` (declared; x' comes from `attack`) or a hand-written `step(ctx, x, y)`, never both;
+    - the loss: `terms` (declared; x' comes from `attack`) or a hand-written `custom_step(ctx, x, y)`, never
+      both; the trainer calls `step` either way;
     - Table 2: the labels of f(x) and f(x') come from `terms`; a method with a hand-written step states them in
       `labels`; `reducers` (how the learning difficulty is lowered); `note` (a footnote to the row);
     - `adversarial` (False: clean training, phase 1), `init_from_teacher` (the student starts as a copy of the
@@ -325,6 +326,7 @@ METHODS: dict[str, Method] = {}
 def register(method: Method) -> Method:
     METHODS[method.name] = method
     return method
+
 
 # ----------------------------------------------------------------------------------------- clean
 # Standard training with cross-entropy (phase 1 of CKTAT Algorithm 1).
@@ -553,9 +555,9 @@ register(Method("rslad", "RSLAD", teacher="robust", attack=attack_kl_to_teacher,
 # robust teacher; x' from PGD-10 CE (uniform start); the teacher labels the student's x'. Deviation: the authors
 # pick t and rho by a grid search on the NLL; here they are config fields (`kd_tau` 2, `kd_rho` 0.5) to sweep on
 # the validation split. Trap not copied: test-set model selection.
-KD_AT_AUTO_NOTE = ("robust teacher, where the CKTAT paper's Table 2 lists Tclean: its own text (Sec. 2) describes "
-                   "the label as the interpolation of y with the temperature-scaled prediction of an adversarially "
-                   "trained model, which is what KD-AT-Auto's authors use (on x')")
+KD_AT_AUTO_NOTE = ("robust teacher, where the CKTAT paper's Table 2 lists Tclean: the paper's own introduction "
+                   "(Sec. 1) describes the label as the interpolation of y with the temperature-scaled prediction "
+                   "of an adversarially trained model, which is what KD-AT-Auto's authors use (on x')")
 register(Method("kd_at_auto", "KD-AT-Auto", teacher="robust", attack=attack_ce, terms=(
     Term("f(x')", "y", "ce", weight=lambda c: 1 - c.kd_rho),
     Term("f(x')", "T(x')", "ce", weight=lambda c: c.kd_rho * c.kd_tau**2, tau="kd_tau", tau_output="kd_tau"),
