@@ -43,8 +43,8 @@ GROUPS = {
     "threat": "the training attack and the validation attack (SPEC 1)",
     "method": "per-method settings (CKTAT's Eq. 17 and the other label designs)",
     "numerics": "how the arithmetic runs on CUDA",
-    "eval": "the final test evaluation",
-    "runtime": "where and how a run executes, without changing what it computes",
+    "eval": "the final test evaluation (not fingerprinted: a finished run can be re-evaluated)",
+    "runtime": "where a run executes and what it prints (not fingerprinted)",
 }
 
 
@@ -321,9 +321,10 @@ def fields_in(*groups: str) -> tuple[str, ...]:
 def validate(cfg: Config) -> None:
     """Raise ConfigError naming the first field whose value is not allowed (its range, then the rules that tie
     fields together)."""
+    types = _field_types()
     for f in fields(Config):
         allowed, value = f.metadata["allowed"], getattr(cfg, f.name)
-        if allowed is None or (value is None and type(None) in get_args(_field_types()[f.name])):
+        if allowed is None or (value is None and type(None) in get_args(types[f.name])):
             continue
         if not allowed.test(value):
             raise ConfigError(f.name, allowed.words(), value)
