@@ -16,7 +16,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .config import Config
 from .errors import CheckpointError
+from .methods import METHODS
 
 FORMAT = "cktat/1"
 
@@ -127,3 +129,16 @@ def load_model(path: str, model_name: str | None = None, num_classes: int | None
     model = build_model(name, n, **kwargs)
     load_state_strict(model, sd, path)
     return model.eval(), {"model_name": name, "num_classes": n, **info}
+
+
+def load_classifier(path: str):
+    """(classifier, info) from a checkpoint written by the trainer: the network wrapped as the method deploys it
+    (a DUCAT checkpoint holds the 2C-way network and comes back as its C-way `Recovered` classifier)."""
+    net, info = load_model(path)
+    obj = load(path)
+    method = METHODS.get(obj.get("method", "")) if isinstance(obj, dict) else None
+    if method is None or "classes" not in obj:
+        return net, info
+    cfg = Config.from_dict(obj["config"])
+    classifier = method.machinery.classifier(net, cfg, obj["classes"])
+    return classifier.eval(), {**info, "num_classes": obj["classes"]}

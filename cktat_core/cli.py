@@ -131,15 +131,24 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_methods(args) -> int:
+    """Print Table 2 as the methods declare it; a row with a note is marked [k] and its note follows the table."""
     from .methods import table2
 
-    rows = table2()
+    rows, notes = [], []
+    for r in table2():
+        row = {k: v for k, v in r.items() if k != "note"}
+        if r["note"]:
+            notes.append(r["note"])
+            row["paper"] = f"{row['paper']} [{len(notes)}]"
+        rows.append(row)
     cols = list(rows[0])
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     print("  ".join("-" * widths[c] for c in cols))
     for r in rows:
         print("  ".join(r[c].ljust(widths[c]) for c in cols))
+    for k, note in enumerate(notes, 1):
+        print(f"[{k}] {note}")
     return 0
 
 

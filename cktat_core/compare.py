@@ -34,10 +34,10 @@ import time
 from . import checkpoint as ckpt
 from .config import from_profile, resolve
 from .errors import ConfigError
-from .methods import METHODS
+from .methods import METHODS, frozen_teacher
 from .report import row
 from .runtime import versions
-from .train import frozen_teacher, run, teacher_run
+from .train import run, teacher_run
 
 SCHEMA = "cktat-compare/2"
 

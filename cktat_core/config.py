@@ -6,6 +6,10 @@ PGD-10 with step 2/255 from a uniform start. The `smoke` profile shrinks all of 
 
 Fields left at ``None`` take the dataset's own default when the config is resolved (`resolve`):
 the multi-view dataset lives on a different pixel scale than CIFAR, so its eps differs.
+
+Each field carries its group (`GROUPS`: which phase it changes) and the values it may hold (`setting`), so
+`validate` checks every field from its declaration and a checkpoint's fingerprint is the fields of its phase's
+groups (`fields_in`). A new per-method setting is one line here: its default, group "method" and range.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Callable, get_args, get_origin, get_type_hints
 
+from .data import dataset_defaults
 from .errors import ConfigError
+from .methods import METHODS
+from .models import MODELS
 
 DATASETS = ("multiview", "multiview_f2", "cifar10", "cifar100")
 NORMS = ("linf", "l2")
@@ -24,85 +31,166 @@ RANDOM_STARTS = ("auto", "uniform", "normal", "none")
 ATTACK_LOSSES = ("ce", "trades_kl")
 TEACHER_SELECT = ("last", "best")
 
+# Every field belongs to one group. The groups say which phase a field changes, so the fields a checkpoint
+# fingerprints follow from them (`fields_in`): phase 1 depends on data, optim, network and teacher (and threat
+# for a robust teacher); phase 2 on everything but eval and runtime.
+GROUPS = {
+    "data": "the training data and its order",
+    "optim": "optimisation settings shared by both phases",
+    "network": "the student's network (the teacher's too, unless teacher_model)",
+    "teacher": "phase 1, the teacher",
+    "student": "phase 2, the method and how its student starts",
+    "threat": "the training attack and the validation attack (SPEC 1)",
+    "method": "per-method settings (CKTAT's Eq. 17 and the other label designs)",
+    "numerics": "how the arithmetic runs on CUDA",
+    "eval": "the final test evaluation (not fingerprinted: a finished run can be re-evaluated)",
+    "runtime": "where a run executes and what it prints (not fingerprinted)",
+}
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values a field may hold: `test(value)`, and the words of the error when it fails."""
+
+    test: Callable[[Any], bool]
+    words: Callable[[], str]
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def above(low: float) -> Allowed:
+    return Allowed(lambda v: _finite(v) and v > low, lambda: f"must be > {low}")
+
+
+def at_least(low: float) -> Allowed:
+    return Allowed(lambda v: _finite(v) and v >= low, lambda: f"must be >= {low}")
+
+
+def within(low: float, high: float, brackets: str = "[]") -> Allowed:
+    """low <= v <= high, each end open or closed as `brackets` writes it: "[]", "(]", "[)" or "()"."""
+    def test(v):
+        return (_finite(v) and (v >= low if brackets[0] == "[" else v > low)
+                and (v <= high if brackets[1] == "]" else v < high))
+    return Allowed(test, lambda: f"must be in {brackets[0]}{low}, {high}{brackets[1]}")
+
+
+def one_of(choices, empty: bool = False) -> Allowed:
+    """A value of `choices` (read when checked, so a registry filled later counts); "" too when `empty`."""
+    def words():
+        listed = ", ".join(choices)
+        return f"must be empty or one of {listed}" if empty else f"must be one of {listed}"
+    return Allowed(lambda v: (empty and v == "") or v in choices, words)
+
+
+def setting(default, group: str, allowed: Allowed | None = None, **kw):
+    """A Config field with its group and the values it may hold (None always allowed for an Optional field)."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group}")
+    return field(default=default, metadata={"group": group, "allowed": allowed}, **kw)
+
+
+FRACTION = within(0, 1, "[]")
+DEVICE = Allowed(lambda v: v in ("auto", "cpu") or v.startswith("cuda"), lambda: "must be auto, cpu, cuda or cuda:N")
+MILESTONES = Allowed(lambda v: all(_finite(m) and 0 < m <= 1 for m in v), lambda: "must be fractions in (0, 1]")
+
 
 @dataclass
 class Config:
     # --- what to run -------------------------------------------------------------------------
-    method: str = "cktat"
-    dataset: str = "cifar10"
-    data_dir: str = "data"
-    download: bool = False  # fetch CIFAR through torchvision when it is importable
-    model: str = "resnet18"
-    width: int = 0  # small_cnn channel width; 0 = the model's default
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    method: str = setting("cktat", "student", one_of(METHODS))
+    dataset: str = setting("cifar10", "data", one_of(DATASETS))
+    data_dir: str = setting("data", "runtime")
+    download: bool = setting(False, "runtime")  # fetch CIFAR through torchvision when it is importable
+    model: str = setting("resnet18", "network", one_of(MODELS))
+    width: int = setting(0, "network", at_least(0))  # small_cnn channel width; 0 = the model's default
+    seed: int = setting(0, "data")  # data order and initial weights
+    device: str = setting("auto", "runtime", DEVICE)  # auto | cpu | cuda | cuda:N
     # --- data -----------------------------------------------------------------------------------
-    val_size: int = 1000  # training images held out for model selection (never the test set)
-    train_limit: int = 0  # use only the first N training images (0 = all)
-    augment: bool | None = None  # crop(pad 4)+flip; None = the dataset's default (CIFAR yes, multiview no)
+    # training images held out for model selection (never the test set)
+    val_size: int = setting(1000, "data", at_least(0))
+    train_limit: int = setting(0, "data", at_least(0))  # use only the first N training images (0 = all)
+    # crop(pad 4)+flip; None = the dataset's default (CIFAR yes, multiview no)
+    augment: bool | None = setting(None, "data")
     # --- optimisation (both phases) ---------------------------------------------------------------
-    epochs: int = 110  # adversarial phase
-    teacher_epochs: int = 110  # phase 1, the clean teacher
-    batch_size: int = 128
-    lr: float = 0.1
-    teacher_lr: float | None = None  # None = lr
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_milestones: tuple[float, ...] = (100 / 110, 105 / 110)  # fractions of a phase's epochs
-    lr_gamma: float = 0.1
+    epochs: int = setting(110, "student", at_least(0))  # adversarial phase
+    teacher_epochs: int = setting(110, "teacher", at_least(0))  # phase 1, the clean teacher
+    batch_size: int = setting(128, "optim", at_least(2))
+    lr: float = setting(0.1, "student", above(0))
+    teacher_lr: float | None = setting(None, "teacher", above(0))  # None = lr
+    momentum: float = setting(0.9, "optim", within(0, 1, "[)"))
+    weight_decay: float = setting(5e-4, "optim", at_least(0))
+    # fractions of a phase's epochs
+    lr_milestones: tuple[float, ...] = setting((100 / 110, 105 / 110), "optim", MILESTONES)
+    lr_gamma: float = setting(0.1, "optim", within(0, 1, "(]"))
     # --- threat model (SPEC 1) -------------------------------------------------------------------
-    norm: str = "linf"
-    eps: float | None = None  # None = dataset default (8/255 for CIFAR)
-    alpha: float | None = None  # None = eps * alpha_ratio (2/255 for CIFAR)
-    alpha_ratio: float = 0.25
-    attack_steps: int = 10
-    random_start: str = "auto"  # auto = the objective's own start: uniform for CE, 0.001*N(0,I) for KL
-    attack_loss: str = "ce"  # ce (Algorithm 1 line 11) | trades_kl
+    norm: str = setting("linf", "threat", one_of(NORMS))
+    eps: float | None = setting(None, "threat", within(0, 1, "[]"))  # None = dataset default (8/255 for CIFAR)
+    alpha: float | None = setting(None, "threat", within(0, 1, "(]"))  # None = eps * alpha_ratio (2/255 for CIFAR)
+    alpha_ratio: float = setting(0.25, "threat", within(0, 1, "(]"))
+    attack_steps: int = setting(10, "threat", at_least(1))
+    # auto = the objective's own start: uniform for CE, 0.001*N(0,I) for KL
+    random_start: str = setting("auto", "threat", one_of(RANDOM_STARTS))
+    attack_loss: str = setting("ce", "threat", one_of(ATTACK_LOSSES))  # ce (Algorithm 1 line 11) | trades_kl
     # --- CKTAT, Eq. 17 (SPEC 2) --------------------------------------------------------------------
-    tau: float = 5.0
-    beta: float = 6.0
-    teacher_weight: float = 1.0
-    tau_squared: bool = False
-    detach_clean: bool = False
-    init_from_teacher: bool = True
-    teacher_checkpoint: str = ""  # use this clean teacher instead of training one
-    teacher_model: str = ""  # "" = same as model
-    teacher_select: str = "last"  # which phase-1 checkpoint teaches: last epoch or best on validation
-    init_checkpoint: str = ""  # start the student from these weights (any method; e.g. PGD-AT from a clean model)
-    teacher_kind: str = ""  # "" = the method's own; "clean" or "robust" (phase 1 with CE or with PGD-AT)
+    tau: float = setting(5.0, "method", above(0))
+    beta: float = setting(6.0, "method", at_least(0))
+    teacher_weight: float = setting(1.0, "method", at_least(0))
+    tau_squared: bool = setting(False, "method")
+    detach_clean: bool = setting(False, "method")
+    init_from_teacher: bool = setting(True, "student")
+    teacher_checkpoint: str = setting("", "student")  # use this clean teacher instead of training one
+    teacher_model: str = setting("", "teacher", one_of(MODELS, empty=True))  # "" = same as model
+    # which phase-1 checkpoint teaches: last epoch or best on validation
+    teacher_select: str = setting("last", "student", one_of(TEACHER_SELECT))
+    # start the student from these weights (any method; e.g. PGD-AT from a clean model)
+    init_checkpoint: str = setting("", "student")
+    # "" = the method's own; "clean" or "robust" (phase 1 with CE or with PGD-AT)
+    teacher_kind: str = setting("", "teacher", one_of(("clean", "robust"), empty=True))
     # --- the other label designs (SPEC 3, 4; the authors' defaults; MART, LBGAT, LTD, RAAT++ use `beta`) ------
-    hat_beta: float = 2.5  # HAT: weight of TRADES's KL
-    hat_gamma: float = 0.5  # HAT: weight of the helper-example CE
-    hat_h: float = 2.0  # HAT: helper example x + h (x' - x)
-    ltd_tau_teacher: float = 0.5  # LTD: teacher temperature (no public code: our choice)
-    ltd_tau_student: float = 1.0  # LTD: student temperature (our choice)
-    generalist_ema: float = 0.999  # Generalist: EMA decay (with warm-up min(decay, (n+1)/(n+10)))
-    generalist_copy_start: float = 0.625  # Generalist: copy-back from this fraction of the epochs (75 of 120)
-    generalist_copy_every: int = 3  # Generalist: copy-back epochs are multiples of this
-    distill_alpha: float = 1.0  # ARD, IAD: weight of the distillation terms; 1 - alpha on CE(f(x), y)
-    ard_tau: float = 30.0  # ARD: temperature of teacher and student
-    iad_tau: float = 1.0  # IAD: temperature
-    iad_b: float = 0.1  # IAD: exponent of the teacher's reliability P_T(y|x')^b
-    iad_begin: float = 0.3  # IAD: introspection from this fraction of the epochs (60 of 200)
-    kd_tau: float = 2.0  # KD-AT-Auto: temperature t
-    kd_rho: float = 0.5  # KD-AT-Auto: interpolation between y and the teacher's soft label
-    cons_lambda: float = 1.0  # Cons-AT, RAAT, RAAT++: weight of the JS consistency (DICAR) term
-    js_tau: float = 0.5  # Cons-AT, RAAT, RAAT++: JS temperature
-    raat_eta: float = 0.1  # RAAT: reduced perturbation x + eta * delta for boundary samples
-    raat_beta_gamma: float = 0.75  # RAAT: DICAR ratio m = max(l, 1 - l), l ~ Beta(gamma, gamma)
-    ducat_start: float = 105 / 130  # DUCAT: soft dummy-class targets from this fraction of the epochs
-    ducat_w_benign: float = 0.25  # DUCAT: clean target (1 - w) onehot(y) + w onehot(y + C)
-    ducat_w_adv: float = 1.0  # DUCAT: adversarial target (1 - w) onehot(y) + w onehot(y + C)
-    ducat_recovery: str = "max"  # DUCAT: deployed C-way logits per pair of twins: max | sum (logsumexp)
+    hat_beta: float = setting(2.5, "method", at_least(0))  # HAT: weight of TRADES's KL
+    hat_gamma: float = setting(0.5, "method", at_least(0))  # HAT: weight of the helper-example CE
+    hat_h: float = setting(2.0, "method", above(0))  # HAT: helper example x + h (x' - x)
+    ltd_tau_teacher: float = setting(0.5, "method", above(0))  # LTD: teacher temperature (no public code: our choice)
+    ltd_tau_student: float = setting(1.0, "method", above(0))  # LTD: student temperature (our choice)
+    # Generalist: EMA decay (with warm-up min(decay, (n+1)/(n+10)))
+    generalist_ema: float = setting(0.999, "method", FRACTION)
+    # Generalist: copy-back from this fraction of the epochs (75 of 120)
+    generalist_copy_start: float = setting(0.625, "method", FRACTION)
+    generalist_copy_every: int = setting(3, "method", at_least(1))  # Generalist: copy-back epochs are multiples of this
+    # ARD, IAD: weight of the distillation terms; 1 - alpha on CE(f(x), y)
+    distill_alpha: float = setting(1.0, "method", FRACTION)
+    ard_tau: float = setting(30.0, "method", above(0))  # ARD: temperature of teacher and student
+    iad_tau: float = setting(1.0, "method", above(0))  # IAD: temperature
+    iad_b: float = setting(0.1, "method", at_least(0))  # IAD: exponent of the teacher's reliability P_T(y|x')^b
+    # IAD: introspection from this fraction of the epochs (60 of 200)
+    iad_begin: float = setting(0.3, "method", FRACTION)
+    kd_tau: float = setting(2.0, "method", above(0))  # KD-AT-Auto: temperature t
+    kd_rho: float = setting(0.5, "method", FRACTION)  # KD-AT-Auto: interpolation between y and the teacher's soft label
+    # Cons-AT, RAAT, RAAT++: weight of the JS consistency (DICAR) term
+    cons_lambda: float = setting(1.0, "method", at_least(0))
+    js_tau: float = setting(0.5, "method", above(0))  # Cons-AT, RAAT, RAAT++: JS temperature
+    # RAAT: reduced perturbation x + eta * delta for boundary samples
+    raat_eta: float = setting(0.1, "method", within(0, 1, "()"))
+    # RAAT: DICAR ratio m = max(l, 1 - l), l ~ Beta(gamma, gamma)
+    raat_beta_gamma: float = setting(0.75, "method", above(0))
+    # DUCAT: soft dummy-class targets from this fraction of the epochs
+    ducat_start: float = setting(105 / 130, "method", FRACTION)
+    ducat_w_benign: float = setting(0.25, "method", FRACTION)  # DUCAT: clean target (1 - w) onehot(y) + w onehot(y + C)
+    # DUCAT: adversarial target (1 - w) onehot(y) + w onehot(y + C)
+    ducat_w_adv: float = setting(1.0, "method", FRACTION)
+    # DUCAT: deployed C-way logits per pair of twins: max | sum (logsumexp)
+    ducat_recovery: str = setting("max", "method", one_of(("max", "sum")))
     # --- evaluation ----------------------------------------------------------------------------------
-    eval_steps: int = 20  # PGD steps of the final test evaluation (PGD-20)
-    val_attack_steps: int = 10  # PGD steps of the per-epoch validation
-    eval_batch_size: int = 500
-    test_limit: int = 0  # evaluate on the first N test images only (0 = all)
-    # --- runtime ---------------------------------------------------------------------------------------
-    amp: bool = True  # bf16 autocast, CUDA only
-    channels_last: bool = True  # CUDA only
-    progress: bool = True
+    eval_steps: int = setting(20, "eval", at_least(1))  # PGD steps of the final test evaluation (PGD-20)
+    val_attack_steps: int = setting(10, "threat", at_least(1))  # PGD steps of the per-epoch validation
+    eval_batch_size: int = setting(500, "eval", at_least(1))
+    test_limit: int = setting(0, "eval", at_least(0))  # evaluate on the first N test images only (0 = all)
+    # --- numerics and runtime --------------------------------------------------------------------------
+    amp: bool = setting(True, "numerics")  # bf16 autocast, CUDA only
+    channels_last: bool = setting(True, "numerics")  # CUDA only
+    progress: bool = setting(True, "runtime")
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -225,76 +313,34 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return dataclasses.replace(cfg, **overrides)
 
 
+def fields_in(*groups: str) -> tuple[str, ...]:
+    """The names of the Config fields in `groups`, in declaration order."""
+    return tuple(f.name for f in fields(Config) if f.metadata["group"] in groups)
+
+
 def validate(cfg: Config) -> None:
-    """Raise ConfigError naming the first field whose value is not allowed."""
-    from .methods import METHODS  # late: methods import losses/attacks
-    from .models import MODELS
-
-    def need(ok: bool, name: str, allowed: str):
-        if not ok:
-            raise ConfigError(name, allowed, getattr(cfg, name))
-
-    need(cfg.method in METHODS, "method", f"must be one of {', '.join(METHODS)}")
-    need(cfg.dataset in DATASETS, "dataset", f"must be one of {', '.join(DATASETS)}")
-    need(cfg.model in MODELS, "model", f"must be one of {', '.join(MODELS)}")
-    need(cfg.teacher_model == "" or cfg.teacher_model in MODELS, "teacher_model",
-         f"must be empty or one of {', '.join(MODELS)}")
-    need(cfg.norm in NORMS, "norm", f"must be one of {', '.join(NORMS)}")
-    need(cfg.random_start in RANDOM_STARTS, "random_start", f"must be one of {', '.join(RANDOM_STARTS)}")
-    need(cfg.attack_loss in ATTACK_LOSSES, "attack_loss", f"must be one of {', '.join(ATTACK_LOSSES)}")
-    need(cfg.teacher_kind in ("", "clean", "robust"), "teacher_kind", "must be empty, clean or robust")
-    need(cfg.teacher_select in TEACHER_SELECT, "teacher_select", f"must be one of {', '.join(TEACHER_SELECT)}")
-    need(_finite(cfg.tau) and cfg.tau > 0, "tau", "must be > 0")
-    need(_finite(cfg.beta) and cfg.beta >= 0, "beta", "must be >= 0")
-    need(_finite(cfg.teacher_weight) and cfg.teacher_weight >= 0, "teacher_weight", "must be >= 0")
-    need(cfg.eps is None or (_finite(cfg.eps) and 0 <= cfg.eps <= 1), "eps", "must be in [0, 1]")
-    need(cfg.alpha is None or (_finite(cfg.alpha) and 0 < cfg.alpha <= 1), "alpha", "must be in (0, 1]")
-    need(_finite(cfg.alpha_ratio) and 0 < cfg.alpha_ratio <= 1, "alpha_ratio", "must be in (0, 1]")
-    need(cfg.epochs >= 0, "epochs", "must be >= 0")
-    need(cfg.teacher_epochs >= 0, "teacher_epochs", "must be >= 0")
-    need(cfg.batch_size >= 2, "batch_size", "must be >= 2")
-    need(cfg.eval_batch_size >= 1, "eval_batch_size", "must be >= 1")
-    need(_finite(cfg.lr) and cfg.lr > 0, "lr", "must be > 0")
-    need(cfg.teacher_lr is None or (_finite(cfg.teacher_lr) and cfg.teacher_lr > 0), "teacher_lr", "must be > 0")
-    need(0 <= cfg.momentum < 1, "momentum", "must be in [0, 1)")
-    need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
-    need(all(0 < m <= 1 for m in cfg.lr_milestones), "lr_milestones", "must be fractions in (0, 1]")
-    need(0 < cfg.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
-    need(cfg.attack_steps >= 1, "attack_steps", "must be >= 1")
-    need(cfg.eval_steps >= 1, "eval_steps", "must be >= 1")
-    need(cfg.val_attack_steps >= 1, "val_attack_steps", "must be >= 1")
-    need(cfg.val_size >= 0, "val_size", "must be >= 0")
-    need(cfg.train_limit >= 0, "train_limit", "must be >= 0")
-    need(cfg.test_limit >= 0, "test_limit", "must be >= 0")
-    need(cfg.width >= 0, "width", "must be >= 0")
-    need(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device",
-         "must be auto, cpu, cuda or cuda:N")
+    """Raise ConfigError naming the first field whose value is not allowed (its range, then the rules that tie
+    fields together)."""
+    types = _field_types()
+    for f in fields(Config):
+        allowed, value = f.metadata["allowed"], getattr(cfg, f.name)
+        if allowed is None or (value is None and type(None) in get_args(types[f.name])):
+            continue
+        if not allowed.test(value):
+            raise ConfigError(f.name, allowed.words(), value)
     method = METHODS[cfg.method]
-    need(cfg.teacher_kind == "" or method.teacher in ("clean", "robust"), "teacher_kind",
-         f"must be empty: {cfg.method} has no clean or robust teacher")
-    for name in ("hat_beta", "hat_gamma", "distill_alpha", "kd_rho", "cons_lambda", "ducat_w_benign",
-                 "ducat_w_adv", "iad_b"):
-        need(_finite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "must be >= 0")
-    for name in ("distill_alpha", "kd_rho", "ducat_w_benign", "ducat_w_adv", "generalist_ema", "iad_begin",
-                 "ducat_start", "generalist_copy_start"):
-        need(_finite(getattr(cfg, name)) and 0 <= getattr(cfg, name) <= 1, name, "must be in [0, 1]")
-    for name in ("hat_h", "ltd_tau_teacher", "ltd_tau_student", "ard_tau", "iad_tau", "kd_tau", "js_tau",
-                 "raat_beta_gamma"):
-        need(_finite(getattr(cfg, name)) and getattr(cfg, name) > 0, name, "must be > 0")
-    need(_finite(cfg.raat_eta) and 0 < cfg.raat_eta < 1, "raat_eta", "must be in (0, 1)")
-    need(cfg.generalist_copy_every >= 1, "generalist_copy_every", "must be >= 1")
-    need(cfg.ducat_recovery in ("max", "sum"), "ducat_recovery", "must be max or sum")
-    method.validate(cfg)
-
-
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
+    if cfg.teacher_kind and not method.frozen_teacher:
+        raise ConfigError("teacher_kind", f"must be empty: {cfg.method} has no clean or robust teacher",
+                          cfg.teacher_kind)
+    if method.init_from_teacher and cfg.init_from_teacher and cfg.teacher_model and cfg.teacher_model != cfg.model:
+        # a student initialised from the teacher needs the teacher's architecture
+        raise ConfigError("init_from_teacher",
+                          f"needs teacher_model equal to model ({cfg.model}); set init_from_teacher=false",
+                          cfg.teacher_model)
 
 
 def resolve(cfg: Config) -> Config:
     """Fill the fields left at None with the dataset's defaults."""
-    from .data import dataset_defaults
-
     d = dataset_defaults(cfg.dataset)
     eps = d["eps"] if cfg.eps is None else cfg.eps
     if cfg.norm == "l2" and cfg.eps is None:

@@ -535,7 +535,7 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
 
     from . import checkpoint as ckpt
     from .data import dataset_defaults, load_test
-    from .methods import load_classifier
+    from .checkpoint import load_classifier
     from .runtime import pick_device, versions
 
     names = expand_names(attacks.split(",") if isinstance(attacks, str) else attacks)

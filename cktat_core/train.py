@@ -1,10 +1,10 @@
 """The two-phase trainer of CKTAT Algorithm 1, shared by every method.
 
-Phase 1 (`phase_dir/teacher`): train the teacher, a clean model with cross-entropy (lines 3-7), unless a
-teacher checkpoint is given. Phase 2 (`phase_dir/student`): build the student, copy the teacher into it
-when the method initialises from the teacher (line 8; `init_from_teacher=false` is the Table 3a ablation),
-and train it with the method's loss (lines 9-14; Eq. 17 for CKTAT). Methods without a teacher (PGDAT,
-TRADES, ...) only run phase 2.
+Phase 1 (`OUT/teacher`): train the frozen teacher, a clean model with cross-entropy (lines 3-7; a robust one
+with PGD-AT for the distillation methods), unless a teacher checkpoint is given; `methods.frozen_teacher` decides
+which kind a run needs. Phase 2 (`OUT/student`, for every method, teacher or not): build the student, copy the
+teacher into it when the method initialises from the teacher (line 8; `init_from_teacher=false` is the Table 3a
+ablation), and train it with the method's loss (lines 9-14; Eq. 17 for CKTAT).
 
 Each phase: SGD (momentum, weight decay) with a piecewise-constant schedule; after every epoch, natural
 (and for adversarial phases PGD) accuracy on a validation split held out of the training set, one JSON
@@ -12,18 +12,23 @@ line in `metrics.jsonl`, `best.pt` when the validation score improved (robust ac
 phases, natural accuracy for clean ones), and `last.pt`, written atomically, holding everything needed to
 resume: rerunning the same command continues from the last finished epoch and ends with the same weights
 as an uninterrupted run (same seed, CPU). Both the last and the best-on-validation model are evaluated on
-the test set; the test set never selects anything.
+the test set, in float32; the test set never selects anything.
 
-Every method runs through the same loop; the hooks of `methods.Method` cover what differs: extra modules
-checkpointed with the student (LBGAT's co-trained teacher, Generalist's clean learner and EMA teachers), an
-`after_step` call (Generalist), un-augmented batches for methods that draw two augmentations themselves
-(Cons-AT, RAAT; from the same checkpointed generator, so resuming stays exact), the output width
-(`head_size`: DUCAT's 2C), the network a method produces (`result_network`: Generalist's mixed EMA teacher,
-which is what gets validated, saved and evaluated; `last.pt` then also holds the student under "student"),
-and how it classifies at test time (`classifier`: DUCAT's recovery). Checkpoints record the method and the
-number of classes, so `methods.load_classifier` rebuilds the deployable model.
+A run ends with `OUT/result.json` ("cktat-run/2"): the settings it was trained under (`run_settings`, no
+absolute path), the teacher's and the student's test evaluations and the paths of every checkpoint it used or
+wrote, relative to OUT. Calling `run` again with the same settings returns that file as it is (nothing is loaded,
+trained or evaluated), also after OUT was moved; a checkpoint's test evaluation is stored beside it
+(`<name>.final_eval.json`), so a teacher shared by many runs is evaluated once.
 
-On CUDA, bf16 autocast and channels_last are used when `amp` / `channels_last` are on.
+Every method runs through the same loop; what a few methods do differently lives in their
+`methods.Machinery`: extra modules checkpointed with the student (LBGAT's co-trained teacher, Generalist's
+learners and EMA teachers), an after-step call (Generalist), un-augmented batches for the two-view methods
+(Cons-AT, RAAT), the output width (DUCAT's 2C), the network a method produces (Generalist's mixed EMA teacher,
+which is what gets validated, saved and evaluated; `last.pt` then also holds the student under "student") and
+how it classifies at test time (DUCAT's recovery). Checkpoints record the method and the number of classes, so
+`checkpoint.load_classifier` rebuilds the deployable model.
+
+Training runs in the precision `runtime` picks for the device; validation and test evaluations in float32.
 """
 
 from __future__ import annotations
@@ -40,20 +45,19 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .config import Config, fingerprint, resolve, validate
+from .config import Config, fields_in, fingerprint, resolve, validate
 from .data import Splits, batches, load_splits, num_batches
 from .errors import CheckpointError
 from .evaluate import Threat, evaluate
-from .methods import METHODS, Method, StepContext, initialises_from_teacher
+from .methods import METHODS, Method, StepContext, frozen_teacher, initialises_from_teacher
 from .runtime import autocast, pick_device, versions
 from .models import build_model
 
 # Config fields that change what a phase computes; a checkpoint written under other values is not resumed.
-DATA_KEYS = ("dataset", "val_size", "train_limit", "augment", "seed", "batch_size", "momentum", "weight_decay",
-             "lr_milestones", "lr_gamma")
-TEACHER_KEYS = DATA_KEYS + ("teacher_model", "model", "width", "teacher_epochs", "teacher_lr", "teacher_kind")
-THREAT_KEYS = ("norm", "eps", "alpha", "alpha_ratio", "attack_steps", "random_start", "attack_loss", "val_attack_steps")
-RUNTIME_KEYS = {"progress", "eval_steps", "eval_batch_size", "test_limit", "device", "data_dir", "download"}
+DATA_KEYS = fields_in("data", "optim")
+TEACHER_KEYS = DATA_KEYS + fields_in("network", "teacher")
+THREAT_KEYS = fields_in("threat")
+RUNTIME_KEYS = set(fields_in("eval", "runtime"))
 
 
 def student_keys(cfg: Config) -> tuple[str, ...]:
@@ -106,8 +110,9 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     os.makedirs(phase_dir, exist_ok=True)
     last_path, best_path = os.path.join(phase_dir, "last.pt"), os.path.join(phase_dir, "best.pt")
     fp = fingerprint(cfg, keys)
-    num_classes, head = splits.num_classes, method.head_size(splits.num_classes)
-    extra = method.extra_modules(cfg, num_classes, model) if method.extra_modules else {}
+    machinery = method.machinery
+    num_classes, head = splits.num_classes, machinery.head_size(splits.num_classes)
+    extra = machinery.extra_modules(cfg, num_classes, model)
     extra = {k: _prepare(m, cfg, device) for k, m in extra.items()}
     # extra modules whose parameters require grad are trained jointly; the others (EMA copies) are only carried
     params = list(model.parameters()) + [p for m in extra.values() for p in m.parameters() if p.requires_grad]
@@ -134,7 +139,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
 
     ctx = StepContext(model=model, cfg=cfg, teacher=teacher, extra=extra, generator=gen, epochs=epochs,
                       num_classes=num_classes)
-    net = method.result_network(model, extra)  # what the phase produces: validated, saved, evaluated
+    net = machinery.result_network(model, extra)  # what the phase produces: validated, saved, evaluated
     saved = dict(classes=num_classes, method=method.name)
     nb = num_batches(len(splits.train), cfg.batch_size)
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
@@ -150,7 +155,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         loss_sum = torch.zeros((), device=device)
         # two-view methods get un-augmented batches and draw their augmentations from `gen` (ctx.augment)
         for x, y in batches(splits.train, cfg.batch_size, gen, shuffle=True,
-                            augment_data=cfg.augment and not method.two_views):
+                            augment_data=cfg.augment and not machinery.two_views):
             if cfg.channels_last and device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(cfg, device):
@@ -158,15 +163,14 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if method.after_step is not None:
-                method.after_step(ctx)
+            machinery.after_step(ctx)
             loss_sum += loss.detach()
             bar.update()
         lr_used = opt.param_groups[0]["lr"]
         sched.step()
         train_seconds = time.perf_counter() - t0
         with autocast(cfg, device):
-            val = evaluate(method.classifier(net, cfg, num_classes), splits.val, list(val_attacks), threat,
+            val = evaluate(machinery.classifier(net, cfg, num_classes), splits.val, list(val_attacks), threat,
                            cfg.eval_batch_size)["attacks"]
         record = {"epoch": epoch + 1, "lr": lr_used, "train_loss": float(loss_sum) / max(nb, 1),
                   "val_natural": val["natural"]["accuracy"], "train_seconds": train_seconds}
@@ -217,18 +221,6 @@ def _changed_settings(old: str | None, new: str) -> list[str]:
 # ----------------------------------------------------------------------------------------- a full run
 RESULT_SCHEMA = "cktat-run/2"
 EVAL_KEYS = ("eval_steps", "test_limit")  # change the reported numbers, not the training
-
-
-def frozen_teacher(method: Method, cfg: Config) -> str | None:
-    """The kind of frozen teacher a run trains (or loads) in phase 1: "clean", "robust" or None.
-
-    The one place that decides it: the method's own kind (CKTAT, LTD, HAT: clean; ARD, IAD, RSLAD, KD-AT-Auto:
-    robust), which `cfg.teacher_kind` overrides (a clean teacher for ARD in Table 1). Methods without a teacher or
-    with a co-trained one (LBGAT, Generalist) have no phase 1.
-    """
-    if method.teacher not in ("clean", "robust"):
-        return None
-    return cfg.teacher_kind or method.teacher
 
 
 def student_dir(out_dir: str) -> str:
@@ -362,10 +354,10 @@ def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torc
     """
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     names = [f"pgd{cfg.eval_steps}"]
-    clf = method.classifier(model, cfg, splits.num_classes) if method is not None else model
+    clf = method.machinery.classifier(model, cfg, splits.num_classes) if method is not None else model
     res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size, seed=cfg.seed)}
-    if method is not None and method.eval_attacks is not None:
-        extra = method.eval_attacks(cfg, threat, cfg.eval_steps)
+    extra = method.machinery.eval_attacks(cfg, threat, cfg.eval_steps) if method is not None else {}
+    if extra:
         more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size, seed=cfg.seed)["attacks"]
         base = res["test"]["attacks"][names[0]]["accuracy"]
         for name in extra:
@@ -456,7 +448,7 @@ def run(cfg: Config, out_dir: str) -> dict:
         result["teacher"].update(saved_final_evaluation(path, teacher, splits, cfg, device))
         teacher = _freeze(teacher)
 
-    head = method.head_size(splits.num_classes)
+    head = method.machinery.head_size(splits.num_classes)
     student = new_model(cfg.model, cfg, head, device, cfg.seed + 1)
     from_teacher = initialises_from_teacher(method, cfg) and teacher is not None
     if from_teacher:

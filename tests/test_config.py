@@ -1,6 +1,8 @@
+from dataclasses import fields
+
 import pytest
 
-from cktat_core.config import Config, from_profile, parse_overrides, resolve, validate
+from cktat_core.config import GROUPS, Config, from_profile, parse_overrides, resolve, validate
 from cktat_core.errors import ConfigError
 
 
@@ -56,3 +58,62 @@ def test_dict_round_trip():
     with pytest.raises(ConfigError):
         Config.from_dict({"nonsense": 1})
     validate(Config.from_dict(c.to_dict()))
+
+
+def test_fingerprint_groups_keep_the_fields_that_checkpoints_record():
+    """The groups give the same fingerprint fields as the lists that wrote the existing checkpoints, so those
+    runs still resume."""
+    from cktat_core import train
+
+    assert set(train.DATA_KEYS) == {"dataset", "val_size", "train_limit", "augment", "seed", "batch_size",
+                                    "momentum", "weight_decay", "lr_milestones", "lr_gamma"}
+    assert set(train.TEACHER_KEYS) == set(train.DATA_KEYS) | {"teacher_model", "model", "width", "teacher_epochs",
+                                                              "teacher_lr", "teacher_kind"}
+    assert set(train.THREAT_KEYS) == {"norm", "eps", "alpha", "alpha_ratio", "attack_steps", "random_start",
+                                      "attack_loss", "val_attack_steps"}
+    assert train.RUNTIME_KEYS == {"progress", "eval_steps", "eval_batch_size", "test_limit", "device", "data_dir",
+                                  "download"}
+    assert set(train.student_keys(Config())) == {f.name for f in fields(Config)} - train.RUNTIME_KEYS
+
+
+def _bad_value(f):
+    """A value outside any range: NaN for numbers, an unknown word for choices."""
+    default = f.default
+    if isinstance(default, tuple):
+        return (float("nan"),)
+    if isinstance(default, str):
+        return "no-such-value"
+    return float("nan")
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(Config) if f.metadata["allowed"] is not None])
+def test_every_ranged_field_rejects_a_value_outside_its_range(name):
+    f = {f.name: f for f in fields(Config)}[name]
+    assert f.metadata["group"] in GROUPS
+    with pytest.raises(ConfigError) as e:
+        validate(Config().replace(**{name: _bad_value(f)}))
+    assert e.value.field == name and str(e.value).startswith(f"{name}: must be")
+    validate(Config())  # every default is allowed
+
+
+@pytest.mark.parametrize("item,message", [
+    ("beta=-1", "beta: must be >= 0"), ("kd_rho=2", "kd_rho: must be in [0, 1]"),
+    ("raat_eta=0", "raat_eta: must be in (0, 1)"), ("momentum=1", "momentum: must be in [0, 1)"),
+    ("lr_milestones=0.5,1.5", "lr_milestones: must be fractions in (0, 1]"),
+    ("batch_size=1", "batch_size: must be >= 2"),
+    ("teacher_model=vgg", "teacher_model: must be empty or one of"), ("device=tpu", "device: must be auto, cpu, cuda"),
+    ("teacher_kind=big", "teacher_kind: must be empty or one of clean, robust")])
+def test_range_messages_name_the_field_and_what_is_allowed(item, message):
+    with pytest.raises(ConfigError) as e:
+        from_profile("smoke", parse_overrides([item]))
+    assert str(e.value).startswith(message)
+
+
+def test_teacher_rules_that_tie_fields_together():
+    with pytest.raises(ConfigError) as e:
+        from_profile("smoke", {"method": "trades", "teacher_kind": "robust"})
+    assert str(e.value).startswith("teacher_kind: must be empty: trades has no clean or robust teacher")
+    with pytest.raises(ConfigError) as e:
+        from_profile("smoke", {"method": "cktat", "teacher_model": "resnet18"})
+    assert e.value.field == "init_from_teacher"
+    from_profile("smoke", {"method": "cktat", "teacher_model": "resnet18", "init_from_teacher": False})

@@ -423,11 +423,11 @@ def test_ema_update_and_mix_schedule():
 def test_generalist_copies_the_mixed_teacher_back_in_copy_epochs(epoch, copied):
     cfg = resolve(from_profile("smoke", {"method": "generalist", "generalist_copy_start": 0.6}))
     model = linear(0)
-    extra = methods._generalist_modules(cfg, C, model)
+    extra = methods.Generalist().extra_modules(cfg, C, model)
     with torch.no_grad():
         model[1].weight.add_(1.0)
     ctx = StepContext(model=model, cfg=cfg, extra=extra, epoch=epoch, epochs=10, num_classes=C)
-    methods.generalist_after_step(ctx)
+    methods.Generalist().after_step(ctx)
     same = torch.equal(model[1].weight, extra["ema_mixed"].network[1].weight)
     assert same == copied
     assert torch.equal(extra["clean_learner"][1].weight, extra["ema_mixed"].network[1].weight) == copied
@@ -458,7 +458,7 @@ def test_every_method_trains_and_changes_the_weights(method, tiny, tmp_path, mon
     assert any(not torch.equal(trained[k], seen["start"][k]) for k in trained if trained[k].is_floating_point())
     assert all(torch.isfinite(v).all() for v in trained.values() if v.is_floating_point())
     assert np.isfinite(res["student"]["history"][0]["train_loss"])
-    head = METHODS[method].head_size(10)
+    head = METHODS[method].machinery.head_size(10)
     assert last["num_classes"] == head and last["classes"] == 10 and last["method"] == method
     acc = res["student"]["last"]["test"]["attacks"]
     assert 0 <= acc["pgd3"]["accuracy"] <= acc["natural"]["accuracy"] <= 100
@@ -486,7 +486,7 @@ def test_ducat_is_evaluated_as_the_deployed_classifier_and_under_the_authors_pro
     assert {"natural", "pgd3", "pgd3_raw_head"} <= set(attacks)
     assert last["protocol_gap"]["pgd3_raw_head"] == pytest.approx(
         attacks["pgd3_raw_head"]["accuracy"] - attacks["pgd3"]["accuracy"])
-    clf, info = methods.load_classifier(str(tmp_path / "model" / "best.pt"))
+    clf, info = ckpt.load_classifier(str(tmp_path / "model" / "best.pt"))
     assert isinstance(clf, methods.Recovered) and info["num_classes"] == 10
     x = torch.rand(5, 3, 32, 32)
     with torch.no_grad():
@@ -546,6 +546,94 @@ def test_methods_table_lists_every_method_with_its_paper_spelling(capsys):
         assert METHODS[m].title in row[0] and METHODS[m].teacher in row[0]
     assert "RAAT++" in out and "KD-AT-Auto" in out and "Cons-AT" in out
     assert methods.method_name("RAAT++") == "raat_pp" and methods.method_name("KD-AT-Auto") == "kd_at_auto"
+
+
+# Each declared method's loss as losses.py writes it (tested against the formulas in test_losses.py and above).
+REFERENCE_LOSSES = {
+    "clean": lambda o, y, c: losses.pgdat_loss(o["f(x)"], y),
+    "pgdat": lambda o, y, c: losses.pgdat_loss(o["f(x')"], y),
+    "trades": lambda o, y, c: losses.trades_loss(o["f(x)"], o["f(x')"], y, beta=c.beta),
+    "lbgat": lambda o, y, c: losses.lbgat_loss(o["f(x')"], o["f(x)"], o["T(x)"], y, beta=c.beta),
+    "ltd": lambda o, y, c: losses.ltd_loss(o["f(x)"], o["f(x')"], o["T(x)"], tau_teacher=c.ltd_tau_teacher,
+                                           tau_student=c.ltd_tau_student, beta=c.beta),
+    "ard": lambda o, y, c: losses.ard_loss(o["f(x')"], o["f(x)"], o["T(x)"], y, tau=c.ard_tau,
+                                           alpha=c.distill_alpha),
+    "rslad": lambda o, y, c: losses.rslad_loss(o["f(x')"], o["f(x)"], o["T(x)"]),
+    "kd_at_auto": lambda o, y, c: losses.kd_at_loss(o["f(x')"], o["T(x')"], y, tau=c.kd_tau, rho=c.kd_rho),
+    "cktat": lambda o, y, c: losses.cktat_loss(o["f(x')"], o["f(x)"], o["T(x)"], tau=c.tau, beta=c.beta,
+                                               teacher_weight=c.teacher_weight, tau_squared=c.tau_squared,
+                                               detach_clean=c.detach_clean),
+}
+DECLARED = [m for m in METHODS if METHODS[m].terms]
+SETTINGS = [{}, {"tau": 2.0, "beta": 3.0, "teacher_weight": 0.5, "tau_squared": True, "detach_clean": True,
+                 "ltd_tau_teacher": 0.7, "ltd_tau_student": 2.0, "ard_tau": 4.0, "distill_alpha": 0.6,
+                 "kd_tau": 3.0, "kd_rho": 0.3}]
+
+
+def test_every_declared_method_has_a_reference_loss():
+    assert set(DECLARED) == set(REFERENCE_LOSSES)
+    assert {"pgdat", "trades", "cktat", "ltd", "ard", "rslad", "kd_at_auto", "lbgat"} <= set(DECLARED)
+
+
+@pytest.mark.parametrize("over", SETTINGS)
+@pytest.mark.parametrize("method", DECLARED)
+def test_declared_terms_give_the_loss_of_losses_py_and_its_gradients(method, over):
+    """The row against its loss: the declaration that writes a method's Table 2 row computes, on random logits,
+    the value and the gradients of the method's loss in losses.py (so detached targets stay detached)."""
+    cfg = from_profile("smoke", {"method": method, **over})
+    g = torch.Generator().manual_seed(len(method))
+    base = {k: (torch.randn(8, 5, generator=g) * 3) for k in methods.OUTPUTS}
+    y = torch.randint(0, 5, (8,), generator=g)
+
+    def value_and_grads(fn):
+        o = {k: v.clone().requires_grad_(True) for k, v in base.items()}
+        loss = fn(o, y, cfg)
+        grads = torch.autograd.grad(loss, list(o.values()), allow_unused=True)
+        return loss.item(), [torch.zeros(8, 5) if gr is None else gr for gr in grads]
+
+    got, got_grads = value_and_grads(lambda o, y, c: methods.terms_loss(METHODS[method].terms, o, y, c))
+    want, want_grads = value_and_grads(REFERENCE_LOSSES[method])
+    assert got == pytest.approx(want, rel=1e-5)
+    for name, a, b in zip(methods.OUTPUTS, got_grads, want_grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), name
+
+
+def test_table2_rows_come_from_the_declarations():
+    """Rows of declared methods as the paper's Table 2 writes them (CKTAT: f(x') : T^tau(x), f(x') : f(x));
+    a declared method cannot carry hand-written labels, and a hand-written step must state them."""
+    rows = {r["method"]: r for r in methods.table2()}
+    assert set(rows) == set(TRAINABLE)
+    labels = {m: (rows[m]["label of f(x)"], rows[m]["label of f(x')"]) for m in rows}
+    assert labels["cktat"] == ("-", "T^tau(x), f(x)")
+    assert labels["trades"] == ("y", "f(x)")
+    assert labels["ltd"] == ("T^tau(x)", "f(x)")
+    assert labels["rslad"] == ("T(x)", "T(x)")
+    assert labels["pgdat"] == ("-", "y")
+    assert labels["ard"] == ("y", "T^tau(x)")
+    assert labels["kd_at_auto"] == ("-", "y, T^tau(x')")
+    assert labels["lbgat"] == ("-", "T(x) (MSE), f(x)") and "T(x) : y" in rows["lbgat"]["difficulty reducers"]
+    for m in DECLARED:
+        for t in METHODS[m].terms:
+            assert METHODS[m].teacher != "none" or not t.target.startswith("T"), m
+    with pytest.raises(ValueError):
+        methods.Method("x", terms=(methods.Term("f(x')", "y", "ce"),), labels=("-", "y"))
+    with pytest.raises(ValueError):
+        methods.Method("x", custom_step=methods.mart_step)
+    with pytest.raises(ValueError):
+        methods.Term("f(x')", "y", "kl")
+
+
+def test_kd_at_auto_row_states_why_its_teacher_is_robust(capsys):
+    """KD-AT-Auto's teacher is robust although the paper's Table 2 lists a clean one: the row says so, and
+    `cktat methods` prints the note under the table."""
+    from cktat_core.cli import main
+
+    row = [r for r in methods.table2() if r["method"] == "kd_at_auto"][0]
+    assert row["teacher"] == "robust" and "Tclean" in row["note"] and "adversarially trained" in row["note"]
+    assert [r["method"] for r in methods.table2() if r["note"]] == ["kd_at_auto"]
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert "KD-AT-Auto [1]" in out and f"[1] {row['note']}" in out
 
 
 def test_cli_teacher_flag_and_paper_spelling(tiny, tmp_path, capsys):

@@ -71,14 +71,14 @@ def test_a_legacy_model_folder_is_renamed_student(tmp_path):
 
 
 def test_frozen_teacher_is_decided_in_one_place():
-    from cktat_core.methods import METHODS
+    from cktat_core.methods import METHODS, frozen_teacher
 
     cfg = from_profile("smoke", {"method": "ard"})
-    assert train_mod.frozen_teacher(METHODS["ard"], cfg) == "robust"
-    assert train_mod.frozen_teacher(METHODS["ard"], cfg.replace(teacher_kind="clean")) == "clean"
-    assert train_mod.frozen_teacher(METHODS["cktat"], cfg) == "clean"
-    assert train_mod.frozen_teacher(METHODS["pgdat"], cfg) is None
-    assert train_mod.frozen_teacher(METHODS["lbgat"], cfg) is None  # co-trained: no phase 1
+    assert frozen_teacher(METHODS["ard"], cfg) == "robust"
+    assert frozen_teacher(METHODS["ard"], cfg.replace(teacher_kind="clean")) == "clean"
+    assert frozen_teacher(METHODS["cktat"], cfg) == "clean"
+    assert frozen_teacher(METHODS["pgdat"], cfg) is None
+    assert frozen_teacher(METHODS["lbgat"], cfg) is None  # co-trained: no phase 1
 
 
 class _RecordsAutocast(torch.nn.Module):
