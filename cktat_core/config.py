@@ -103,6 +103,9 @@ class Config:
     amp: bool = True  # bf16 autocast, CUDA only
     channels_last: bool = True  # CUDA only
     progress: bool = True
+    amp_dtype: str = "auto"  # auto (bf16 on Ampere and newer, fp16 + gradient scaler before) | bf16 | fp16
+    device_data: bool | None = None  # training set as uint8 on the device, crop/flip there; None = on CUDA
+    compile: bool = False  # torch.compile the networks (model.compile(), in place)
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
