@@ -5,7 +5,8 @@ correct there:
 - CUDA with bf16 support (compute capability 8.0 and newer: A100, L4, H100, ...): bf16 autocast. bf16 has
   float32's exponent range, so no loss scaling is needed.
 - older CUDA cards (a Colab T4, V100): fp16 autocast with a gradient scaler (`torch.amp.GradScaler`), which
-  keeps small gradients from underflowing fp16's range.
+  keeps small gradients from underflowing fp16's range (it reads one overflow flag back per step, the one
+  host synchronisation of an fp16 step).
 - the CPU: float32 (CPU autocast is slower than float32 for these networks).
 `amp=false` forces float32 everywhere; `amp_dtype` forces bf16 or fp16 on CUDA.
 
