@@ -18,7 +18,6 @@ It leaves out data movement and checkpoint writes, which the on-device path keep
 
 from __future__ import annotations
 
-import os
 import platform
 import resource
 import statistics

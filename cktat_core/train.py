@@ -154,9 +154,8 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     channels_last = uses_channels_last(cfg, device)
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     val_attacks = {f"pgd{cfg.val_attack_steps}": None} if method.adversarial else {}
-    bar = tqdm(total=epochs * nb, initial=start * nb, desc=desc, disable=not cfg.progress, unit="step",
-               dynamic_ncols=True, file=sys.stderr)
-    bar.disable = bar.disable or not is_main_process()
+    bar = tqdm(total=epochs * nb, initial=start * nb, desc=desc, disable=not cfg.progress or not is_main_process(),
+               unit="step", dynamic_ncols=True, file=sys.stderr)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         model.train()
