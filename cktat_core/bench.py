@@ -135,6 +135,8 @@ def run_bench(model: str = "resnet18", batch: int = 128, device: str = "auto", r
     cfg = resolve(from_profile(profile, {"model": model, "width": width, "batch_size": batch, "device": device,
                                          "progress": False}))
     dev = pick_device(cfg.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device", "CUDA is not available on this machine (use cpu or auto)", device)
     precision = precision_of(cfg, dev)
     num_classes = dataset_defaults(cfg.dataset)["num_classes"]
     gen = torch.Generator().manual_seed(0)

@@ -237,4 +237,6 @@ def test_bench_command(capsys, tmp_path):
     assert json.loads(out.read_text())["model"] == "small_cnn"
     assert main(["bench", "--model", "nope"]) == 2
     assert main(["bench", "--batch", "1", "--device", "cpu"]) == 2
+    if not torch.cuda.is_available():
+        assert main(["bench", "--device", "cuda"]) == 2
     assert "--batch" in capsys.readouterr().err
