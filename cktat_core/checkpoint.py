@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from .config import Config
+from .distributed import is_main_process
 from .errors import CheckpointError
 from .methods import METHODS
 
@@ -24,7 +25,10 @@ FORMAT = "cktat/1"
 
 
 def save_atomic(obj: Any, path: str) -> None:
-    """torch.save to a temporary file, fsync, then rename over `path`: a crash never leaves half a file."""
+    """torch.save to a temporary file, fsync, then rename over `path`: a crash never leaves half a file.
+    With several processes (`distributed`), rank 0 alone writes."""
+    if not is_main_process():
+        return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as fh:
@@ -35,6 +39,9 @@ def save_atomic(obj: Any, path: str) -> None:
 
 
 def write_text_atomic(text: str, path: str) -> None:
+    """`save_atomic` for text (rank 0 alone writes)."""
+    if not is_main_process():
+        return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:

@@ -3,6 +3,8 @@
     cktat train --method cktat --profile smoke --out runs/cktat [--set tau=2 beta=6 ...]
     cktat eval --checkpoint runs/cktat/student/last.pt [--attacks all --protocol standard --limit N]
     cktat methods
+    cktat bench [--model resnet18|wrn34_10|small_cnn] [--batch N]
+    torchrun --nproc_per_node=N -m cktat_core.cli train ...   (one process per GPU; rank 0 writes and prints)
     cktat compare --methods pgdat,trades,cktat --profile smoke --out runs/compare [--summary results/x.json]
     cktat reproduce [--chapters 01,05] [--profile smoke|paper] [--force] [--results DIR]   (alias: cktat book)
 
@@ -33,16 +35,19 @@ def _acc_line(label: str, ev: dict) -> str:
 
 def cmd_train(args) -> int:
     from .config import from_profile, parse_overrides
-    from .train import run
-
+    from .distributed import is_main_process, session
     from .methods import method_name
+    from .train import run
 
     overrides = parse_overrides(args.set or [])
     overrides["method"] = method_name(args.method)
     if args.teacher:
         overrides["teacher_checkpoint"] = args.teacher
     cfg = from_profile(args.profile, overrides)
-    result = run(cfg, args.out)
+    with session():  # a process group when launched by torchrun
+        result = run(cfg, args.out)
+        if not is_main_process():
+            return 0
     when = "finished earlier, saved result" if result.get("reused") else f"{result['wall_seconds']:.0f} s"
     print(f"{cfg.method} ({args.profile} profile) on {cfg.dataset}, {when}; test accuracy:")
     if "teacher" in result:
@@ -152,6 +157,18 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import format_report, run_bench
+
+    report = run_bench(args.model, args.batch, device=args.device, repeats=args.repeats, profile=args.profile,
+                       width=args.width)
+    print(format_report(report))
+    if args.json:
+        from .checkpoint import write_text_atomic
+        write_text_atomic(json.dumps(report, indent=1), args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cktat", description="CKTAT book: train and evaluate adversarially robust models")
     sub = p.add_subparsers(dest="command", required=True)
@@ -207,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sync-colab", action="store_true",
                    help="rewrite every notebook's Colab badge and install cell from _config.yml, then stop")
     b.set_defaults(func=cmd_reproduce)
+
+    n = sub.add_parser("bench", help="images per second of a clean, a PGD-10 and a CKTAT training step; projected run time")
+    n.add_argument("--model", default="resnet18", help="resnet18, wrn34_10, small_cnn, ...")
+    n.add_argument("--batch", type=int, default=128, help="images per step (default 128, the paper's)")
+    n.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    n.add_argument("--repeats", type=int, default=5, help="timed steps of each kind (the median is reported)")
+    n.add_argument("--profile", default="paper", help="the profile whose epochs and attacks are projected")
+    n.add_argument("--width", type=int, default=0, help="small_cnn channel width (0 = its default)")
+    n.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
+    n.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("methods", help="print Table 2 of the paper generated from the method definitions")
     m.set_defaults(func=cmd_methods)

@@ -188,9 +188,12 @@ class Config:
     eval_batch_size: int = setting(500, "eval", at_least(1))
     test_limit: int = setting(0, "eval", at_least(0))  # evaluate on the first N test images only (0 = all)
     # --- numerics and runtime --------------------------------------------------------------------------
-    amp: bool = setting(True, "numerics")  # bf16 autocast, CUDA only
+    amp: bool = setting(True, "numerics")  # mixed precision for training on CUDA (amp_dtype), never on the CPU
     channels_last: bool = setting(True, "numerics")  # CUDA only
     progress: bool = setting(True, "runtime")
+    amp_dtype: str = setting("auto", "numerics", one_of(("auto", "bf16", "fp16")))  # auto: bf16 on Ampere+, else fp16
+    device_data: bool | None = setting(None, "numerics")  # training set on the device, crop/flip there; None = CUDA
+    compile: bool = setting(False, "runtime")  # torch.compile the networks (model.compile(), in place)
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -28,7 +28,10 @@ which is what gets validated, saved and evaluated; `last.pt` then also holds the
 how it classifies at test time (DUCAT's recovery). Checkpoints record the method and the number of classes, so
 `checkpoint.load_classifier` rebuilds the deployable model.
 
-Training runs in the precision `runtime` picks for the device; validation and test evaluations in float32.
+
+Precision, channels_last, the on-device batch source and compilation are chosen per device by `runtime`
+(bf16 or fp16 autocast on CUDA, float32 evaluation always); with several processes (`torchrun`, see
+`distributed`) every rank trains on its slice of each global batch and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -47,10 +50,14 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .config import Config, fields_in, fingerprint, resolve, validate
 from .data import Splits, batches, load_splits, num_batches
+from .device_data import DeviceData, epoch_batches, num_epoch_batches
+from .distributed import (barrier, check_batch, is_main_process, mean_over_ranks, seed_step_rng, sync_buffers,
+                          sync_gradients, world_size)
 from .errors import CheckpointError
 from .evaluate import Threat, evaluate
 from .methods import METHODS, Method, StepContext, frozen_teacher, initialises_from_teacher
-from .runtime import autocast, pick_device, versions
+from .runtime import (evaluation_precision, grad_scaler, maybe_compile, pick_device, precision_of,
+                      uses_channels_last, uses_device_data, versions)
 from .models import build_model
 
 # Config fields that change what a phase computes; a checkpoint written under other values is not resumed.
@@ -113,7 +120,14 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     machinery = method.machinery
     num_classes, head = splits.num_classes, machinery.head_size(splits.num_classes)
     extra = machinery.extra_modules(cfg, num_classes, model)
-    extra = {k: _prepare(m, cfg, device) for k, m in extra.items()}
+    extra = {k: maybe_compile(_prepare(m, cfg, device), cfg) for k, m in extra.items()}
+    maybe_compile(model, cfg)
+    precision = precision_of(cfg, device)
+    scaler = grad_scaler(precision)  # fp16 only
+    on_device = uses_device_data(cfg, device) or world_size() > 1  # several processes shard the on-device epochs
+    if on_device:
+        check_batch(cfg.batch_size)
+        train_data = DeviceData.from_tensor_data(splits.train, device)
     # extra modules whose parameters require grad are trained jointly; the others (EMA copies) are only carried
     params = list(model.parameters()) + [p for m in extra.values() for p in m.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -135,41 +149,55 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], gen)
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         history, best_score, best_epoch, start = state["history"], state["best_score"], state["best_epoch"], state["epoch"]
 
     ctx = StepContext(model=model, cfg=cfg, teacher=teacher, extra=extra, generator=gen, epochs=epochs,
                       num_classes=num_classes)
     net = machinery.result_network(model, extra)  # what the phase produces: validated, saved, evaluated
     saved = dict(classes=num_classes, method=method.name)
-    nb = num_batches(len(splits.train), cfg.batch_size)
+    nb = (num_epoch_batches if on_device else num_batches)(len(splits.train), cfg.batch_size)
+    channels_last = uses_channels_last(cfg, device)
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     val_attacks = {f"pgd{cfg.val_attack_steps}": None} if method.adversarial else {}
-    bar = tqdm(total=epochs * nb, initial=start * nb, desc=desc, disable=not cfg.progress, unit="step",
-               dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(total=epochs * nb, initial=start * nb, desc=desc, disable=not cfg.progress or not is_main_process(),
+               unit="step", dynamic_ncols=True, file=sys.stderr)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         model.train()
         for m in extra.values():
             m.train()
         ctx.epoch = epoch
+        seed_step_rng(cfg.seed, epoch)
         loss_sum = torch.zeros((), device=device)
         # two-view methods get un-augmented batches and draw their augmentations from `gen` (ctx.augment)
-        for x, y in batches(splits.train, cfg.batch_size, gen, shuffle=True,
-                            augment_data=cfg.augment and not machinery.two_views):
-            if cfg.channels_last and device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(cfg, device):
+        augment_data = cfg.augment and not machinery.two_views
+        if on_device:
+            source = epoch_batches(train_data, cfg.batch_size, gen, augment_data, channels_last)
+        else:
+            source = ((x.contiguous(memory_format=torch.channels_last) if channels_last else x, y, 1.0)
+                      for x, y in batches(splits.train, cfg.batch_size, gen, shuffle=True, augment_data=augment_data))
+        for x, y, share in source:
+            with precision.autocast():
                 loss = method.step(ctx, x, y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            (loss if scaler is None else scaler.scale(loss)).backward()
+            sync_gradients(params, share)  # several processes: the gradient of the global batch
+            if scaler is None:
+                opt.step()
+            else:
+                scaler.step(opt)
+                scaler.update()
+            sync_buffers([model, *extra.values()])
             machinery.after_step(ctx)
             loss_sum += loss.detach()
             bar.update()
+        loss_sum = mean_over_ranks(loss_sum)  # read once per epoch, below
         lr_used = opt.param_groups[0]["lr"]
         sched.step()
         train_seconds = time.perf_counter() - t0
-        with autocast(cfg, device):
+        with evaluation_precision(device):
             val = evaluate(machinery.classifier(net, cfg, num_classes), splits.val, list(val_attacks), threat,
                            cfg.eval_batch_size)["attacks"]
         record = {"epoch": epoch + 1, "lr": lr_used, "train_loss": float(loss_sum) / max(nb, 1),
@@ -190,9 +218,11 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
             "fingerprint": fp, "epoch": epoch + 1, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "rng": _rng_state(gen), "history": history, "best_score": best_score, "best_epoch": best_epoch,
             "extra": {k: m.state_dict() for k, m in extra.items()},
+            **({"scaler": scaler.state_dict()} if scaler is not None else {}),
         }, last_path)
         ckpt.write_text_atomic("".join(json.dumps(r) + "\n" for r in history),
                                os.path.join(phase_dir, "metrics.jsonl"))
+        barrier()  # the other ranks read best.pt / last.pt only after rank 0 wrote them
     bar.close()
     best_state = ckpt.load(best_path)["model"] if os.path.exists(best_path) else None
     return PhaseResult(net, best_state, best_epoch, history)
@@ -302,6 +332,14 @@ def train_teacher(cfg: Config, splits: Splits, out_dir: str, device: torch.devic
     return model, res
 
 
+def load_run_splits(cfg: Config, device: torch.device) -> Splits:
+    """The run's splits on `device`; the training set stays on the CPU when `train_phase` makes its own on-device
+    copy (uint8 where the images allow it, `device_data`)."""
+    s = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download)
+    train = s.train if uses_device_data(cfg, device) else s.train.to(device)
+    return Splits(train, s.val.to(device), s.test.to(device), {k: v.to(device) for k, v in s.probes.items()})
+
+
 def teacher_settings(cfg: Config, kind: str) -> dict:
     """What a stand-alone teacher run (`teacher_run`) depends on: phase 1's fields, the threat model when it is
     robust, which checkpoint teaches and the test settings."""
@@ -321,9 +359,7 @@ def teacher_run(cfg: Config, kind: str, out_dir: str) -> dict:
     finished = read_finished(out_dir, settings)
     if finished is None:
         device = pick_device(cfg.device)
-        s = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download)
-        splits = Splits(s.train.to(device), s.val.to(device), s.test.to(device),
-                        {k: v.to(device) for k, v in s.probes.items()})
+        splits = load_run_splits(cfg, device)
         model, res = train_teacher(cfg, splits, out_dir, device, kind)
         path = teacher_checkpoint_path(out_dir, cfg)
         finished = {"schema": RESULT_SCHEMA, "settings": settings, "versions": versions(), "device": str(device),
@@ -355,16 +391,17 @@ def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torc
     threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
     names = [f"pgd{cfg.eval_steps}"]
     clf = method.machinery.classifier(model, cfg, splits.num_classes) if method is not None else model
-    res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size, seed=cfg.seed)}
-    extra = method.machinery.eval_attacks(cfg, threat, cfg.eval_steps) if method is not None else {}
-    if extra:
-        more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size, seed=cfg.seed)["attacks"]
-        base = res["test"]["attacks"][names[0]]["accuracy"]
-        for name in extra:
-            res["test"]["attacks"][name] = more[name]
-        res["protocol_gap"] = {name: more[name]["accuracy"] - base for name in extra}
-    for pname, pdata in splits.probes.items():
-        res[pname] = evaluate(clf, pdata, [], threat, cfg.eval_batch_size)
+    with evaluation_precision(device):
+        res = {"test": evaluate(clf, splits.test, names, threat, cfg.eval_batch_size, seed=cfg.seed)}
+        extra = method.machinery.eval_attacks(cfg, threat, cfg.eval_steps) if method is not None else {}
+        if extra:
+            more = evaluate(clf, splits.test, extra, threat, cfg.eval_batch_size, seed=cfg.seed)["attacks"]
+            base = res["test"]["attacks"][names[0]]["accuracy"]
+            for name in extra:
+                res["test"]["attacks"][name] = more[name]
+            res["protocol_gap"] = {name: more[name]["accuracy"] - base for name in extra}
+        for pname, pdata in splits.probes.items():
+            res[pname] = evaluate(clf, pdata, [], threat, cfg.eval_batch_size)
     return res
 
 
@@ -424,10 +461,7 @@ def run(cfg: Config, out_dir: str) -> dict:
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
     method = METHODS[cfg.method]
-    splits = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit,
-                         cfg.download)
-    splits = Splits(splits.train.to(device), splits.val.to(device), splits.test.to(device),
-                    {k: v.to(device) for k, v in splits.probes.items()})
+    splits = load_run_splits(cfg, device)
     os.makedirs(out_dir, exist_ok=True)
     config = {**cfg.to_dict(), **{k: settings.get(k, "") for k in ("teacher_checkpoint", "init_checkpoint")}}
     result: dict = {"schema": RESULT_SCHEMA, "method": cfg.method, "seed": cfg.seed, "device": str(device),
