@@ -2,18 +2,20 @@
 checks that fire on a gradient-masked model and stay quiet on a normal one."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from conftest import CountForwards
 
 from cktat_core.models import InputQuantized
 from cktat_core.data import MULTIVIEW, TensorData
 from cktat_core.errors import ConfigError
-from cktat_core.evaluate import (SCHEMA, TABLE4, Threat, attack_spec, build_attack, evaluate, expand_names,
-                                 noise_margin, nrr, sanity_checks)
+from cktat_core.checks import noise_margin, sanity_checks
+from cktat_core.evaluate import PROTOCOLS, SCHEMA, TABLE4, Threat, attack_spec, build_attack, evaluate, expand_names, nrr
 
 EPS = MULTIVIEW.eps
 SMALL = Threat(EPS / 4, EPS / 16, "linf", 0.2, 0.05)  # some points of the clean-trained CNN survive PGD here
@@ -28,9 +30,14 @@ def test_protocols_set_steps_and_step_sizes():
     assert {std[n].alpha for n in ("pgd20", "pgd100", "mim", "cw")} == {2 / 255}
     assert [gen[n].steps for n in ("pgd20", "pgd100", "mim", "cw")] == [10, 10, 10, 10]
     assert {gen[n].alpha for n in ("pgd20", "pgd100", "mim", "cw")} == {0.007}
-    for n in ("natural", "fgsm", "aa"):  # single-step and parameter-free attacks are the same in both
+    for n in ("natural", "aa"):  # parameter-free attacks are the same in both
         assert std[n] == gen[n]
+    # FGSM too, but for the iterate rule: the standard protocol also counts x itself if it fools the model
+    assert replace(std["fgsm"], best_iterate=False) == gen["fgsm"]
+    assert all(std[n].best_iterate for n in ("fgsm", "pgd20", "pgd100", "mim", "cw"))
+    assert not any(gen[n].best_iterate for n in ("fgsm", "pgd20", "pgd100", "mim", "cw"))
     assert std["cw"].kappa == 50 and std["mim"].decay == 1.0 and std["mim"].random_start == "none"
+    assert gen["mim"].random_start == "uniform" and gen["cw"].random_start == gen["pgd20"].random_start == "uniform"
     assert std["pgd20"].random_start == "uniform" and std["fgsm"].alpha == 8 / 255
     l2 = attack_spec("pgd20_l2", t, "compat-generalist")
     assert (l2.norm, l2.eps, l2.steps, l2.alpha) == ("l2", 128 / 255, 10, 32 / 255)  # 0.007 is an L-inf step
@@ -54,10 +61,18 @@ def test_protocols_change_the_work_actually_done(trained_cnn):
     lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
     x, y = torch.full((2, 3, 4, 4), 0.5), torch.tensor([0, 1])
     wide = Threat(0.3, 0.002)
-    moved = {p: (build_attack(attack_spec("mim", wide, p))(lin, x, y) - x).abs().amax().item()
-             for p in ("standard", "compat-generalist")}
-    assert moved["standard"] == pytest.approx(20 * 0.002, abs=1e-6)
-    assert moved["compat-generalist"] == pytest.approx(10 * 0.007, abs=1e-6)
+    last = {p: build_attack(replace(attack_spec("mim", wide, p), best_iterate=False)) for p in PROTOCOLS}
+    assert (last["standard"](lin, x, y) - x).abs().amax().item() == pytest.approx(20 * 0.002, abs=1e-6)
+    # compat-generalist starts MIM from a uniform point of the ball, as the Generalist code does, then moves
+    # 10 * 0.007 along the constant gradient sign
+    torch.manual_seed(3)
+    start = torch.empty_like(x).uniform_(-0.3, 0.3)
+    with torch.enable_grad():
+        xg = x.clone().requires_grad_(True)
+        direction = torch.autograd.grad(F.cross_entropy(lin(xg), y), xg)[0].sign()
+    torch.manual_seed(3)
+    moved = last["compat-generalist"](lin, x, y) - x
+    assert torch.allclose(moved, (start + 10 * 0.007 * direction).clamp(-0.3, 0.3), atol=1e-6)
 
 
 def test_names_and_errors():

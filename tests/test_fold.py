@@ -9,7 +9,7 @@ from conftest import CountForwards
 
 from cktat_core import models
 from cktat_core.attacks import pgd
-from cktat_core.evaluate import noise_margin
+from cktat_core.checks import noise_margin
 from cktat_core.methods import EMA, Recovered
 from cktat_core.models import InputQuantized, build_model, fold_batchnorm
 
