@@ -4,7 +4,6 @@ stronger than a random perturbation of the same size on a small trained model.""
 import copy
 from dataclasses import replace
 
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -66,7 +65,8 @@ def test_pgd100_not_weaker_than_pgd20(trained_cnn):
     assert 0 < a20 < _acc(model, x, y)  # the comparison is not decided at 0% or at clean accuracy
     assert a100 <= a20
     # the loss of the last iterate (the evaluation keeps the first fooling iterate instead, a lower loss)
-    last = {n: build_attack(replace(attack_spec(n, threat), best_iterate=False))(model, x, y) for n in ("pgd20", "pgd100")}
+    last = {n: build_attack(replace(attack_spec(n, threat), best_iterate=False))(model, x, y)
+            for n in ("pgd20", "pgd100")}
     with torch.no_grad():
         assert F.cross_entropy(model(last["pgd100"]), y) > F.cross_entropy(model(last["pgd20"]), y)
 
