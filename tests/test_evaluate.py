@@ -392,3 +392,12 @@ def test_worst_case_over_ducat_views_is_the_intersection_of_their_robust_sets(tr
     worst = correct_mask(deployed, data, worst_case_attack(pairs), 48)
     assert torch.equal(worst, masks[0] & masks[1] & masks[2])
     assert 0 < int(worst.sum()) < int(masks[2].sum())  # the raw-head attack alone leaves images the others break
+
+
+def test_the_checks_module_needs_no_torch():
+    """Report scripts reread result files with `cktat_core.checks` where torch is not installed."""
+    import subprocess
+    import sys
+    code = "import sys; sys.modules['torch'] = None; import cktat_core.checks as c; print(c.within_noise(50, 51, 100))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
