@@ -78,7 +78,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Callable, Iterable
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -291,7 +291,7 @@ def _run_autoattack(model, data, spec, natural, batch_size, bar) -> dict:
 
 
 @contextlib.contextmanager
-def float32(device_type: str):
+def autocast_off(device_type: str):
     """Autocast off for the CPU and for `device_type`: every operation runs in its tensors' own dtype."""
     with contextlib.ExitStack() as stack:
         for kind in dict.fromkeys(("cpu", device_type)):
@@ -310,11 +310,12 @@ def evaluate(model: nn.Module, data: TensorData, attacks: dict[str, AttackFn | N
     gradient_check: count the first `batch_size` clean test points whose input gradient is exactly zero.
     seed: when given, the random starts are drawn from this seed and the caller's random state is restored
     afterwards; None draws from (and advances) the global generator.
-    Autocast is off inside (`float32`): a caller in a bf16 autocast context still gets float32 attacks and scores.
+    Autocast is off inside (`autocast_off`): a caller in a bf16 autocast context still gets float32 attacks
+    and scores.
     """
     rng = contextlib.nullcontext() if seed is None else torch.random.fork_rng(
         devices=[data.x.device] if data.x.device.type == "cuda" else [])
-    with rng, float32(data.x.device.type):
+    with rng, autocast_off(data.x.device.type):
         if seed is not None:
             torch.manual_seed(seed)
         return _evaluate(model, data, attacks, threat, batch_size, get_protocol(protocol), kappa, aa_version,
