@@ -287,7 +287,8 @@ def _run_autoattack(model, data, spec, natural, batch_size, bar) -> dict:
                          on_attack=lambda _name: bar.update(1))
     robust = out.robust.to(natural.device) & natural  # a point misclassified clean is never counted robust
     return {**summarize(robust, data), "adversarial_accuracy": _acc(robust), "version": spec.version,
-            "package": out.package, "per_attack": out.per_attack, "per_attack_seconds": out.seconds, "package_warnings": out.warnings}
+            "package": out.package, "per_attack": out.per_attack, "per_attack_seconds": out.seconds,
+            "package_warnings": out.warnings}
 
 
 @contextlib.contextmanager
