@@ -46,12 +46,13 @@ Result schema ("cktat-eval/1"), accuracies in percent::
      "protocol": "standard",
      "threat": {"eps": 0.0314, "alpha": 0.0078, "norm": "linf", "eps_l2": 0.502, "alpha_l2": 0.125},
      "attacks": {
-        "natural": {"accuracy": 91.3, "correct": 472, "total": 517, "seconds": 0.4,   # as counted by the protocol
+        "natural": {"accuracy": 91.3, "correct": 472, "total": 517, "seconds": 0.4,
                     "spec": {"name": "natural", "kind": "natural", ...},
                     "per_class": {"airplane": 92.0, ...},          # None for a class absent from the set
                     "groups": {"single_view": 84.0, ...}},        # only for data with groups (multi-view)
         "pgd20":   {... as above ..., "nrr": 12.1,                # 2 * clean * robust / (clean + robust)
-                    "adversarial_accuracy": 12.4,                 # adversarial prediction right, clean or not
+                    "adversarial_accuracy": 12.4,   # adversarial input right, clean or not ("accuracy": as the
+                                                    # protocol counts: standard also needs the clean one right)
                     "spec": {"name": "pgd20", "kind": "pgd", "eps": 0.0314, "norm": "linf", "steps": 20,
                              "alpha": 0.0078, "random_start": "uniform", "decay": 0.0, "kappa": 0.0,
                              "version": "", "best_iterate": true}},
