@@ -6,7 +6,7 @@ function with less work per forward and backward pass), which is where its lead 
 robust accuracies show that it attacks the same function.
 Timings are interleaved (ours, theirs, ours, ...) after warm-up calls and summarised by their medians, so
 a slow moment of the machine hits both sides. Target: throughput ratio ours / theirs >= 1.0, and robust
-accuracies equal within noise (`cktat_core.evaluate.noise_margin`: two binomial standard errors of the
+accuracies equal within noise (`cktat_core.checks.noise_margin`: two binomial standard errors of the
 difference, at least one image).
 
 Two models:
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from cktat_core.attacks import pgd
 from cktat_core.data import MULTIVIEW, batches, load_splits
-from cktat_core.evaluate import noise_margin
+from cktat_core.checks import noise_margin
 from cktat_core.models import build_model, num_parameters
 
 HERE = os.path.dirname(os.path.abspath(__file__))

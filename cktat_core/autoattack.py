@@ -34,6 +34,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from .attacks import eval_mode
 from .errors import CktatError
 
 VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "apgd": ("apgd-ce", "apgd-t")}
@@ -94,7 +95,8 @@ class _Capture(logging.Handler):
 def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, norm: str = "linf",
                    version: str = "standard", seed: int = 0, batch_size: int = 500,
                    on_attack: Callable[[str], None] | None = None) -> AutoAttackOutput:
-    """AutoAttack `version` on (x, y); the model is attacked in eval() mode and left in the mode it was in.
+    """AutoAttack `version` on (x, y); the model is attacked in eval() mode and every submodule is left in the mode
+    it was in.
 
     on_attack(name) is called after each attack (a progress bar hook).
     """
@@ -103,8 +105,8 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     if norm not in ("linf", "l2"):
         raise CktatError(f"AutoAttack norm must be linf or l2, got {norm!r}")
     package, mod = find_package()
-    was_training = model.training
-    model.eval()
+    modes = contextlib.ExitStack()
+    modes.enter_context(eval_mode(model))
     logger = logging.getLogger("auto-attack")
     capture, propagate = _Capture(), logger.propagate
     logger.addHandler(capture)
@@ -140,7 +142,7 @@ def run_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     finally:
         logger.removeHandler(capture)
         logger.propagate = propagate
-        model.train(was_training)
+        modes.close()
 
 
 def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, norm: str = "linf",

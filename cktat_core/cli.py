@@ -85,7 +85,9 @@ def _eval_options(args, names: list[str]):
 
 def cmd_eval(args) -> int:
     from .config import parse_value
-    from .evaluate import evaluate_checkpoint, expand_names, format_table
+    from .checks import format_table
+    from .eval_checkpoint import evaluate_checkpoint
+    from .evaluate import expand_names
 
     names = expand_names(a.strip() for a in args.attacks.split(",") if a.strip())
     sweep = _eval_options(args, names)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Union
 
 import numpy as np
@@ -36,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import losses, models
-from .attacks import pgd
+from .attacks import pgd, worst_case_attack
 from .data import augment
 from .models import build_model
 
@@ -759,11 +760,34 @@ class DummyClasses(Machinery):
         return Recovered(net, num_classes, cfg.ducat_recovery)
 
     def eval_attacks(self, cfg, threat, steps: int) -> dict:
-        """The authors' protocol: PGD-`steps` CE on label y against the raw 2C head; scored after recovery."""
-        def attack(model, x, y):
-            return pgd(model.network, x, y, eps=threat.eps, alpha=threat.alpha, steps=steps, norm=threat.norm,
-                       loss="ce", random_start="uniform")
-        return {f"pgd{steps}_raw_head": attack}
+        """Two more attacks on the deployed (recovered) model, scored after recovery (SPEC 4):
+
+        - `pgd{steps}_raw_head`, the authors' protocol: PGD-`steps` CE on label y against the raw 2C head;
+        - `pgd{steps}_worst_case`, the adaptive evaluation: per image, the worst case over PGD through the "max"
+          recovery, PGD through the "sum" recovery and the raw-head attack (`attacks.worst_case_attack`).
+        An image counts as fooled at any iterate that fools the recovered model (`best_iterate`).
+        """
+        step = partial(pgd, eps=threat.eps, alpha=threat.alpha, steps=steps, norm=threat.norm, loss="ce",
+                       random_start="uniform", best_iterate=True)
+
+        def recovered_prediction(z):
+            return losses.recover_logits(z, z.shape[1] // 2).argmax(1)
+
+        def raw_head(model, x, y):
+            return step(model.network, x, y, predict=recovered_prediction)
+
+        views = {}  # the recovery views of one deployed model, built once (their folded networks are cached)
+
+        def view(how):
+            def make(model):
+                key = (id(model), how)
+                if key not in views:
+                    views[key] = Recovered(model.network, model.num_classes, how)
+                return views[key]
+            return make
+
+        worst = worst_case_attack([(view("max"), step), (view("sum"), step), (lambda m: m, raw_head)])
+        return {f"pgd{steps}_raw_head": raw_head, f"pgd{steps}_worst_case": worst}
 
 
 register(Method("ducat", "DUCAT", custom_step=ducat_step,

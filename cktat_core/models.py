@@ -17,6 +17,7 @@ convolution folded into it: the same function with less work per forward and bac
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 
 import torch
 import torch.fx as fx
@@ -251,7 +252,7 @@ class _FoldPlan:
 
     def __init__(self, model: nn.Module, graph: fx.Graph, pairs: dict[str, str]):
         self.pairs = pairs  # conv target -> the BatchNorm target folded into it
-        self.signature = _module_ids(model)
+        self.signature = _signature(model)
         modules = dict(model.named_modules())
         self.folded = {c: _folded_conv(modules[c], modules[b]) for c, b in pairs.items()}
         root = {n.target: self.folded.get(n.target) or model.get_submodule(n.target)
@@ -275,8 +276,27 @@ class _FoldPlan:
                 folded.bias = nn.Parameter(bias.detach(), requires_grad=False)
 
 
-def _module_ids(model: nn.Module) -> tuple[int, ...]:
-    return tuple(id(m) for m in model.modules())
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _value(v):
+    """What a traced graph may have captured of an attribute: a plain value itself, anything else by identity."""
+    if isinstance(v, _PLAIN):
+        return v
+    if isinstance(v, (tuple, list)) and all(isinstance(e, _PLAIN) for e in v):
+        return tuple(v)
+    return id(v)
+
+
+def _signature(model: nn.Module) -> tuple:
+    """Everything a traced graph of `model` depends on besides tensor contents: each module's identity, the
+    identity of each parameter and buffer (`model.mean = new_tensor` replaces a buffer; `.copy_` does not), and
+    the value of each public plain attribute (quantisation levels, a recovery mode, a number of classes), which
+    tracing bakes into the graph as a constant. The train/eval flag is left out (checked on its own)."""
+    return tuple((id(m), tuple((k, id(t)) for k, t in m._parameters.items()),
+                  tuple((k, id(t)) for k, t in m._buffers.items()),
+                  tuple((k, _value(v)) for k, v in m.__dict__.items() if not k.startswith("_") and k != "training"))
+                 for m in model.modules())
 
 
 def _folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -288,14 +308,20 @@ def _folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return folded.requires_grad_(False).eval()
 
 
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                 "_global_backward_pre_hooks")
+_MODULE_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
 def _traceable(model: nn.Module) -> bool:
-    """Every module fx would trace through is known to be pure, and no hook would be skipped or run early."""
+    """Every module fx would trace through is known to be pure, every module is in eval mode, and no forward or
+    backward hook, on a module or global, would be skipped (a folded pair runs neither module's hooks) or run
+    at trace time only."""
     tracer = fx.Tracer()
-    global_hooks = any(getattr(torch.nn.modules.module, name, None) for name in
-                       ("_global_forward_hooks", "_global_forward_pre_hooks"))
-    return not global_hooks and all(
-        (type(m) in PURE_FORWARD or tracer.is_leaf_module(m, "")) and not (m._forward_hooks or m._forward_pre_hooks)
-        for m in model.modules())
+    if any(getattr(torch.nn.modules.module, name, None) for name in _GLOBAL_HOOKS):
+        return False
+    return all(not m.training and (type(m) in PURE_FORWARD or tracer.is_leaf_module(m, ""))
+               and not any(getattr(m, h, None) for h in _MODULE_HOOKS) for m in model.modules())
 
 
 def _plan(model: nn.Module) -> _FoldPlan | None:
@@ -308,6 +334,8 @@ def _plan(model: nn.Module) -> _FoldPlan | None:
     except Exception:  # data-dependent control flow and the like: attack the network as it is
         return None
     modules = dict(model.named_modules())
+    calls = Counter(n.target for n in graph.nodes if n.op == "call_module")
+    attrs = [n.target for n in graph.nodes if n.op == "get_attr"]
     pairs = {}
     for node in list(graph.nodes):
         bn = modules.get(node.target) if node.op == "call_module" else None
@@ -316,6 +344,8 @@ def _plan(model: nn.Module) -> _FoldPlan | None:
                 or not isinstance(src, fx.Node) or src.op != "call_module" or len(src.users) != 1
                 or type(modules.get(src.target)) is not nn.Conv2d or src.target in pairs):
             continue
+        if calls[src.target] > 1 or any(a.startswith(src.target + ".") for a in attrs):
+            continue  # the convolution is also called, or its weights read, elsewhere: there it must stay as is
         pairs[src.target] = node.target
         node.replace_all_uses_with(src)
         graph.erase_node(node)
@@ -334,18 +364,22 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
     The view shares every other module with `model` and is rebuilt from its current weights at every call, so
     it follows training. Its folded weights carry no gradient; use it for gradients with respect to the input
-    only. `model` itself is returned when it is in train mode (BatchNorm then uses batch statistics), has
-    nothing to fold, carries forward hooks (they would not run), contains a module whose `forward` is not
+    only. `model` itself is returned when it or any submodule is in train mode (BatchNorm then uses batch
+    statistics), has nothing to fold, carries forward or backward hooks on a module or globally (they would not
+    run, or not for the folded modules), contains a module whose `forward` is not
     known to be pure (a class outside torch.nn and `PURE_FORWARD`: tracing would run its side effects once,
     at trace time; add a class there once you know it is safe), or cannot be traced by torch.fx. In pre-activation networks (`preact_resnet18`, the
     WideResNets) only the BatchNorm between a block's two convolutions folds; the one on the residual sum does
-    not, so they gain little. The traced graph is cached per network and retraced when its modules are replaced;
-    Python attributes read in `forward` are taken as fixed.
+    not, so they gain little. A convolution called at more than one place, or whose weights `forward` reads
+    directly, is not folded (its other uses need the unfolded weights). The traced graph is cached per network
+    and retraced when a module, parameter or buffer is replaced or a public plain attribute of a module changes
+    (`_signature`: the constants tracing captured, such as `InputQuantized.levels` or `Recovered.how`);
+    in-place changes to tensors reach the view without a retrace.
     """
-    if model.training or not _traceable(model):
+    if not _traceable(model):
         return model
     plan = _PLANS.get(model, False)
-    if plan is False or (plan is not None and plan.signature != _module_ids(model)):
+    if plan is False or (plan is not None and plan.signature != _signature(model)):
         plan = _PLANS[model] = _plan(model)
     if plan is None:
         return model

@@ -6,7 +6,7 @@ mean the same thing on every page. Torch-free: they read the numbers `train.run`
 - `above_chance`: an accuracy on n images lies above chance (100 / C %) beyond z binomial standard errors of a
   model that guesses; on the multi-view probe images (one feature only) this is "the model uses that feature".
 - `not_below`: accuracy a is not below accuracy b beyond the noise of two accuracies on the same n images
-  (`noise_margin`, two binomial standard errors of the difference, at least one image).
+  (`checks.noise_margin`, two binomial standard errors of the difference, at least one image).
 - `collapsed_epochs`: epochs whose validation accuracy fell below half the best epoch's.
 """
 
@@ -14,13 +14,7 @@ from __future__ import annotations
 
 import math
 
-
-def noise_margin(acc_a: float, acc_b: float, n: int, z: float = 2.0) -> float:
-    """Percentage points within which two accuracies on the same n images count as equal."""
-    if n <= 0:
-        return 0.0
-    p = (acc_a + acc_b) / 200
-    return max(z * math.sqrt(2 * p * (1 - p) / n) * 100, 100 / n)
+from .checks import noise_margin
 
 
 def chance(num_classes: int) -> float:

@@ -2,18 +2,23 @@
 checks that fire on a gradient-masked model and stay quiet on a normal one."""
 
 import math
+from dataclasses import replace
+from functools import partial
 
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from conftest import CountForwards
 
 from cktat_core.models import InputQuantized
 from cktat_core.data import MULTIVIEW, TensorData
 from cktat_core.errors import ConfigError
-from cktat_core.evaluate import (SCHEMA, TABLE4, Threat, attack_spec, build_attack, evaluate, expand_names,
-                                 noise_margin, nrr, sanity_checks)
+from cktat_core.attacks import pgd, worst_case_attack
+from cktat_core.checks import noise_margin, sanity_checks
+from cktat_core.evaluate import (PROTOCOLS, SCHEMA, TABLE4, Threat, attack_spec, build_attack, evaluate,
+                                 correct_mask, expand_names, nrr)
 
 EPS = MULTIVIEW.eps
 SMALL = Threat(EPS / 4, EPS / 16, "linf", 0.2, 0.05)  # some points of the clean-trained CNN survive PGD here
@@ -28,9 +33,14 @@ def test_protocols_set_steps_and_step_sizes():
     assert {std[n].alpha for n in ("pgd20", "pgd100", "mim", "cw")} == {2 / 255}
     assert [gen[n].steps for n in ("pgd20", "pgd100", "mim", "cw")] == [10, 10, 10, 10]
     assert {gen[n].alpha for n in ("pgd20", "pgd100", "mim", "cw")} == {0.007}
-    for n in ("natural", "fgsm", "aa"):  # single-step and parameter-free attacks are the same in both
+    for n in ("natural", "aa"):  # parameter-free attacks are the same in both
         assert std[n] == gen[n]
+    # FGSM too, but for the iterate rule: the standard protocol also counts x itself if it fools the model
+    assert replace(std["fgsm"], best_iterate=False) == gen["fgsm"]
+    assert all(std[n].best_iterate for n in ("fgsm", "pgd20", "pgd100", "mim", "cw"))
+    assert not any(gen[n].best_iterate for n in ("fgsm", "pgd20", "pgd100", "mim", "cw"))
     assert std["cw"].kappa == 50 and std["mim"].decay == 1.0 and std["mim"].random_start == "none"
+    assert gen["mim"].random_start == "uniform" and gen["cw"].random_start == gen["pgd20"].random_start == "uniform"
     assert std["pgd20"].random_start == "uniform" and std["fgsm"].alpha == 8 / 255
     l2 = attack_spec("pgd20_l2", t, "compat-generalist")
     assert (l2.norm, l2.eps, l2.steps, l2.alpha) == ("l2", 128 / 255, 10, 32 / 255)  # 0.007 is an L-inf step
@@ -54,10 +64,18 @@ def test_protocols_change_the_work_actually_done(trained_cnn):
     lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
     x, y = torch.full((2, 3, 4, 4), 0.5), torch.tensor([0, 1])
     wide = Threat(0.3, 0.002)
-    moved = {p: (build_attack(attack_spec("mim", wide, p))(lin, x, y) - x).abs().amax().item()
-             for p in ("standard", "compat-generalist")}
-    assert moved["standard"] == pytest.approx(20 * 0.002, abs=1e-6)
-    assert moved["compat-generalist"] == pytest.approx(10 * 0.007, abs=1e-6)
+    last = {p: build_attack(replace(attack_spec("mim", wide, p), best_iterate=False)) for p in PROTOCOLS}
+    assert (last["standard"](lin, x, y) - x).abs().amax().item() == pytest.approx(20 * 0.002, abs=1e-6)
+    # compat-generalist starts MIM from a uniform point of the ball, as the Generalist code does, then moves
+    # 10 * 0.007 along the constant gradient sign
+    torch.manual_seed(3)
+    start = torch.empty_like(x).uniform_(-0.3, 0.3)
+    with torch.enable_grad():
+        xg = x.clone().requires_grad_(True)
+        direction = torch.autograd.grad(F.cross_entropy(lin(xg), y), xg)[0].sign()
+    torch.manual_seed(3)
+    moved = last["compat-generalist"](lin, x, y) - x
+    assert torch.allclose(moved, (start + 10 * 0.007 * direction).clamp(-0.3, 0.3), atol=1e-6)
 
 
 def test_names_and_errors():
@@ -235,3 +253,151 @@ def test_autoattack_exposes_the_masked_model(trained_cnn):
                    aa_version="apgd", seed=0)
     assert res["checks"]["autoattack_package"] == "flagged"
     assert any("zero gradient" in f["message"] for f in res["flags"])
+
+
+# ---------------------------------------------------------------------------------- evaluation fidelity
+class RecordsPrecision(nn.Module):
+    """A linear classifier that records, at every forward, whether CPU autocast is on and its output dtype."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(3 * 4 * 4, 3)
+        self.seen = []
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        self.seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+        return out
+
+
+def test_evaluation_runs_in_float32_inside_a_bf16_autocast_context():
+    model = RecordsPrecision()
+    data = TensorData(torch.rand(6, 3, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2]), ("a", "b", "c"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(data.x)
+        assert model.seen == [(True, torch.bfloat16)]  # the context really is a bf16 one
+        model.seen.clear()
+        res = evaluate(model, data, ["fgsm", "pgd3", "mim2", "cw2"], Threat(0.1, 0.02), batch_size=3,
+                       gradient_check=True, eps_sweep=[0.05, 0.1], seed=0)
+        assert torch.is_autocast_enabled("cpu")  # and it is the caller's again afterwards
+    assert res["attacks"]["pgd3"]["total"] == 6
+    assert len(model.seen) > 20 and set(model.seen) == {(False, torch.float32)}
+
+
+class MeanThreshold(nn.Module):
+    """Class 0 when the mean pixel is above 0.5, else class 1."""
+
+    def forward(self, x):
+        m = x.flatten(1).mean(1, keepdim=True)
+        return torch.cat([m - 0.5, 0.5 - m], 1)
+
+
+def _helpful(model, x, y):
+    """A broken "attack" that moves every image to where the model predicts class 0 (every label here)."""
+    return torch.full_like(x, 0.8)
+
+
+def test_protocols_count_robust_accuracy_as_their_codes_do_and_robust_le_clean_fires():
+    """standard: clean AND adversarial right; compat-generalist (the Generalist code): adversarial right."""
+    x = torch.cat([torch.full((10, 3, 2, 2), 0.8), torch.full((10, 3, 2, 2), 0.2)])  # half right, half wrong
+    data = TensorData(x, torch.zeros(20, dtype=torch.long), ("zero", "one"))
+    res = {p: evaluate(MeanThreshold(), data, {"helpful": _helpful}, batch_size=20, protocol=p) for p in PROTOCOLS}
+    for r in res.values():
+        assert r["attacks"]["natural"]["accuracy"] == 50.0
+        assert r["attacks"]["helpful"]["adversarial_accuracy"] == 100.0
+        assert r["checks"]["robust_le_clean"] == "flagged"  # the attack makes the model more accurate
+    assert res["standard"]["attacks"]["helpful"]["accuracy"] == 50.0
+    assert res["compat-generalist"]["attacks"]["helpful"]["accuracy"] == 100.0
+
+
+def test_robust_le_clean_compares_the_adversarial_accuracy():
+    checks, flags = sanity_checks(_result(dict(GOOD)))
+    assert checks["robust_le_clean"] == "passed"
+    res = _result(dict(GOOD))
+    res["attacks"]["pgd20"]["adversarial_accuracy"] = 90.0  # robust 51.7 (intersected), adversarial 90 > 84
+    checks, flags = sanity_checks(res)
+    assert checks["robust_le_clean"] == "flagged" and flags[0]["attacks"] == ["pgd20", "natural"]
+
+
+class Band(nn.Module):
+    """One-pixel images. Class 1 wins only while the pixel t is within 0.07 of 0.5; logit 2 (t - 10, never the
+    argmax) lets an objective push t up at a constant rate."""
+
+    def forward(self, x):
+        t = x.flatten(1).mean(1)
+        return torch.stack([torch.full_like(t, 0.5), 1 - 100 * (t - 0.5) ** 2, t - 10], 1)
+
+
+def test_pgd_counts_an_image_broken_if_any_iterate_fooled_the_model():
+    x, y = torch.full((1, 1, 1, 1), 0.3), torch.zeros(1, dtype=torch.long)
+    kw = dict(eps=0.5, alpha=0.1, steps=4, random_start="none", loss=lambda logits, y: logits[:, 2])
+    last = pgd(Band(), x, y, **kw)  # iterates 0.3, 0.4, 0.5 (fooled), 0.6, then 0.7
+    assert last.item() == pytest.approx(0.7) and Band()(last).argmax(1).item() == 0
+    best = pgd(Band(), x, y, best_iterate=True, **kw)
+    assert best.item() == pytest.approx(0.5) and Band()(best).argmax(1).item() == 1
+
+
+def test_pgd_restarts_keep_the_strongest_result_per_image():
+    x, y = torch.full((400, 1, 1, 1), 0.3), torch.zeros(400, dtype=torch.long)
+    kw = dict(eps=0.5, alpha=0.1, steps=0, random_start="uniform")  # the starts alone: 14% land in the band
+    fooled = {}
+    for r in (1, 20):
+        torch.manual_seed(0)
+        x_adv = pgd(Band(), x, y, restarts=r, **kw)
+        assert (x_adv - x).abs().max() <= 0.5 + 1e-6
+        fooled[r] = (Band()(x_adv).argmax(1) != y).float().mean().item()
+    assert fooled[1] < 0.3 and fooled[20] > 0.8
+
+
+def _breaks(i):
+    """A fake attack that moves image i (only) to where MeanThreshold predicts class 1."""
+    def attack(model, x, y):
+        x = x.clone()
+        x[i] = 0.2
+        return x
+    return attack
+
+
+def test_worst_case_breaks_an_image_if_any_pair_does():
+    data = TensorData(torch.full((3, 3, 2, 2), 0.8), torch.zeros(3, dtype=torch.long), ("zero", "one"))
+    model, seen = MeanThreshold(), []
+
+    def view(m):
+        seen.append(m)
+        return m
+    pairs = [(view, _breaks(0)), (view, _breaks(1))]
+    alone = [correct_mask(model, data, a, 3).tolist() for _, a in pairs]
+    assert alone == [[False, True, True], [True, False, True]]
+    assert correct_mask(model, data, worst_case_attack(pairs), 3).tolist() == [False, False, True]
+    assert seen == [model, model]  # each view is made from the evaluated model
+
+
+def test_worst_case_over_ducat_views_is_the_intersection_of_their_robust_sets(trained_cnn):
+    """DUCAT (SPEC 4): PGD through the max and the sum recovery and on the raw 2C head; scored by the deployed
+    (max-recovered) classifier, the robust set is the intersection of the three."""
+    from cktat_core.methods import Recovered
+    model, s = trained_cnn
+    torch.manual_seed(0)
+    twins = nn.Linear(10, 20)  # a 2C-way head whose twins k and k + C both lean towards class k
+    with torch.no_grad():
+        twins.weight.copy_(torch.cat([torch.eye(10), torch.eye(10)]) + 0.5 * torch.randn(20, 10))
+        twins.bias.zero_()
+    deployed = Recovered(nn.Sequential(model, twins), 10, "max").eval()
+    data = s.test.head(48)
+    step = partial(pgd, eps=EPS / 8, alpha=EPS / 32, steps=5, random_start="none")
+    pairs = [(lambda m: Recovered(m.network, 10, "max"), step), (lambda m: Recovered(m.network, 10, "sum"), step),
+             (lambda m: m.network, step)]
+    masks = [correct_mask(deployed, data, lambda m, x, y, v=v, a=a: a(v(m), x, y), 48) for v, a in pairs]
+    worst = correct_mask(deployed, data, worst_case_attack(pairs), 48)
+    assert torch.equal(worst, masks[0] & masks[1] & masks[2])
+    assert 0 < int(worst.sum()) < int(masks[2].sum())  # the raw-head attack alone leaves images the others break
+
+
+def test_the_checks_module_needs_no_torch():
+    """Report scripts reread result files with `cktat_core.checks` where torch is not installed."""
+    import subprocess
+    import sys
+    code = "import sys; sys.modules['torch'] = None; import cktat_core.checks as c; print(c.within_noise(50, 51, 100))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr

@@ -9,7 +9,7 @@ from conftest import CountForwards
 
 from cktat_core import models
 from cktat_core.attacks import pgd
-from cktat_core.evaluate import noise_margin
+from cktat_core.checks import noise_margin
 from cktat_core.methods import EMA, Recovered
 from cktat_core.models import InputQuantized, build_model, fold_batchnorm
 
@@ -166,3 +166,88 @@ def test_pgd_on_the_folded_view_reaches_the_same_outcomes(trained_cnn, norm, eps
     assert 0.05 < acc[True] < clean - 0.2  # the attack does its work and some images survive it
     assert all(torch.equal(a, b.running_mean) for a, b in
                zip(stats, [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]))
+
+
+# ------------------------------------------------------------------- failure modes that must not go silent
+class ConvTwice(nn.Module):
+    """One convolution called at two places, a BatchNorm after the first call only; and (`read_weight`) its
+    weight also read directly in forward."""
+
+    def __init__(self, read_weight: bool = False):
+        super().__init__()
+        self.conv, self.bn, self.head = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.Linear(8, 10)
+        self.read_weight = read_weight
+
+    def forward(self, x):
+        a = F.relu(self.bn(self.conv(x)))
+        b = self.conv(x) if not self.read_weight else F.conv2d(x, self.conv.weight, padding=1)
+        return self.head(F.adaptive_avg_pool2d(a + b, 1).flatten(1))
+
+
+def _randomise_bn(model):
+    with torch.no_grad():
+        for bn in model.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.3, 3.0)
+                bn.weight.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("read_weight", [False, True])
+def test_a_convolution_used_at_two_places_gives_the_same_function(monkeypatch, read_weight):
+    monkeypatch.setattr(models, "PURE_FORWARD", models.PURE_FORWARD | {ConvTwice})
+    torch.manual_seed(0)
+    model = _randomise_bn(ConvTwice(read_weight))
+    x, y = torch.rand(4, 3, 8, 8), torch.arange(4)
+    view = fold_batchnorm(model)
+    with torch.no_grad():
+        torch.testing.assert_close(view(x), model(x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(input_gradient(view, x, y), input_gradient(model, x, y), rtol=1e-4, atol=1e-5)
+
+
+def test_a_cached_view_follows_the_constants_tracing_captured():
+    """Normalisation statistics (a buffer replaced), quantisation levels and the recovery mode (plain attributes
+    read in forward, which tracing turns into constants) changed after the view was built."""
+    x = torch.rand(4, 3, 32, 32)
+    norm = models.Normalized(randomised("small_cnn"), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).eval()
+    quant = InputQuantized(randomised("small_cnn"), 255).eval()
+    rec = Recovered(randomised("small_cnn"), 5, "max").eval()
+    for wrapper, change in ((norm, lambda: setattr(norm, "mean", torch.full((1, 3, 1, 1), 0.1))),
+                            (quant, lambda: setattr(quant, "levels", 1)),
+                            (rec, lambda: setattr(rec, "how", "sum"))):
+        with torch.no_grad():
+            before = wrapper(x)
+            torch.testing.assert_close(fold_batchnorm(wrapper)(x), before, rtol=1e-4, atol=1e-5)
+            change()
+            after = wrapper(x)
+            assert not torch.allclose(after, before, atol=1e-3)  # the change matters
+            torch.testing.assert_close(fold_batchnorm(wrapper)(x), after, rtol=1e-4, atol=1e-5)
+
+
+def test_backward_hooks_keep_the_network_unfolded():
+    model = randomised("small_cnn")
+    x, y = torch.rand(4, 3, 32, 32), torch.arange(4)
+    assert fold_batchnorm(model) is not model
+    zero = model.features[0].register_full_backward_hook(lambda m, gin, gout: (torch.zeros_like(gin[0]),))
+    assert fold_batchnorm(model) is model
+    assert input_gradient(model, x, y).abs().sum() == 0  # the hook masks the gradient; the attack must see that
+    zero.remove()
+    pre = model.features[1].register_full_backward_pre_hook(lambda m, gout: None)
+    assert fold_batchnorm(model) is model
+    pre.remove()
+    glob = torch.nn.modules.module.register_module_full_backward_hook(lambda m, gin, gout: None)
+    try:
+        assert fold_batchnorm(model) is model
+    finally:
+        glob.remove()
+    assert fold_batchnorm(model) is not model
+
+
+def test_mixed_train_eval_submodules_are_not_folded_and_keep_their_modes():
+    model = randomised("small_cnn")
+    model.features[1].train()  # a BatchNorm left in train mode inside an eval-mode network
+    assert fold_batchnorm(model) is model
+    x, y = torch.rand(4, 3, 32, 32), torch.arange(4)
+    pgd(model, x, y, eps=0.01, alpha=0.005, steps=2)  # attacked in eval mode, then every mode given back
+    assert [m.training for m in model.modules()] == [m is model.features[1] for m in model.modules()]

@@ -115,7 +115,7 @@ def test_training_steps_use_autocast_and_no_evaluation_does(tiny, tmp_path, monk
 def test_fp16_scaler_state_is_checkpointed(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "precision_of", lambda cfg, device: runtime.Precision(None, True, "cpu"))
     train_mod.run(from_profile("smoke", dict(tiny, method="pgdat", epochs=1)), str(tmp_path / "r"))
-    state = torch.load(str(tmp_path / "r" / "model" / "last.pt"), weights_only=True)
+    state = torch.load(str(tmp_path / "r" / "student" / "last.pt"), weights_only=True)
     assert state["scaler"]["scale"] > 0
 
 
@@ -194,11 +194,11 @@ def test_device_data_training_resumes_exactly(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "evaluate", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_mod.run(cfg, str(tmp_path / "cut"))
-    assert torch.load(str(tmp_path / "cut" / "model" / "last.pt"), weights_only=True)["epoch"] == 1
+    assert torch.load(str(tmp_path / "cut" / "student" / "last.pt"), weights_only=True)["epoch"] == 1
     monkeypatch.setattr(train_mod, "evaluate", real_eval)
     resumed = train_mod.run(cfg, str(tmp_path / "cut"))
-    a = torch.load(str(tmp_path / "full" / "model" / "last.pt"), weights_only=True)["model"]
-    b = torch.load(str(tmp_path / "cut" / "model" / "last.pt"), weights_only=True)["model"]
+    a = torch.load(str(tmp_path / "full" / "student" / "last.pt"), weights_only=True)["model"]
+    b = torch.load(str(tmp_path / "cut" / "student" / "last.pt"), weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert full["student"]["history"][-1]["train_loss"] == resumed["student"]["history"][-1]["train_loss"]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
+
+from cktat_core.checks import within_noise
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -57,10 +58,8 @@ def checks(res: dict) -> list[str]:
 
 
 def same_within_noise(res: dict, a: str, b: str) -> bool:
-    """The two accuracies differ by no more than `cktat_core.evaluate.noise_margin` (restated: no torch here)."""
-    pa, pb, n = res["attacks"][a]["accuracy"], res["attacks"][b]["accuracy"], res["n"]
-    p = (pa + pb) / 200
-    return abs(pa - pb) <= max(2 * math.sqrt(2 * p * (1 - p) / n) * 100, 100 / n)
+    """The two accuracies differ by no more than `cktat_core.checks.noise_margin`."""
+    return within_noise(res["attacks"][a]["accuracy"], res["attacks"][b]["accuracy"], res["n"])
 
 
 def page(train: dict, full: dict, sub: dict) -> str:
