@@ -72,7 +72,7 @@ def test_fingerprint_groups_keep_the_fields_that_checkpoints_record():
     assert set(train.THREAT_KEYS) == {"norm", "eps", "alpha", "alpha_ratio", "attack_steps", "random_start",
                                       "attack_loss", "val_attack_steps"}
     assert train.RUNTIME_KEYS == {"progress", "eval_steps", "eval_batch_size", "test_limit", "device", "data_dir",
-                                  "download"}
+                                  "download", "compile"}
     assert set(train.student_keys(Config())) == {f.name for f in fields(Config)} - train.RUNTIME_KEYS
 
 

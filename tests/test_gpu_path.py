@@ -1,7 +1,6 @@
 """The GPU fast path, checked on the CPU: the precision chosen per device (capabilities mocked), the on-device
 batches and augmentation, float32 evaluation, and `cktat bench`."""
 
-import dataclasses
 import json
 
 import pytest
@@ -86,13 +85,22 @@ def test_evaluation_precision_switches_autocast_off():
             assert torch.nn.Linear(3, 3)(torch.rand(2, 3)).dtype == torch.float32
 
 
-def _spy_step(monkeypatch, name, seen):
-    real = METHODS[name]
+class _SpyMethod:
+    """A method that records, at every training step, whether CPU autocast is on; otherwise the real method."""
 
-    def step(ctx, x, y):
-        seen.append(torch.is_autocast_enabled("cpu"))
-        return real.step(ctx, x, y)
-    monkeypatch.setitem(train_mod.METHODS, name, dataclasses.replace(real, step=step))
+    def __init__(self, real, seen):
+        self._real, self._seen = real, seen
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def step(self, ctx, x, y):
+        self._seen.append(torch.is_autocast_enabled("cpu"))
+        return self._real.step(ctx, x, y)
+
+
+def _spy_step(monkeypatch, name, seen):
+    monkeypatch.setitem(train_mod.METHODS, name, _SpyMethod(METHODS[name], seen))
 
 
 def test_training_steps_use_autocast_and_no_evaluation_does(tiny, tmp_path, monkeypatch):

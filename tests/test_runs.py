@@ -99,7 +99,7 @@ def test_final_evaluation_runs_in_float32_on_a_cuda_configured_run(trained_cnn, 
     model, splits = trained_cnn
     splits = train_mod.Splits(splits.train, splits.val, splits.test.head(64), {})
     cfg = train_mod.resolve(from_profile("smoke", {"method": "pgdat", "amp": True, "eval_steps": 2}))
-    monkeypatch.setattr(train_mod, "autocast", _boom)
+    monkeypatch.setattr(train_mod, "precision_of", _boom)  # the training precision is never asked for
     probe = _RecordsAutocast(model)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         train_mod.final_evaluation(probe, splits, cfg, torch.device("cuda"))
