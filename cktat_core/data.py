@@ -160,6 +160,29 @@ def feature_patterns(spec: MultiViewSpec = MULTIVIEW) -> torch.Tensor:
     return v * torch.tensor([spec.amp1, spec.amp2]).view(1, 2, 1, 1, 1)
 
 
+def coefficient_movement(spec: MultiViewSpec = MULTIVIEW) -> list[dict]:
+    """How far an L-inf attack within the budget can move each feature's coefficient, per patch.
+
+    The coefficient of pattern v on a patch x (centred units) is <x, v> / ||v||^2, and a perturbation with
+    |delta_i| <= eps_centred changes it by at most eps ||v||_1 / ||v||^2 (delta = eps sign(v)), computed here from
+    the dataset's actual patterns (the largest over the classes). One row per feature: that movement, the own
+    coefficients' range [coef_low, coef_high], the strongest distractor coefficient gamma * coef_high, and the
+    margin left after the attack between the weakest own patch (coef_low - move) and the strongest patch the
+    attacker can make of another class's feature (a distractor raised to gamma * coef_high + move). A positive
+    margin means a per-patch detector can still tell the class's own feature from a planted one.
+    """
+    v = feature_patterns(spec).flatten(2)  # (classes, 2, pixels)
+    move = spec.eps_centred * v.abs().sum(-1) / v.pow(2).sum(-1)
+    rows = []
+    for f, amp in ((1, spec.amp1), (2, spec.amp2)):
+        m = float(move[:, f - 1].max())
+        planted = spec.gamma * spec.coef_high + m
+        rows.append({"feature": f, "pixel_rms": amp, "move": m, "own_low": spec.coef_low, "own_high": spec.coef_high,
+                     "distractor_high": spec.gamma * spec.coef_high, "weakest_after": spec.coef_low - m,
+                     "planted_after": planted, "margin": spec.coef_low - m - planted})
+    return rows
+
+
 @functools.lru_cache(maxsize=8)
 def make_multiview(n: int, seed: int, spec: MultiViewSpec = MULTIVIEW, probe: int = 0) -> TensorData:
     """n samples of the multi-view distribution (Definition A.1 / A.2).

@@ -32,7 +32,8 @@ def row(evaluation: dict) -> dict:
     """One final evaluation (`train.final_evaluation`) as the flat row every table of the book is made from.
 
     Keys: "natural" and each attack by name ("pgd20"), "<attack> <group>" for each sample group of the multi-view
-    data ("natural weak_f1", "pgd20 multi_view"), each probe set ("probe_f1", "probe_f2"), and for a method's
+    data ("natural weak_f1", "pgd20 multi_view"), each probe set ("probe_f1", "probe_f2"; under attack
+"probe_f2 pgd20"), and for a method's
     extra protocols (DUCAT's raw head) "<attack>_minus_<first attack>", the protocol gap.
     """
     attacks = evaluation["test"]["attacks"]
@@ -42,7 +43,8 @@ def row(evaluation: dict) -> dict:
             out[f"{name} {group}"] = value
     for key, value in evaluation.items():
         if key.startswith("probe"):
-            out[key] = value["attacks"]["natural"]["accuracy"]
+            for name, a in value["attacks"].items():
+                out[key if name == "natural" else f"{key} {name}"] = a["accuracy"]
     first = next((k for k in attacks if k != "natural"), None)
     for name, gap in evaluation.get("protocol_gap", {}).items():
         out[f"{name}_minus_{first}"] = gap

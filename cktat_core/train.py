@@ -379,7 +379,7 @@ def _freeze(model: nn.Module) -> nn.Module:
 
 def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torch.device,
                      method: Method | None = None) -> dict:
-    """Natural and PGD-`eval_steps` accuracy on the test set (and on the probe sets, if any), in float32.
+    """Natural and PGD-`eval_steps` accuracy on the test set and on the probe sets (if any), in float32.
 
     No autocast here, whatever `cfg.amp`: every reported number is computed in float32 (`evaluate` also turns
     autocast off itself). With `method`, the network is evaluated as the method deploys it (`method.classifier`:
@@ -400,8 +400,8 @@ def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torc
             for name in extra:
                 res["test"]["attacks"][name] = more[name]
             res["protocol_gap"] = {name: more[name]["accuracy"] - base for name in extra}
-        for pname, pdata in splits.probes.items():
-            res[pname] = evaluate(clf, pdata, [], threat, cfg.eval_batch_size)
+        for pname, pdata in splits.probes.items():  # under attack too: is a feature used robustly?
+            res[pname] = evaluate(clf, pdata, names, threat, cfg.eval_batch_size, seed=cfg.seed)
     return res
 
 

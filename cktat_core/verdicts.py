@@ -7,7 +7,8 @@ mean the same thing on every page. Torch-free: they read the numbers `train.run`
   model that guesses; on the multi-view probe images (one feature only) this is "the model uses that feature".
 - `not_below`: accuracy a is not below accuracy b beyond the noise of two accuracies on the same n images
   (`checks.noise_margin`, two binomial standard errors of the difference, at least one image).
-- `collapsed_epochs`: epochs whose validation accuracy fell below half the best epoch's.
+- `collapsed_epochs`: epochs whose validation accuracy fell back below half the best epoch's.
+- `fair_test`: chapter 01's three premises of the paper's claim on the multi-view data.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ def not_below(a: float, b: float, n: int) -> bool:
 
 
 def collapsed_epochs(history: list[dict], key: str) -> list[int]:
-    """The 1-based epochs whose `key` (a validation accuracy) fell below half of its best value."""
-    best = max(h[key] for h in history)
-    return [h["epoch"] for h in history if h[key] < best / 2]
+    """The 1-based epochs whose `key` (a validation accuracy) fell below half of its best value after it had first
+    reached that half (the climb of the first epochs is not a collapse)."""
+    half = max(h[key] for h in history) / 2
+    start = next(i for i, h in enumerate(history) if h[key] >= half)
+    return [h["epoch"] for h in history[start:] if h[key] < half]
 
 
 def accuracy(evaluation: dict, attack: str = "natural") -> float:
@@ -83,3 +86,28 @@ def initialisation_verdict(last: dict, best: dict, scratch: dict, history: list[
                     f"best, and in {len(both)} of them natural accuracy did too: started from the clean weights, "
                     f"adversarial training at this learning rate is unstable, as the curves above show.")
     return verdict
+
+
+def probe_accuracy(evaluation: dict, probe: str, attack: str = "natural") -> float:
+    return evaluation[probe]["attacks"][attack]["accuracy"]
+
+
+def fair_test(f2_only: dict, clean: dict, pgdat: dict, robust: str, num_classes: int) -> dict:
+    """The three facts the paper's claim needs on the multi-view data (chapter 01), from final evaluations:
+
+    (a) feature 2 can be used robustly: a model adversarially trained on feature-2-only images (`f2_only`,
+        whose test set holds feature 2 alone) keeps `robust` accuracy above chance beyond sampling noise;
+    (b) clean training learns feature 2: the clean model classifies the feature-2 probes above chance;
+    (c) PGD-AT on the mixture learns it less: on the feature-2 probes its robust accuracy is below (a)'s, or its
+        natural accuracy below (b)'s, beyond the noise of two accuracies on that many images.
+    Returns the three booleans and the numbers they were decided from.
+    """
+    a_robust = accuracy(f2_only, robust)
+    b_natural = probe_accuracy(clean, "probe_f2")
+    c_natural, c_robust = probe_accuracy(pgdat, "probe_f2"), probe_accuracy(pgdat, "probe_f2", robust)
+    n = pgdat["probe_f2"]["n"]
+    return {"a": above_chance(a_robust, f2_only["test"]["n"], num_classes),
+            "b": above_chance(b_natural, clean["probe_f2"]["n"], num_classes),
+            "c": not not_below(c_robust, a_robust, n) or not not_below(c_natural, b_natural, n),
+            "f2_only_robust": a_robust, "clean_probe": b_natural, "pgdat_probe": c_natural,
+            "pgdat_probe_robust": c_robust, "chance": chance(num_classes)}

@@ -1,6 +1,7 @@
 """A finished run is re-read, never re-evaluated; one folder per phase; float32 final evaluation."""
 
 import json
+import math
 import os
 import shutil
 
@@ -113,5 +114,38 @@ def test_verdicts_decide_from_sampling_noise():
     assert verdicts.not_below(70.0, 72.0, 1000) and not verdicts.not_below(60.0, 72.0, 1000)
     hist = [{"epoch": e + 1, "val_pgd5": v, "val_natural": n} for e, (v, n) in
             enumerate([(4, 50), (78, 90), (1, 20), (79, 91)])]
-    assert verdicts.collapsed_epochs(hist, "val_pgd5") == [1, 3]
+    assert verdicts.collapsed_epochs(hist, "val_pgd5") == [3]  # epoch 1 is the climb, not a collapse
     assert verdicts.collapsed_epochs(hist, "val_natural") == [3]
+
+
+def _ev(test=None, n=1000, **probes):
+    ev = {"test": {"n": n, "attacks": {k: {"accuracy": v} for k, v in (test or {}).items()}}}
+    for name, accs in probes.items():
+        ev[name] = {"n": n, "attacks": {k: {"accuracy": v} for k, v in accs.items()}}
+    return ev
+
+
+def test_fair_test_premises():
+    f2_only = _ev({"natural": 95.0, "pgd20": 80.0})
+    clean = _ev({"natural": 99.0, "pgd20": 2.0}, probe_f2={"natural": 99.0, "pgd20": 0.0})
+    forgets = _ev({"natural": 90.0, "pgd20": 80.0}, probe_f2={"natural": 60.0, "pgd20": 10.0})
+    keeps = _ev({"natural": 90.0, "pgd20": 80.0}, probe_f2={"natural": 98.5, "pgd20": 79.0})
+    t = verdicts.fair_test(f2_only, clean, forgets, "pgd20", 10)
+    assert t["a"] and t["b"] and t["c"] and t["pgdat_probe_robust"] == 10.0
+    assert not verdicts.fair_test(f2_only, clean, keeps, "pgd20", 10)["c"]  # within noise of both: not "less"
+    at_chance = _ev({"natural": 11.0, "pgd20": 10.5})
+    assert not verdicts.fair_test(at_chance, clean, forgets, "pgd20", 10)["a"]
+
+
+def test_coefficient_movement_from_the_patterns():
+    import dataclasses
+
+    from cktat_core.data import MULTIVIEW, coefficient_movement
+
+    f1, f2 = coefficient_movement()
+    # an L-inf attack moves a coefficient by about eps * sqrt(2/pi) / pixel RMS (random patterns): dimmer moves more
+    for row in (f1, f2):
+        assert row["move"] == pytest.approx(MULTIVIEW.eps_centred * (2 / math.pi) ** 0.5 / row["pixel_rms"], rel=0.15)
+    assert f2["move"] > f1["move"] > 0 and f1["margin"] > f2["margin"]
+    old = coefficient_movement(dataclasses.replace(MULTIVIEW, amp2=0.2, eps_centred=0.1))[1]
+    assert old["move"] == pytest.approx(0.4, abs=0.02) and old["margin"] < 0  # the budget could erase feature 2
