@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .checks import noise_margin
+from .checks import noise_margin, within_noise  # within_noise: "the same" on a page
 
 
 def chance(num_classes: int) -> float:

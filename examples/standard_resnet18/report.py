@@ -141,7 +141,7 @@ def page(train: dict, full: dict, sub: dict) -> str:
         "",
         "A check that reads `not run` did not apply to this set of attacks; a `flag` line says which",
         "comparison failed and by how much beyond the binomial noise of "
-        f"{sub['n']} images (see [the evaluation page](evaluation.md)).",
+        f"{sub['n']} images (see [the evaluation page](../../book/evaluation.md)).",
         "",
     ]
     return "\n".join(lines)
