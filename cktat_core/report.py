@@ -65,7 +65,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
             return "-"
         if isinstance(v, float):
             return f"{v:.{digits}f}"
-        return str(v)
+        return str(v).replace("|", "\\|")  # a literal bar, not a column break
 
     lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
              "| " + " | ".join("---" for _ in columns) + " |"]

@@ -111,3 +111,13 @@ def fair_test(f2_only: dict, clean: dict, pgdat: dict, robust: str, num_classes:
             "c": not not_below(c_robust, a_robust, n) or not not_below(c_natural, b_natural, n),
             "f2_only_robust": a_robust, "clean_probe": b_natural, "pgdat_probe": c_natural,
             "pgdat_probe_robust": c_robust, "chance": chance(num_classes)}
+
+
+def feature_kept(student: dict, teacher: dict, probe: str, num_classes: int) -> str:
+    """How much of the teacher's feature (probe set `probe`) a student kept, from their final evaluations:
+    "kept" (the student's probe accuracy is not below the teacher's beyond noise), "partly" (below the teacher's,
+    still above chance) or "lost" (not above chance)."""
+    s, t = probe_accuracy(student, probe), probe_accuracy(teacher, probe)
+    if not_below(s, t, student[probe]["n"]):
+        return "kept"
+    return "partly" if uses_feature(student, probe, num_classes) else "lost"

@@ -149,3 +149,10 @@ def test_coefficient_movement_from_the_patterns():
     assert f2["move"] > f1["move"] > 0 and f1["margin"] > f2["margin"]
     old = coefficient_movement(dataclasses.replace(MULTIVIEW, amp2=0.2, eps_centred=0.1))[1]
     assert old["move"] == pytest.approx(0.4, abs=0.02) and old["margin"] < 0  # the budget could erase feature 2
+
+
+def test_feature_kept_compares_with_the_teacher_and_with_chance():
+    teacher = _ev(probe_f2={"natural": 99.8})
+    assert verdicts.feature_kept(_ev(probe_f2={"natural": 99.0}), teacher, "probe_f2", 10) == "kept"
+    assert verdicts.feature_kept(_ev(probe_f2={"natural": 23.1}), teacher, "probe_f2", 10) == "partly"
+    assert verdicts.feature_kept(_ev(probe_f2={"natural": 10.5}), teacher, "probe_f2", 10) == "lost"

@@ -45,3 +45,4 @@ def test_markdown_table_and_summary():
     table = report.markdown_table([{"m": "a", **row}], ["m", "natural", "pgd20", "missing"], headers={"m": "model"})
     assert table.splitlines()[0] == "| model | natural | pgd20 | missing |"
     assert table.splitlines()[2] == "| a | 90.0 | 40.5 | - |"
+    assert report.markdown_table([{"m": "P(y|x)"}]).splitlines()[2] == "| P(y\\|x) |"  # a bar is not a column
