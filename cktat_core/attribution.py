@@ -120,7 +120,7 @@ def attribution_maps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method:
         base = torch.as_tensor(baseline, dtype=torch.float32, device=device)
         base = base.view(1, -1, 1, 1) if base.dim() <= 1 else base.view(1, *base.shape[-3:])
         for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device, torch.float32)
+            xb = x[start:start + batch_size].to(device, torch.float32).clone().requires_grad_(True)
             yb = y[start:start + batch_size].to(device)
             m = _batch_maps(net, captum_attr, method, xb, yb, base, n_steps)
             if m is None:

@@ -9,7 +9,7 @@ mean the same thing on every page. Torch-free: they read the numbers `train.run`
   (`checks.noise_margin`, two binomial standard errors of the difference, at least one image).
 - `collapsed_epochs`: epochs whose validation accuracy fell back below half the best epoch's.
 - `fair_test`: chapter 01's three premises of the paper's claim on the multi-view data.
-- `paired_order`, `claim_check`, `claim_sentence`, `threshold_sentence`, `feature_reading`: chapter 05's reading
+- `paired_order`, `claim_check`, `claim_sentence`, `threshold_sentence`, `feature_reading`, `orders_agree`: chapter 05's reading
   of Table 5 (attribution counts per image, the same images for every model; noise from the paired differences).
 """
 
@@ -165,6 +165,16 @@ def claim_check(scores: dict[str, list[float]], claim: tuple[str, ...] = TABLE5_
             "ranked": ranked, "n": len(scores[claim[0]])}
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def orders_agree(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Whether two measures of the same models (e.g. a mean attribution share and a probe accuracy) rank them in
+    the same order, highest first."""
+    return sorted(a, key=lambda m: -a[m]) == sorted(a, key=lambda m: -b[m])
+
+
 def claim_sentence(check: dict, measure: str, claim: tuple[str, ...] = TABLE5_CLAIM, digits: int = 1,
                    unit: str = "") -> str:
     """The page's sentence for one `claim_check`: the measured order with the means, and whether it matches,
@@ -173,18 +183,21 @@ def claim_sentence(check: dict, measure: str, claim: tuple[str, ...] = TABLE5_CL
     said = " > ".join(claim)
 
     def pairs(ps):
-        return "; ".join(f"{a} and {b}" for a, b in ps)
+        return _and([f"{a} vs {b}" for a, b in ps])
 
     tie = " ('≈': within two paired standard errors)" if "≈" in check["order"] else ""
-    head = f"By {measure} ({check['n']} images; {means}), the models order as {check['order']}{tie}. "
+    head = f"By {measure}, over {check['n']} images ({means}), the models order as {check['order']}{tie}. "
     if check["outcome"] == "matches":
         return head + f"This matches the paper's ranking {said}: every pair lies in that order beyond sampling noise."
     if check["outcome"] == "contradicts":
-        rev = "; ".join(f"{b} lies above {a}" for a, b in check["reversed"])
-        return head + (f"This contradicts the paper's ranking {said}: {rev}, beyond sampling noise"
-                       + (f" (and {pairs(check['tied'])} lie within it)" if check["tied"] else "") + ".")
+        rev = _and([f"{b} lies above {a}" for a, b in check["reversed"]])
+        return head + (f"This contradicts the paper's ranking {said}: {rev} beyond sampling noise"
+                       + (f" (the difference {pairs(check['tied'])} lies within it)" if len(check["tied"]) == 1
+                          else f" (the differences {pairs(check['tied'])} lie within it)" if check["tied"] else "")
+                       + ".")
     return head + (f"This neither confirms nor contradicts the paper's ranking {said}: no pair is reversed beyond "
-                   f"sampling noise, but {pairs(check['tied'])} lie within it.")
+                   f"sampling noise, but the difference{'s' if len(check['tied']) > 1 else ''} "
+                   f"{pairs(check['tied'])} lie{'' if len(check['tied']) > 1 else 's'} within it.")
 
 
 def threshold_sentence(checks: dict[float, dict], main: float) -> str:
@@ -192,11 +205,11 @@ def threshold_sentence(checks: dict[float, dict], main: float) -> str:
     of each image's maximum attribution)."""
     ts = sorted(checks)
     same = [t for t in ts if checks[t]["outcome"] == checks[main]["outcome"]]
-    span = f"the {len(ts)} thresholds from {ts[0]:.0%} to {ts[-1]:.0%} of each image's maximum"
+    span = f"{len(ts)} thresholds from {ts[0]:.0%} to {ts[-1]:.0%} of each image's maximum"
     if len(same) == len(ts):
         return f"The outcome is the same at all {span}: it does not hinge on the threshold."
     other = ", ".join(f"{t:.0%}: {checks[t]['outcome']} ({checks[t]['order']})" for t in ts if t not in same)
-    return (f"The outcome at {main:.0%} holds at {len(same)} of {span}; elsewhere it differs ({other}), so the "
+    return (f"The outcome at {main:.0%} holds at {len(same)} of the {span}; elsewhere it differs ({other}), so the "
             f"ranking depends on the threshold.")
 
 
@@ -211,8 +224,8 @@ def feature_reading(shares: dict[str, list[float]], even: list[float], feature: 
     text = (f"On {images}, the share of attribution on the {feature} patches is {values}, against "
             f"{_mean(even):.1f}% for a map spread evenly over the image. ")
     if not above:
-        return text + f"No model puts more there than even spreading would: none of them relies on the {feature}."
+        return text + f"No model puts more there than even spreading would: none of them relies on {feature}."
     if not below:
-        return text + f"Every model puts more there than even spreading would: all of them look at the {feature}."
+        return text + f"Every model puts more there than even spreading would: all of them look at {feature}."
     return text + (f"{', '.join(above)} put{'s' if len(above) == 1 else ''} more there than even spreading would; "
                    f"{', '.join(below)} do{'es' if len(below) == 1 else ''} not, beyond sampling noise.")

@@ -291,28 +291,35 @@ def test_the_claim_check_matches_contradicts_or_leaves_open_the_papers_ranking()
     ok = verdicts.claim_check(_scores(4, 2, 0))
     assert ok["outcome"] == "matches" and ok["order"] == "CKTAT > TRADES > PGDAT"
     s = verdicts.claim_sentence(ok, "knowledge points")
-    assert "matches the paper's ranking CKTAT > TRADES > PGDAT" in s and "40 images" in s
+    assert "matches the paper's ranking CKTAT > TRADES > PGDAT" in s and "over 40 images" in s
     bad = verdicts.claim_check(_scores(0, 2, 4))
     assert bad["outcome"] == "contradicts" and bad["order"] == "PGDAT > TRADES > CKTAT"
     assert ("CKTAT", "PGDAT") in bad["reversed"]
-    assert "contradicts" in verdicts.claim_sentence(bad, "knowledge points") and "PGDAT lies above CKTAT" in \
-        verdicts.claim_sentence(bad, "knowledge points")
+    said = verdicts.claim_sentence(bad, "knowledge points")
+    assert "contradicts" in said and "over 40 images" in said
+    assert "TRADES lies above CKTAT, PGDAT lies above CKTAT and PGDAT lies above TRADES beyond" in said
     tie = verdicts.claim_check(_scores(4, 4, 0))
     assert tie["outcome"] == "unresolved" and tie["tied"] == [("CKTAT", "TRADES")]
     assert tie["order"] in ("CKTAT ≈ TRADES > PGDAT", "TRADES ≈ CKTAT > PGDAT")
     assert "neither confirms nor contradicts" in verdicts.claim_sentence(tie, "knowledge points")
+    assert "the difference CKTAT vs TRADES lies within it" in verdicts.claim_sentence(tie, "knowledge points")
     assert "'≈': within two paired standard errors" in verdicts.claim_sentence(tie, "knowledge points")
     assert "≈" not in verdicts.claim_sentence(ok, "knowledge points")
     same = verdicts.threshold_sentence({0.1: ok, 0.3: ok, 0.5: ok}, 0.3)
-    assert "same at all the 3 thresholds from 10% to 50%" in same
+    assert "same at all 3 thresholds from 10% to 50%" in same
     mixed = verdicts.threshold_sentence({0.1: bad, 0.3: ok, 0.5: ok}, 0.3)
-    assert "holds at 2 of" in mixed and "10%: contradicts" in mixed
+    assert "holds at 2 of the 3 thresholds" in mixed and "10%: contradicts" in mixed
 
 
 def test_the_feature_reading_compares_each_model_with_an_even_spread():
     even = [12.5] * 30
     g = np.random.default_rng(1)
     shares = {"CKTAT": list(30 + g.normal(0, 2, 30)), "PGDAT": list(12.5 + g.normal(0, 2, 30))}
-    text = verdicts.feature_reading(shares, even, "feature-2", "the single-view images")
+    text = verdicts.feature_reading(shares, even, "feature 2", "the single-view images")
     assert "CKTAT puts more there than even spreading would; PGDAT does not" in text and "12.5%" in text
-    assert "none of them" in verdicts.feature_reading({"PGDAT": shares["PGDAT"]}, even, "feature-2", "images")
+    assert "none of them" in verdicts.feature_reading({"PGDAT": shares["PGDAT"]}, even, "feature 2", "images")
+
+
+def test_orders_agree_compares_rankings_not_values():
+    assert verdicts.orders_agree({"A": 70.0, "B": 60.0, "C": 10.0}, {"A": 81.0, "B": 65.0, "C": 23.0})
+    assert not verdicts.orders_agree({"A": 70.0, "B": 60.0, "C": 10.0}, {"A": 65.0, "B": 81.0, "C": 23.0})
