@@ -94,7 +94,7 @@ def _batch_maps(model: nn.Module, captum_attr, method: str, x: torch.Tensor, y: 
                 baseline: torch.Tensor, n_steps: int) -> torch.Tensor | None:
     if method == "integrated_gradients":
         a = captum_attr.IntegratedGradients(model).attribute(x, baselines=baseline.expand_as(x), target=y,
-                                                             n_steps=n_steps)
+                                                             n_steps=n_steps, internal_batch_size=len(x))
         return a.sum(1).abs()
     if method == "saliency":
         return captum_attr.Saliency(model).attribute(x, target=y, abs=False).sum(1).abs()
@@ -106,11 +106,13 @@ def _batch_maps(model: nn.Module, captum_attr, method: str, x: torch.Tensor, y: 
 
 
 def attribution_maps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str,
-                     baseline: torch.Tensor | float = 0.0, n_steps: int = 16, batch_size: int = 128) -> torch.Tensor | None:
+                     baseline: torch.Tensor | float = 0.0, n_steps: int = 16,
+                     batch_size: int = 128) -> torch.Tensor | None:
     """(N, H, W) non-negative float32 maps on the CPU: how much each pixel of each image `x` counts for the
     logit of its label `y`, by `method` (one of `METHODS`; see the module doc for the reductions). None for
     "grad_cam" when the network has no convolution. `baseline`: Integrated Gradients' starting image (a number
-    or a tensor broadcastable to x). Runs on the model's device, `batch_size` images at a time."""
+    or a tensor broadcastable to x). Runs on the model's device, `batch_size` images (or interpolation points)
+    at a time."""
     if method not in METHODS:
         raise CktatError(f"attribution method: must be one of {', '.join(METHODS)} (got {method!r})")
     captum_attr = _captum_attr()

@@ -224,7 +224,8 @@ def make_multiview(n: int, seed: int, spec: MultiViewSpec = MULTIVIEW, probe: in
         for f in (1, 2):
             for _ in range(spec.patches_per_feature):
                 coef = rng.uniform(spec.coef_low, spec.coef_high) * strength[f]
-                placed.append((free.pop(), patterns[y[i], f - 1], coef, (FEATURE_1, FEATURE_2)[f - 1] if coef > 0 else REST))
+                role = (FEATURE_1, FEATURE_2)[f - 1] if coef > 0 else REST
+                placed.append((free.pop(), patterns[y[i], f - 1], coef, role))
         for j in range(k):
             if j == y[i]:
                 continue

@@ -9,8 +9,8 @@ mean the same thing on every page. Torch-free: they read the numbers `train.run`
   (`checks.noise_margin`, two binomial standard errors of the difference, at least one image).
 - `collapsed_epochs`: epochs whose validation accuracy fell back below half the best epoch's.
 - `fair_test`: chapter 01's three premises of the paper's claim on the multi-view data.
-- `paired_order`, `claim_check`, `claim_sentence`, `threshold_sentence`, `feature_reading`, `orders_agree`: chapter 05's reading
-  of Table 5 (attribution counts per image, the same images for every model; noise from the paired differences).
+- `paired_order`, `claim_check`, `claim_sentence`, `threshold_sentence`, `feature_reading`, `orders_agree`:
+  chapter 05's reading of Table 5 (attribution counts per image, the same images for every model; noise from the paired differences).
 """
 
 from __future__ import annotations
