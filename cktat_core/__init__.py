@@ -4,7 +4,7 @@ Modules: `models` (networks), `data` (CIFAR and the multi-view dataset as tensor
 `losses` (every method's loss), `methods` (each method as a label design), `config`, `checkpoint`, `train` (the
 two-phase trainer), `evaluate` (natural and robust accuracy, protocols), `checks` (sanity checks, torch-free),
 `eval_checkpoint` (`cktat eval`), `compare` (methods under one budget), `chapter` (what a notebook calls),
-`verdicts` and `report` (what a page says and shows), `reproduce` and `book` (the site), `runtime`, `device_data`,
+`attribution` (Captum maps, knowledge points), `verdicts` and `report` (what a page says and shows), `reproduce` and `book` (the site), `runtime`, `device_data`,
 `distributed` and `bench` (devices, precision, torchrun, throughput), `cli` (the `cktat` command).
 torchvision is never imported here; it is only used to download CIFAR on request.
 """

@@ -30,12 +30,14 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 @dataclass
 class TensorData:
-    """Images `x` (N,3,32,32) in [0,1], labels `y` (N,), and boolean masks naming groups of samples."""
+    """Images `x` (N,3,32,32) in [0,1], labels `y` (N,), boolean masks naming groups of samples, and, for the
+    multi-view data, `layout` (N, 4, 4): the role of every patch of the grid (`PATCH_ROLES`), else None."""
 
     x: torch.Tensor
     y: torch.Tensor
     classes: tuple[str, ...]
     groups: dict[str, torch.Tensor] = field(default_factory=dict)
+    layout: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -45,7 +47,8 @@ class TensorData:
         return len(self.classes)
 
     def subset(self, idx: torch.Tensor) -> "TensorData":
-        return TensorData(self.x[idx], self.y[idx], self.classes, {k: v[idx] for k, v in self.groups.items()})
+        return TensorData(self.x[idx], self.y[idx], self.classes, {k: v[idx] for k, v in self.groups.items()},
+                          None if self.layout is None else self.layout[idx])
 
     def head(self, n: int) -> "TensorData":
         """The first n samples (all of them when n is 0)."""
@@ -53,7 +56,8 @@ class TensorData:
 
     def to(self, device) -> "TensorData":
         return TensorData(self.x.to(device), self.y.to(device), self.classes,
-                          {k: v.to(device) for k, v in self.groups.items()})
+                          {k: v.to(device) for k, v in self.groups.items()},
+                          None if self.layout is None else self.layout.to(device))
 
 
 # -------------------------------------------------------------------------------------------- CIFAR
@@ -150,6 +154,12 @@ class MultiViewSpec:
 
 MULTIVIEW = MultiViewSpec()
 
+# What a patch of the multi-view grid holds (the values of `TensorData.layout`): nothing but noise, one of the
+# image's own class's feature-1 or feature-2 patches (also when that feature is weak), or a distractor (a feature
+# of another class). A probe image's absent feature is placed with coefficient 0 and counts as "rest".
+PATCH_ROLES = ("rest", "feature 1", "feature 2", "distractor")
+REST, FEATURE_1, FEATURE_2, DISTRACTOR = range(len(PATCH_ROLES))
+
 
 def feature_patterns(spec: MultiViewSpec = MULTIVIEW) -> torch.Tensor:
     """(num_classes, 2, 3, p, p): orthonormalised random patterns, feature l scaled to pixel RMS amp_l."""
@@ -189,7 +199,9 @@ def make_multiview(n: int, seed: int, spec: MultiViewSpec = MULTIVIEW, probe: in
 
     probe=0: the mixture (fraction mu single-view). probe=1 or 2: "probe" images carrying only feature
     `probe` of their class at full strength, the other absent, to test which features a model uses.
-    Groups: single_view, multi_view, weak_f1 / weak_f2 (single-view with that feature weak).
+    Groups: single_view, multi_view, weak_f1 / weak_f2 (single-view with that feature weak). `layout` records
+    the role of each patch of the grid (`PATCH_ROLES`), so attributions can be checked against where the
+    features are; recording it draws no random number, so the images are those of the generator without it.
     The result is cached; treat its tensors as read-only.
     """
     rng = np.random.default_rng(seed)
@@ -199,6 +211,7 @@ def make_multiview(n: int, seed: int, spec: MultiViewSpec = MULTIVIEW, probe: in
     x = np.zeros((n, 3, 32, 32), dtype=np.float32)
     y = rng.integers(0, k, n)
     weak = np.zeros(n, dtype=np.int64)  # 0: multi-view; 1 or 2: single-view with that feature weak
+    layout = np.full((n, grid, grid), REST, dtype=np.int8)
     for i in range(n):
         if probe:
             strength = {probe: 1.0, 3 - probe: 0.0}
@@ -207,21 +220,23 @@ def make_multiview(n: int, seed: int, spec: MultiViewSpec = MULTIVIEW, probe: in
                 weak[i] = rng.integers(1, 3)
             strength = {1: spec.rho if weak[i] == 1 else 1.0, 2: spec.rho if weak[i] == 2 else 1.0}
         free = list(rng.permutation(grid * grid))
-        placed = []  # (pattern, coefficient)
+        placed = []  # (cell, pattern, coefficient, role)
         for f in (1, 2):
             for _ in range(spec.patches_per_feature):
                 coef = rng.uniform(spec.coef_low, spec.coef_high) * strength[f]
-                placed.append((free.pop(), patterns[y[i], f - 1], coef))
+                role = (FEATURE_1, FEATURE_2)[f - 1] if coef > 0 else REST
+                placed.append((free.pop(), patterns[y[i], f - 1], coef, role))
         for j in range(k):
             if j == y[i]:
                 continue
             for f in (1, 2):
                 if rng.random() < spec.distractor_prob and free:
                     coef = spec.gamma * rng.uniform(spec.coef_low, spec.coef_high)
-                    placed.append((free.pop(), patterns[j, f - 1], coef))
-        for cell, pattern, coef in placed:
+                    placed.append((free.pop(), patterns[j, f - 1], coef, DISTRACTOR))
+        for cell, pattern, coef, role in placed:
             r, c = divmod(int(cell), grid)
             x[i, :, r * p:(r + 1) * p, c * p:(c + 1) * p] += coef * pattern
+            layout[i, r, c] = role
     x += spec.noise * rng.standard_normal(x.shape).astype(np.float32)
     images = torch.from_numpy(x).mul_(spec.scale).add_(0.5).clamp_(0, 1)
     weak_t = torch.from_numpy(weak)
@@ -232,7 +247,7 @@ def make_multiview(n: int, seed: int, spec: MultiViewSpec = MULTIVIEW, probe: in
         "weak_f2": weak_t == 2,
     }
     classes = tuple(f"class{j}" for j in range(k))
-    return TensorData(images, torch.from_numpy(y).long(), classes, {} if probe else groups)
+    return TensorData(images, torch.from_numpy(y).long(), classes, {} if probe else groups, torch.from_numpy(layout))
 
 
 # ------------------------------------------------------------------------------------------- loading

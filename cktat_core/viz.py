@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from . import theory
-from .data import TensorData
+from .data import DISTRACTOR, FEATURE_1, FEATURE_2, TensorData
 
 
 def _plt():
@@ -102,6 +102,78 @@ def training_curves(histories: dict[str, list[dict]], keys: tuple[str, ...] = ("
         ax.set_xlabel("epoch")
         ax.set_ylabel(key.replace("_", " ") + " (%)")
         ax.set_ylim(0, 100)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+ROLE_COLOURS = {FEATURE_1: "lime", FEATURE_2: "deepskyblue", DISTRACTOR: "red"}
+
+
+def _outline_patches(ax, layout: torch.Tensor, size: int, linewidth: float = 1.0) -> None:
+    """Boxes around the feature-1 (green), feature-2 (blue) and distractor (red) patches of one image."""
+    from matplotlib.patches import Rectangle
+
+    cell = size // layout.shape[-1]
+    for (r, c), role in np.ndenumerate(layout.cpu().numpy()):
+        if int(role) in ROLE_COLOURS:
+            ax.add_patch(Rectangle((c * cell - 0.5, r * cell - 0.5), cell, cell, fill=False,
+                                   edgecolor=ROLE_COLOURS[int(role)], linewidth=linewidth))
+
+
+def attribution_grid(images: torch.Tensor, maps: dict[str, torch.Tensor | None], titles: list[str],
+                     layout: torch.Tensor | None = None, method: str = "", percentile: float = 99.5,
+                     size: float = 1.3):
+    """Table 5 as a figure: the images in the first row, then one row of attribution maps per model, on one
+    colour scale shared by every map of the figure (0 to the `percentile` of all their values, so a single
+    extreme pixel does not wash the others out). With `layout`, the multi-view patches are outlined: own
+    feature 1 green, own feature 2 blue, distractors red. A model whose map is None (Grad-CAM without a
+    convolution) gets an empty row."""
+    plt = _plt()
+    names = list(maps)
+    n = len(images)
+    shown = [m for m in maps.values() if m is not None]
+    vmax = float(np.percentile(torch.cat([m.flatten() for m in shown]).numpy(), percentile)) if shown else 1.0
+    fig, axes = plt.subplots(len(names) + 1, n, figsize=(size * n + 1.2, size * (len(names) + 1) + 0.4),
+                             squeeze=False)
+    im = None
+    for j in range(n):
+        img = images[j].detach().float().cpu()
+        img = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-8)
+        axes[0, j].imshow(img.permute(1, 2, 0).numpy())
+        axes[0, j].set_title(titles[j], fontsize=7)
+        for i, name in enumerate(names, start=1):
+            m = maps[name]
+            if m is not None:
+                im = axes[i, j].imshow(m[j].numpy(), cmap="inferno", vmin=0.0, vmax=max(vmax, 1e-12))
+        for i in range(len(names) + 1):
+            if layout is not None:
+                _outline_patches(axes[i, j], layout[j], images.shape[-1], 1.2 if i == 0 else 0.6)
+    for i, label in enumerate(["image"] + names):
+        axes[i, 0].set_ylabel(label, fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if method:
+        fig.suptitle(method, fontsize=9)
+    fig.tight_layout()
+    if im is not None:
+        fig.colorbar(im, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="attribution (shared scale)")
+    return fig
+
+
+def sweep_lines(fractions: list[float], panels: dict[str, dict[str, list[float]]], ylabel: str):
+    """One panel per measure (e.g. knowledge points inside / outside the feature patches), one line per model,
+    against the threshold (a fraction of each image's maximum attribution)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3), squeeze=False)
+    for ax, (title, rows) in zip(axes[0], panels.items()):
+        for name, values in rows.items():
+            ax.plot(fractions, values, marker="o", markersize=3, label=name)
+        ax.set_xlabel("threshold (fraction of the image's maximum)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,0 +1,198 @@
+"""Which pixels a model relies on: Table 5 of the CKTAT paper ("visualization of knowledge points learned by
+different models"), rendered with Captum and counted.
+
+The paper (Sec. 5.3, Table 5) shows, for CIFAR-10 airplane, cat and bird images, the pixels PGD-AT, TRADES
+and CKTAT rely on, and reads them as "CKTAT learns more discriminatory features, followed by TRADES, while
+PGDAT learns far fewer feature knowledge points". It gives pictures only: it names no attribution method, no
+threshold and no count. This module makes the pictures and the numbers:
+
+- `attribution_maps`: one non-negative map (N, H, W) per image from Captum's `IntegratedGradients`,
+  `Saliency` or `LayerGradCam` (on `last_conv_block`, upsampled to the image), for the true class.
+- `mass_shares`: on the multi-view data, whose images record the role of every patch (`data.PATCH_ROLES`:
+  the class's own feature-1 and feature-2 patches, distractors, the rest), the share of a map's mass on each.
+- `knowledge_points` / `point_counts`: the pixels whose attribution reaches a fraction of the image's maximum
+  (our reading of the paper's undefined "knowledge points"), counted per image, in total and per patch role.
+
+Choices the paper leaves open, made here: attributions are for the true label; Integrated Gradients starts
+from a constant image (`channel_mean_baseline`: the images' per-channel mean, the grey of the multi-view
+background, where a black image would credit every background pixel) and uses `n_steps` Gauss-Legendre
+points; for Integrated Gradients and Saliency the per-pixel value is |sum over colour channels| of the
+signed attribution (Captum's `visualize_image_attr` with sign "absolute_value"); Grad-CAM keeps the positive
+part (`relu_attributions`) and is upsampled bilinearly. Every map is computed in eval mode (BatchNorm with
+running statistics; the model's own modes are restored afterwards) and in float32 (autocast off; a model
+held in another precision is attributed through a float32 copy). Captum is imported only when a map is
+computed.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import DISTRACTOR, FEATURE_1, FEATURE_2, PATCH_ROLES, REST
+from .errors import CktatError
+
+METHODS = ("integrated_gradients", "saliency", "grad_cam")
+TITLES = {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "grad_cam": "Grad-CAM"}
+ROLE_KEYS = ("f1", "f2", "distractor", "rest")  # column names for PATCH_ROLES' feature 1, feature 2, ...
+ROLE_OF_KEY = {"f1": FEATURE_1, "f2": FEATURE_2, "distractor": DISTRACTOR, "rest": REST}
+
+
+def _captum_attr():
+    try:
+        import captum.attr as captum_attr  # optional dependency: imported only when a map is computed
+    except ImportError:
+        raise CktatError("attributions need Captum: pip install captum (it is in the project's `eval` and "
+                         "`book` extras)") from None
+    return captum_attr
+
+
+def last_conv_block(model: nn.Module) -> nn.Module | None:
+    """The layer Grad-CAM reads: a ResNet's `layer4`, a WideResNet's `block3`, otherwise the last registered
+    `nn.Conv2d` (small_cnn's fourth convolution, a 4x4 map on 32x32 inputs); None when there is no convolution."""
+    for name in ("layer4", "block3"):
+        found = [m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == name]
+        if found:
+            return found[-1]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` in eval mode and float32 for the duration; every module's train flag is restored afterwards. A
+    model with parameters or buffers in another floating dtype is replaced by a float32 copy (the original is
+    not converted in place)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.is_floating_point() and t.dtype != torch.float32 for t in tensors):
+        model = copy.deepcopy(model).float()
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def channel_mean_baseline(x: torch.Tensor) -> torch.Tensor:
+    """(1, C, 1, 1): the per-channel mean of images `x`, Integrated Gradients' starting image."""
+    return x.float().mean(dim=(0, 2, 3), keepdim=True)
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(iter([*model.parameters(), *model.buffers()]), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _batch_maps(model: nn.Module, captum_attr, method: str, x: torch.Tensor, y: torch.Tensor,
+                baseline: torch.Tensor, n_steps: int) -> torch.Tensor | None:
+    if method == "integrated_gradients":
+        a = captum_attr.IntegratedGradients(model).attribute(x, baselines=baseline.expand_as(x), target=y,
+                                                             n_steps=n_steps, internal_batch_size=len(x))
+        return a.sum(1).abs()
+    if method == "saliency":
+        return captum_attr.Saliency(model).attribute(x, target=y, abs=False).sum(1).abs()
+    layer = last_conv_block(model)
+    if layer is None:
+        return None
+    cam = captum_attr.LayerGradCam(model, layer).attribute(x, target=y, relu_attributions=True)
+    return captum_attr.LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), "bilinear").squeeze(1)
+
+
+def attribution_maps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str,
+                     baseline: torch.Tensor | float = 0.0, n_steps: int = 16,
+                     batch_size: int = 128) -> torch.Tensor | None:
+    """(N, H, W) non-negative float32 maps on the CPU: how much each pixel of each image `x` counts for the
+    logit of its label `y`, by `method` (one of `METHODS`; see the module doc for the reductions). None for
+    "grad_cam" when the network has no convolution. `baseline`: Integrated Gradients' starting image (a number
+    or a tensor broadcastable to x). Runs on the model's device, `batch_size` images (or interpolation points)
+    at a time."""
+    if method not in METHODS:
+        raise CktatError(f"attribution method: must be one of {', '.join(METHODS)} (got {method!r})")
+    captum_attr = _captum_attr()
+    maps = []
+    with evaluating(model) as net, torch.autocast(_device(model).type, enabled=False):
+        device = _device(net)
+        base = torch.as_tensor(baseline, dtype=torch.float32, device=device)
+        base = base.view(1, -1, 1, 1) if base.dim() <= 1 else base.view(1, *base.shape[-3:])
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device, torch.float32).clone().requires_grad_(True)
+            yb = y[start:start + batch_size].to(device)
+            m = _batch_maps(net, captum_attr, method, xb, yb, base, n_steps)
+            if m is None:
+                return None
+            maps.append(m.detach().float().cpu())
+    return torch.cat(maps) if maps else torch.zeros(0, *x.shape[-2:])
+
+
+def role_pixels(layout: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, size, size): every pixel's patch role, from the per-image grid of roles `layout` (N, g, g)."""
+    cell = size // layout.shape[-1]
+    return layout.long().repeat_interleave(cell, 1).repeat_interleave(cell, 2)
+
+
+def mass_shares(maps: torch.Tensor, layout: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per image, the share (0..1) of its map's total on each patch role ("f1", "f2", "distractor", "rest");
+    NaN for an image whose map is zero everywhere."""
+    roles = role_pixels(layout, maps.shape[-1])
+    total = maps.flatten(1).sum(1)
+    out = {}
+    for key in ROLE_KEYS:
+        on = (maps * (roles == ROLE_OF_KEY[key])).flatten(1).sum(1)
+        out[key] = torch.where(total > 0, on / total.clamp_min(1e-30), torch.full_like(total, float("nan")))
+    return out
+
+
+def area_shares(layout: torch.Tensor, size: int = 32) -> dict[str, torch.Tensor]:
+    """Per image, the share of its pixels in each patch role: the mass shares of a map spread evenly."""
+    roles = role_pixels(layout, size).flatten(1)
+    return {key: (roles == ROLE_OF_KEY[key]).float().mean(1) for key in ROLE_KEYS}
+
+
+def knowledge_points(maps: torch.Tensor, fraction: float) -> torch.Tensor:
+    """(N, H, W) booleans: the pixels whose attribution reaches `fraction` of its image's maximum (an image
+    whose map is zero everywhere has none)."""
+    top = maps.flatten(1).amax(1).view(-1, 1, 1)
+    return (maps >= fraction * top) & (top > 0)
+
+
+def point_counts(maps: torch.Tensor, fraction: float, layout: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Knowledge points per image: "total"; with a layout also per patch role ("f1", "f2", "distractor",
+    "rest"), "inside" the class's own feature patches (f1 + f2) and "outside" them."""
+    points = knowledge_points(maps, fraction)
+    out = {"total": points.flatten(1).sum(1).float()}
+    if layout is not None:
+        roles = role_pixels(layout, maps.shape[-1])
+        for key in ROLE_KEYS:
+            out[key] = (points & (roles == ROLE_OF_KEY[key])).flatten(1).sum(1).float()
+        out["inside"] = out["f1"] + out["f2"]
+        out["outside"] = out["total"] - out["inside"]
+    return out
+
+
+def choose(y: torch.Tensor, n: int, seed: int, mask: torch.Tensor | None = None,
+           classes: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Up to n indices drawn without replacement, by `seed`, among the images of `classes` (all when None)
+    where `mask` holds: the same images every time."""
+    ok = torch.ones(len(y), dtype=torch.bool) if mask is None else mask.cpu().bool()
+    if classes is not None:
+        ok = ok & torch.isin(y.cpu(), torch.tensor(classes))
+    idx = torch.nonzero(ok).flatten()
+    order = torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))
+    return idx[order[:n]]
+
+
+def per_class(y: torch.Tensor, classes: tuple[int, ...], per: int, seed: int,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """`per` seeded images of each class in `classes`, class by class in that order (fewer where there are not
+    enough)."""
+    return torch.cat([choose(y, per, seed + c, mask, (c,)) for c in classes])
+
+
+ROLE_NAMES = dict(zip(ROLE_KEYS, [PATCH_ROLES[ROLE_OF_KEY[k]] for k in ROLE_KEYS]))
