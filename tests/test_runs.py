@@ -153,6 +153,6 @@ def test_coefficient_movement_from_the_patterns():
 
 def test_feature_kept_compares_with_the_teacher_and_with_chance():
     teacher = _ev(probe_f2={"natural": 99.8})
-    assert verdicts.feature_kept(_ev(probe_f2={"natural": 99.0}), teacher, "probe_f2", 10) == "kept"
+    assert verdicts.feature_kept(_ev(probe_f2={"natural": 99.5}), teacher, "probe_f2", 10) == "kept"
     assert verdicts.feature_kept(_ev(probe_f2={"natural": 23.1}), teacher, "probe_f2", 10) == "partly"
     assert verdicts.feature_kept(_ev(probe_f2={"natural": 10.5}), teacher, "probe_f2", 10) == "lost"
