@@ -275,6 +275,36 @@ def test_chapters_execute_and_the_book_builds(tmp_path):
     _assert_local_mathjax(site / "_build" / "html")
 
 
+def _fake_cifar10(folder, per_batch: int = 40, test: int = 60) -> None:
+    """A CIFAR-10 folder in the official python format holding random images (no download, no real data)."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    root = folder / "cifar-10-batches-py"
+    root.mkdir(parents=True)
+    for name, n in [*((f"data_batch_{i}", per_batch) for i in range(1, 6)), ("test_batch", test)]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, n)]}
+        with open(root / name, "wb") as fh:
+            pickle.dump(batch, fh)
+
+
+@pytest.mark.slow
+def test_chapters_execute_in_the_paper_profile(tmp_path):
+    """The paper profile runs from the same notebooks: CIFAR-10 (here random images in its format), whose data
+    has no probe images, so the chapters show what needs the multi-view data as a sentence, not a KeyError."""
+    _fake_cifar10(tmp_path / "data")
+    over = {**TINY, "data_dir": str(tmp_path / "data"), "model": "small_cnn", "train_limit": 96, "val_size": 64,
+            "test_limit": 48, "batch_size": 32, "eval_batch_size": 48}
+    executed = reproduce.execute_chapters("paper", over, results=str(tmp_path / "results"),
+                                          out_dir=str(tmp_path / "chapters"), root=ROOT)
+    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in book.chapter_notebooks(ROOT)]
+    text = open(executed[0]).read()
+    assert "no probe images" in text and "cifar10" in text
+
+
 def _assert_local_mathjax(html_dir):
     page = (html_dir / "book" / "intro.html").read_text() if (html_dir / "book" / "intro.html").exists() \
         else (html_dir / "index.html").read_text()
