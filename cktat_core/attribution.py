@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .attacks import eval_mode
 from .data import DISTRACTOR, FEATURE_1, FEATURE_2, PATCH_ROLES, REST
 from .errors import CktatError
 
@@ -71,13 +72,8 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     tensors = [*model.parameters(), *model.buffers()]
     if any(t.is_floating_point() and t.dtype != torch.float32 for t in tensors):
         model = copy.deepcopy(model).float()
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with eval_mode(model):
         yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 def channel_mean_baseline(x: torch.Tensor) -> torch.Tensor:

@@ -320,9 +320,16 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     Random numbers come from the CPU `generator` (so checkpoints can store its state); the gather runs
     on x's device.
     """
-    b, c, h, w = x.shape
+    b = len(x)
     offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(x.device)
     flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    return crop_flip(x, offsets, flip, pad)
+
+
+def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flip: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Window (offsets[0], offsets[1]) of x zero-padded by `pad`, mirrored where `flip`; all on x's device (the
+    gather that `augment` and the on-device batches of `device_data` share)."""
+    b, c, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)
     cols = offsets[1, :, None] + torch.arange(w, device=x.device)

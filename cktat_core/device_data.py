@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 
-from .data import TensorData
+from .data import TensorData, crop_flip
 from .distributed import rank, shard, world_size
 
 
@@ -50,18 +49,6 @@ class DeviceData:
         """Float images in [0, 1] at positions idx."""
         x = self.x[idx]
         return x.float().div_(255) if x.dtype == torch.uint8 else x
-
-
-def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flip: torch.Tensor, pad: int = 4) -> torch.Tensor:
-    """Window (offsets[0], offsets[1]) of x zero-padded by `pad`, mirrored where `flip`; all on x's device."""
-    b, c, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))
-    rows = offsets[0, :, None] + torch.arange(h, device=x.device)
-    cols = offsets[1, :, None] + torch.arange(w, device=x.device)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    bi = torch.arange(b, device=x.device)[:, None, None, None]
-    ci = torch.arange(c, device=x.device)[None, :, None, None]
-    return xp[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def epoch_draws(n: int, generator: torch.Generator, augment: bool, pad: int = 4):
