@@ -6,9 +6,12 @@ cell builds `ch = Chapter(profile, overrides, results, progress)` and from then 
     ch.config("cktat", tau=2)                 # the profile's config with the chapter's overrides and these fields
     ch.compare(["pgdat", "trades", "cktat"])  # one budget, one teacher; runs shared with every other chapter
     ch.run("pgdat_from_clean", "pgdat", init_checkpoint=...)   # one named run under the shared runs folder
+    ch.variant("cktat", tau=3)                # runs/cktat_tau3, its teacher the shared runs/teacher_clean
 
 Runs live in `<results>/runs/<name>` (default results: `<repo>/results/<profile>`), shared by every chapter:
 a run trained by one chapter is re-read by the next (`train.run` returns a finished run's saved result).
+`variant` names a run after what it changes (`variant_name`), so two chapters that ask for the same change get the
+same run, and a change that is no change (tau=1 when the profile's tau is 1) is the chapter's `compare` run.
 """
 
 from __future__ import annotations
@@ -20,7 +23,28 @@ from .book import results_dir
 from .compare import compare
 from .config import Config, from_profile, resolve
 from .data import dataset_defaults
-from .train import run
+from .methods import METHODS, frozen_teacher
+from .train import TEACHER_KEYS, run, teacher_run
+
+PATH_FIELDS = ("teacher_checkpoint", "init_checkpoint")
+
+
+def _short(value) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def variant_name(prefix: str, base: Config, cfg: Config, keys=None) -> str:
+    """`prefix` followed by `_<field><value>` for every field (of `keys`, default all) where `cfg` differs from
+    `base`, in the config's field order; checkpoint paths never enter a name (say what they are with another field,
+    e.g. teacher_kind). variant_name("cktat", base, base.replace(tau=3.0, beta=0.0)) == "cktat_beta0_tau3"."""
+    a, b = base.to_dict(), cfg.to_dict()
+    keys = set(keys or a)
+    changed = sorted((k for k in a if k in keys and k not in PATH_FIELDS + ("progress",) and a[k] != b[k]))
+    return prefix + "".join(f"_{k}{_short(b[k])}" for k in changed)
 
 
 @dataclass
@@ -63,3 +87,39 @@ class Chapter:
     def run(self, name: str, method: str, **fields) -> dict:
         """Train (or re-read) one run, `runs/<name>`, of `method` with `fields` on top of the chapter's config."""
         return run(self.config(method, **fields), os.path.join(self.runs, name))
+
+    def teacher_dir(self, kind: str = "clean", **fields) -> str:
+        """The folder of the shared frozen teacher of `kind` for the chapter's config with `fields`:
+        `runs/teacher_<kind>` plus the teacher fields that differ (`runs/teacher_clean_width4`)."""
+        base, cfg = self.config("pgdat"), self.config("pgdat", **fields)
+        return os.path.join(self.runs, variant_name(f"teacher_{kind}", base, cfg, TEACHER_KEYS + ("teacher_select",)))
+
+    def teacher(self, kind: str = "clean", **fields) -> dict:
+        """Train (or re-read) that teacher (`train.teacher_run`); its checkpoint, history and test evaluation."""
+        return teacher_run(self.config("pgdat", **fields), kind, self.teacher_dir(kind, **fields))
+
+    def _run_of(self, path: str) -> str:
+        """The run folder under `runs` that holds checkpoint `path` (its file name when it lies elsewhere)."""
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.runs))
+        return os.path.basename(path) if rel.startswith("..") else rel.split(os.sep)[0]
+
+    def variant(self, method: str, **fields) -> dict:
+        """Train (or re-read) `method` with `fields` changed from the chapter's config, in `runs/<variant_name>`.
+
+        A method with a frozen teacher gets the shared one (`teacher`) unless `fields` name a teacher_checkpoint.
+        A checkpoint given in `fields` enters the name as the run folder it comes from: `init_checkpoint` of
+        runs/teacher_clean/... adds "_init-teacher_clean", a teacher_checkpoint other than the shared teacher's
+        "_teacher-<folder>". Returns the run's result (`train.run`) with "run_dir" and "name" added."""
+        base, cfg = self.config(method), self.config(method, **fields)
+        name = variant_name(method, base, cfg)
+        kind = frozen_teacher(METHODS[method], cfg)
+        if kind is not None:
+            shared = self.teacher_dir(kind, **fields)
+            if not cfg.teacher_checkpoint:
+                cfg = cfg.replace(teacher_checkpoint=self.teacher(kind, **fields)["checkpoint"])
+            elif self._run_of(cfg.teacher_checkpoint) != os.path.basename(shared):
+                name += f"_teacher-{self._run_of(cfg.teacher_checkpoint)}"
+        if cfg.init_checkpoint:
+            name += f"_init-{self._run_of(cfg.init_checkpoint)}"
+        res = run(cfg, os.path.join(self.runs, name))
+        return {**res, "name": name, "run_dir": os.path.join(self.runs, name)}
