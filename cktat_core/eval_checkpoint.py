@@ -10,7 +10,7 @@ from typing import Iterable
 import torch
 
 from . import checkpoint as ckpt
-from .data import dataset_defaults, load_test
+from .data import dataset_defaults, load_splits, load_test
 from .errors import ConfigError
 from .evaluate import AA_VERSIONS, Threat, attack_spec, evaluate, expand_names, get_protocol
 from .checkpoint import load_classifier
@@ -72,3 +72,15 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     if out:
         ckpt.write_text_atomic(json.dumps(res, indent=1), out)
     return res
+
+
+@torch.no_grad()
+def true_class_probability(model: torch.nn.Module, cfg, taus: Iterable[float], batch_size: int = 500) -> dict:
+    """Mean probability that the softened label T^tau(x) = softmax(z(x) / tau) puts on the true class, over the
+    validation images of `cfg` (the test set is not used), per tau: how much of the label a temperature leaves to the
+    class (CKTAT Eq. 17, Table 3b). Computed on the CPU in float32 with the network in eval() mode."""
+    val = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download).val
+    model = model.float().eval()
+    logits = torch.cat([model(val.x[i:i + batch_size].float()) for i in range(0, len(val), batch_size)])
+    picked = lambda t: torch.softmax(logits / t, dim=1).gather(1, val.y.view(-1, 1)).mean().item()
+    return {float(t): picked(float(t)) for t in taus}

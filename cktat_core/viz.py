@@ -177,3 +177,39 @@ def sweep_lines(fractions: list[float], panels: dict[str, dict[str, list[float]]
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def tradeoff(panels: dict[str, dict], highlight: tuple[str, float, float] | None = None,
+             xlabel: str = "natural accuracy (%)", ylabel: str = "robust accuracy (%)", axes=None):
+    """Natural (x) against robust (y) accuracy, one panel per source (ours, the paper's).
+
+    panels: {title: {"curves": {name: [(label, natural, robust), ...]}, "points": {name: (natural, robust)}}}: each
+    curve a sweep drawn as a line with its points labelled by the swept value, each point (an ablation, a baseline)
+    a marker. highlight: (panel title, natural, robust) circles one point (the run chosen in the explorer).
+    axes: draw into these (one per panel) instead of a new figure."""
+    plt = _plt()
+    if axes is None:
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 5.0), squeeze=False)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    markers = ["s", "^", "v", "D", "P", "X", "*", "h"]
+    for ax, (title, panel) in zip(axes, panels.items()):
+        for name, pts in panel.get("curves", {}).items():
+            _, xs, ys = zip(*pts)
+            line, = ax.plot(xs, ys, marker="o", markersize=4, label=name)
+            for label, x, y in pts:
+                ax.annotate(label, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7,
+                            color=line.get_color())
+        for i, (name, (x, y)) in enumerate(panel.get("points", {}).items()):
+            ax.plot([x], [y], linestyle="none", marker=markers[i % len(markers)], markersize=7, label=name)
+        if highlight is not None and highlight[0] == title:
+            ax.plot([highlight[1]], [highlight[2]], linestyle="none", marker="o", markersize=16, markerfacecolor="none",
+                    markeredgecolor="black", markeredgewidth=2, label="chosen run")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.margins(0.12)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    fig.tight_layout()
+    return fig
