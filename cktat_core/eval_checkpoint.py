@@ -21,7 +21,7 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
                         data_dir: str | None = None, model: str | None = None, limit: int = 0,
                         eps: float | None = None, alpha: float | None = None, protocol: str = "standard",
                         kappa: float = 50.0, aa_version: str = "standard", eps_sweep: Iterable[float] = (),
-                        seed: int = 0, device: str = "auto", batch_size: int = 500, progress: bool = True,
+                        seed: int = 0, device: str = "auto", batch_size: int | None = None, progress: bool = True,
                         out: str | None = None, reuse: bool = False) -> dict:
     """Evaluate a checkpoint on its test set: what `cktat eval` does, as a library call.
 
@@ -29,7 +29,8 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     C-way classifier); a plain state_dict needs `model` (and `dataset`, default cifar10). eps defaults to the
     checkpoint's training eps or the dataset's, alpha to eps / 4 (SPEC 5: 2/255 at 8/255). With `out`, the
     result is written there as JSON; with `reuse`, an existing `out` computed from the same request (same
-    arguments, same checkpoint file) is returned instead of recomputing.
+    arguments, same checkpoint file) is returned instead of recomputing. batch_size defaults to the checkpoint's
+    `eval_batch_size` (the profile's: 256 on the CPU profile, where larger batches run slower per image), else 500.
     """
     names = expand_names(attacks.split(",") if isinstance(attacks, str) else attacks)
     stat = os.stat(checkpoint) if os.path.isfile(checkpoint) else None
@@ -65,8 +66,9 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     dev = pick_device(device)
     net, test = net.to(dev), test.to(dev)
     with torch.inference_mode(False):
-        res = evaluate(net, test, names, threat, batch_size, protocol=protocol, kappa=kappa, aa_version=aa_version,
-                       eps_sweep=eps_sweep, gradient_check=True, progress=progress, seed=seed)
+        res = evaluate(net, test, names, threat, batch_size or cfg.get("eval_batch_size") or 500, protocol=protocol,
+                       kappa=kappa, aa_version=aa_version, eps_sweep=eps_sweep, gradient_check=True, progress=progress,
+                       seed=seed)
     res.update({"checkpoint": os.path.abspath(checkpoint), "model": info["model_name"], "dataset": dataset,
                 "device": str(dev), "seed": seed, "versions": versions(), "request": request})
     if out:
