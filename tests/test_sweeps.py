@@ -177,3 +177,15 @@ def test_the_beta_pick_mentions_feature_2_only_when_the_chosen_beta_keeps_more_o
     rows[1.0]["probe_f2"] = 11.0
     assert "feature 2" not in sweeps.beta_pick_sentence(pick, rows, rows[6.0], 6.0, 2.7)
     assert "feature 2" not in sweeps.beta_pick_sentence(pick, {1.0: _row(100, 90)}, _row(77, 76), 6.0, 2.7)
+
+
+def test_variant_names_say_what_changes_and_share_the_teacher_of_their_settings(tmp_path):
+    ch = Chapter("smoke", {}, str(tmp_path), False)
+    base = ch.config("cktat")
+    assert variant_name("cktat", base, base.replace(tau=3.0, beta=0.0)) == "cktat_beta0_tau3"
+    assert variant_name("cktat", base, base) == "cktat"  # no change: the profile's own run
+    assert variant_name("cktat", base, base.replace(teacher_checkpoint="x/last.pt")) == "cktat"  # paths never name
+    assert os.path.basename(ch.teacher_dir("clean", width=4, tau=3.0)) == "teacher_clean_width4"
+    # student-only fields (teacher_kind here) neither name the teacher nor reach its config
+    assert os.path.basename(ch.teacher_dir("clean", teacher_kind="clean", seed=1)) == "teacher_clean_seed1"
+    assert ch._teacher_config(teacher_kind="clean", width=4).width == 4
