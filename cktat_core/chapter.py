@@ -91,7 +91,7 @@ class Chapter:
     def _teacher_config(self, **fields) -> Config:
         """The chapter's config with those of `fields` a stand-alone teacher run depends on (`train.teacher_settings`);
         student-only fields (tau, teacher_kind, ...) are left out."""
-        keys = TEACHER_KEYS + THREAT_KEYS + EVAL_KEYS + ("teacher_select",)
+        keys = set(TEACHER_KEYS + THREAT_KEYS + EVAL_KEYS + ("teacher_select",)) - {"teacher_kind", "teacher_checkpoint"}
         return self.config("pgdat", **{k: v for k, v in fields.items() if k in keys})
 
     def teacher_dir(self, kind: str = "clean", **fields) -> str:
