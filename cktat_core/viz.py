@@ -198,6 +198,7 @@ def capacity_arrows(gaps: dict[str, dict[str, dict[str, tuple[float, float]]]], 
         ax.axhline(0.0, color="gray", linewidth=0.8)
         for i, source in enumerate(sources):
             colour = colours[i % len(colours)]
+            label = source  # on the first point the source draws in this panel
             for j, method in enumerate(methods):
                 if metric not in gaps[source].get(method, {}):
                     continue
@@ -207,7 +208,8 @@ def capacity_arrows(gaps: dict[str, dict[str, dict[str, tuple[float, float]]]], 
                 if err is not None:
                     ax.errorbar([x, x], [small, large], yerr=[err, err], fmt="none", ecolor=colour, alpha=0.35,
                                 capsize=2, linewidth=0.8)
-                ax.plot([x], [small], "o", color=colour, markersize=4, label=source if j == 0 else None)
+                ax.plot([x], [small], "o", color=colour, markersize=4, label=label)
+                label = None
                 ax.annotate("", xy=(x, large), xytext=(x, small),
                             arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.4})
         ax.set_xticks(range(len(methods)))

@@ -128,3 +128,4 @@ def test_capacity_arrows_draws_one_arrow_per_source_method_and_accuracy():
     assert sorted((a.xyann[1], a.xy[1]) for a in arrows) == [(-3.8, 2.0), (-1.0, 2.0), (1.0, 1.5)]
     assert len([a for a in pgd.texts if a.arrow_patch is not None]) == 2  # CKTAT has no PGD entry
     assert [t.get_text() for t in nat.get_xticklabels()] == ["ARD", "CKTAT"]
+    assert [t.get_text() for t in nat.get_legend().get_texts()] == ["ours", "paper"]
