@@ -246,7 +246,6 @@ def feature_reading(shares: dict[str, list[float]], even: list[float], feature: 
 # ---- Table 1: capacity
 # Sec. 4.2 and Table 1 of the CKTAT paper: with a clean teacher, ARD, IAD, RSLAD, LTD and LBGAT lose natural and
 # robust accuracy against PGD-AT on ResNet-18 ("a dual decrease") and gain both on WRN-34-10 ("a dual increase").
-TABLE1_METHODS = ("ARD", "IAD", "RSLAD", "LTD", "LBGAT")
 RESNET_FAMILY = ("resnet18", "preact_resnet18", "wrn34_10", "wrn28_10")
 
 
