@@ -64,7 +64,7 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
         attack_spec(n, threat, protocol, kappa, aa_version)
     test, _ = load_test(dataset, data_dir or cfg.get("data_dir") or "data", limit)
     dev = pick_device(device)
-    net, test = net.to(dev), test.to(dev)
+    net, test = net.to(dev, memory_format=torch.channels_last), test.to(dev)  # faster on CPU and GPU alike
     with torch.inference_mode(False):
         res = evaluate(net, test, names, threat, batch_size or cfg.get("eval_batch_size") or 500, protocol=protocol,
                        kappa=kappa, aa_version=aa_version, eps_sweep=eps_sweep, gradient_check=True, progress=progress,

@@ -73,7 +73,7 @@ def student_keys(cfg: Config) -> tuple[str, ...]:
 
 def _prepare(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
     model = model.to(device)
-    if cfg.channels_last and device.type == "cuda":
+    if uses_channels_last(cfg, device):
         model = model.to(memory_format=torch.channels_last)
     return model
 

@@ -65,7 +65,8 @@ def test_device_switch_defaults_are_the_fast_ones_per_device():
     assert runtime.uses_device_data(cfg, CUDA) and not runtime.uses_device_data(cfg, CPU)
     assert runtime.uses_device_data(cfg.replace(device_data=True), CPU)
     assert not runtime.uses_device_data(cfg.replace(device_data=False), CUDA)
-    assert runtime.uses_channels_last(cfg, CUDA) and not runtime.uses_channels_last(cfg, CPU)
+    assert runtime.uses_channels_last(cfg, CUDA) and runtime.uses_channels_last(cfg, CPU)
+    assert not runtime.uses_channels_last(cfg.replace(channels_last=False), CPU)
     assert not cfg.compile
 
 
