@@ -177,3 +177,43 @@ def sweep_lines(fractions: list[float], panels: dict[str, dict[str, list[float]]
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ---- Table 4, RAAT and DUCAT
+
+def natural_vs_robust(panels: dict[str, dict[str, tuple[float, float]]], robust: str = "AutoAttack",
+                      highlight: tuple[str, ...] = ()):
+    """One panel per source (ours, the paper's): each method a labelled point at (natural, robust accuracy), so
+    the trade-off and the ordering can be compared by eye. Each panel has its own axes (the sources' accuracies
+    need not be on the same scale); `highlight` methods are drawn as stars."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    for ax, (title, points) in zip(axes[0], panels.items()):
+        for name, (nat, rob) in points.items():
+            ax.plot(nat, rob, "*" if name in highlight else "o", markersize=11 if name in highlight else 6)
+            ax.annotate(name, (nat, rob), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        ax.set_xlabel("natural accuracy (%)")
+        ax.set_ylabel(f"{robust} accuracy (%)")
+        ax.set_title(title, fontsize=9)
+        ax.margins(0.15)
+    fig.tight_layout()
+    return fig
+
+
+def shares_per_epoch(histories: dict[str, list[dict]], prefix: str = "partition_"):
+    """Per run, the shares recorded in its history under `prefix` (e.g. RAAT's partition of the training examples
+    into misclassified / boundary / rest), stacked per epoch."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3), squeeze=False)
+    for ax, (name, hist) in zip(axes[0], histories.items()):
+        keys = [k for k in hist[0] if k.startswith(prefix)] if hist else []
+        epochs = [h["epoch"] for h in hist]
+        ax.stackplot(epochs, *[[100 * h[k] for h in hist] for k in keys], labels=[k[len(prefix):] for k in keys],
+                     alpha=0.85)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("share of training examples (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
