@@ -99,7 +99,7 @@ def cmd_eval(args) -> int:
         eps=parse_value("eps", args.eps) if args.eps else None,
         alpha=parse_value("alpha", args.alpha) if args.alpha else None, protocol=args.protocol, kappa=args.kappa,
         aa_version=args.aa_version, eps_sweep=sweep, seed=args.seed, device=args.device,
-        batch_size=args.batch_size or 500, progress=not args.no_progress, out=out)
+        batch_size=args.batch_size, progress=not args.no_progress, out=out)
     print(f"{res['model']} on {res['dataset']}, {res['threat']['norm']} eps {res['threat']['eps']:.5f}:")
     print(format_table(res))
     print(f"results: {out}")

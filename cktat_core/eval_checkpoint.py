@@ -10,7 +10,7 @@ from typing import Iterable
 import torch
 
 from . import checkpoint as ckpt
-from .data import dataset_defaults, load_test
+from .data import dataset_defaults, load_splits, load_test
 from .errors import ConfigError
 from .evaluate import (AA_VERSIONS, Threat, attack_spec, autocast_off, build_attack, correct_mask, evaluate,
                        expand_names, get_protocol)
@@ -57,7 +57,7 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
                         data_dir: str | None = None, model: str | None = None, limit: int = 0,
                         eps: float | None = None, alpha: float | None = None, protocol: str = "standard",
                         kappa: float = 50.0, aa_version: str = "standard", eps_sweep: Iterable[float] = (),
-                        seed: int = 0, device: str = "auto", batch_size: int = 500, progress: bool = True,
+                        seed: int = 0, device: str = "auto", batch_size: int | None = None, progress: bool = True,
                         out: str | None = None, reuse: bool = False) -> dict:
     """Evaluate a checkpoint on its test set: what `cktat eval` does, as a library call.
 
@@ -65,7 +65,8 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     C-way classifier); a plain state_dict needs `model` (and `dataset`, default cifar10). eps defaults to the
     checkpoint's training eps or the dataset's, alpha to eps / 4 (SPEC 5: 2/255 at 8/255). With `out`, the
     result is written there as JSON; with `reuse`, an existing `out` computed from the same request (same
-    arguments, same checkpoint file) is returned instead of recomputing.
+    arguments, same checkpoint file) is returned instead of recomputing. batch_size defaults to the checkpoint's
+    `eval_batch_size` (the profile's: 256 on the CPU profile, where larger batches run slower per image), else 500.
     """
     names = expand_names(attacks.split(",") if isinstance(attacks, str) else attacks)
     request = _request(checkpoint, attacks=names, dataset=dataset, model=model, limit=limit, eps=eps, alpha=alpha,
@@ -77,14 +78,16 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     if aa_version not in AA_VERSIONS:
         raise ConfigError("aa_version", f"must be one of {', '.join(AA_VERSIONS)}", aa_version)
     net, info, dataset, threat = _load(checkpoint, dataset, model, eps, alpha)
+    cfg = info.get("config", {})
     for n in names:  # unknown names fail before any work
         attack_spec(n, threat, protocol, kappa, aa_version)
-    test, _ = load_test(dataset, data_dir or info.get("config", {}).get("data_dir") or "data", limit)
+    test, _ = load_test(dataset, data_dir or cfg.get("data_dir") or "data", limit)
     dev = pick_device(device)
     net, test = net.to(dev), test.to(dev)
     with torch.inference_mode(False):
-        res = evaluate(net, test, names, threat, batch_size, protocol=protocol, kappa=kappa, aa_version=aa_version,
-                       eps_sweep=eps_sweep, gradient_check=True, progress=progress, seed=seed)
+        res = evaluate(net, test, names, threat, batch_size or cfg.get("eval_batch_size") or 500, protocol=protocol,
+                       kappa=kappa, aa_version=aa_version, eps_sweep=eps_sweep, gradient_check=True, progress=progress,
+                       seed=seed)
     res.update({"checkpoint": os.path.abspath(checkpoint), "model": info["model_name"], "dataset": dataset,
                 "device": str(dev), "seed": seed, "versions": versions(), "request": request})
     if out:
@@ -92,8 +95,20 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     return res
 
 
+@torch.no_grad()
+def true_class_probability(model: torch.nn.Module, cfg, taus: Iterable[float], batch_size: int = 500) -> dict:
+    """Mean probability that the softened label T^tau(x) = softmax(z(x) / tau) puts on the true class, over the
+    validation images of `cfg` (the test set is not used), per tau: how much of the label a temperature leaves to the
+    class (CKTAT Eq. 17, Table 3b). Computed on the CPU in float32 with the network in eval() mode."""
+    val = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download).val
+    model = model.float().eval()
+    logits = torch.cat([model(val.x[i:i + batch_size].float()) for i in range(0, len(val), batch_size)])
+    picked = lambda t: torch.softmax(logits / t, dim=1).gather(1, val.y.view(-1, 1)).mean().item()
+    return {float(t): picked(float(t)) for t in taus}
+
+
 def per_image_correct(checkpoint: str, attack: str = "pgd20", *, limit: int = 0, protocol: str = "standard",
-                      seed: int = 0, device: str = "auto", batch_size: int = 500, data_dir: str | None = None,
+                      seed: int = 0, device: str = "auto", batch_size: int | None = None, data_dir: str | None = None,
                       out: str | None = None, reuse: bool = True) -> dict:
     """Which test images a checkpoint classifies correctly under `attack` (its adversarial input right, whatever
     the clean prediction; "natural": the clean input), for comparing models image by image (DUCAT's "misclassified
@@ -102,15 +117,17 @@ def per_image_correct(checkpoint: str, attack: str = "pgd20", *, limit: int = 0,
     Returns {"attack", "n", "accuracy" (%), "bits": "0110..." (one character per test image, in test-set order,
     "1" right), "request"}; with `out` written there as JSON and, with `reuse`, read back instead of recomputed when
     the request (checkpoint file, attack, limit, protocol, seed) is the same. Same loading, threat and attacks as
-    `evaluate_checkpoint`; the random starts come from `seed`.
+    `evaluate_checkpoint` (batch_size too); the random starts come from `seed`.
     """
     request = _request(checkpoint, attack=attack, limit=limit, protocol=protocol, seed=seed)
     previous = _reused(out, request) if reuse else None
     if previous is not None:
         return previous
     net, info, dataset, threat = _load(checkpoint, None, None, None, None)
+    cfg = info.get("config", {})
+    batch_size = batch_size or cfg.get("eval_batch_size") or 500
     fn = build_attack(attack_spec(attack, threat, protocol), batch_size)
-    test, _ = load_test(dataset, data_dir or info.get("config", {}).get("data_dir") or "data", limit)
+    test, _ = load_test(dataset, data_dir or cfg.get("data_dir") or "data", limit)
     dev = pick_device(device)
     net, test = net.to(dev), test.to(dev)
     with torch.inference_mode(False), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \

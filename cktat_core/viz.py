@@ -179,26 +179,43 @@ def sweep_lines(fractions: list[float], panels: dict[str, dict[str, list[float]]
     return fig
 
 
-# ---- Table 4, RAAT and DUCAT
+def tradeoff(panels: dict[str, dict], highlight: tuple[str, float, float] | None = None,
+             xlabel: str = "natural accuracy (%)", ylabel: str = "robust accuracy (%)", axes=None):
+    """Natural (x) against robust (y) accuracy, one panel per source (ours, the paper's).
 
-def natural_vs_robust(panels: dict[str, dict[str, tuple[float, float]]], robust: str = "AutoAttack",
-                      highlight: tuple[str, ...] = ()):
-    """One panel per source (ours, the paper's): each method a labelled point at (natural, robust accuracy), so
-    the trade-off and the ordering can be compared by eye. Each panel has its own axes (the sources' accuracies
-    need not be on the same scale); `highlight` methods are drawn as stars."""
+    panels: {title: {"curves": {name: [(label, natural, robust), ...]}, "points": {name: (natural, robust)}}}: each
+    curve a sweep drawn as a line with its points labelled by the swept value, each point (an ablation, a baseline)
+    a marker. highlight: (panel title, natural, robust) circles one point (the run chosen in the explorer).
+    axes: draw into these (one per panel) instead of a new figure."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
-    for ax, (title, points) in zip(axes[0], panels.items()):
-        for name, (nat, rob) in points.items():
-            ax.plot(nat, rob, "*" if name in highlight else "o", markersize=11 if name in highlight else 6)
-            ax.annotate(name, (nat, rob), textcoords="offset points", xytext=(4, 3), fontsize=7)
-        ax.set_xlabel("natural accuracy (%)")
-        ax.set_ylabel(f"{robust} accuracy (%)")
+    if axes is None:
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 5.0), squeeze=False)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    markers = ["s", "^", "v", "D", "P", "X", "*", "h"]
+    for ax, (title, panel) in zip(axes, panels.items()):
+        for name, pts in panel.get("curves", {}).items():
+            _, xs, ys = zip(*pts)
+            line, = ax.plot(xs, ys, marker="o", markersize=4, label=name)
+            for label, x, y in pts:
+                ax.annotate(label, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7,
+                            color=line.get_color())
+        for i, (name, (x, y)) in enumerate(panel.get("points", {}).items()):
+            ax.plot([x], [y], linestyle="none", marker=markers[i % len(markers)], markersize=7, label=name)
+        if highlight is not None and highlight[0] == title:
+            ax.plot([highlight[1]], [highlight[2]], linestyle="none", marker="o", markersize=16, markerfacecolor="none",
+                    markeredgecolor="black", markeredgewidth=2, label="chosen run")
         ax.set_title(title, fontsize=9)
-        ax.margins(0.15)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.margins(0.12)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     return fig
 
+
+# ---- Table 4, RAAT and DUCAT
 
 def shares_per_epoch(histories: dict[str, list[dict]], prefix: str = "partition_"):
     """Per run, the shares recorded in its history under `prefix` (e.g. RAAT's partition of the training examples

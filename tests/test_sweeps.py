@@ -1,0 +1,137 @@
+"""Table 3's library side: rows of a run, the value a sweep picks on validation, the paper's two claims as numbers,
+the seed noise, the explorer's callback, the teacher's softened labels, and the smoke profile's tau against the
+committed sweep."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from cktat_core import sweeps
+from cktat_core.chapter import Chapter, variant_name
+from cktat_core.config import PROFILES
+from cktat_core.eval_checkpoint import true_class_probability
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _history(scores, naturals=None):
+    naturals = naturals or [50.0] * len(scores)
+    return [{"epoch": i + 1, "val_natural": n, "val_pgd5": s} for i, (s, n) in enumerate(zip(scores, naturals))]
+
+
+def test_spearman_on_known_orderings():
+    assert sweeps.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert sweeps.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties share their average rank: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4)
+    assert sweeps.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)
+    assert sweeps.spearman([1, 2, 3], [5, 5, 5]) is None
+    with pytest.raises(ValueError):
+        sweeps.spearman([1, 2], [1])
+
+
+def test_the_best_epoch_is_the_first_with_the_highest_validation_score():
+    h = _history([10, 30, 30, 20])
+    assert sweeps.best_epoch(h)["epoch"] == 2
+    assert sweeps.validation_key(h) == "val_pgd5"
+    assert sweeps.validation_key([{"epoch": 1, "val_natural": 3}]) == "val_natural"
+
+
+def test_pick_on_validation_breaks_ties_and_says_when_noise_decides():
+    sweep = {1.0: _history([70, 80.6]), 2.0: _history([80.6, 60]), 5.0: _history([20, 16])}
+    pick = sweeps.pick_on_validation(sweep, n_val=500)
+    assert (pick["value"], pick["runner_up"], pick["separated"]) == (1.0, 2.0, False)
+    # a higher validation natural accuracy at the best epoch wins a tie on the score
+    sweep[2.0] = _history([80.6, 60], naturals=[90, 90])
+    assert sweeps.pick_on_validation(sweep, 500)["value"] == 2.0
+    far = sweeps.pick_on_validation({1.0: _history([90]), 3.0: _history([60])}, 500)
+    assert (far["value"], far["separated"]) == (1.0, True)
+
+
+def test_the_tau_claim_finds_an_interior_peak_only_beyond_noise():
+    paper = {1: 53.4, 2: 53.6, 3: 54.7, 4: 56.1, 5: 56.8, 6: 56.4}
+    c = sweeps.tau_claim({1: 50, 2: 60, 3: 70, 4: 60, 5: 50, 6: 40}, paper, n=2000)
+    assert c["peak"] == 3 and c["paper_peak"] == 5 and c["rises_then_falls"] and c["paper_rises_then_falls"]
+    assert c["rank_correlation"] == pytest.approx(sweeps.spearman([50, 60, 70, 60, 50, 40], list(paper.values())))
+    flat = sweeps.tau_claim({1: 80.0, 2: 80.5, 3: 80.2}, paper, n=500)  # half a point on 500 images is noise
+    assert not flat["rises_then_falls"]
+    assert not sweeps.tau_claim({1: 10, 2: 20, 3: 30}, paper, 2000)["rises_then_falls"]  # peak at the end
+
+
+def test_the_beta_claim_is_a_sign_pattern_of_rank_correlations():
+    paper = {0: (86.5, 54.2), 3: (84.5, 55.6), 6: (83.5, 56.8)}
+    trade = sweeps.beta_claim({0: 90, 3: 85, 6: 80}, {0: 40, 3: 45, 6: 50}, paper)
+    assert trade["trade"] and trade["paper_trade"] and trade["natural"] == pytest.approx(-1)
+    none = sweeps.beta_claim({0: 80, 3: 85, 6: 90}, {0: 40, 3: 45, 6: 50}, paper)
+    assert not none["trade"] and none["natural"] == pytest.approx(1)
+
+
+def _result(last, best, history):
+    ev = lambda nat, rob: {"test": {"n": 2000, "attacks": {"natural": {"accuracy": nat}, "pgd20": {"accuracy": rob}}}}
+    return {"student": {"last": ev(*last), "best": {**ev(*best), "epoch": 2}, "history": history}}
+
+
+def test_a_table3_row_holds_both_selections_and_the_validation_score():
+    row = sweeps.table3_row(_result((80, 70), (82, 75), _history([60, 75, 70])), "pgd20")
+    assert row == {"natural": 80, "pgd20": 70, "best epoch": 2, "best natural": 82, "best pgd20": 75,
+                   "val pgd20": 75}
+
+
+def test_seed_noise_is_the_larger_of_the_seed_gap_and_the_binomial_margin():
+    out = sweeps.seed_noise({"a": 80.0}, {"a": 70.0}, ["a"], n=2000)["a"]
+    assert out["seeds"] == 10 and out["noise"] == 10 and 0 < out["binomial"] < 10
+    out = sweeps.seed_noise({"a": 80.0}, {"a": 80.0}, ["a"], n=100)["a"]
+    assert out["seeds"] == 0 and out["noise"] == out["binomial"] > 0
+
+
+def test_the_explorer_shows_the_run_the_reader_picks():
+    pytest.importorskip("ipywidgets")
+    from cktat_core.explorer import show_run, sweep_explorer
+
+    rows = {"tau 1": {"natural": 81.25, "pgd20": 71.5}, "tau 5": {"natural": 29.75, "pgd20": 5.5}}
+    hist = {k: _history([10, 20]) for k in rows}
+    panels = {"ours": {"curves": {"tau": [("1", 81.25, 71.5), ("5", 29.75, 5.5)]}}, "paper": {"points": {"x": (1, 2)}}}
+    box = sweep_explorer(rows, hist, panels, "ours", "pgd20", ["natural", "pgd20"])
+    choose, table, image = box.children
+    assert "81.25" in table.value and "29.75" not in table.value
+    first = image.value
+    choose.value = "tau 5"  # what a reader's click does: the callback runs
+    assert "29.75" in table.value and "tau 5" in table.value and image.value != first
+    fig, _ = show_run("tau 5", rows, hist, panels, "ours", "pgd20", ["natural", "pgd20"])
+    circled = [l for l in fig.axes[0].lines if l.get_label() == "chosen run"]
+    assert len(circled) == 1 and list(circled[0].get_xdata()) == [29.75] and list(circled[0].get_ydata()) == [5.5]
+    assert not [l for l in fig.axes[1].lines if l.get_label() == "chosen run"]
+
+
+def test_the_softened_label_mass_goes_from_accuracy_to_uniform():
+    cfg = Chapter("smoke", {"val_size": 200}).config("cktat")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    with torch.no_grad():
+        net[1].weight.mul_(50)
+    from cktat_core.data import load_splits
+
+    val = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size).val
+    accuracy = (net(val.x).argmax(1) == val.y).float().mean().item()
+    mass = true_class_probability(net, cfg, [1e-6, 1.0, 1e6])
+    assert mass[1e-6] == pytest.approx(accuracy, abs=1e-6)  # tau -> 0: the one-hot argmax
+    assert mass[1e6] == pytest.approx(0.1, abs=1e-4)  # tau -> infinity: uniform over 10 classes
+    zero = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    torch.nn.init.zeros_(zero[1].weight), torch.nn.init.zeros_(zero[1].bias)
+    assert true_class_probability(zero, cfg, [2.0])[2.0] == pytest.approx(0.1)
+
+
+def test_the_smoke_profile_tau_is_the_one_the_committed_sweep_picks_on_validation():
+    """Chapter 07 chooses the smoke profile's tau on the validation split; the profile must say the same."""
+    ch = Chapter("smoke", {}, os.path.join(ROOT, "results", "smoke"), False)
+    base = ch.config("cktat")
+    histories = {}
+    for tau in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]:
+        name = variant_name("cktat", base, base.replace(tau=tau))
+        with open(os.path.join(ch.runs, name, "result.json")) as fh:
+            res = json.load(fh)
+        assert res["config"]["tau"] == tau and res["config"]["beta"] == base.beta
+        histories[tau] = res["student"]["history"]
+    pick = sweeps.pick_on_validation(histories, n_val=base.val_size)
+    assert PROFILES["smoke"]["tau"] == pick["value"]
