@@ -330,11 +330,20 @@ def protocol_distance(ours: dict[str, dict], paper: dict[str, dict], columns: li
     return {"levels": _mean(levels) if levels else None, "profile": _mean(prof) if prof else None, "n": len(names)}
 
 
-def closest_protocol(distances: dict[str, dict], key: str = "profile", digits: int = 2) -> str | None:
+def profile_resolution(rows: dict[str, dict], attacks: list[str], n: int) -> float:
+    """The sampling noise of a mean `relative_positions` difference over these rows (method -> row) on n images:
+    per entry, the noise of an attack's accuracy against AutoAttack's (`noise_margin`) over the row's span
+    (natural - AA), averaged, and divided by the square root of the number of entries averaged."""
+    per = [noise_margin(r[a], r["aa"], n) / max(r["natural"] - r["aa"], noise_margin(r["natural"], r["aa"], n))
+           for r in rows.values() for a in attacks]
+    return _mean(per) / math.sqrt(len(per))
+
+
+def closest_protocol(distances: dict[str, dict], key: str = "profile", tolerance: float = 0.0) -> str | None:
     """The protocol whose table sits closest to the paper's by `key` of `protocol_distance`; None when the
-    closest two agree to `digits` decimals (the page cannot tell them apart)."""
+    closest two differ by no more than `tolerance` (e.g. `profile_resolution`: the page cannot tell them apart)."""
     ranked = sorted(distances, key=lambda p: distances[p][key])
-    if len(ranked) > 1 and round(distances[ranked[0]][key], digits) == round(distances[ranked[1]][key], digits):
+    if len(ranked) > 1 and distances[ranked[1]][key] - distances[ranked[0]][key] <= tolerance:
         return None
     return ranked[0]
 
@@ -404,18 +413,21 @@ def wrong_under_all_sentence(shares: dict, claim: float, attack: str) -> str:
                    f"model gets wrong) is what DUCAT's motivation rests on.")
 
 
-def protocol_sentence(distances: dict[str, dict], same_data: bool) -> str:
+def protocol_sentence(distances: dict[str, dict], same_data: bool, resolution: float = 0.0,
+                      level_noise: float = 0.0) -> str:
     """Which protocol's table the paper's numbers resemble (`protocol_distance` per protocol): by the attacks'
-    relative positions, and by the levels only when our data is the paper's (`same_data`)."""
-    near = closest_protocol(distances)
+    relative positions (a difference within `resolution`, `profile_resolution`, decides nothing), and by the
+    levels (within `level_noise` points: nothing) only when our data is the paper's (`same_data`)."""
+    near = closest_protocol(distances, tolerance=resolution)
     prof = ", ".join(f"{p} {d['profile']:.2f}" for p, d in distances.items())
     text = (f"Where each attack sits between AutoAttack (0) and natural accuracy (1), the paper's rows differ from "
             f"ours by a mean of {prof} under each protocol: "
             + (f"the paper's numbers look most like the {near} protocol. " if near else
-               "by this measure the paper's numbers look like neither protocol more than the other. "))
+               f"the two differ by less than their sampling noise ({resolution:.2f}), so by this measure the "
+               f"paper's numbers look like neither protocol more than the other. "))
     levels = ", ".join(f"{p} {d['levels']:.1f}" for p, d in distances.items())
     if same_data:
-        lv = closest_protocol(distances, "levels", 1)
+        lv = closest_protocol(distances, "levels", level_noise)
         return text + (f"The accuracies themselves differ from the paper's by a mean of {levels} points"
                        + ("." if lv is None else f", closest under {lv}" +
                           (" as well." if lv == near else ", which disagrees with the profile.")))
@@ -470,11 +482,14 @@ def versus_sentence(ours: dict[str, dict], paper: dict[str, dict], method: str, 
                       else "."))
 
 
-def ducat_sentence(last: dict, attack: str, others: dict[str, float]) -> str:
+def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dict | None = None,
+                   suite_others: dict[str, float] | None = None) -> str:
     """DUCAT's robust accuracy under the authors' protocol (`<attack>_raw_head`: attack the raw 2C head, score
     after recovery) against the adaptive attacks on the recovered classifier (`attack`, and the per-image worst
     case `<attack>_worst_case`), from a final evaluation (`train.final_evaluation`); `others`: other methods'
-    `attack` accuracy on the same images, to say where DUCAT would rank under each."""
+    `attack` accuracy on the same images, to say where DUCAT would rank under each. With `suite` (DUCAT's
+    standard attack-suite evaluation, run on the recovered classifier) and `suite_others` (the others' AutoAttack
+    accuracy on the same images): where AutoAttack through the recovery leaves it."""
     a = last["test"]["attacks"]
     raw, adaptive, worst = a[f"{attack}_raw_head"]["accuracy"], a[attack]["accuracy"], a[f"{attack}_worst_case"]["accuracy"]
     gap = last["protocol_gap"][f"{attack}_raw_head"]
@@ -486,6 +501,21 @@ def ducat_sentence(last: dict, attack: str, others: dict[str, float]) -> str:
                f"adaptive attack. " if round(gap, 1) else "both protocols report the same accuracy. "))
     beats = [m for m, v in others.items() if raw > v]
     still = [m for m, v in others.items() if worst > v]
-    return text + (f"Scored the authors' way DUCAT is above {len(beats)} of the {len(others)} other methods "
-                   f"(best other: {best}, {others[best]:.1f}%); under the worst-case adaptive attack it is above "
-                   f"{len(still)} of them.")
+    text += (f"Scored the authors' way DUCAT is above {len(beats)} of the {len(others)} other methods "
+             f"(best other: {best}, {others[best]:.1f}%); under the worst-case adaptive attack it is above "
+             f"{len(still)} of them.")
+    if suite is None:
+        return text
+    sa = suite["attacks"]
+    text += (f" AutoAttack through the recovered classifier, on the first {suite['n']} test images, leaves "
+             f"{sa['aa']['accuracy']:.1f}% (PGD-20 on the same images: {sa['pgd20']['accuracy']:.1f}%)")
+    text += f", with a natural accuracy of {sa['natural']['accuracy']:.1f}%"
+    if not suite_others:
+        return text + "."
+    below = [m for m, v in suite_others.items() if not not_below(sa["aa"]["accuracy"], v, suite["n"])]
+    text += (f"; that is below the AutoAttack accuracy of {len(below)} of the {len(suite_others)} other methods "
+             f"beyond sampling noise")
+    if len(below) > len(suite_others) / 2:
+        return text + (": DUCAT's robustness does not survive an attack that sees its recovery, which is what a "
+                       "deployed model would face.")
+    return text + ": its robustness holds up under the adaptive attack."

@@ -77,6 +77,12 @@ def test_the_protocol_whose_attacks_sit_like_the_papers_is_the_closest():
     assert verdicts.closest_protocol(dist, "levels") == "compat-generalist"
     same = {"standard": dist["standard"], "compat-generalist": dist["standard"]}
     assert verdicts.closest_protocol(same) is None
+    assert verdicts.closest_protocol(dist, tolerance=1.0) is None  # a difference within the noise decides nothing
+    # the noise of the relative positions shrinks with the images and grows as natural and AA accuracy close in
+    res = verdicts.profile_resolution(PAPER, ATTACKS, 500)
+    assert 0 < res < verdicts.profile_resolution(PAPER, ATTACKS, 100)
+    narrow = {m: {**r, "natural": r["aa"] + 2} for m, r in PAPER.items()}
+    assert verdicts.profile_resolution(narrow, ATTACKS, 500) > res
     assert "neither protocol" in verdicts.protocol_sentence(same, same_data=False)
     text = verdicts.protocol_sentence(dist, same_data=True)
     assert "most like the standard protocol" in text and "disagrees with the profile" in text
@@ -197,3 +203,19 @@ def test_per_image_correct_matches_the_evaluation_and_is_cached(trained_cnn, tmp
     os.utime(path)  # the checkpoint changed: computed again
     with pytest.raises(pytest.fail.Exception):
         per_image_correct(path, "natural", limit=64, out=out)
+
+
+def test_ducat_sentence_reads_the_gap_and_the_adaptive_autoattack():
+    acc = lambda v: {"accuracy": v}
+    last = {"test": {"attacks": {"natural": acc(90.0), "pgd20": acc(50.0), "pgd20_raw_head": acc(70.0),
+                                 "pgd20_worst_case": acc(45.0)}}, "protocol_gap": {"pgd20_raw_head": 20.0}}
+    text = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0, "B": 40.0})
+    assert "keeps 70.0%" in text and "20.0 points more than the adaptive attack" in text
+    assert "above 2 of the 2 other methods" in text and "it is above 1 of them" in text
+    suite = {"n": 500, "attacks": {"natural": acc(91.0), "pgd20": acc(52.0), "aa": acc(30.0)}}
+    broken = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0}, suite, {"A": 55.0, "B": 50.0})
+    assert "below the AutoAttack accuracy of 2 of the 2" in broken and "does not survive" in broken
+    held = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0}, suite, {"A": 30.5, "B": 20.0})
+    assert "of 0 of the 2" in held and "holds up" in held
+    same = {**last, "protocol_gap": {"pgd20_raw_head": 0.0}}
+    assert "both protocols report the same accuracy" in verdicts.ducat_sentence(same, "pgd20", {"A": 1.0})
