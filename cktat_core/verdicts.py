@@ -18,8 +18,10 @@ mean the same thing on every page. Torch-free: they read the numbers `train.run`
 from __future__ import annotations
 
 import math
+import random
 
 from .checks import noise_margin, within_noise  # within_noise: "the same" on a page
+from .sweeps import spearman
 
 
 def chance(num_classes: int) -> float:
@@ -244,57 +246,22 @@ def feature_reading(shares: dict[str, list[float]], even: list[float], feature: 
 
 
 # ---- Table 4, RAAT and DUCAT
-# Chapters 08 and 09: orderings of methods against the papers' (rank correlation), which evaluation protocol the
-# paper's numbers resemble, and the share of test images every model gets wrong (DUCAT's abstract).
-
-
-def ranks(values: list[float]) -> list[float]:
-    """1-based ranks of `values` (smallest first), ties sharing the mean of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def _pearson(a: list[float], b: list[float]) -> float | None:
-    ma, mb = _mean(a), _mean(b)
-    sa = math.sqrt(sum((x - ma) ** 2 for x in a))
-    sb = math.sqrt(sum((x - mb) ** 2 for x in b))
-    if sa == 0 or sb == 0:
-        return None
-    return sum((x - ma) * (y - mb) for x, y in zip(a, b)) / (sa * sb)
-
-
-def spearman(a: list[float], b: list[float]) -> float | None:
-    """Spearman's rank correlation of two equally long lists (Pearson's on their tie-averaged ranks); None when
-    either list is constant or shorter than 3."""
-    if len(a) != len(b):
-        raise ValueError("spearman needs two equally long lists")
-    if len(a) < 3:
-        return None
-    return _pearson(ranks(a), ranks(b))
+# Chapters 08 and 09: orderings of methods against the papers' (rank correlation, `sweeps.spearman`), which
+# evaluation protocol the paper's numbers resemble, and the share of test images every model gets wrong (DUCAT's
+# abstract).
 
 
 def spearman_p(a: list[float], b: list[float], permutations: int = 20000, seed: int = 0) -> float | None:
     """One-sided p-value of a positive rank correlation: the share of random orderings of `b` (seeded, so the
     page is reproducible) whose correlation with `a` is at least the observed one. None where `spearman` is."""
-    import random
-
     rho = spearman(a, b)
     if rho is None:
         return None
-    rng, rb, ra = random.Random(seed), ranks(b), ranks(a)
+    rng, shuffled = random.Random(seed), list(b)
     hits = 0
     for _ in range(permutations):
-        rng.shuffle(rb)
-        r = _pearson(ra, rb)
+        rng.shuffle(shuffled)
+        r = spearman(a, shuffled)
         hits += r is not None and r >= rho - 1e-12
     return (hits + 1) / (permutations + 1)
 
