@@ -210,7 +210,7 @@ def project(cfg, report: dict) -> dict:
             "run_s": total}
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f} s"
     if seconds < 7200:
@@ -238,6 +238,6 @@ def format_report(r: dict) -> str:
     lines.append(f"  process peak resident memory: {r['process_peak_rss_bytes'] / 2**20:.0f} MiB")
     p = r["projection"]
     lines.append(f"  projected ({r['profile']} profile, {p['train_images']} training images): teacher epoch "
-                 f"{_duration(p['teacher_epoch_s'])}, CKTAT epoch {_duration(p['cktat_epoch_s'])}, whole run "
-                 f"({p['teacher_epochs']} + {p['epochs']} epochs and the test evaluations) {_duration(p['run_s'])}")
+                 f"{duration(p['teacher_epoch_s'])}, CKTAT epoch {duration(p['cktat_epoch_s'])}, whole run "
+                 f"({p['teacher_epochs']} + {p['epochs']} epochs and the test evaluations) {duration(p['run_s'])}")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from .compare import compare
 from .config import Config, from_profile, resolve
 from .data import dataset_defaults
 from .methods import METHODS, frozen_teacher
-from .train import TEACHER_KEYS, run, teacher_run
+from .train import EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, run, teacher_run
 
 PATH_FIELDS = ("teacher_checkpoint", "init_checkpoint")
 
@@ -88,15 +88,21 @@ class Chapter:
         """Train (or re-read) one run, `runs/<name>`, of `method` with `fields` on top of the chapter's config."""
         return run(self.config(method, **fields), os.path.join(self.runs, name))
 
+    def _teacher_config(self, **fields) -> Config:
+        """The chapter's config with those of `fields` a stand-alone teacher run depends on (`train.teacher_settings`);
+        student-only fields (tau, teacher_kind, ...) are left out."""
+        keys = set(TEACHER_KEYS + THREAT_KEYS + EVAL_KEYS + ("teacher_select",)) - {"teacher_kind", "teacher_checkpoint"}
+        return self.config("pgdat", **{k: v for k, v in fields.items() if k in keys})
+
     def teacher_dir(self, kind: str = "clean", **fields) -> str:
         """The folder of the shared frozen teacher of `kind` for the chapter's config with `fields`:
         `runs/teacher_<kind>` plus the teacher fields that differ (`runs/teacher_clean_width4`)."""
-        base, cfg = self.config("pgdat"), self.config("pgdat", **fields)
+        base, cfg = self.config("pgdat"), self._teacher_config(**fields)
         return os.path.join(self.runs, variant_name(f"teacher_{kind}", base, cfg, TEACHER_KEYS + ("teacher_select",)))
 
     def teacher(self, kind: str = "clean", **fields) -> dict:
         """Train (or re-read) that teacher (`train.teacher_run`); its checkpoint, history and test evaluation."""
-        return teacher_run(self.config("pgdat", **fields), kind, self.teacher_dir(kind, **fields))
+        return teacher_run(self._teacher_config(**fields), kind, self.teacher_dir(kind, **fields))
 
     def _run_of(self, path: str) -> str:
         """The run folder under `runs` that holds checkpoint `path` (its file name when it lies elsewhere)."""

@@ -387,9 +387,15 @@ def _freeze(model: nn.Module) -> nn.Module:
     return model
 
 
+# The probe set evaluated under attack as well: feature 2 is the dim feature, and whether a model uses it robustly is
+# the question chapter 01 asks of it (feature 1's probes and a best-epoch checkpoint's probes are evaluated naturally).
+ATTACKED_PROBE = "probe_f2"
+
+
 def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torch.device,
-                     method: Method | None = None) -> dict:
-    """Natural and PGD-`eval_steps` accuracy on the test set and on the probe sets (if any), in float32.
+                     method: Method | None = None, attack_probe: bool = True) -> dict:
+    """Natural and PGD-`eval_steps` accuracy on the test set, and natural accuracy on the probe sets (if any), in
+    float32; with `attack_probe`, PGD accuracy on `ATTACKED_PROBE` too.
 
     No autocast here, whatever `cfg.amp`: every reported number is computed in float32 (`evaluate` also turns
     autocast off itself). With `method`, the network is evaluated as the method deploys it (`method.classifier`:
@@ -410,8 +416,9 @@ def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torc
             for name in extra:
                 res["test"]["attacks"][name] = more[name]
             res["protocol_gap"] = {name: more[name]["accuracy"] - base for name in extra}
-        for pname, pdata in splits.probes.items():  # under attack too: is a feature used robustly?
-            res[pname] = evaluate(clf, pdata, names, threat, cfg.eval_batch_size, seed=cfg.seed)
+        for pname, pdata in splits.probes.items():
+            attacked = names if attack_probe and pname == ATTACKED_PROBE else []
+            res[pname] = evaluate(clf, pdata, attacked, threat, cfg.eval_batch_size, seed=cfg.seed)
     return res
 
 
@@ -423,15 +430,16 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def evaluation_key(path: str, cfg: Config, method: Method | None) -> dict:
+def evaluation_key(path: str, cfg: Config, method: Method | None, attack_probe: bool = True) -> dict:
     """What a final evaluation of the checkpoint at `path` depends on: the file's bytes and the test settings."""
     return {"sha256": _sha256(path), "method": method.name if method is not None else None,
+            "attack_probe": attack_probe,
             **{k: getattr(cfg, k) for k in ("dataset", "seed", "norm", "eps", "alpha", "eval_steps", "test_limit",
                                             "ducat_recovery")}}
 
 
 def saved_final_evaluation(path: str, model: nn.Module, splits: Splits, cfg: Config, device: torch.device,
-                           method: Method | None = None) -> dict:
+                           method: Method | None = None, attack_probe: bool = True) -> dict:
     """`final_evaluation` of the network saved at `path` (and held by `model`), computed once per checkpoint.
 
     The evaluation is stored beside the checkpoint in `<name>.final_eval.json` with `evaluation_key`; a later call
@@ -439,9 +447,9 @@ def saved_final_evaluation(path: str, model: nn.Module, splits: Splits, cfg: Con
     back instead of attacking the test set again.
     """
     if not os.path.isfile(path):
-        return final_evaluation(model, splits, cfg, device, method)
+        return final_evaluation(model, splits, cfg, device, method, attack_probe)
     cache = os.path.splitext(path)[0] + ".final_eval.json"
-    key = evaluation_key(path, cfg, method)
+    key = evaluation_key(path, cfg, method, attack_probe)
     if os.path.isfile(cache):
         try:
             with open(cache) as fh:
@@ -450,7 +458,7 @@ def saved_final_evaluation(path: str, model: nn.Module, splits: Splits, cfg: Con
                 return saved["evaluation"]
         except ValueError:
             pass
-    ev = final_evaluation(model, splits, cfg, device, method)
+    ev = final_evaluation(model, splits, cfg, device, method, attack_probe)
     ckpt.write_text_atomic(json.dumps({"key": key, "evaluation": ev}), cache)
     return ev
 
@@ -515,7 +523,8 @@ def run(cfg: Config, out_dir: str) -> dict:
         best.load_state_dict(res.best_state)
         best = _prepare(best, cfg, device)
         result["student"]["best"] = {"epoch": res.best_epoch,
-                                     **saved_final_evaluation(best_path, best, splits, cfg, device, method)}
+                                     **saved_final_evaluation(best_path, best, splits, cfg, device, method,
+                                                              attack_probe=False)}
     result["wall_seconds"] = time.perf_counter() - t_start
     ckpt.write_text_atomic(json.dumps(result, indent=1), os.path.join(out_dir, "result.json"))
     return result

@@ -13,6 +13,10 @@ mean the same thing on every page. Torch-free: they read the numbers `train.run`
 - `claim_check` and the sentences after it: Table 5's ranking claim against paired per-image scores (chapter 05).
 - `paired_order`, `claim_check`, `claim_sentence`, `threshold_sentence`, `feature_reading`, `orders_agree`:
   chapter 05's reading of Table 5 (attribution counts per image, the same images for every model; noise from the paired differences).
+- `rank_agreement`, `protocol_distance`, `profile_resolution`, `closest_protocol`, `top_sentence`, `versus`,
+  `wrong_shares`, `ducat_sentence` and their sentences: Table 4 and RAAT's Table 1 against ours (orderings by
+  rank correlation with a permutation test, which protocol the paper resembles), DUCAT's two evaluations and the
+  share of images every model gets wrong (chapters 08, 09).
 """
 
 from __future__ import annotations
@@ -243,6 +247,198 @@ def feature_reading(shares: dict[str, list[float]], even: list[float], feature: 
         return text + f"Every model puts more there than even spreading would: all of them look at {feature}."
     return text + (f"{', '.join(above)} put{'s' if len(above) == 1 else ''} more there than even spreading would; "
                    f"{', '.join(below)} do{'es' if len(below) == 1 else ''} not, beyond sampling noise.")
+
+
+# ---- Table 1: capacity
+# Sec. 4.2 and Table 1 of the CKTAT paper: with a clean teacher, ARD, IAD, RSLAD, LTD and LBGAT lose natural and
+# robust accuracy against PGD-AT on ResNet-18 ("a dual decrease") and gain both on WRN-34-10 ("a dual increase").
+RESNET_FAMILY = ("resnet18", "preact_resnet18", "wrn34_10", "wrn28_10")
+
+
+def capacity_pair(model: str, width: int, default_width: int) -> dict[str, dict]:
+    """The smaller and the larger student of Table 1, as the config fields that change from the chapter's network
+    ({} for the chapter's own network, so its runs are the ones every other chapter shares).
+
+    ResNet-18 and WRN-34-10 (the paper's pair) when the chapter's network is a ResNet or a WRN; the small CNN at
+    half its width and at its width otherwise (`width` 0 means `default_width`). A network that cannot be halved
+    (width 1) raises ValueError."""
+    if model in RESNET_FAMILY:
+        return {"small": {} if model == "resnet18" else {"model": "resnet18"},
+                "large": {} if model == "wrn34_10" else {"model": "wrn34_10"}}
+    w = width or default_width
+    if w < 2:
+        raise ValueError(f"a width of {w} cannot be halved for a smaller student")
+    return {"small": {"width": w // 2}, "large": {}}
+
+
+def capacity_separated(best_small: float, best_large: float, n: int) -> str:
+    """Whether two capacities differ on validation (best validation accuracy of PGD-AT over the epochs, on the same
+    n images): "larger" when the larger network's lies above beyond `noise_margin`, "smaller" when below, "tied"
+    when within it."""
+    if within_noise(best_small, best_large, n):
+        return "tied"
+    return "larger" if best_large > best_small else "smaller"
+
+
+def sign_beyond_noise(a: float, b: float, n: int) -> int:
+    """1 when accuracy a (%) lies above b beyond the noise of two accuracies on the same n images, -1 below, 0
+    within."""
+    if within_noise(a, b, n):
+        return 0
+    return 1 if a > b else -1
+
+
+def change_margin(accuracies: tuple[float, ...], n: int, z: float = 2.0) -> float:
+    """Percentage points within which a sum of accuracies with signs (here (m_L - p_L) - (m_S - p_S), the change of
+    a method's gap to PGD-AT from the small to the large student) counts as zero: z binomial standard errors of that
+    combination, each accuracy measured on n images and taken as independent (which overstates the noise of
+    accuracies on the same images, so the verdict errs towards "within noise"); never less than one image."""
+    var = sum((a / 100) * (1 - a / 100) / n for a in accuracies)
+    return max(z * 100 * math.sqrt(var), 100 / n)
+
+
+def capacity_direction(method: dict[str, float], pgdat: dict[str, float], n: int) -> dict:
+    """Table 1's claim for one method and one accuracy (natural or robust): does the clean teacher hurt the small
+    student and help the large one, relative to PGD-AT of the same capacity?
+
+    `method` and `pgdat`: {"small": accuracy, "large": accuracy} (%), every accuracy on n test images. Returns
+    the gaps ("small", "large": method minus PGD-AT), their signs beyond noise (`sign_beyond_noise`), the change of
+    the gap from small to large with its margin (`change_margin`) and "outcome":
+    "reproduced"  the gap is negative on the small student and positive on the large one, both beyond noise;
+    "same trend"  not that, but the gap grows from small to large beyond noise (capacity favours the method, as
+                  the paper says, without the change of sign);
+    "reversed"    the gap shrinks from small to large beyond noise (the opposite of the paper's claim);
+    "within noise" none of these.
+    """
+    gaps = {k: method[k] - pgdat[k] for k in ("small", "large")}
+    signs = {k: sign_beyond_noise(method[k], pgdat[k], n) for k in ("small", "large")}
+    change = gaps["large"] - gaps["small"]
+    margin = change_margin((method["small"], pgdat["small"], method["large"], pgdat["large"]), n)
+    if signs["small"] < 0 and signs["large"] > 0:
+        outcome = "reproduced"
+    elif change > margin:
+        outcome = "same trend"
+    elif change < -margin:
+        outcome = "reversed"
+    else:
+        outcome = "within noise"
+    return {"gaps": gaps, "signs": signs, "change": change, "margin": margin, "outcome": outcome, "n": n}
+
+
+OUTCOME_WORDS = {"reproduced": "hurts the small student and helps the large one",
+                 "same trend": "does better against PGD-AT on the large student than on the small one, without "
+                               "the change of sign",
+                 "reversed": "does worse against PGD-AT on the large student than on the small one",
+                 "within noise": "shows no change from the small to the large student beyond sampling noise"}
+
+
+def _effect(sign: int) -> str:
+    return {1: "helps", -1: "hurts", 0: "within noise"}[sign]
+
+
+def capacity_rows(method: str, ours: dict[str, dict], paper: dict[str, dict] | None) -> list[dict]:
+    """One table row per accuracy of a method: our gaps to PGD-AT on the small and the large student, the change
+    with its margin and the outcome (`capacity_direction`), and the paper's gaps and outcome (None without a row)."""
+    rows = []
+    for metric, d in ours.items():
+        row = {"method": method, "accuracy": metric, "ours small": d["gaps"]["small"],
+               "ours large": d["gaps"]["large"], "ours change": f"{d['change']:+.1f} ± {d['margin']:.1f}",
+               "ours": d["outcome"]}
+        if paper is not None:
+            p = paper[metric]
+            row.update({"paper small": p["gaps"]["small"], "paper large": p["gaps"]["large"],
+                        "paper change": f"{p['change']:+.2f} ± {p['margin']:.2f}", "paper": p["outcome"]})
+        rows.append(row)
+    return rows
+
+
+def capacity_sentence(method: str, ours: dict[str, dict], paper: dict[str, dict] | None) -> str:
+    """The page's sentence for one method: on which accuracies our runs reproduce Table 1's direction (the clean
+    teacher hurts the small student and helps the large one, beyond noise; `capacity_direction`), what they show on
+    the others, and the same reading of the paper's own numbers (`paper` None: the paper has no row)."""
+    yes = [m for m, d in ours.items() if d["outcome"] == "reproduced"]
+    other = [m for m in ours if m not in yes]
+    if not yes:
+        text = f"**{method}**: our runs do not reproduce Table 1's direction on either accuracy"
+    else:
+        text = (f"**{method}**: our runs reproduce Table 1's direction (the clean teacher hurts the small student and "
+                f"helps the large one) on {_and([m + ' accuracy' for m in yes])}")
+    if other:
+        text += ("; " if yes else ": ") + "; ".join(
+            f"on {m} accuracy the method {OUTCOME_WORDS[ours[m]['outcome']]} "
+            f"({ours[m]['gaps']['small']:+.1f} then {ours[m]['gaps']['large']:+.1f} points)" for m in other)
+    text += "."
+    if paper is None:
+        return text + " The paper's Table 1 has no row for it."
+    pyes = [m for m, d in paper.items() if d["outcome"] == "reproduced"]
+    pother = [m for m in paper if m not in pyes]
+    n = next(iter(paper.values()))["n"]
+    if not pother:
+        return text + " The paper's own numbers show the direction on both."
+    words = "; ".join(f"on {m} accuracy the method {OUTCOME_WORDS[paper[m]['outcome']]} "
+                      f"({paper[m]['gaps']['small']:+.2f} then {paper[m]['gaps']['large']:+.2f})" for m in pother)
+    head = f" In the paper's own numbers (judged on {n:,} test images) " + (
+        f"the direction holds on {_and([m + ' accuracy' for m in pyes])}; " if pyes else "the direction does not hold: ")
+    return text + head + words + "."
+
+
+def capacity_summary(outcomes: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    """The methods grouped by how many of their accuracies reproduce the paper's direction: "both", "one",
+    "none" (`outcomes`: method -> metric -> outcome of `capacity_direction`)."""
+    out = {"both": [], "one": [], "none": []}
+    for m, by_metric in outcomes.items():
+        k = sum(o == "reproduced" for o in by_metric.values())
+        out["both" if k == len(by_metric) else "one" if k else "none"].append(m)
+    return out
+
+
+def run_work(runs: list[dict], n_train: int, epoch_seconds: dict[str, float] | None = None) -> dict:
+    """What a list of runs costs: per run, epochs x training images x (attack steps + 1) forward-backward passes
+    (attack steps 0 for a clean phase) and, with `epoch_seconds` (seconds of one epoch per "kind" of run, e.g.
+    measured by `bench`), epochs x that plus the run's "extra_s" (its test evaluations). `runs`: dicts with "name",
+    "kind", "epochs", "attack_steps" and optionally "extra_s". Returns the rows (with "passes" and "seconds") and
+    the totals."""
+    rows = []
+    for r in runs:
+        row = {**r, "images": n_train, "passes": r["epochs"] * n_train * (r["attack_steps"] + 1)}
+        if epoch_seconds is not None:
+            row["seconds"] = r["epochs"] * epoch_seconds[r["kind"]] + r.get("extra_s", 0.0)
+        rows.append(row)
+    out = {"rows": rows, "passes": sum(r["passes"] for r in rows)}
+    if epoch_seconds is not None:
+        out["seconds"] = sum(r["seconds"] for r in rows)
+    return out
+
+
+def teacher_contrast(accs: dict[str, dict[str, float]], n: int) -> dict[str, dict[str, int]]:
+    """For one method on one student: each teacher's effect against PGD-AT per accuracy (`sign_beyond_noise`) and
+    the robust teacher against the clean one. `accs`: {"robust": {metric: %}, "clean": {...}, "pgdat": {...}}."""
+    return {metric: {"robust": sign_beyond_noise(accs["robust"][metric], accs["pgdat"][metric], n),
+                     "clean": sign_beyond_noise(accs["clean"][metric], accs["pgdat"][metric], n),
+                     "robust_vs_clean": sign_beyond_noise(accs["robust"][metric], accs["clean"][metric], n)}
+            for metric in accs["pgdat"]}
+
+
+def teacher_tally(contrasts: list[dict[str, dict[str, int]]]) -> dict[str, dict[int, int]]:
+    """How many (method, accuracy) comparisons of `teacher_contrast` fall above (1), below (-1) and within (0)
+    noise, per comparison ("robust", "clean": against PGD-AT; "robust_vs_clean")."""
+    out = {k: {1: 0, -1: 0, 0: 0} for k in ("robust", "clean", "robust_vs_clean")}
+    for c in contrasts:
+        for signs in c.values():
+            for k, v in signs.items():
+                out[k][v] += 1
+    return out
+
+
+def teacher_tally_sentence(student: str, tally: dict[str, dict[int, int]]) -> str:
+    """The page's sentence for one student's `teacher_tally`."""
+    def part(k):
+        t = tally[k]
+        return f"above in {t[1]}, below in {t[-1]}, within noise in {t[0]}"
+    total = sum(tally["robust"].values())
+    return (f"On the {student} student, of {total} comparisons (method x accuracy) with PGD-AT: with the robust "
+            f"teacher the distilled student lies {part('robust')}; with the clean teacher {part('clean')}. The robust "
+            f"teacher against the clean one: {part('robust_vs_clean')}.")
 
 
 # ---- Table 4, RAAT and DUCAT

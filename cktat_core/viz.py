@@ -215,6 +215,49 @@ def tradeoff(panels: dict[str, dict], highlight: tuple[str, float, float] | None
     return fig
 
 
+# ---- Table 1: capacity
+def capacity_arrows(gaps: dict[str, dict[str, dict[str, tuple[float, float]]]], metrics: list[str],
+                    capacity: tuple[str, str] = ("small", "large"), margins: dict | None = None):
+    """Table 1 as arrows: one panel per accuracy (`metrics`), one column per method, and per source ("ours",
+    "paper") an arrow from the method's gap to PGD-AT on the small student (dot) to its gap on the large one (head).
+    An arrow that crosses zero upwards is the paper's claim (hurts the small student, helps the large one).
+    `gaps[source][method][metric] = (gap on the small student, gap on the large one)`, in points; `margins`
+    (optional, `margins[source][method][metric]`) draws the noise of each end as an error bar."""
+    plt = _plt()
+    sources = list(gaps)
+    methods = list(dict.fromkeys(m for s in sources for m in gaps[s]))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4.0, 0.9 * len(methods) + 1.5) * len(metrics), 3.4),
+                             squeeze=False)
+    offset = 0.7 / max(len(sources), 1)
+    for ax, metric in zip(axes[0], metrics):
+        ax.axhline(0.0, color="gray", linewidth=0.8)
+        for i, source in enumerate(sources):
+            colour = colours[i % len(colours)]
+            label = source  # on the first point the source draws in this panel
+            for j, method in enumerate(methods):
+                if metric not in gaps[source].get(method, {}):
+                    continue
+                small, large = gaps[source][method][metric]
+                x = j + (i - (len(sources) - 1) / 2) * offset
+                err = (margins or {}).get(source, {}).get(method, {}).get(metric)
+                if err is not None:
+                    ax.errorbar([x, x], [small, large], yerr=[err, err], fmt="none", ecolor=colour, alpha=0.35,
+                                capsize=2, linewidth=0.8)
+                ax.plot([x], [small], "o", color=colour, markersize=4, label=label)
+                label = None
+                ax.annotate("", xy=(x, large), xytext=(x, small),
+                            arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.4})
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, fontsize=8, rotation=20)
+        ax.set_ylabel(f"{metric}: method minus PGD-AT (points)", fontsize=8)
+        ax.set_title(f"{metric}: {capacity[0]} (dot) to {capacity[1]} (head)", fontsize=9)
+        ax.margins(y=0.15)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 # ---- Table 4, RAAT and DUCAT
 
 def shares_per_epoch(histories: dict[str, list[dict]], prefix: str = "partition_"):

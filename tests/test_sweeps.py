@@ -135,3 +135,57 @@ def test_the_smoke_profile_tau_is_the_one_the_committed_sweep_picks_on_validatio
         histories[tau] = res["student"]["history"]
     pick = sweeps.pick_on_validation(histories, n_val=base.val_size)
     assert PROFILES["smoke"]["tau"] == pick["value"]
+
+
+def _row(nat, rob, probe=None):
+    r = {"natural": nat, "pgd20": rob, "best natural": nat + 1, "best pgd20": rob + 1, "best epoch": 3, "val pgd20": 70.0}
+    return {**r, "probe_f2": probe} if probe is not None else r
+
+
+def test_rows_are_compared_with_the_full_run_within_the_noise_margin():
+    noise = sweeps.noise_margins(_row(80, 70), [_row(80, 64)], ["natural", "pgd20"], n=2000)
+    assert noise["pgd20"]["seeds"] == 6 and noise["pgd20"]["noise"] == 6 and noise["natural"]["seeds"] == 0
+    assert noise["natural"]["noise"] == noise["natural"]["binomial"] > 0
+    assert [sweeps.versus(v, 70, 6) for v in (75.9, 64.1, 76.1, 63.9)] == ["same", "same", "higher", "lower"]
+    rows = sweeps.display_rows({"a": _row(80, 70, 12.5), "b": _row(90, 90)}, "pgd20", _row(80, 70), 6,
+                               {"a": [83.0, 55.0]})
+    assert rows[0]["natural"] == "80.0 / 81.0" and rows[0]["pgd20"] == "70.0 / 71.0" and rows[0]["probe_f2"] == 12.5
+    assert rows[0]["paper PGD"] == 55.0 and rows[1]["paper PGD"] is None and rows[1]["vs full"] == "higher"
+
+
+def test_the_ablation_sentence_counts_the_removals_that_agree_with_the_paper():
+    ours = {"PGD-AT": _row(85, 77), "CKTAT (full)": _row(80, 76), "no init": _row(80, 76.5), "no teacher": _row(13, 1),
+            "no consistency": _row(100, 87)}
+    paper = {"PGD-AT": [83.9, 51.7], "CKTAT (full)": [83.5, 56.8], "no init": [82.5, 55.7],
+             "no teacher": [82.2, 55.3], "no consistency": [86.5, 54.2]}
+    s = sweeps.ablation_sentence(ours, paper, ["no init", "no teacher", "no consistency"], "pgd20", "PGD-20", margin=2.7)
+    assert "1 of 3 removals moves" in s and "(no teacher)" in s and "no consistency: +11.00 (higher)" in s
+    assert "PGD-AT, trained from scratch under the same budget, is level with" in s
+
+
+def test_the_pick_sentence_says_whether_the_profile_agrees():
+    pick = {"value": 1.0, "score": 80.6, "runner_up": 2.0, "runner_up_score": 80.6, "separated": False}
+    assert sweeps.pick_sentence(pick, "tau", "smoke", 1.0, 500).endswith("tau = 1: the same value.")
+    assert "should be set to 1" in sweeps.pick_sentence(pick, "tau", "smoke", 5.0, 500)
+    assert "the paper's value; on these runs validation would pick 1" in sweeps.pick_sentence(pick, "tau", "paper", 5.0, 500)
+
+
+def test_the_beta_pick_mentions_feature_2_only_when_the_chosen_beta_keeps_more_of_it():
+    pick = {"value": 1.0, "score": 96.2, "runner_up": 0.0, "runner_up_score": 95.2, "separated": False}
+    rows = {1.0: _row(100, 90, 100.0), 6.0: _row(77, 76, 10.0)}
+    assert "keeps feature 2: 100.0%" in sweeps.beta_pick_sentence(pick, rows, rows[6.0], 6.0, 2.7)
+    rows[1.0]["probe_f2"] = 11.0
+    assert "feature 2" not in sweeps.beta_pick_sentence(pick, rows, rows[6.0], 6.0, 2.7)
+    assert "feature 2" not in sweeps.beta_pick_sentence(pick, {1.0: _row(100, 90)}, _row(77, 76), 6.0, 2.7)
+
+
+def test_variant_names_say_what_changes_and_share_the_teacher_of_their_settings(tmp_path):
+    ch = Chapter("smoke", {}, str(tmp_path), False)
+    base = ch.config("cktat")
+    assert variant_name("cktat", base, base.replace(tau=3.0, beta=0.0)) == "cktat_beta0_tau3"
+    assert variant_name("cktat", base, base) == "cktat"  # no change: the profile's own run
+    assert variant_name("cktat", base, base.replace(teacher_checkpoint="x/last.pt")) == "cktat"  # paths never name
+    assert os.path.basename(ch.teacher_dir("clean", width=4, tau=3.0)) == "teacher_clean_width4"
+    # student-only fields (teacher_kind here) neither name the teacher nor reach its config
+    assert os.path.basename(ch.teacher_dir("clean", teacher_kind="clean", seed=1)) == "teacher_clean_seed1"
+    assert ch._teacher_config(teacher_kind="clean", width=4).width == 4

@@ -125,6 +125,11 @@ def test_result_json_has_what_the_book_reads(tiny, tmp_path):
         assert attacks["natural"]["total"] == 128
         assert "single_view" in attacks["natural"]["groups"]
         assert "probe_f2" in who
+        assert set(who["probe_f1"]["attacks"]) == {"natural"}  # feature 1's probes: natural accuracy only
+    # the feature-2 probes under attack too, for the last epoch (and the teacher); the best epoch's naturally
+    assert set(on_disk["student"]["last"]["probe_f2"]["attacks"]) == {"natural", "pgd3"}
+    assert set(on_disk["teacher"]["probe_f2"]["attacks"]) == {"natural", "pgd3"}
+    assert set(on_disk["student"]["best"]["probe_f2"]["attacks"]) == {"natural"}
     assert 1 <= on_disk["student"]["best"]["epoch"] <= 2
     assert res["config"]["tau"] == 1.0  # the smoke profile's temperature
 
