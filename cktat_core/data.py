@@ -75,6 +75,12 @@ def _cifar_folder(name: str, data_dir: str) -> str | None:
     return None
 
 
+def available(dataset: str, data_dir: str = "data") -> bool:
+    """Whether `dataset` can be loaded without a download: the multi-view data always (it is generated), a CIFAR
+    set when its folder is in `data_dir`."""
+    return dataset in MULTIVIEW_DATASETS or (dataset in _CIFAR and _cifar_folder(dataset, data_dir) is not None)
+
+
 def _download_cifar(name: str, data_dir: str) -> None:
     try:
         import torchvision  # noqa: F401  (only here: it fails to import with CPU-only torch builds)

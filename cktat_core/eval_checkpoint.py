@@ -12,9 +12,45 @@ import torch
 from . import checkpoint as ckpt
 from .data import dataset_defaults, load_splits, load_test
 from .errors import ConfigError
-from .evaluate import AA_VERSIONS, Threat, attack_spec, evaluate, expand_names, get_protocol
+from .evaluate import (AA_VERSIONS, Threat, attack_spec, autocast_off, build_attack, correct_mask, evaluate,
+                       expand_names, get_protocol)
 from .checkpoint import load_classifier
 from .runtime import pick_device, versions
+
+
+def _load(checkpoint: str, dataset: str | None, model: str | None, eps: float | None, alpha: float | None):
+    """The network of a checkpoint (as its method deploys it, or a plain state_dict of `model`), its info, its
+    dataset and its threat: eps from the checkpoint's training eps or the dataset's, alpha eps / 4."""
+    if model:  # a plain state_dict (or our checkpoint read as a bare network)
+        net, info = ckpt.load_model(checkpoint, model)
+    else:  # our checkpoint, as its method deploys it
+        net, info = load_classifier(checkpoint)
+    cfg = info.get("config", {})
+    dataset = dataset or cfg.get("dataset") or "cifar10"
+    defaults = dataset_defaults(dataset)
+    if defaults["num_classes"] != info["num_classes"]:
+        raise ConfigError("dataset", f"{dataset} has {defaults['num_classes']} classes, the checkpoint "
+                          f"{info['num_classes']}", dataset)
+    eps = eps if eps is not None else (cfg.get("eps") or defaults["eps"])
+    alpha = alpha if alpha is not None else eps / 4
+    return net, info, dataset, Threat(eps, alpha, cfg.get("norm", "linf"), defaults["eps_l2"], defaults["eps_l2"] / 4)
+
+
+def _request(checkpoint: str, **fields) -> dict:
+    """What a result computed from `checkpoint` depends on: the file (path, size, time) and `fields`."""
+    stat = os.stat(checkpoint) if os.path.isfile(checkpoint) else None
+    return {"checkpoint": os.path.abspath(checkpoint), "size": stat and stat.st_size,
+            "mtime": stat and stat.st_mtime, **fields}
+
+
+def _reused(out: str | None, request: dict) -> dict | None:
+    """The result saved at `out` when it was computed from the same `request`, else None."""
+    if out and os.path.isfile(out):
+        with open(out) as fh:
+            previous = json.load(fh)
+        if previous.get("request") == json.loads(json.dumps(request)):
+            return previous
+    return None
 
 
 def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural,pgd20", *, dataset: str | None = None,
@@ -33,33 +69,16 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     `eval_batch_size` (the profile's: 256 on the CPU profile, where larger batches run slower per image), else 500.
     """
     names = expand_names(attacks.split(",") if isinstance(attacks, str) else attacks)
-    stat = os.stat(checkpoint) if os.path.isfile(checkpoint) else None
-    request = {"checkpoint": os.path.abspath(checkpoint), "size": stat and stat.st_size,
-               "mtime": stat and stat.st_mtime, "attacks": names, "dataset": dataset, "model": model, "limit": limit,
-               "eps": eps, "alpha": alpha, "protocol": protocol, "kappa": kappa, "aa_version": aa_version,
-               "eps_sweep": sorted(eps_sweep), "seed": seed}
-    if reuse and out and os.path.isfile(out):
-        with open(out) as fh:
-            previous = json.load(fh)
-        if previous.get("request") == json.loads(json.dumps(request)):
-            return previous
+    request = _request(checkpoint, attacks=names, dataset=dataset, model=model, limit=limit, eps=eps, alpha=alpha,
+                       protocol=protocol, kappa=kappa, aa_version=aa_version, eps_sweep=sorted(eps_sweep), seed=seed)
+    previous = _reused(out, request) if reuse else None
+    if previous is not None:
+        return previous
     get_protocol(protocol)
     if aa_version not in AA_VERSIONS:
         raise ConfigError("aa_version", f"must be one of {', '.join(AA_VERSIONS)}", aa_version)
-    if model:  # a plain state_dict (or our checkpoint read as a bare network)
-        net, info = ckpt.load_model(checkpoint, model)
-    else:  # our checkpoint, as its method deploys it
-        net, info = load_classifier(checkpoint)
+    net, info, dataset, threat = _load(checkpoint, dataset, model, eps, alpha)
     cfg = info.get("config", {})
-    dataset = dataset or cfg.get("dataset") or "cifar10"
-    defaults = dataset_defaults(dataset)
-    if defaults["num_classes"] != info["num_classes"]:
-        raise ConfigError("dataset", f"{dataset} has {defaults['num_classes']} classes, the checkpoint "
-                          f"{info['num_classes']}", dataset)
-    norm = cfg.get("norm", "linf")
-    eps = eps if eps is not None else (cfg.get("eps") or defaults["eps"])
-    alpha = alpha if alpha is not None else eps / 4
-    threat = Threat(eps, alpha, norm, defaults["eps_l2"], defaults["eps_l2"] / 4)
     for n in names:  # unknown names fail before any work
         attack_spec(n, threat, protocol, kappa, aa_version)
     test, _ = load_test(dataset, data_dir or cfg.get("data_dir") or "data", limit)
@@ -86,3 +105,37 @@ def true_class_probability(model: torch.nn.Module, cfg, taus: Iterable[float], b
     logits = torch.cat([model(val.x[i:i + batch_size].float()) for i in range(0, len(val), batch_size)])
     picked = lambda t: torch.softmax(logits / t, dim=1).gather(1, val.y.view(-1, 1)).mean().item()
     return {float(t): picked(float(t)) for t in taus}
+
+
+def per_image_correct(checkpoint: str, attack: str = "pgd20", *, limit: int = 0, protocol: str = "standard",
+                      seed: int = 0, device: str = "auto", batch_size: int | None = None, data_dir: str | None = None,
+                      out: str | None = None, reuse: bool = True) -> dict:
+    """Which test images a checkpoint classifies correctly under `attack` (its adversarial input right, whatever
+    the clean prediction; "natural": the clean input), for comparing models image by image (DUCAT's "misclassified
+    by every AT method").
+
+    Returns {"attack", "n", "accuracy" (%), "bits": "0110..." (one character per test image, in test-set order,
+    "1" right), "request"}; with `out` written there as JSON and, with `reuse`, read back instead of recomputed when
+    the request (checkpoint file, attack, limit, protocol, seed) is the same. Same loading, threat and attacks as
+    `evaluate_checkpoint` (batch_size too); the random starts come from `seed`.
+    """
+    request = _request(checkpoint, attack=attack, limit=limit, protocol=protocol, seed=seed)
+    previous = _reused(out, request) if reuse else None
+    if previous is not None:
+        return previous
+    net, info, dataset, threat = _load(checkpoint, None, None, None, None)
+    cfg = info.get("config", {})
+    batch_size = batch_size or cfg.get("eval_batch_size") or 500
+    fn = build_attack(attack_spec(attack, threat, protocol), batch_size)
+    test, _ = load_test(dataset, data_dir or cfg.get("data_dir") or "data", limit)
+    dev = pick_device(device)
+    net, test = net.to(dev), test.to(dev)
+    with torch.inference_mode(False), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \
+            autocast_off(dev.type):
+        torch.manual_seed(seed)
+        mask = correct_mask(net, test, fn, batch_size).cpu()
+    res = {"attack": attack, "n": len(mask), "accuracy": 100.0 * float(mask.float().mean()) if len(mask) else None,
+           "bits": "".join("1" if v else "0" for v in mask.tolist()), "request": request}
+    if out:
+        ckpt.write_text_atomic(json.dumps(res), out)
+    return res

@@ -49,7 +49,8 @@ class StepContext:
 
     `extra` holds the method's extra modules (co-trained teachers, EMA copies), `generator` the trainer's data
     generator (checkpointed with the run, so drawing from it keeps resume exact) and `epochs` the length of the
-    phase (schedules such as DUCAT's final phase or IAD's begin epoch are fractions of it).
+    phase (schedules such as DUCAT's final phase or IAD's begin epoch are fractions of it). `counts` is the
+    epoch's tally of `count` (the trainer empties it at the start of every epoch).
     """
 
     model: nn.Module
@@ -60,6 +61,16 @@ class StepContext:
     generator: torch.Generator | None = None
     epochs: int = 1
     num_classes: int = 10
+    counts: dict[str, tuple[tuple[str, ...], int, torch.Tensor]] = field(default_factory=dict)
+
+    def count(self, group: str, masks: dict[str, torch.Tensor]) -> None:
+        """Add how many examples of the batch each boolean mask of `masks` holds to the epoch's tally `group`.
+        The sums stay on the device (no host sync per step); the trainer writes each mask's share of the examples
+        counted into the epoch's history record as `<group>_<name>` (`epoch_fractions`)."""
+        sums = torch.stack([m.sum() for m in masks.values()]).float()
+        n = next(iter(masks.values())).numel()
+        names, total, before = self.counts.get(group, (tuple(masks), 0, 0.0))
+        self.counts[group] = (names, total + n, before + sums)
 
     def attack(self, x: torch.Tensor, y: torch.Tensor, loss=None, model: nn.Module | None = None,
                **kw) -> torch.Tensor:
@@ -636,6 +647,7 @@ def raat_batch(ctx: StepContext, pair: torch.Tensor, y2: torch.Tensor) -> RAATBa
     finally:
         model.train(was_training)
     parts = losses.raat_partition(*preds, y2)
+    ctx.count("partition", parts)
     train_inputs = torch.where(parts["boundary"].view(-1, 1, 1, 1), reduced, adv)
     return RAATBatch(pair, y2, adv, reduced, parts, train_inputs)
 

@@ -168,7 +168,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         model.train()
         for m in extra.values():
             m.train()
-        ctx.epoch = epoch
+        ctx.epoch, ctx.counts = epoch, {}
         seed_step_rng(cfg.seed, epoch)
         loss_sum = torch.zeros((), device=device)
         # two-view methods get un-augmented batches and draw their augmentations from `gen` (ctx.augment)
@@ -201,7 +201,8 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
             val = evaluate(machinery.classifier(net, cfg, num_classes), splits.val, list(val_attacks), threat,
                            cfg.eval_batch_size)["attacks"]
         record = {"epoch": epoch + 1, "lr": lr_used, "train_loss": float(loss_sum) / max(nb, 1),
-                  "val_natural": val["natural"]["accuracy"], "train_seconds": train_seconds}
+                  "val_natural": val["natural"]["accuracy"], "train_seconds": train_seconds,
+                  **epoch_fractions(ctx.counts)}
         score = record["val_natural"]
         for name in val_attacks:
             record[f"val_{name}"] = val[name]["accuracy"]
@@ -226,6 +227,15 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     bar.close()
     best_state = ckpt.load(best_path)["model"] if os.path.exists(best_path) else None
     return PhaseResult(net, best_state, best_epoch, history)
+
+
+def epoch_fractions(counts: dict, reduce=mean_over_ranks) -> dict[str, float]:
+    """An epoch's `StepContext.counts` as history fields: `<group>_<name>` = the share of the examples counted in
+    `group` that mask `name` held (over every rank: `reduce` averages the sums, read here, once per epoch)."""
+    out = {}
+    for group, (names, total, sums) in counts.items():
+        out.update({f"{group}_{name}": v / max(total, 1) for name, v in zip(names, reduce(sums).tolist())})
+    return out
 
 
 def _changed_settings(old: str | None, new: str) -> list[str]:

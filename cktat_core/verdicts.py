@@ -13,13 +13,19 @@ mean the same thing on every page. Torch-free: they read the numbers `train.run`
 - `claim_check` and the sentences after it: Table 5's ranking claim against paired per-image scores (chapter 05).
 - `paired_order`, `claim_check`, `claim_sentence`, `threshold_sentence`, `feature_reading`, `orders_agree`:
   chapter 05's reading of Table 5 (attribution counts per image, the same images for every model; noise from the paired differences).
+- `rank_agreement`, `protocol_distance`, `profile_resolution`, `closest_protocol`, `top_sentence`, `versus`,
+  `wrong_shares`, `ducat_sentence` and their sentences: Table 4 and RAAT's Table 1 against ours (orderings by
+  rank correlation with a permutation test, which protocol the paper resembles), DUCAT's two evaluations and the
+  share of images every model gets wrong (chapters 08, 09).
 """
 
 from __future__ import annotations
 
 import math
+import random
 
 from .checks import noise_margin, within_noise  # within_noise: "the same" on a page
+from .sweeps import spearman
 
 
 def chance(num_classes: int) -> float:
@@ -433,3 +439,246 @@ def teacher_tally_sentence(student: str, tally: dict[str, dict[int, int]]) -> st
     return (f"On the {student} student, of {total} comparisons (method x accuracy) with PGD-AT: with the robust "
             f"teacher the distilled student lies {part('robust')}; with the clean teacher {part('clean')}. The robust "
             f"teacher against the clean one: {part('robust_vs_clean')}.")
+
+
+# ---- Table 4, RAAT and DUCAT
+# Chapters 08 and 09: orderings of methods against the papers' (rank correlation, `sweeps.spearman`), which
+# evaluation protocol the paper's numbers resemble, and the share of test images every model gets wrong (DUCAT's
+# abstract).
+
+
+def spearman_p(a: list[float], b: list[float], permutations: int = 20000, seed: int = 0) -> float | None:
+    """One-sided p-value of a positive rank correlation: the share of random orderings of `b` (seeded, so the
+    page is reproducible) whose correlation with `a` is at least the observed one. None where `spearman` is."""
+    rho = spearman(a, b)
+    if rho is None:
+        return None
+    rng, shuffled = random.Random(seed), list(b)
+    hits = 0
+    for _ in range(permutations):
+        rng.shuffle(shuffled)
+        r = spearman(a, shuffled)
+        hits += r is not None and r >= rho - 1e-12
+    return (hits + 1) / (permutations + 1)
+
+
+def rank_agreement(ours: dict[str, dict], paper: dict[str, dict], columns: list[str]) -> dict[str, dict]:
+    """Per column: Spearman's rho between our methods' values and the paper's (the methods both have), its
+    permutation p-value and the number of methods."""
+    out = {}
+    for c in columns:
+        names = [m for m in ours if m in paper and ours[m].get(c) is not None and paper[m].get(c) is not None]
+        a, b = [ours[m][c] for m in names], [paper[m][c] for m in names]
+        out[c] = {"rho": spearman(a, b), "p": spearman_p(a, b), "n": len(names)}
+    return out
+
+
+def relative_positions(row: dict, attacks: list[str], low: str = "aa", high: str = "natural") -> dict[str, float]:
+    """Where each attack's accuracy lies between AutoAttack's (0) and natural accuracy (1): a scale-free profile
+    of how strong each attack is, comparable between datasets whose accuracies differ."""
+    span = row[high] - row[low]
+    return {a: (row[a] - row[low]) / span if span else 0.0 for a in attacks}
+
+
+def protocol_distance(ours: dict[str, dict], paper: dict[str, dict], columns: list[str],
+                      attacks: list[str]) -> dict[str, float]:
+    """How far one protocol's table (`ours`: method -> row, with "natural" and "aa") sits from the paper's:
+    "levels", the mean absolute difference of the accuracies in `columns`; "profile", the mean absolute
+    difference of the attacks' `relative_positions` (0 = each attack removes the same share of the way from
+    natural accuracy to AutoAttack's as in the paper); "n", the methods compared."""
+    names = [m for m in ours if m in paper]
+    levels = [abs(ours[m][c] - paper[m][c]) for m in names for c in columns]
+    prof = [abs(relative_positions(ours[m], attacks)[a] - relative_positions(paper[m], attacks)[a])
+            for m in names for a in attacks]
+    return {"levels": _mean(levels) if levels else None, "profile": _mean(prof) if prof else None, "n": len(names)}
+
+
+def profile_resolution(rows: dict[str, dict], attacks: list[str], n: int) -> float:
+    """The sampling noise of a mean `relative_positions` difference over these rows (method -> row) on n images:
+    per entry, the noise of an attack's accuracy against AutoAttack's (`noise_margin`) over the row's span
+    (natural - AA), averaged, and divided by the square root of the number of entries averaged."""
+    per = [noise_margin(r[a], r["aa"], n) / max(r["natural"] - r["aa"], noise_margin(r["natural"], r["aa"], n))
+           for r in rows.values() for a in attacks]
+    return _mean(per) / math.sqrt(len(per))
+
+
+def closest_protocol(distances: dict[str, dict], key: str = "profile", tolerance: float = 0.0) -> str | None:
+    """The protocol whose table sits closest to the paper's by `key` of `protocol_distance`; None when the
+    closest two differ by no more than `tolerance` (e.g. `profile_resolution`: the page cannot tell them apart)."""
+    ranked = sorted(distances, key=lambda p: distances[p][key])
+    if len(ranked) > 1 and distances[ranked[1]][key] - distances[ranked[0]][key] <= tolerance:
+        return None
+    return ranked[0]
+
+
+def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: float = 0.05) -> str:
+    """The page's sentence on `rank_agreement`: which columns order the methods as the paper does beyond chance
+    (one-sided permutation p below `alpha`), which do not, and which are reversed (rho < 0)."""
+    shown = {c: v for c, v in agreement.items() if v["rho"] is not None}
+    if not shown:
+        return "No column has enough distinct values to compare the orderings."
+    parts = ", ".join(f"{headers.get(c, c)} {v['rho']:+.2f} (p = {v['p']:.2f})" for c, v in shown.items())
+    agree = [headers.get(c, c) for c, v in shown.items() if v["p"] < alpha]
+    against = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0]
+    n = max(v["n"] for v in shown.values())
+    text = f"Spearman's rank correlation between our ordering of the {n} methods and the paper's, per column: {parts}. "
+    if agree:
+        text += (f"Only {_and(agree)} order{'s' if len(agree) == 1 else ''} the methods as the paper does beyond "
+                 f"chance (one-sided permutation test, p < {alpha})" if len(agree) < len(shown) else
+                 f"Every column orders the methods as the paper does beyond chance (p < {alpha})")
+    else:
+        text += f"No column orders the methods as the paper does beyond chance (p < {alpha})"
+    if against:
+        text += f"; {_and(against)} order{'s' if len(against) == 1 else ''} them the other way round more than not"
+    return text + "."
+
+
+def wrong_shares(masks: dict[str, str]) -> dict:
+    """From per-image correctness bit strings ("1": right, the same test images in the same order for every
+    model): per model the share (%) of images it gets wrong; "all": the share every model gets wrong; "any": the
+    share at least one gets wrong; "independent": what "all" would be if the models erred independently (the
+    product of their error rates)."""
+    bits = list(masks.values())
+    n = len(bits[0])
+    if any(len(b) != n for b in bits) or not n:
+        raise ValueError("wrong_shares needs equally long, non-empty bit strings")
+    wrong = {m: 100.0 * b.count("0") / n for m, b in masks.items()}
+    every = sum(all(b[i] == "0" for b in bits) for i in range(n))
+    some = sum(any(b[i] == "0" for b in bits) for i in range(n))
+    return {"per_model": wrong, "all": 100.0 * every / n, "any": 100.0 * some / n, "n": n,
+            "independent": 100.0 * math.prod(w / 100 for w in wrong.values())}
+
+
+def shared_beyond_chance(shares: dict, z: float = 2.0) -> bool:
+    """Whether the share of images every model gets wrong exceeds what independent errors would give by more than
+    z binomial standard errors of that share on n images."""
+    p = shares["independent"] / 100
+    return shares["all"] - shares["independent"] > z * 100 * math.sqrt(max(p * (1 - p), 1e-12) / shares["n"])
+
+
+def wrong_under_all_sentence(shares: dict, claim: float, attack: str) -> str:
+    """DUCAT's claim (up to `claim`% of CIFAR-10 adversarial examples are misclassified by every AT method)
+    against `wrong_shares` of our models, each under its own `attack`."""
+    k = len(shares["per_model"])
+    lo, hi = min(shares["per_model"].values()), max(shares["per_model"].values())
+    text = (f"Each of our {k} adversarially trained models gets {lo:.1f}% to {hi:.1f}% of the {shares['n']} test "
+            f"images wrong under its own {attack} attack; {shares['all']:.1f}% are wrong under all {k} attacks, "
+            f"against {shares['independent']:.1f}% if the models erred independently and at most {lo:.1f}% (the "
+            f"least-fooled model's share). ")
+    if shared_beyond_chance(shares):
+        text += (f"The errors are shared far beyond chance: {shares['all'] / max(lo, 1e-9):.0%} of the least-fooled "
+                 f"model's errors are errors of every model, the same hard core of images breaks them all. ")
+    else:
+        text += "The models' errors are not more shared than independent errors would be, beyond sampling noise. "
+    side = "above" if shares["all"] > claim else "below"
+    return text + (f"DUCAT's abstract reports up to {claim:.0f}% on CIFAR-10; ours is {side} that, on other data "
+                   f"and models, so the number itself is not comparable; the pattern (a large core of images every "
+                   f"model gets wrong) is what DUCAT's motivation rests on.")
+
+
+def protocol_sentence(distances: dict[str, dict], same_data: bool, resolution: float = 0.0,
+                      level_noise: float = 0.0) -> str:
+    """Which protocol's table the paper's numbers resemble (`protocol_distance` per protocol): by the attacks'
+    relative positions (a difference within `resolution`, `profile_resolution`, decides nothing), and by the
+    levels (within `level_noise` points: nothing) only when our data is the paper's (`same_data`)."""
+    near = closest_protocol(distances, tolerance=resolution)
+    prof = ", ".join(f"{p} {d['profile']:.2f}" for p, d in distances.items())
+    text = (f"Where each attack sits between AutoAttack (0) and natural accuracy (1), the paper's rows differ from "
+            f"ours by a mean of {prof} under each protocol: "
+            + (f"the paper's numbers look most like the {near} protocol. " if near else
+               f"the two differ by less than their sampling noise ({resolution:.2f}), so by this measure the "
+               f"paper's numbers look like neither protocol more than the other. "))
+    levels = ", ".join(f"{p} {d['levels']:.1f}" for p, d in distances.items())
+    if same_data:
+        lv = closest_protocol(distances, "levels", level_noise)
+        return text + (f"The accuracies themselves differ from the paper's by a mean of {levels} points"
+                       + ("." if lv is None else f", closest under {lv}" +
+                          (" as well." if lv == near else ", which disagrees with the profile.")))
+    return text + (f"The accuracies themselves differ by {levels} points, but our data is not the paper's: that "
+                   f"difference measures the datasets, not the reproduction, so only the orderings and the relative "
+                   f"positions are compared.")
+
+
+def top_sentence(ours: dict[str, dict], paper: dict[str, dict], column: str, header: str, n: int) -> str:
+    """Whether the method the paper puts first in `column` is first in ours too, or within sampling noise of our
+    first (`not_below` on n images)."""
+    p_top = max((m for m in paper if m in ours), key=lambda m: paper[m][column])
+    o_top = max(ours, key=lambda m: ours[m][column])
+    if p_top == o_top:
+        return f"{header}: {p_top} is first in the paper and here ({ours[o_top][column]:.1f}%)."
+    tied = not_below(ours[p_top][column], ours[o_top][column], n)
+    return (f"{header}: the paper puts {p_top} first ({paper[p_top][column]:.2f}%); here {o_top} is first with "
+            f"{ours[o_top][column]:.1f}% and {p_top} has {ours[p_top][column]:.1f}%, "
+            + (f"within the sampling noise of {n} images, so the data cannot tell them apart." if tied
+               else f"below it beyond the sampling noise of {n} images: this contradicts the paper's ordering."))
+
+
+def versus(ours: dict[str, dict], method: str, others: list[str], column: str, n: int) -> dict[str, list[str]]:
+    """Where `method` lies against each of `others` in `column` on n images: "above" / "below" beyond the noise
+    of two accuracies on the same images (`not_below`), else "within"."""
+    out = {"above": [], "within": [], "below": []}
+    a = ours[method][column]
+    for m in others:
+        b = ours[m][column]
+        out["within" if not_below(a, b, n) and not_below(b, a, n) else "above" if a > b else "below"].append(m)
+    return out
+
+
+def versus_sentence(ours: dict[str, dict], paper: dict[str, dict], method: str, others: list[str], column: str,
+                    header: str, n: int) -> str:
+    """The paper's pairwise claims of `method` against `others` in one column (higher or not in the paper's table)
+    and what our runs say about each pair (`versus`)."""
+    higher = [m for m in others if paper[method][column] > paper[m][column]]
+    v = versus(ours, method, others, column, n)
+    said = (f"In the paper, {method}'s {header} is above {_and(higher)}" if higher else
+            f"In the paper, {method}'s {header} is above none of {_and(others)}")
+    parts = [f"{words} {_and(v[k])}" for k, words in (("above", "above"), ("within", "within noise of"),
+                                                        ("below", "below")) if v[k]]
+    agree = [m for m in others if (m in higher) == (m in v["above"])]
+    text = f"{said}; here it lies {'; '.join(parts)} ({n} images). "
+    if len(agree) == len(others):
+        return text + "Every pair agrees with the paper."
+    disagree = [m for m in others if m not in agree]
+    return text + (f"The pair{'s' if len(disagree) > 1 else ''} with {_and(disagree)} "
+                   f"{'do' if len(disagree) > 1 else 'does'} not reproduce the paper's ordering"
+                   + (" (a difference too small for these images to resolve)." if all(m in v["within"] for m in disagree)
+                      else "."))
+
+
+def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dict | None = None,
+                   suite_others: dict[str, float] | None = None) -> str:
+    """DUCAT's robust accuracy under the authors' protocol (`<attack>_raw_head`: attack the raw 2C head, score
+    after recovery) against the adaptive attacks on the recovered classifier (`attack`, and the per-image worst
+    case `<attack>_worst_case`), from a final evaluation (`train.final_evaluation`); `others`: other methods'
+    `attack` accuracy on the same images, to say where DUCAT would rank under each. With `suite` (DUCAT's
+    standard attack-suite evaluation, run on the recovered classifier) and `suite_others` (the others' AutoAttack
+    accuracy on the same images): where AutoAttack through the recovery leaves it."""
+    a = last["test"]["attacks"]
+    raw, adaptive, worst = a[f"{attack}_raw_head"]["accuracy"], a[attack]["accuracy"], a[f"{attack}_worst_case"]["accuracy"]
+    gap = last["protocol_gap"][f"{attack}_raw_head"]
+    best = max(others, key=others.get)
+    text = (f"Under the authors' protocol DUCAT keeps {raw:.1f}% against {attack.upper().replace('PGD', 'PGD-')}; "
+            f"attacked through the recovered classifier it keeps {adaptive:.1f}%, and {worst:.1f}% against the worst "
+            f"case over both recoveries and the raw-head attack: "
+            + (f"the authors' protocol reports {abs(gap):.1f} points {'more' if gap > 0 else 'less'} than the "
+               f"adaptive attack. " if round(gap, 1) else "both protocols report the same accuracy. "))
+    beats = [m for m, v in others.items() if raw > v]
+    still = [m for m, v in others.items() if worst > v]
+    text += (f"Scored the authors' way DUCAT is above {len(beats)} of the {len(others)} other methods "
+             f"(best other: {best}, {others[best]:.1f}%); under the worst-case adaptive attack it is above "
+             f"{len(still)} of them.")
+    if suite is None:
+        return text
+    sa = suite["attacks"]
+    text += (f" AutoAttack through the recovered classifier, on the first {suite['n']} test images, leaves "
+             f"{sa['aa']['accuracy']:.1f}% (PGD-20 on the same images: {sa['pgd20']['accuracy']:.1f}%)")
+    text += f", with a natural accuracy of {sa['natural']['accuracy']:.1f}%"
+    if not suite_others:
+        return text + "."
+    below = [m for m, v in suite_others.items() if not not_below(sa["aa"]["accuracy"], v, suite["n"])]
+    text += (f"; that is below the AutoAttack accuracy of {len(below)} of the {len(suite_others)} other methods "
+             f"beyond sampling noise")
+    if len(below) > len(suite_others) / 2:
+        return text + (": DUCAT's robustness does not survive an attack that sees its recovery, which is what a "
+                       "deployed model would face.")
+    return text + ": its robustness holds up under the adaptive attack."

@@ -256,3 +256,24 @@ def capacity_arrows(gaps: dict[str, dict[str, dict[str, tuple[float, float]]]], 
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ---- Table 4, RAAT and DUCAT
+
+def shares_per_epoch(histories: dict[str, list[dict]], prefix: str = "partition_"):
+    """Per run, the shares recorded in its history under `prefix` (e.g. RAAT's partition of the training examples
+    into misclassified / boundary / rest), stacked per epoch."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3), squeeze=False)
+    for ax, (name, hist) in zip(axes[0], histories.items()):
+        keys = [k for k in hist[0] if k.startswith(prefix)] if hist else []
+        epochs = [h["epoch"] for h in hist]
+        ax.stackplot(epochs, *[[100 * h[k] for h in hist] for k in keys], labels=[k[len(prefix):] for k in keys],
+                     alpha=0.85)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("share of training examples (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -16,6 +16,7 @@ from cktat_core.config import from_profile, resolve
 from cktat_core.data import augment
 from cktat_core.errors import ConfigError
 from cktat_core.methods import METHODS, StepContext
+from cktat_core.train import epoch_fractions
 
 C, B = 4, 6  # classes, batch of the step tests
 
@@ -362,6 +363,11 @@ def test_raat_partition_on_a_known_case(monkeypatch):
     assert b.parts["boundary"].tolist() == [False, True, False, False]
     assert b.parts["rest"].tolist() == [False, False, True, True]
     assert sum(p.long() for p in b.parts.values()).tolist() == [1, 1, 1, 1]  # a partition
+    # the step tallied the partition for the epoch's history: shares of the 4 examples
+    methods.raat_batch(ctx, x, y)
+    assert epoch_fractions(ctx.counts) == {"partition_misclassified": 0.25, "partition_boundary": 0.25,
+                                           "partition_rest": 0.5}
+    assert ctx.counts["partition"][1] == 8  # two batches of 4 counted
     # boundary samples train on x + eta * delta (mean 0.52 + 0.1 * (0.30 - 0.52) = 0.498), the others on x'
     means = b.train_inputs.flatten(1).mean(1)
     np.testing.assert_allclose(means.numpy(), [0.30, 0.498, 0.30, 0.70], atol=1e-6)
@@ -457,6 +463,13 @@ def test_every_method_trains_and_changes_the_weights(method, tiny, tmp_path, mon
     assert any(not torch.equal(trained[k], seen["start"][k]) for k in trained if trained[k].is_floating_point())
     assert all(torch.isfinite(v).all() for v in trained.values() if v.is_floating_point())
     assert np.isfinite(res["student"]["history"][0]["train_loss"])
+    # RAAT's partition of the training examples, per epoch, as shares that cover the epoch exactly once
+    shares = {k: v for k, v in res["student"]["history"][0].items() if k.startswith("partition_")}
+    if method in ("raat", "raat_pp"):
+        assert set(shares) == {"partition_misclassified", "partition_boundary", "partition_rest"}
+        assert sum(shares.values()) == pytest.approx(1.0) and all(0 <= v <= 1 for v in shares.values())
+    else:
+        assert shares == {}
     head = METHODS[method].machinery.head_size(10)
     assert last["num_classes"] == head and last["classes"] == 10 and last["method"] == method
     acc = res["student"]["last"]["test"]["attacks"]

@@ -1,0 +1,202 @@
+"""Table 4 and the RAAT / DUCAT chapter: rank correlations, protocol distances, rows with their flags, the
+papers' tables, shared errors and the cached per-image correctness."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from cktat_core import baselines, checkpoint as ckpt, report, verdicts
+from cktat_core.data import load_test
+from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
+
+
+# ------------------------------------------------------------------------------------- rank correlation
+def test_permutation_p_separates_agreement_from_chance():
+    a = list(range(9))
+    assert verdicts.spearman_p(a, [x * 2 for x in a]) < 0.001  # 1 / 9! of the orderings agree perfectly
+    assert verdicts.spearman_p(a, a[::-1]) > 0.99
+    assert verdicts.spearman_p(a, a) == verdicts.spearman_p(a, a)  # seeded: the page is reproducible
+
+
+def test_rank_agreement_uses_the_methods_both_tables_have():
+    ours = {"A": {"aa": 1.0}, "B": {"aa": 2.0}, "C": {"aa": 3.0}, "D": {"aa": 0.0}}
+    paper = {"A": {"aa": 10.0}, "B": {"aa": 20.0}, "C": {"aa": 30.0}, "E": {"aa": 5.0}}
+    agree = verdicts.rank_agreement(ours, paper, ["aa"])["aa"]
+    assert agree["n"] == 3 and agree["rho"] == pytest.approx(1.0)
+    text = verdicts.rank_sentence({"aa": agree}, {"aa": "AA"})
+    assert "AA +1.00" in text and "3 methods" in text
+
+
+# ------------------------------------------------------------------------------------------ protocols
+PAPER = {"A": {"natural": 80, "pgd20": 50, "pgd100": 48, "mim": 52, "cw": 49, "aa": 45},
+         "B": {"natural": 85, "pgd20": 45, "pgd100": 44, "mim": 46, "cw": 44, "aa": 41}}
+ATTACKS = ["pgd20", "pgd100", "mim", "cw"]
+
+
+def test_relative_positions_are_scale_free():
+    row = PAPER["A"]
+    pos = verdicts.relative_positions(row, ATTACKS)
+    assert pos["pgd20"] == pytest.approx(5 / 35) and pos["mim"] == pytest.approx(7 / 35)
+    # the same profile at other accuracy levels (another dataset) has the same positions
+    scaled = {k: 10 + v / 2 for k, v in row.items()}
+    assert verdicts.relative_positions(scaled, ATTACKS) == pytest.approx(pos)
+
+
+def test_the_protocol_whose_attacks_sit_like_the_papers_is_the_closest():
+    # "alike": the same relative positions at other levels; "other": PGD far weaker relative to AutoAttack
+    alike = {m: {k: 10 + v / 2 for k, v in r.items()} for m, r in PAPER.items()}
+    other = {m: {**r, "pgd20": r["natural"] - 1, "pgd100": r["natural"] - 1} for m, r in PAPER.items()}
+    cols = ["natural"] + ATTACKS + ["aa"]
+    dist = {"standard": verdicts.protocol_distance(alike, PAPER, cols, ATTACKS),
+            "compat-generalist": verdicts.protocol_distance(other, PAPER, cols, ATTACKS)}
+    assert dist["standard"]["profile"] == pytest.approx(0.0) and dist["standard"]["n"] == 2
+    assert dist["compat-generalist"]["profile"] > 0.3
+    assert dist["compat-generalist"]["levels"] < dist["standard"]["levels"]  # the levels say the opposite
+    assert verdicts.closest_protocol(dist) == "standard"
+    assert verdicts.closest_protocol(dist, "levels") == "compat-generalist"
+    same = {"standard": dist["standard"], "compat-generalist": dist["standard"]}
+    assert verdicts.closest_protocol(same) is None
+    assert verdicts.closest_protocol(dist, tolerance=1.0) is None  # a difference within the noise decides nothing
+    # the noise of the relative positions shrinks with the images and grows as natural and AA accuracy close in
+    res = verdicts.profile_resolution(PAPER, ATTACKS, 500)
+    assert 0 < res < verdicts.profile_resolution(PAPER, ATTACKS, 100)
+    narrow = {m: {**r, "natural": r["aa"] + 2} for m, r in PAPER.items()}
+    assert verdicts.profile_resolution(narrow, ATTACKS, 500) > res
+    assert "neither protocol" in verdicts.protocol_sentence(same, same_data=False)
+    text = verdicts.protocol_sentence(dist, same_data=True)
+    assert "most like the standard protocol" in text and "disagrees with the profile" in text
+
+
+def test_top_sentence_says_contradiction_only_beyond_noise():
+    paper = {"A": {"aa": 50.0}, "B": {"aa": 40.0}}
+    assert "first in the paper and here" in verdicts.top_sentence({"A": {"aa": 60.0}, "B": {"aa": 50.0}}, paper,
+                                                                  "aa", "AA", 500)
+    close = verdicts.top_sentence({"A": {"aa": 50.0}, "B": {"aa": 51.0}}, paper, "aa", "AA", 500)
+    assert "cannot tell them apart" in close
+    far = verdicts.top_sentence({"A": {"aa": 30.0}, "B": {"aa": 51.0}}, paper, "aa", "AA", 500)
+    assert "contradicts" in far
+
+
+def test_versus_and_its_sentence():
+    ours = {"R": {"aa": 50.0}, "P": {"aa": 30.0}, "T": {"aa": 50.5}, "C": {"aa": 70.0}}
+    v = verdicts.versus(ours, "R", ["P", "T", "C"], "aa", 1000)
+    assert v == {"above": ["P"], "within": ["T"], "below": ["C"]}
+    paper = {"R": {"aa": 48.0}, "P": {"aa": 46.0}, "T": {"aa": 47.0}, "C": {"aa": 47.5}}
+    text = verdicts.versus_sentence(ours, paper, "R", ["P", "T", "C"], "aa", "AA", 1000)
+    assert "above P, T and C" in text and "T and C do not reproduce" in text
+
+
+# ----------------------------------------------------------------------------------------- rows
+def _evaluation(protocol, accs, checks, flags=(), aa=None):
+    attacks = {k: {"accuracy": v} for k, v in accs.items()}
+    metrics = {"nrr_aa": None if aa is None else 2 * accs["natural"] * aa / (accs["natural"] + aa),
+               "clean_aa_mean": None if aa is None else (accs["natural"] + aa) / 2}
+    if aa is not None:
+        attacks["aa"] = {"accuracy": aa}
+    return {"protocol": protocol, "n": 200, "attacks": attacks, "metrics": metrics, "checks": checks,
+            "flags": [{"check": f} for f in flags]}
+
+
+def test_table4_row_takes_autoattack_from_the_standard_evaluation_and_shows_flags():
+    std = _evaluation("standard", {"natural": 80.0, "pgd20": 50.0, "pgd100": 49.0, "mim": 51.0, "cw": 48.0},
+                      {"robust_le_clean": "passed", "pgd100_le_pgd20": "flagged", "eps": "not run: no sweep"},
+                      flags=["pgd100_le_pgd20"], aa=40.0)
+    compat = _evaluation("compat-generalist", {"natural": 80.0, "pgd20": 60.0, "pgd100": 60.0, "mim": 61.0,
+                                               "cw": 58.0}, {"robust_le_clean": "passed", "aa": "not run: no aa"})
+    s, c = report.table4_row("X", std), report.table4_row("X", compat, std)
+    assert s["aa"] == c["aa"] == 40.0 and c["pgd20"] == 60.0 and c["protocol"] == "compat-generalist"
+    assert s["nrr"] == pytest.approx(2 * 80 * 40 / 120) == c["nrr"]
+    assert s["clean/AA mean"] == 60.0 == c["clean/AA mean"]
+    assert s["flags"] == "pgd100_le_pgd20" and c["flags"] == "none"
+    assert s["checks passed"] == "1 of 2" and c["checks passed"] == "1 of 1"  # "not run" is not counted
+    assert report.flags_of(std, compat) == ["standard: pgd100_le_pgd20"]
+
+
+def test_selection_reports_the_last_and_the_best_epoch():
+    ev = lambda nat, rob: {"test": {"attacks": {"natural": {"accuracy": nat}, "pgd20": {"accuracy": rob}}}}
+    res = {"student": {"history": [{}, {}, {}], "last": ev(80, 40), "best": {"epoch": 2, **ev(82, 45)}}}
+    assert report.selection(res, "pgd20") == {"last epoch": 3, "best epoch": 2, "best natural": 82,
+                                              "best pgd20": 45}
+
+
+def test_the_papers_tables_under_our_labels():
+    c10, which = baselines.paper_table4("multiview")
+    assert which == "CIFAR-10" and set(c10) == {r.label for r in baselines.TABLE4}
+    raw = report.paper_numbers()["cktat"]
+    assert c10["CKTAT (beta=6)"]["aa"] == raw["table4_cifar10"]["CKTAT_beta6"][5]
+    assert c10["PGDAT"]["pgd20"] == raw["table4_cifar10"]["PGDAT"][1]
+    c100, which = baselines.paper_table4("cifar100")
+    assert which == "CIFAR-100" and c100["HAT"]["natural"] == raw["table4_cifar100"]["HAT"][0]
+    assert report.paper_numbers()["ducat"]["wrong_under_every_model_cifar10"] > 0
+
+
+def test_evaluation_limits():
+    assert baselines.evaluation_limit("smoke", {}) == 500  # the evaluation chapter's count
+    assert baselines.evaluation_limit("smoke", {}, smoke=200) == 200
+    assert baselines.evaluation_limit("paper", {}, smoke=200) == 0
+    assert baselines.evaluation_limit("smoke", {"test_limit": 64}, smoke=200) == 64
+    assert baselines.evaluation_limit("smoke", {"test_limit": 64}, 10) == 10
+
+
+# ---------------------------------------------------------------------------- errors every model makes
+def test_wrong_shares_on_a_known_case():
+    shares = verdicts.wrong_shares({"a": "0011", "b": "0101", "c": "0001"})
+    assert shares["per_model"] == {"a": 50.0, "b": 50.0, "c": 75.0}
+    assert shares["all"] == 25.0 and shares["any"] == 75.0 and shares["n"] == 4
+    assert shares["independent"] == pytest.approx(100 * 0.5 * 0.5 * 0.75)
+    with pytest.raises(ValueError):
+        verdicts.wrong_shares({"a": "01", "b": "011"})
+
+
+def test_shared_errors_beyond_chance():
+    n = 400
+    same = verdicts.wrong_shares({"a": "0" * 100 + "1" * 300, "b": "0" * 100 + "1" * 300})
+    assert verdicts.shared_beyond_chance(same)  # 25% wrong under both, 6.25% if independent
+    apart = verdicts.wrong_shares({"a": "01" * (n // 2), "b": "0011" * (n // 4)})
+    assert apart["all"] == pytest.approx(apart["independent"]) and not verdicts.shared_beyond_chance(apart)
+    text = verdicts.wrong_under_all_sentence(same, 40, "PGD-20")
+    assert "25.0% are wrong under all 2" in text and "below that" in text and "beyond chance" in text
+
+
+# ------------------------------------------------------------------------------------- per-image masks
+def test_per_image_correct_matches_the_evaluation_and_is_cached(trained_cnn, tmp_path, monkeypatch):
+    model, _ = trained_cnn
+    path = str(tmp_path / "m.pt")
+    ckpt.save_atomic(ckpt.model_checkpoint(model, "small_cnn", 10, {"dataset": "multiview", "width": 0},
+                                           classes=10, method="pgdat"), path)
+    out = str(tmp_path / "eval" / "m_natural_mask.json")
+    nat = per_image_correct(path, "natural", limit=64, out=out)
+    test, _ = load_test("multiview", limit=64)
+    with torch.no_grad():
+        expected = (model.eval()(test.x).argmax(1) == test.y).tolist()
+    assert nat["bits"] == "".join("1" if v else "0" for v in expected) and nat["n"] == 64
+    assert json.load(open(out))["bits"] == nat["bits"]
+    # under PGD the count agrees with the evaluation of the same checkpoint (adversarial accuracy)
+    adv = per_image_correct(path, "pgd20", limit=64)
+    ev = evaluate_checkpoint(path, "natural,pgd20", limit=64, progress=False)
+    assert adv["bits"].count("1") / 64 * 100 == pytest.approx(ev["attacks"]["pgd20"]["adversarial_accuracy"])
+    assert adv["bits"].count("1") <= nat["bits"].count("1")
+    # cached: the same request reads the file back without computing
+    monkeypatch.setattr("cktat_core.eval_checkpoint.correct_mask", lambda *a, **k: pytest.fail("recomputed"))
+    assert per_image_correct(path, "natural", limit=64, out=out)["bits"] == nat["bits"]
+    os.utime(path)  # the checkpoint changed: computed again
+    with pytest.raises(pytest.fail.Exception):
+        per_image_correct(path, "natural", limit=64, out=out)
+
+
+def test_ducat_sentence_reads_the_gap_and_the_adaptive_autoattack():
+    acc = lambda v: {"accuracy": v}
+    last = {"test": {"attacks": {"natural": acc(90.0), "pgd20": acc(50.0), "pgd20_raw_head": acc(70.0),
+                                 "pgd20_worst_case": acc(45.0)}}, "protocol_gap": {"pgd20_raw_head": 20.0}}
+    text = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0, "B": 40.0})
+    assert "keeps 70.0%" in text and "20.0 points more than the adaptive attack" in text
+    assert "above 2 of the 2 other methods" in text and "it is above 1 of them" in text
+    suite = {"n": 500, "attacks": {"natural": acc(91.0), "pgd20": acc(52.0), "aa": acc(30.0)}}
+    broken = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0}, suite, {"A": 55.0, "B": 50.0})
+    assert "below the AutoAttack accuracy of 2 of the 2" in broken and "does not survive" in broken
+    held = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0}, suite, {"A": 30.5, "B": 20.0})
+    assert "of 0 of the 2" in held and "holds up" in held
+    same = {**last, "protocol_gap": {"pgd20_raw_head": 0.0}}
+    assert "both protocols report the same accuracy" in verdicts.ducat_sentence(same, "pgd20", {"A": 1.0})
