@@ -20,7 +20,8 @@ best-on-validation epoch, the training seconds, and the resolved config, the ver
            "probe_f1": 88.0, "probe_f2": 12.0}
 
 `wall_seconds` of a method is the time of its `train.run` call in this invocation (small when the run was
-already finished); `train_seconds` sums its epochs' training time from the history, so it survives resumes.
+already finished; a summary file that differs from a new one only in these times is not rewritten, so re-reading
+finished runs changes no file); `train_seconds` sums its epochs' training time from the history, so it survives resumes.
 On disk, paths are relative to the summary's own folder, so a results folder can be moved, committed or copied
 to a Drive; `load_summary` reads a summary back with those paths resolved (and reads schema 1 too).
 """
@@ -102,9 +103,28 @@ def compare(methods: list[str], profile: str = "smoke", out_dir: str = "runs/com
     path = summary_path or os.path.join(out_dir, "summary.json")
     summary = _map_paths(summary, os.path.abspath)
     base = os.path.dirname(os.path.abspath(path))
-    ckpt.write_text_atomic(json.dumps(_map_paths(summary, lambda p: os.path.relpath(p, base)), indent=1) + "\n", path)
+    on_disk = _map_paths(summary, lambda p: os.path.relpath(p, base))
+    if _changed(path, on_disk):
+        ckpt.write_text_atomic(json.dumps(on_disk, indent=1) + "\n", path)
     summary["path"] = path
     return summary
+
+
+def _without_clock(summary: dict) -> dict:
+    """A summary without the wall-clock times of the invocation that wrote it."""
+    return {**{k: v for k, v in summary.items() if k != "wall_seconds"},
+            "rows": [{k: v for k, v in r.items() if k != "wall_seconds"} for r in summary["rows"]]}
+
+
+def _changed(path: str, summary: dict) -> bool:
+    """Whether the summary at `path` differs from `summary` in more than its wall-clock times: re-reading finished
+    runs leaves the file (and every chapter that read it) as it was."""
+    try:
+        with open(path) as fh:
+            saved = json.load(fh)
+    except (OSError, ValueError):
+        return True
+    return _without_clock(saved) != _without_clock(json.loads(json.dumps(summary)))
 
 
 def _map_paths(summary: dict, f) -> dict:

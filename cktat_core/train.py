@@ -55,7 +55,7 @@ from .distributed import (barrier, check_batch, is_main_process, mean_over_ranks
                           sync_gradients, world_size)
 from .errors import CheckpointError
 from .evaluate import Threat, evaluate
-from .methods import METHODS, Method, StepContext, frozen_teacher, initialises_from_teacher
+from .methods import METHODS, Machinery, Method, StepContext, frozen_teacher, initialises_from_teacher
 from .runtime import (evaluation_precision, grad_scaler, maybe_compile, pick_device, precision_of,
                       uses_channels_last, uses_device_data, versions)
 from .models import build_model
@@ -430,10 +430,21 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _deployment(method: Method | None) -> str | None:
+    """How a method's network is deployed and attacked at test time: None for the plain network (a teacher, PGD-AT,
+    CKTAT, ...), else the method whose machinery changes the classifier or adds attacks (DUCAT). A checkpoint that is
+    both a run's student and another run's teacher (PGD-AT as a robust teacher) so has one evaluation, not two that
+    overwrite each other."""
+    if method is None:
+        return None
+    plain = type(method.machinery).classifier is Machinery.classifier and \
+        type(method.machinery).eval_attacks is Machinery.eval_attacks
+    return None if plain else method.name
+
+
 def evaluation_key(path: str, cfg: Config, method: Method | None, attack_probe: bool = True) -> dict:
     """What a final evaluation of the checkpoint at `path` depends on: the file's bytes and the test settings."""
-    return {"sha256": _sha256(path), "method": method.name if method is not None else None,
-            "attack_probe": attack_probe,
+    return {"sha256": _sha256(path), "method": _deployment(method), "attack_probe": attack_probe,
             **{k: getattr(cfg, k) for k in ("dataset", "seed", "norm", "eps", "alpha", "eval_steps", "test_limit",
                                             "ducat_recovery")}}
 

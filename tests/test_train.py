@@ -10,6 +10,7 @@ import cktat_core.train as train_mod
 from cktat_core import checkpoint as ckpt
 from cktat_core.config import from_profile
 from cktat_core.errors import CheckpointError
+from cktat_core.methods import METHODS
 
 
 def _cfg(tiny, **kw):
@@ -216,3 +217,11 @@ def test_fields_added_later_do_not_orphan_finished_runs(tiny, tmp_path):
     with pytest.raises(CheckpointError) as e:
         train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1, hat_gamma=0.9), str(tmp_path))
     assert "hat_gamma" in str(e.value)
+
+
+def test_a_checkpoint_that_is_a_student_and_a_teacher_has_one_cached_evaluation():
+    """PGD-AT's last epoch is also the robust teacher of the distillation runs: evaluated as either, the network is
+    attacked the same way, so the cached evaluation's key is the same and is never rewritten; DUCAT's is its own."""
+    assert train_mod._deployment(None) is None
+    assert all(train_mod._deployment(METHODS[m]) is None for m in ("pgdat", "cktat", "trades", "ard", "raat"))
+    assert train_mod._deployment(METHODS["ducat"]) == "ducat"
