@@ -324,6 +324,15 @@ def new_model(name: str, cfg: Config, num_classes: int, device: torch.device, se
     return _prepare(build_model(name, num_classes, width=cfg.width), cfg, device)
 
 
+def checkpoint_seed(path: str, default: int) -> int:
+    """The seed a checkpoint of ours was trained with (its config), else `default`: a teacher's test evaluation uses
+    it for PGD's random starts, so a student run of another seed reads the teacher's cached evaluation instead of
+    rewriting it."""
+    obj = ckpt.load(path)
+    config = obj.get("config") if isinstance(obj, dict) else None
+    return int(config.get("seed", default)) if isinstance(config, dict) else default
+
+
 def teacher_checkpoint_path(out_dir: str, cfg: Config) -> str:
     """The phase-1 checkpoint that teaches: `teacher/last.pt`, or `teacher/best.pt` when teacher_select=best."""
     return os.path.join(out_dir, "teacher", "best.pt" if cfg.teacher_select == "best" else "last.pt")
@@ -508,7 +517,8 @@ def run(cfg: Config, out_dir: str) -> dict:
             result["teacher"] = {"kind": kind, "history": tres.history, "best_epoch": tres.best_epoch,
                                  "used": cfg.teacher_select}
         result["teacher"]["checkpoint"] = _relative(path, out_dir)
-        result["teacher"].update(saved_final_evaluation(path, teacher, splits, cfg, device))
+        own = cfg.replace(seed=checkpoint_seed(path, cfg.seed))  # the same evaluation whichever run reads it
+        result["teacher"].update(saved_final_evaluation(path, teacher, splits, own, device))
         teacher = _freeze(teacher)
 
     head = method.machinery.head_size(splits.num_classes)

@@ -225,3 +225,15 @@ def test_a_checkpoint_that_is_a_student_and_a_teacher_has_one_cached_evaluation(
     assert train_mod._deployment(None) is None
     assert all(train_mod._deployment(METHODS[m]) is None for m in ("pgdat", "cktat", "trades", "ard", "raat"))
     assert train_mod._deployment(METHODS["ducat"]) == "ducat"
+
+
+def test_a_teacher_is_evaluated_with_its_own_seed(tiny, tmp_path):
+    """A student of another seed reads its teacher's cached test evaluation and leaves the file as it was."""
+    train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1), str(tmp_path / "a"))
+    t = tmp_path / "a" / "teacher" / "last.pt"
+    cache = tmp_path / "a" / "teacher" / "last.final_eval.json"
+    before = cache.read_bytes()
+    res = train_mod.run(_cfg(tiny, epochs=1, teacher_checkpoint=str(t), seed=1), str(tmp_path / "b"))
+    assert cache.read_bytes() == before
+    assert res["teacher"]["test"] == json.loads(before)["evaluation"]["test"]
+    assert train_mod.checkpoint_seed(str(t), 7) == 0
