@@ -5,8 +5,8 @@ Torch-free: every function reads what `train.run` wrote (`result.json`) or numbe
 
 - `table3_row`: one row of Table 3 for a run: natural and PGD test accuracy at the last epoch and at the epoch
   chosen on validation, that epoch, its validation score, and (multi-view data) the probe accuracies.
-- `pick_on_validation`: the swept value whose run scores best on the validation split (the trainer's selection
-  score: the best epoch's validation PGD accuracy); never the test set.
+- `pick_on_validation`: the swept value validation picks: the smallest one within the sampling noise of the best
+  validation score (the trainer's selection score: the best epoch's validation PGD accuracy); never the test set.
 - `spearman`, `peak`, `tau_claim`, `beta_claim`: the paper's sentences "performance rises up to tau = 5 and
   falls after it" (Sec. 5, Table 3b) and "a larger beta trades natural for robust accuracy" (Table 3c) as
   numbers: where each sweep peaks and rank correlations between the swept value and each accuracy, for our
@@ -51,22 +51,25 @@ def table3_row(res: dict, robust: str) -> dict:
 
 
 def pick_on_validation(histories: dict[float, list[dict]], n_val: int) -> dict:
-    """The swept value whose run has the highest validation selection score (`best_epoch`); ties go to the higher
-    validation natural accuracy at that epoch, then to the smaller value.
+    """The swept value validation picks: the smallest value whose run's validation selection score (`best_epoch`)
+    lies within the sampling noise of the best run's (`checks.noise_margin` on the n_val validation images), so a
+    difference that the validation split cannot resolve never moves the choice away from the least change.
 
-    Returns {"value", "score", "runner_up", "runner_up_score", "separated"}: `separated` is False when the winner and
-    the runner-up are within the noise of two accuracies on the n_val validation images (`checks.noise_margin`)."""
+    Returns {"value", "score", "best", "best_score", "runner_up", "runner_up_score", "tied", "separated"}: `best` is
+    the highest-scoring value (ties: higher validation natural accuracy, then the smaller value), `runner_up` the
+    next one, `tied` every value within noise of the best, and `separated` whether the best is alone there."""
     def rank(value):
         h = best_epoch(histories[value])
         return h[validation_key(histories[value])], h["val_natural"], -value
 
     order = sorted(histories, key=rank, reverse=True)
     score = lambda v: rank(v)[0]
-    out = {"value": order[0], "score": score(order[0]), "runner_up": None, "runner_up_score": None,
-           "separated": True}
+    top = score(order[0])
+    tied = sorted(v for v in order if top - score(v) <= noise_margin(top, score(v), n_val))
+    out = {"value": tied[0], "score": score(tied[0]), "best": order[0], "best_score": top, "runner_up": None,
+           "runner_up_score": None, "tied": tied, "separated": len(tied) == 1}
     if len(order) > 1:
-        a, b = score(order[0]), score(order[1])
-        out.update(runner_up=order[1], runner_up_score=b, separated=a - b > noise_margin(a, b, n_val))
+        out.update(runner_up=order[1], runner_up_score=score(order[1]))
     return out
 
 
@@ -222,12 +225,16 @@ def ablation_sentence(ours: dict[str, dict], paper: dict[str, list[float]], abla
 
 def pick_sentence(pick: dict, name: str, profile: str, profile_value: float, n_val: int) -> str:
     """The value validation picks for `name` ("tau"), and whether the profile uses it."""
-    s = (f"The best validation PGD accuracy of each run picks {name} = {pick['value']:g} ({pick['score']:.1f}% on "
-         f"{n_val} validation images)")
-    if pick["runner_up"] is not None:
-        s += (f"; the runner-up, {name} = {pick['runner_up']:g} at {pick['runner_up_score']:.1f}%, is " +
-              ("further than the sampling noise" if pick["separated"] else
-               "within the sampling noise, so validation does not separate the two and the smaller value is kept"))
+    s = (f"The best validation PGD accuracy is {name} = {pick['best']:g}'s ({pick['best_score']:.1f}% on {n_val} "
+         f"validation images)")
+    if pick["separated"]:
+        if pick["runner_up"] is not None:
+            s += (f", further than the sampling noise from the runner-up, {name} = {pick['runner_up']:g} at "
+                  f"{pick['runner_up_score']:.1f}%")
+        s += f"; validation picks {name} = {pick['value']:g}"
+    else:
+        s += (f"; {name} = {', '.join(f'{v:g}' for v in pick['tied'])} all lie within the sampling noise of it, so "
+              f"validation cannot separate them and picks the smallest, {name} = {pick['value']:g}")
     s += f". The {profile} profile uses {name} = {profile_value:g}: "
     if pick["value"] == profile_value:
         return s + "the same value."
@@ -282,8 +289,9 @@ def beta_sentence(claim: dict, rows: dict[float, dict], robust: str, robust_name
 def beta_pick_sentence(pick: dict, rows: dict[float, dict], full: dict, profile_beta: float, margin: float) -> str:
     """Which beta validation would pick, why the profile keeps the paper's, and (multi-view data) whether that beta
     keeps feature 2."""
+    tied = [v for v in pick["tied"] if v != pick["value"]]
     s = (f"On the validation split this sweep would pick beta = {pick['value']:g} ({pick['score']:.1f}% validation PGD "
-         f"accuracy{'' if pick['separated'] else ', within noise of beta = ' + format(pick['runner_up'], 'g')}); the "
+         f"accuracy{', within noise of beta = ' + ', '.join(f'{v:g}' for v in tied) if tied else ''}); the "
          f"profile keeps the paper's beta = {profile_beta:g}, so that every chapter shows the method as the paper "
          f"states it.")
     chosen = rows[pick["value"]]

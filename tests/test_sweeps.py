@@ -38,15 +38,16 @@ def test_the_best_epoch_is_the_first_with_the_highest_validation_score():
     assert sweeps.validation_key([{"epoch": 1, "val_natural": 3}]) == "val_natural"
 
 
-def test_pick_on_validation_breaks_ties_and_says_when_noise_decides():
-    sweep = {1.0: _history([70, 80.6]), 2.0: _history([80.6, 60]), 5.0: _history([20, 16])}
+def test_pick_on_validation_keeps_the_smallest_value_the_noise_cannot_separate_from_the_best():
+    sweep = {1.0: _history([70, 80.4]), 2.0: _history([80.2, 60]), 4.0: _history([80.8, 60]), 5.0: _history([20, 16])}
     pick = sweeps.pick_on_validation(sweep, n_val=500)
-    assert (pick["value"], pick["runner_up"], pick["separated"]) == (1.0, 2.0, False)
-    # a higher validation natural accuracy at the best epoch wins a tie on the score
-    sweep[2.0] = _history([80.6, 60], naturals=[90, 90])
-    assert sweeps.pick_on_validation(sweep, 500)["value"] == 2.0
-    far = sweeps.pick_on_validation({1.0: _history([90]), 3.0: _history([60])}, 500)
-    assert (far["value"], far["separated"]) == (1.0, True)
+    assert (pick["best"], pick["value"], pick["tied"], pick["separated"]) == (4.0, 1.0, [1.0, 2.0, 4.0], False)
+    assert pick["runner_up"] == 1.0 and pick["score"] == 80.4
+    # an exact tie on the score goes to the higher validation natural accuracy for `best`
+    tie = sweeps.pick_on_validation({1.0: _history([80.6]), 2.0: _history([80.6], naturals=[90])}, 500)
+    assert tie["best"] == 2.0 and tie["value"] == 1.0
+    far = sweeps.pick_on_validation({1.0: _history([60]), 3.0: _history([90])}, 500)
+    assert (far["value"], far["best"], far["separated"], far["tied"]) == (3.0, 3.0, True, [3.0])
 
 
 def test_the_tau_claim_finds_an_interior_peak_only_beyond_noise():
@@ -164,14 +165,17 @@ def test_the_ablation_sentence_counts_the_removals_that_agree_with_the_paper():
 
 
 def test_the_pick_sentence_says_whether_the_profile_agrees():
-    pick = {"value": 1.0, "score": 80.6, "runner_up": 2.0, "runner_up_score": 80.6, "separated": False}
-    assert sweeps.pick_sentence(pick, "tau", "smoke", 1.0, 500).endswith("tau = 1: the same value.")
+    pick = {"value": 1.0, "score": 80.4, "best": 4.0, "best_score": 80.8, "runner_up": 3.0, "runner_up_score": 80.6,
+            "tied": [1.0, 3.0, 4.0], "separated": False}
+    s = sweeps.pick_sentence(pick, "tau", "smoke", 1.0, 500)
+    assert s.endswith("tau = 1: the same value.") and "tau = 1, 3, 4 all lie within" in s and "picks the smallest" in s
     assert "should be set to 1" in sweeps.pick_sentence(pick, "tau", "smoke", 5.0, 500)
     assert "the paper's value; on these runs validation would pick 1" in sweeps.pick_sentence(pick, "tau", "paper", 5.0, 500)
 
 
 def test_the_beta_pick_mentions_feature_2_only_when_the_chosen_beta_keeps_more_of_it():
-    pick = {"value": 1.0, "score": 96.2, "runner_up": 0.0, "runner_up_score": 95.2, "separated": False}
+    pick = {"value": 1.0, "score": 96.2, "best": 1.0, "best_score": 96.2, "runner_up": 0.0, "runner_up_score": 95.2,
+            "tied": [0.0, 1.0], "separated": False}
     rows = {1.0: _row(100, 90, 100.0), 6.0: _row(77, 76, 10.0)}
     assert "keeps feature 2: 100.0%" in sweeps.beta_pick_sentence(pick, rows, rows[6.0], 6.0, 2.7)
     rows[1.0]["probe_f2"] = 11.0
