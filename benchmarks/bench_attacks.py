@@ -39,18 +39,13 @@ from cktat_core.attacks import pgd
 from cktat_core.data import MULTIVIEW, batches, load_splits
 from cktat_core.checks import noise_margin
 from cktat_core.models import build_model, num_parameters
+from machine import cpu_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform()}
 
 

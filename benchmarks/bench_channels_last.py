@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import torch
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 
 from cktat_core.attacks import pgd
 from cktat_core.models import build_model
+from machine import cpu_model
 
 CASES = [("small_cnn", 4, 128, 10), ("small_cnn", 8, 128, 10), ("small_cnn", 16, 128, 10), ("resnet18", 0, 32, 3)]
 
@@ -55,11 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
-    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu}, {torch.get_num_threads()} threads"
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()}, {torch.get_num_threads()} threads"
     lines = [f"PGD-5 training step, torch {torch.__version__}, {where}:", "",
              "| network | batch | contiguous (ms) | channels_last (ms) | ratio |", "| --- | --- | --- | --- | --- |"]
     for name, width, batch, repeats in CASES:
