@@ -6,7 +6,7 @@
     cktat bench [--model resnet18|wrn34_10|small_cnn] [--batch N]
     torchrun --nproc_per_node=N -m cktat_core.cli train ...   (one process per GPU; rank 0 writes and prints)
     cktat compare --methods pgdat,trades,cktat --profile smoke --out runs/compare [--summary results/x.json]
-    cktat reproduce [--chapters 01,05] [--profile smoke|paper] [--force] [--results DIR]   (alias: cktat book)
+    cktat reproduce [--chapters 01,05] [--profile cpu|smoke|paper] [--force] [--results DIR]   (alias: cktat book)
 
 Bad input (an out-of-range value, an unknown name, a missing dataset or a corrupt checkpoint) prints one
 line naming the field and what is allowed, and exits with status 2; finished checkpoints are never touched.
@@ -127,8 +127,11 @@ def cmd_reproduce(args) -> int:
         for path in sync_colab_cells():
             print(f"rewrote {os.path.relpath(path)}")
         return 0
+    from .reproduce import BOOK_DEFAULT, BOOK_PROFILES
+
     overrides = parse_overrides(args.set or [])
-    from_profile(args.profile, overrides)  # bad values stop here, before any notebook runs
+    for profile in [args.profile] if args.profile else {BOOK_DEFAULT, *BOOK_PROFILES.values()}:
+        from_profile(profile, overrides)  # bad values stop here, before any notebook runs
     if not args.build_only:
         only = [o.strip() for o in args.chapters.split(",") if o.strip()] if args.chapters else None
         reproduce(args.profile, overrides, only, args.results, force=args.force)
@@ -217,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("reproduce", aliases=["book"],
                        help="re-execute the stale chapter notebooks in a profile, then build the book's site")
     b.add_argument("--chapters", "--only", default=None, help="comma-separated chapter prefixes, e.g. 01,05 (default: all)")
-    b.add_argument("--profile", default="smoke", help="smoke (CPU, minutes) or paper (GPU, the paper's setting)")
+    b.add_argument("--profile", default=None,
+                   help="default: the book, each chapter in its own profile (01 smoke, the tables cpu); cpu: the "
+                        "real-image chapters (CIFAR-10 on a CPU, hours); smoke: every chapter on the multi-view data "
+                        "(minutes; pages outside the book); paper: the paper's setting (GPU)")
     b.add_argument("--force", action="store_true", help="execute the selected chapters even when none is stale")
     b.add_argument("--results", default=None, help="folder for the runs (default results/<profile>)")
     b.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="config overrides for every chapter")

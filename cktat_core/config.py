@@ -30,6 +30,7 @@ NORMS = ("linf", "l2")
 RANDOM_STARTS = ("auto", "uniform", "normal", "none")
 ATTACK_LOSSES = ("ce", "trades_kl")
 TEACHER_SELECT = ("last", "best")
+LR_SCHEDULES = ("piecewise", "onecycle")
 
 # Every field belongs to one group. The groups say which phase a field changes, so the fields a checkpoint
 # fingerprints follow from them (`fields_in`): phase 1 depends on data, optim, network and teacher (and threat
@@ -42,7 +43,7 @@ GROUPS = {
     "student": "phase 2, the method and how its student starts",
     "threat": "the training attack and the validation attack (SPEC 1)",
     "method": "per-method settings (CKTAT's Eq. 17 and the other label designs)",
-    "numerics": "how the arithmetic runs on CUDA",
+    "numerics": "how the arithmetic runs (training precision, memory format)",
     "eval": "the final test evaluation (not fingerprinted: a finished run can be re-evaluated)",
     "runtime": "where a run executes and what it prints (not fingerprinted)",
 }
@@ -111,6 +112,9 @@ class Config:
     # training images held out for model selection (never the test set)
     val_size: int = setting(1000, "data", at_least(0))
     train_limit: int = setting(0, "data", at_least(0))  # use only the first N training images (0 = all)
+    # CIFAR: the first N images of every official training file (0 = every image; each file must then hold the
+    # official count, so a truncated copy is an error, never a smaller data set)
+    train_per_file: int = setting(0, "data", at_least(0))
     # crop(pad 4)+flip; None = the dataset's default (CIFAR yes, multiview no)
     augment: bool | None = setting(None, "data")
     # --- optimisation (both phases) ---------------------------------------------------------------
@@ -121,9 +125,13 @@ class Config:
     teacher_lr: float | None = setting(None, "teacher", above(0))  # None = lr
     momentum: float = setting(0.9, "optim", within(0, 1, "[)"))
     weight_decay: float = setting(5e-4, "optim", at_least(0))
+    # piecewise: lr x lr_gamma at each milestone (SPEC 1); onecycle: linear rise over the first `warmup` of the
+    # steps, then linear decay to 0 (short budgets; the real-image CPU profile)
+    lr_schedule: str = setting("piecewise", "optim", one_of(LR_SCHEDULES))
     # fractions of a phase's epochs
     lr_milestones: tuple[float, ...] = setting((100 / 110, 105 / 110), "optim", MILESTONES)
     lr_gamma: float = setting(0.1, "optim", within(0, 1, "(]"))
+    warmup: float = setting(0.25, "optim", within(0, 1, "(]"))  # onecycle: fraction of the steps spent rising
     # --- threat model (SPEC 1) -------------------------------------------------------------------
     norm: str = setting("linf", "threat", one_of(NORMS))
     eps: float | None = setting(None, "threat", within(0, 1, "[]"))  # None = dataset default (8/255 for CIFAR)
@@ -188,8 +196,10 @@ class Config:
     eval_batch_size: int = setting(500, "eval", at_least(1))
     test_limit: int = setting(0, "eval", at_least(0))  # evaluate on the first N test images only (0 = all)
     # --- numerics and runtime --------------------------------------------------------------------------
-    amp: bool = setting(True, "numerics")  # mixed precision for training on CUDA (amp_dtype), never on the CPU
-    channels_last: bool = setting(True, "numerics")  # CUDA only
+    # mixed precision for training (`runtime.training_precision`): bf16/fp16 on CUDA, bf16 on a CPU with bf16
+    # instructions; evaluation is float32 always
+    amp: bool = setting(True, "numerics")
+    channels_last: bool = setting(True, "numerics")  # every device (`runtime.uses_channels_last`)
     progress: bool = setting(True, "runtime")
     amp_dtype: str = setting("auto", "numerics", one_of(("auto", "bf16", "fp16")))  # auto: bf16 on Ampere+, else fp16
     device_data: bool | None = setting(None, "numerics")  # training set on the device, crop/flip there; None = CUDA
@@ -241,6 +251,29 @@ PROFILES: dict[str, dict[str, Any]] = {
         "val_size": 500,
         "eval_batch_size": 256,
         "amp": False,
+    },
+    # The real-image CPU profile (SPEC 8): CIFAR-10 at the paper's threat model (L-inf 8/255, step 2/255) on two CPU
+    # cores. The first 4,000 images of each official training batch (20,000; 1,000 held out for validation) and
+    # the first 5,000 test images, so the official download selects the same images. Network, epochs, learning
+    # rate and attack steps were chosen on the validation split (`benchmarks/select_cpu_profile.py`, the Running
+    # page); training in bf16 where the CPU has bf16 instructions, every evaluation in float32.
+    "cpu": {
+        "dataset": "cifar10",
+        "train_per_file": 4000,
+        "test_limit": 5000,
+        "val_size": 1000,
+        "model": "small_cnn",
+        "width": 32,
+        "teacher_epochs": 30,
+        "epochs": 10,
+        "lr": 0.1,
+        "teacher_lr": 0.1,
+        "lr_schedule": "onecycle",
+        "attack_steps": 5,
+        "val_attack_steps": 10,
+        "tau": 1.0,
+        "eval_batch_size": 250,
+        "amp": True,
     },
 }
 

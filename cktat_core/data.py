@@ -67,11 +67,26 @@ _CIFAR = {
 }
 
 
+# The checkout holding this package: a relative data_dir is looked up in the working directory, then here, so the
+# default "data" means <repository>/data from a notebook's folder too.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_ENV = "CKTAT_DATA"  # a folder holding the datasets, used where data_dir is left at its default "data"
+
+
+def data_roots(data_dir: str) -> list[str]:
+    """Where `data_dir` may lie: `$CKTAT_DATA` for the default "data" when that variable is set, else data_dir as
+    given and, when relative, under the checkout too."""
+    if data_dir == "data" and os.environ.get(DATA_ENV):
+        return [os.environ[DATA_ENV]]
+    return [data_dir] + ([os.path.join(CHECKOUT, data_dir)] if not os.path.isabs(data_dir) else [])
+
+
 def _cifar_folder(name: str, data_dir: str) -> str | None:
     folder = _CIFAR[name][0]
-    for cand in (os.path.join(data_dir, folder), data_dir):
-        if os.path.isdir(cand) and os.path.basename(os.path.normpath(cand)) == folder:
-            return cand
+    for root in data_roots(data_dir):
+        for cand in (os.path.join(root, folder), root):
+            if os.path.isdir(cand) and os.path.basename(os.path.normpath(cand)) == folder:
+                return cand
     return None
 
 
@@ -98,34 +113,80 @@ def _download_cifar(name: str, data_dir: str) -> None:
         raise DataError(f"{name}: download into {data_dir} failed ({e})") from None
 
 
-def load_cifar(name: str, data_dir: str, train: bool, download: bool = False) -> TensorData:
-    """CIFAR-10 or CIFAR-100 from `data_dir` (the folder holding `cifar-10-batches-py`, or that folder)."""
+# Images per file of the official releases: a file holding fewer is a truncated copy, never read as a smaller set.
+OFFICIAL_FILE_SIZE = {"cifar10": (10000, 10000), "cifar100": (50000, 10000)}  # (each training file, the test file)
+
+
+def _read_batch(name: str, fpath: str, folder: str, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """One official python batch file: (images (N, 3, 32, 32) uint8, labels (N,)); a file that is not one (not a
+    pickle, other keys, other shapes, labels out of range) is a DataError naming it."""
+    try:
+        with open(fpath, "rb") as fh:
+            d = pickle.load(fh, encoding="bytes")
+    except FileNotFoundError:
+        raise DataError(f"{name}: {fpath} is missing; the folder {folder} is incomplete") from None
+    except Exception as e:
+        raise DataError(f"{name}: {fpath} is not a CIFAR python batch ({type(e).__name__})") from None
+    try:
+        data = np.asarray(d[b"data"])
+        labels = np.asarray(d[label_key])
+    except Exception:
+        raise DataError(f"{name}: {fpath} is not a {name} python batch (no {b'data'!r} and {label_key!r} "
+                        f"entries)") from None
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
+        raise DataError(f"{name}: {fpath} is not a {name} python batch (data {data.dtype} {tuple(data.shape)}, "
+                        f"{labels.size} labels; expected uint8 (N, 3072) and N labels)")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"{name}: {fpath} has labels outside 0..{num_classes - 1}: not a {name} batch")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def _first(name: str, fpath: str, n_file: int, per_file: int, official: int, setting: str) -> int:
+    """How many images to take from a file of `n_file`: the first `per_file`, or all of an official-sized file
+    (per_file 0). A file too short for either is a DataError naming it: a truncated copy never becomes a smaller
+    data set without a word."""
+    if per_file and n_file >= per_file:
+        return per_file
+    if not per_file and n_file == official:
+        return n_file
+    want = f"the first {per_file}" if per_file else f"all {official} images of the official file"
+    raise DataError(f"{name}: {fpath} holds {n_file} images and this run needs {want} ({setting}="
+                    f"{per_file}); the file is truncated or not the official one. Use the official download, or set "
+                    f"{setting} to at most {n_file} to use a part of every file knowingly")
+
+
+def load_cifar(name: str, data_dir: str, train: bool, download: bool = False, per_file: int = 0) -> TensorData:
+    """CIFAR-10 or CIFAR-100 from `data_dir` (the folder holding `cifar-10-batches-py`, or that folder).
+
+    per_file: take the first `per_file` images of every file of the split, in the official order (CIFAR-10's five
+    training batches, or its one test batch), so that any copy holding at least those images selects the same ones;
+    0 takes every image and requires each file to hold the official count. Files too short for that, or not CIFAR
+    batches, are a DataError naming the file.
+    """
     folder, train_files, test_files, label_key = _CIFAR[name]
     path = _cifar_folder(name, data_dir)
+    where = os.path.abspath(data_roots(data_dir)[-1])
     if path is None and download:
-        _download_cifar(name, data_dir)
+        _download_cifar(name, where)
         path = _cifar_folder(name, data_dir)
     if path is None:
         raise DataError(
-            f"{name} not found: put the official python version (folder {folder}) in {os.path.abspath(data_dir)} "
-            f"and point at its parent (train: --set data_dir=DIR; eval: --data-dir DIR), or download it with "
+            f"{name} not found: put the official python version (folder {folder}) in {where} (or point at its "
+            f"parent: --set data_dir=DIR, --data-dir DIR for eval, or ${DATA_ENV}=DIR), or download it with "
             f"--set download=true where torchvision imports and the internet is reachable"
         )
+    classes = CIFAR10_CLASSES if name == "cifar10" else tuple(str(i) for i in range(100))
+    official = OFFICIAL_FILE_SIZE[name][0 if train else 1]
+    setting = "train_per_file" if train else "test_limit"
     xs, ys = [], []
     for fname in train_files if train else test_files:
         fpath = os.path.join(path, fname)
-        try:
-            with open(fpath, "rb") as fh:
-                d = pickle.load(fh, encoding="bytes")
-            xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(d[label_key], dtype=np.int64))
-        except FileNotFoundError:
-            raise DataError(f"{name}: {fpath} is missing; the folder {path} is incomplete") from None
-        except Exception as e:
-            raise DataError(f"{name}: {fpath} is not a CIFAR python batch ({type(e).__name__})") from None
+        data, labels = _read_batch(name, fpath, path, label_key, len(classes))
+        n = _first(name, fpath, len(data), per_file, official, setting)
+        xs.append(data[:n])
+        ys.append(labels[:n])
     x = torch.from_numpy(np.concatenate(xs)).float().div_(255)
     y = torch.from_numpy(np.concatenate(ys))
-    classes = CIFAR10_CLASSES if name == "cifar10" else tuple(str(i) for i in range(100))
     return TensorData(x, y, classes)
 
 
@@ -289,16 +350,17 @@ MULTIVIEW_DATASETS = {"multiview": 0, "multiview_f2": 2}  # name -> probe: the m
 
 
 def load_splits(dataset: str, data_dir: str = "data", val_size: int = 1000, train_limit: int = 0,
-                test_limit: int = 0, download: bool = False) -> Splits:
+                test_limit: int = 0, download: bool = False, train_per_file: int = 0) -> Splits:
     """Train / validation / test tensors (and, for the multi-view data, the probe sets).
 
     "multiview_f2" is the multi-view data with feature 2 alone in every image (the probe distribution), for
-    training: it asks whether feature 2 can be learned robustly at all (chapter 01).
+    training: it asks whether feature 2 can be learned robustly at all (chapter 01). CIFAR: `train_per_file` images
+    of every official training file (0: all, `load_cifar`), then the validation split is held out of them.
     """
     if dataset in MULTIVIEW_DATASETS:
         full = make_multiview(MULTIVIEW.n_train, seed=1, probe=MULTIVIEW_DATASETS[dataset])
     elif dataset in _CIFAR:
-        full = load_cifar(dataset, data_dir, train=True, download=download)
+        full = load_cifar(dataset, data_dir, train=True, download=download, per_file=train_per_file)
     else:
         raise DataError(f"dataset: unknown dataset {dataset!r}; known: {', '.join([*MULTIVIEW_DATASETS, *_CIFAR])}")
     test, probes = load_test(dataset, data_dir, test_limit, download)
@@ -314,8 +376,8 @@ def load_test(dataset: str, data_dir: str = "data", limit: int = 0,
         probes = {"probe_f1": make_multiview(n // 2, seed=3, probe=1).head(limit),
                   "probe_f2": make_multiview(n // 2, seed=4, probe=2).head(limit)}
         return make_multiview(n, seed=2, probe=MULTIVIEW_DATASETS[dataset]).head(limit), probes
-    if dataset in _CIFAR:
-        return load_cifar(dataset, data_dir, train=False, download=download).head(limit), {}
+    if dataset in _CIFAR:  # the test set is one file: its first `limit` images
+        return load_cifar(dataset, data_dir, train=False, download=download, per_file=limit), {}
     raise DataError(f"dataset: unknown dataset {dataset!r}; known: {', '.join([*MULTIVIEW_DATASETS, *_CIFAR])}")
 
 

@@ -100,7 +100,8 @@ def true_class_probability(model: torch.nn.Module, cfg, taus: Iterable[float], b
     """Mean probability that the softened label T^tau(x) = softmax(z(x) / tau) puts on the true class, over the
     validation images of `cfg` (the test set is not used), per tau: how much of the label a temperature leaves to the
     class (CKTAT Eq. 17, Table 3b). Computed on the CPU in float32 with the network in eval() mode."""
-    val = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download).val
+    val = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download,
+                      cfg.train_per_file).val
     model = model.float().eval()
     logits = torch.cat([model(val.x[i:i + batch_size].float()) for i in range(0, len(val), batch_size)])
     picked = lambda t: torch.softmax(logits / t, dim=1).gather(1, val.y.view(-1, 1)).mean().item()

@@ -47,6 +47,7 @@ Result schema ("cktat-eval/1"), accuracies in percent::
      "threat": {"eps": 0.0314, "alpha": 0.0078, "norm": "linf", "eps_l2": 0.502, "alpha_l2": 0.125},
      "attacks": {
         "natural": {"accuracy": 91.3, "correct": 472, "total": 517, "seconds": 0.4,
+                    "bits": "1101...",                               # per image, "1" counted correct
                     "spec": {"name": "natural", "kind": "natural", ...},
                     "per_class": {"airplane": 92.0, ...},          # None for a class absent from the set
                     "groups": {"single_view": 84.0, ...}},        # only for data with groups (multi-view)
@@ -241,11 +242,18 @@ def _acc(mask: torch.Tensor) -> float | None:
     return 100.0 * int(mask.sum()) / n if n else None
 
 
+def bit_string(mask: torch.Tensor) -> str:
+    """A correctness mask as text, one character per image in data order ("1": counted correct): two models scored
+    on the same images are then compared image by image (`verdicts.compare`, McNemar's exact test)."""
+    return "".join("1" if v else "0" for v in mask.tolist())
+
+
 def summarize(mask: torch.Tensor, data: TensorData) -> dict:
-    """Accuracy, count, per-class accuracy and (multi-view data) per-group accuracy of a correctness mask."""
+    """Accuracy, count, per-image correctness (`bit_string`), per-class accuracy and (multi-view data) per-group
+    accuracy of a correctness mask."""
     n = int(mask.numel())
     correct = int(mask.sum())
-    res = {"accuracy": 100.0 * correct / max(n, 1), "correct": correct, "total": n}
+    res = {"accuracy": 100.0 * correct / max(n, 1), "correct": correct, "total": n, "bits": bit_string(mask)}
     if data.classes and n:
         k = len(data.classes)
         y = data.y.to(mask.device)

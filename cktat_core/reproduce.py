@@ -297,31 +297,191 @@ def _finish(partial: str, target: str, fingerprint: dict[str, Any], seconds: flo
     os.replace(partial, target)
 
 
-def reproduce(profile: str = "smoke", overrides: dict[str, Any] | None = None, only: list[str] | None = None,
+# The profile each chapter of the committed book is executed in: the multi-view mechanism in `smoke`, every table
+# on real images in `cpu` (SPEC 8).
+BOOK_PROFILES = {"01_multiview": "smoke"}
+BOOK_DEFAULT = "cpu"
+
+
+def book_profile(chapter: Chapter) -> str:
+    """The profile `chapter` is executed in for the committed book."""
+    return BOOK_PROFILES.get(chapter.name, BOOK_DEFAULT)
+
+
+def _target(chapter: Chapter, profile: str, root: str, out_dir: str | None) -> Chapter:
+    """Where the executed copy of `chapter` in `profile` goes: the book's folder in its book profile, else
+    `results/<profile>/chapters/` (a chapter run in another profile never replaces a page of the book); `out_dir`
+    when given."""
+    if out_dir is None and profile != book_profile(chapter):
+        out_dir = os.path.join(root, "results", profile, "chapters")
+    if out_dir is None:
+        return chapter
+    return Chapter(chapter.name, chapter.source, os.path.join(out_dir, os.path.basename(chapter.source)))
+
+
+def runs_needed(chapter: Chapter, results_folder: str) -> list[str]:
+    """The runs (`runs/<name>`) whose result.json the chapter read when it was last executed, in any profile (run
+    names do not depend on the profile) and missing from `results_folder`: an estimate of what it will train."""
+    old = recorded(chapter.executed) or {}
+    names = sorted({os.path.dirname(rel) for rel in old.get("results") or {}
+                    if rel.startswith("runs" + os.sep) and rel.endswith("result.json")})
+    return [n for n in names if not os.path.isfile(os.path.join(results_folder, n, "result.json"))]
+
+
+def seconds_per_run(results_folder: str) -> float | None:
+    """The median wall time of the runs finished in `results_folder` (None before the first one)."""
+    times = []
+    for path in glob.glob(os.path.join(results_folder, "runs", "*", "result.json")):
+        try:
+            with open(path) as fh:
+                t = json.load(fh).get("wall_seconds")
+        except (OSError, ValueError):
+            continue
+        if isinstance(t, (int, float)) and t > 0:
+            times.append(t)
+    times.sort()
+    return times[len(times) // 2] if times else None
+
+
+def duration(seconds: float) -> str:
+    """"3 h 05 min", "12 min", "40 s"."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
+
+
+class Progress:
+    """The runs left to train over the whole call and the time they should take: one line per run as the
+    chapters' kernels report them (`train.RUN_LOG`)."""
+
+    def __init__(self, left: int, per_run: float | None, echo):
+        self.left, self.per_run, self.echo = left, per_run, echo
+
+    def estimate(self) -> str:
+        if self.left <= 0:
+            return "no more runs expected"
+        about = f", about {duration(self.left * self.per_run)}" if self.per_run else ""
+        return f"about {self.left} run{'s' * (self.left != 1)} left{about}"
+
+    def event(self, line: dict, results_folder: str) -> None:
+        name = os.path.relpath(line["run"], results_folder)
+        if line["event"] == "start":
+            self.echo(f"    {name}: training ({line.get('kind', '')}, {line.get('epochs', '?')} epochs)")
+        else:
+            self.left -= 1
+            self.per_run = self.per_run or line.get("seconds")
+            self.echo(f"    {name}: trained in {duration(line.get('seconds', 0))}; {self.estimate()}")
+
+
+@contextmanager
+def _following_runs(progress: Progress, results_folder: str) -> Iterator[None]:
+    """Point `train.RUN_LOG` at a fresh file for the kernel and echo each line it appends, while the block runs."""
+    import threading
+
+    from .train import RUN_LOG
+
+    with tempfile.TemporaryDirectory(prefix="cktat-runs-") as folder:
+        log = os.path.join(folder, "runs.jsonl")
+        open(log, "w").close()
+        saved, stop = os.environ.get(RUN_LOG), threading.Event()
+        os.environ[RUN_LOG] = log
+
+        def follow():
+            with open(log) as fh:
+                while True:
+                    line = fh.readline()
+                    if line.endswith("\n"):
+                        try:
+                            progress.event(json.loads(line), results_folder)
+                        except (ValueError, KeyError):
+                            pass
+                    elif stop.is_set():
+                        return
+                    else:
+                        time.sleep(0.5)
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            if saved is None:
+                os.environ.pop(RUN_LOG, None)
+            else:
+                os.environ[RUN_LOG] = saved
+
+
+def check_data(profile: str, overrides: dict[str, Any] | None, names: list[str]) -> None:
+    """Before stale chapters of a profile on CIFAR execute: the images they need are there and intact, else one
+    DataError line naming the folder to fill (or the file that is truncated or foreign)."""
+    from .config import from_profile
+    from .data import MULTIVIEW_DATASETS, load_splits
+
+    cfg = from_profile(profile, overrides)
+    if cfg.dataset in MULTIVIEW_DATASETS:
+        return
+    try:
+        load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download,
+                    cfg.train_per_file)
+    except CktatError as e:
+        raise CktatError(f"{', '.join(names)} need{'s' * (len(names) == 1)} {cfg.dataset} ({profile} profile): {e}") \
+            from None
+
+
+def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = None, only: list[str] | None = None,
               results: str | None = None, force: bool = False, root: str | None = None, out_dir: str | None = None,
               echo=print) -> list[tuple[Chapter, str]]:
     """Re-execute the stale chapters (all with `force`), in book order, printing one line per chapter
-    (`reused` or `executed in N s (why)`) and the total. Returns (chapter, "reused" | "executed") pairs."""
-    selected = chapters(only, root, out_dir)
-    params = parameters(profile, overrides, results)
-    folder = os.path.realpath(results_dir(profile, results))
-    width = max(len(c.name) for c in selected)
-    done, t_start = [], time.perf_counter()
+    (`reused` or `executed in N s (why)`), one line per run a chapter trains (with the runs and time left), and
+    the total. Returns (chapter, "reused" | "executed") pairs.
+
+    profile None: the book, every chapter in its own profile (`book_profile`). A profile: the chapters whose book
+    profile it is (every chapter when none is, e.g. `paper`), unless `only` picks others; a chapter executed in a
+    profile other than its book profile goes to `results/<profile>/chapters/` (`_target`), or to `out_dir`."""
+    root = root or repo_root()
+    selected = chapters(only, root)
+    if profile is not None and not only:
+        own = [c for c in selected if book_profile(c) == profile]
+        selected = own or selected
+    jobs = []  # (chapter to execute, its profile, params, results folder, why stale)
     for chapter in selected:
-        reasons = ["--force"] if force else stale_reasons(chapter, params, folder)
+        prof = profile or book_profile(chapter)
+        target = _target(chapter, prof, root, out_dir)
+        params = parameters(prof, overrides, results)
+        folder = os.path.realpath(results_dir(prof, results))
+        jobs.append((target, prof, params, folder, ["--force"] if force else stale_reasons(target, params, folder)))
+    width = max(len(c.name) for c, *_ in jobs)
+    for prof in dict.fromkeys(p for _, p, _, _, why in jobs if why):
+        check_data(prof, overrides, [c.name for c, p, _, _, why in jobs if why and p == prof])
+    stale = [(c, f) for c, _, _, f, why in jobs if why]
+    needed = {os.path.join(f, n) for c, f in stale for n in runs_needed(c, f)}
+    per_run = next((t for t in (seconds_per_run(f) for f in dict.fromkeys(f for _, f in stale)) if t), None)
+    progress = Progress(len(needed), per_run, echo)
+    if needed:
+        echo(f"{len(stale)} stale chapter{'s' * (len(stale) != 1)} to execute; {progress.estimate()} "
+             f"(the runs they read when last executed that are not here; median run time measured here"
+             f"{': ' + duration(per_run) if per_run else ': none finished yet'})")
+    done, t_start = [], time.perf_counter()
+    for chapter, prof, params, folder, reasons in jobs:
+        tag = f"{chapter.name:<{width}}" + (f"  [{prof}]" if profile is None else "")
         if not reasons:
-            echo(f"{chapter.name:<{width}}  reused")
+            echo(f"{tag}  reused")
             done.append((chapter, "reused"))
             continue
-        echo(f"{chapter.name:<{width}}  ", end="", flush=True)
+        echo(f"{tag}  executing ({', '.join(reasons[:3])}{', ...' if len(reasons) > 3 else ''})", flush=True)
         t0 = time.perf_counter()
         try:
-            execute(chapter, params, folder)
+            with _following_runs(progress, folder):
+                execute(chapter, params, folder)
         except BaseException:
-            echo("failed")
+            echo(f"{tag}  failed")
             raise
-        echo(f"executed in {time.perf_counter() - t0:.0f} s ({', '.join(reasons[:3])}"
-             f"{', ...' if len(reasons) > 3 else ''})")
+        where = "" if os.path.dirname(chapter.executed) == os.path.join(root, "book", "chapters") else \
+            f" into {os.path.relpath(chapter.executed, root)}"
+        echo(f"{tag}  executed in {time.perf_counter() - t0:.0f} s{where}")
         done.append((chapter, "executed"))
     n_exec = sum(1 for _, how in done if how == "executed")
     echo(f"total: {len(done)} chapters, {n_exec} executed, {len(done) - n_exec} reused, "
@@ -332,7 +492,10 @@ def reproduce(profile: str = "smoke", overrides: dict[str, Any] | None = None, o
 def execute_chapters(profile: str = "smoke", overrides: dict[str, Any] | None = None, only: list[str] | None = None,
                      results: str | None = None, out_dir: str | None = None, root: str | None = None,
                      force: bool = True) -> list[str]:
-    """Execute the chapters (every selected one by default); returns the executed notebooks' paths."""
+    """Execute the chapters (every selected one, all by default, whatever their book profile) in `profile`;
+    returns the executed notebooks' paths."""
+    root = root or repo_root()
+    only = only or [c.name for c in chapters(None, root)]
     done = reproduce(profile, overrides, only, results, force, root, out_dir,
                      echo=lambda *a, **k: print(*a, **{**k, "file": sys.stderr}))
     return [chapter.executed for chapter, _ in done]

@@ -6,7 +6,8 @@ which kind a run needs. Phase 2 (`OUT/student`, for every method, teacher or not
 teacher into it when the method initialises from the teacher (line 8; `init_from_teacher=false` is the Table 3a
 ablation), and train it with the method's loss (lines 9-14; Eq. 17 for CKTAT).
 
-Each phase: SGD (momentum, weight decay) with a piecewise-constant schedule; after every epoch, natural
+Each phase: SGD (momentum, weight decay) with the learning rate of `lr_factor` set before every step (piecewise
+constant as SPEC 1, or one-cycle for short budgets); after every epoch, natural
 (and for adversarial phases PGD) accuracy on a validation split held out of the training set, one JSON
 line in `metrics.jsonl`, `best.pt` when the validation score improved (robust accuracy for adversarial
 phases, natural accuracy for clean ones), and `last.pt`, written atomically, holding everything needed to
@@ -131,8 +132,6 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     # extra modules whose parameters require grad are trained jointly; the others (EMA copies) are only carried
     params = list(model.parameters()) + [p for m in extra.values() for p in m.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    milestones = sorted({round(f * epochs) for f in cfg.lr_milestones})
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
     gen = _seed_all(cfg.seed)
     history: list[dict] = []
     best_score, best_epoch, start = -1.0, 0, 0
@@ -147,7 +146,6 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         for k, m in extra.items():
             m.load_state_dict(state["extra"][k])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], gen)
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
@@ -178,7 +176,9 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         else:
             source = ((x.contiguous(memory_format=torch.channels_last) if channels_last else x, y, 1.0)
                       for x, y in batches(splits.train, cfg.batch_size, gen, shuffle=True, augment_data=augment_data))
-        for x, y, share in source:
+        for i, (x, y, share) in enumerate(source):
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_factor(cfg, epoch * nb + i, epochs, nb)
             with precision.autocast():
                 loss = method.step(ctx, x, y)
             opt.zero_grad(set_to_none=True)
@@ -194,8 +194,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
             loss_sum += loss.detach()
             bar.update()
         loss_sum = mean_over_ranks(loss_sum)  # read once per epoch, below
-        lr_used = opt.param_groups[0]["lr"]
-        sched.step()
+        lr_used = opt.param_groups[0]["lr"]  # the epoch's last step
         train_seconds = time.perf_counter() - t0
         with evaluation_precision(device):
             val = evaluate(machinery.classifier(net, cfg, num_classes), splits.val, list(val_attacks), threat,
@@ -216,7 +215,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         ckpt.save_atomic({
             **ckpt.model_checkpoint(net, model_name or cfg.model, head, cfg.to_dict(), **saved),
             **({"student": model.state_dict()} if net is not model else {}),
-            "fingerprint": fp, "epoch": epoch + 1, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "fingerprint": fp, "epoch": epoch + 1, "optimizer": opt.state_dict(),
             "rng": _rng_state(gen), "history": history, "best_score": best_score, "best_epoch": best_epoch,
             "extra": {k: m.state_dict() for k, m in extra.items()},
             **({"scaler": scaler.state_dict()} if scaler is not None else {}),
@@ -227,6 +226,21 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     bar.close()
     best_state = ckpt.load(best_path)["model"] if os.path.exists(best_path) else None
     return PhaseResult(net, best_state, best_epoch, history)
+
+
+def lr_factor(cfg: Config, step: int, epochs: int, steps_per_epoch: int) -> float:
+    """The learning rate of training step `step` (0-based, counted over the phase) as a fraction of the phase's lr.
+
+    piecewise (SPEC 1): x lr_gamma at each milestone, the milestones being fractions of the epochs (epochs 100 and
+    105 of 110), constant within an epoch. onecycle: a linear rise to the full rate over the first `warmup` of the
+    steps, then a linear decay to zero at the last step (the short schedule of the real-image CPU profile; Smith &
+    Topin 2019, as fast adversarial training uses it, Wong et al. 2020)."""
+    if cfg.lr_schedule == "piecewise":
+        milestones = {round(f * epochs) for f in cfg.lr_milestones}
+        return cfg.lr_gamma ** sum(step // steps_per_epoch >= m for m in milestones)
+    total = max(epochs * steps_per_epoch, 1)
+    rise = max(round(cfg.warmup * total), 1)
+    return (step + 1) / rise if step < rise else (total - step) / max(total - rise, 1)
 
 
 def epoch_fractions(counts: dict, reduce=mean_over_ranks) -> dict[str, float]:
@@ -261,6 +275,17 @@ def _changed_settings(old: str | None, new: str) -> list[str]:
 # ----------------------------------------------------------------------------------------- a full run
 RESULT_SCHEMA = "cktat-run/2"
 EVAL_KEYS = ("eval_steps", "test_limit")  # change the reported numbers, not the training
+RUN_LOG = "CKTAT_RUN_LOG"  # a file to which every run trained (not re-read) appends a line when it starts and ends
+
+
+def log_run(event: str, out_dir: str, **info) -> None:
+    """Append {"event", "run" (absolute folder), "time", **info} as one JSON line to `$CKTAT_RUN_LOG`, when that
+    variable is set: `cktat reproduce` reads it to print a line per run while a chapter executes."""
+    path = os.environ.get(RUN_LOG)
+    if path and is_main_process():
+        line = json.dumps({"event": event, "run": os.path.abspath(out_dir), "time": time.time(), **info})
+        with open(path, "a") as fh:
+            fh.write(line + "\n")
 
 
 def student_dir(out_dir: str) -> str:
@@ -354,7 +379,8 @@ def train_teacher(cfg: Config, splits: Splits, out_dir: str, device: torch.devic
 def load_run_splits(cfg: Config, device: torch.device) -> Splits:
     """The run's splits on `device`; the training set stays on the CPU when `train_phase` makes its own on-device
     copy (uint8 where the images allow it, `device_data`)."""
-    s = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download)
+    s = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download,
+                    cfg.train_per_file)
     train = s.train if uses_device_data(cfg, device) else s.train.to(device)
     return Splits(train, s.val.to(device), s.test.to(device), {k: v.to(device) for k, v in s.probes.items()})
 
@@ -377,6 +403,8 @@ def teacher_run(cfg: Config, kind: str, out_dir: str) -> dict:
     settings = teacher_settings(cfg, kind)
     finished = read_finished(out_dir, settings)
     if finished is None:
+        log_run("start", out_dir, kind=f"{kind} teacher", epochs=cfg.teacher_epochs)
+        t_start = time.perf_counter()
         device = pick_device(cfg.device)
         splits = load_run_splits(cfg, device)
         model, res = train_teacher(cfg, splits, out_dir, device, kind)
@@ -384,8 +412,10 @@ def teacher_run(cfg: Config, kind: str, out_dir: str) -> dict:
         finished = {"schema": RESULT_SCHEMA, "settings": settings, "versions": versions(), "device": str(device),
                     "checkpoint": _relative(path, out_dir), "kind": kind, "history": res.history,
                     "best_epoch": res.best_epoch, "used": cfg.teacher_select,
-                    "evaluation": saved_final_evaluation(path, model, splits, cfg, device)}
+                    "evaluation": saved_final_evaluation(path, model, splits, cfg, device),
+                    "wall_seconds": time.perf_counter() - t_start}
         ckpt.write_text_atomic(json.dumps(finished, indent=1), os.path.join(out_dir, "result.json"))
+        log_run("end", out_dir, seconds=finished["wall_seconds"])
     return {**finished, "checkpoint": os.path.join(out_dir, finished["checkpoint"])}
 
 
@@ -497,6 +527,7 @@ def run(cfg: Config, out_dir: str) -> dict:
     if finished is not None:
         return finished
     t_start = time.perf_counter()
+    log_run("start", out_dir, kind=cfg.method, epochs=cfg.epochs)
     device = pick_device(cfg.device)
     method = METHODS[cfg.method]
     splits = load_run_splits(cfg, device)
@@ -539,7 +570,10 @@ def run(cfg: Config, out_dir: str) -> dict:
         "checkpoints": {"last": _relative(last_path, out_dir), "best": _relative(best_path, out_dir)},
         "history": res.history,
         "last": saved_final_evaluation(last_path, res.model, splits, cfg, device, method)}
-    if res.best_state is not None:
+    if res.best_state is not None and res.best_epoch == len(res.history):
+        # the best epoch is the last: the same weights, so the same numbers (PGD's starts come from cfg.seed)
+        result["student"]["best"] = {"epoch": res.best_epoch, **result["student"]["last"]}
+    elif res.best_state is not None:
         best = build_model(cfg.model, head, width=cfg.width)
         best.load_state_dict(res.best_state)
         best = _prepare(best, cfg, device)
@@ -548,4 +582,5 @@ def run(cfg: Config, out_dir: str) -> dict:
                                                               attack_probe=False)}
     result["wall_seconds"] = time.perf_counter() - t_start
     ckpt.write_text_atomic(json.dumps(result, indent=1), os.path.join(out_dir, "result.json"))
+    log_run("end", out_dir, seconds=result["wall_seconds"])
     return result

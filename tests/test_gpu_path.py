@@ -41,9 +41,13 @@ def test_capability_is_read_from_the_device_when_not_given(monkeypatch):
     assert runtime.precision_of(Config(), CUDA).name == "bf16"
 
 
-def test_cpu_and_amp_off_train_in_float32():
-    assert runtime.training_precision(True, "auto", CPU).name == "fp32"
-    assert runtime.training_precision(True, "bf16", CPU).name == "fp32"
+def test_cpu_trains_in_bf16_only_where_it_has_bf16_instructions_and_amp_off_is_float32():
+    assert runtime.training_precision(True, "auto", CPU, cpu_bf16=False).name == "fp32"
+    assert runtime.training_precision(True, "bf16", CPU, cpu_bf16=False).name == "fp32"
+    assert runtime.training_precision(True, "auto", CPU, cpu_bf16=True).name == "bf16"
+    assert runtime.training_precision(True, "fp16", CPU, cpu_bf16=True).name == "fp32"  # no fp16 path on a CPU
+    assert not runtime.training_precision(True, "auto", CPU, cpu_bf16=True).scaler
+    assert runtime.training_precision(False, "auto", CPU, cpu_bf16=True).name == "fp32"
     assert runtime.training_precision(False, "auto", CUDA, (9, 0)).name == "fp32"
     assert not runtime.training_precision(False, "fp16", CUDA, (7, 5)).scaler
 

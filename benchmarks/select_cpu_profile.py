@@ -1,0 +1,140 @@
+"""How the real-image CPU profile was chosen: PGD-AT and clean-teacher candidates scored on the validation split.
+
+Every candidate is the `cpu` profile with a few fields changed (network width, epochs, learning rate, training
+attack steps), trained once with seed 0 by the library's own loop (`train.train_phase`) on the profile's training
+images. Only the validation split (held out of the training images) is read: natural accuracy and PGD-10 accuracy
+after the last epoch, and the seconds the training took. The test set is not loaded for scoring and selects
+nothing. Runs resume (their checkpoints stay in `results/cpu/selection/`, ignored by git; their `metrics.jsonl` are
+committed), so rerunning the script only trains what is missing and then rewrites the table.
+
+    python benchmarks/select_cpu_profile.py            # train what is missing, write the figures
+    python benchmarks/select_cpu_profile.py --list     # the candidates, without training
+
+Writes `benchmarks/results/cpu_profile_selection.{json,md}` (the Running page includes the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from machine import cpu_model  # noqa: E402
+
+# name -> (method, fields changed from the cpu profile). The first block asks which network and how many epochs,
+# the second how the adversarial phase is run, the third how long the clean teacher trains.
+CANDIDATES = {
+    "pgdat_w32_e10": ("pgdat", {"width": 32, "epochs": 10}),
+    "pgdat_w48_e10": ("pgdat", {"width": 48, "epochs": 10}),
+    "pgdat_w32_e15": ("pgdat", {"width": 32, "epochs": 15}),
+    "pgdat_w64_e8": ("pgdat", {"width": 64, "epochs": 8}),
+    "pgdat_w32_e10_pgd3": ("pgdat", {"width": 32, "epochs": 10, "attack_steps": 3, "alpha_ratio": 0.5}),
+    "pgdat_w32_e10_lr0.2": ("pgdat", {"width": 32, "epochs": 10, "lr": 0.2}),
+    "pgdat_w32_e10_lr0.05": ("pgdat", {"width": 32, "epochs": 10, "lr": 0.05}),
+    "clean_w32_e15": ("clean", {"width": 32, "teacher_epochs": 15}),
+    "clean_w32_e30": ("clean", {"width": 32, "teacher_epochs": 30}),
+}
+OUT = os.path.join(os.path.dirname(HERE), "results", "cpu", "selection")
+RESULTS = os.path.join(HERE, "results")
+
+
+def train_candidate(name: str, method: str, fields: dict) -> list[dict]:
+    """Train (or resume, or re-read) one candidate; its per-epoch history."""
+    import torch  # noqa: F401  (only when training)
+
+    from cktat_core.config import from_profile, resolve
+    from cktat_core.methods import METHODS
+    from cktat_core.runtime import pick_device
+    from cktat_core.train import TEACHER_KEYS, load_run_splits, new_model, student_keys, train_phase
+
+    cfg = resolve(from_profile("cpu", {**fields, "method": method if method != "clean" else "pgdat"}))
+    device = pick_device(cfg.device)
+    splits = load_run_splits(cfg, device)
+    model = new_model(cfg.model, cfg, splits.num_classes, device, cfg.seed)
+    if method == "clean":
+        res = train_phase(model, METHODS["clean"], splits, cfg, os.path.join(OUT, name), cfg.teacher_epochs,
+                          cfg.teacher_lr, TEACHER_KEYS, desc=name)
+    else:
+        res = train_phase(model, METHODS[method], splits, cfg, os.path.join(OUT, name), cfg.epochs, cfg.lr,
+                          student_keys(cfg), desc=name)
+    return res.history
+
+
+def read_history(name: str) -> list[dict] | None:
+    path = os.path.join(OUT, name, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def summary_row(name: str, method: str, fields: dict, history: list[dict]) -> dict:
+    last = history[-1]
+    robust = next((k for k in last if k.startswith("val_pgd")), None)
+    seconds = sum(r["train_seconds"] for r in history)
+    row = {"name": name, "method": method, "fields": fields, "epochs": len(history), "train_seconds": seconds,
+           "val_natural": last["val_natural"], "val_robust": last.get(robust) if robust else None,
+           "robust_attack": robust[4:] if robust else None}
+    score = row["val_robust"] if robust else row["val_natural"]
+    row["score_per_minute"] = score / (seconds / 60)
+    return row
+
+
+def markdown(rows: list[dict], machine: str) -> str:
+    lines = ["# How the real-image CPU profile was chosen", "",
+             f"Machine: {machine}. Every row is one training run of seed 0 on the `cpu` profile's training images "
+             "with the fields shown changed; accuracies are on the 1,000 validation images held out of them "
+             "(the test set is not read), after the last epoch. Seconds are training time (per-epoch validation "
+             "excluded).", "",
+             "| candidate | method | changed | epochs | train s | val natural | val robust | robust / min |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        changed = ", ".join(f"{k}={v}" for k, v in r["fields"].items())
+        rob = "-" if r["val_robust"] is None else f"{r['val_robust']:.1f} ({r['robust_attack'].upper()})"
+        per_min = "-" if r["val_robust"] is None else f"{r['score_per_minute']:.2f}"
+        lines.append(f"| {r['name']} | {r['method']} | {changed} | {r['epochs']} | {r['train_seconds']:.0f} | "
+                     f"{r['val_natural']:.1f} | {rob} | {per_min} |")
+    lines += ["", "Generated by `python benchmarks/select_cpu_profile.py`."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--list", action="store_true", help="print the candidates and exit")
+    ap.add_argument("--only", default="", help="comma-separated candidate names to train (default: all)")
+    ap.add_argument("--no-train", action="store_true", help="only rewrite the table from the finished runs")
+    args = ap.parse_args(argv)
+    if args.list:
+        for name, (method, fields) in CANDIDATES.items():
+            print(f"{name:<24} {method:<6} {fields}")
+        return 0
+    only = [n for n in args.only.split(",") if n]
+    rows = []
+    for name, (method, fields) in CANDIDATES.items():
+        history = read_history(name)
+        target = fields.get("teacher_epochs" if method == "clean" else "epochs")
+        if not args.no_train and (not only or name in only) and (history is None or len(history) < target):
+            t0 = time.perf_counter()
+            history = train_candidate(name, method, fields)
+            print(f"{name}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
+        if history and len(history) == target:
+            rows.append(summary_row(name, method, fields, history))
+    machine = cpu_model()
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "cpu_profile_selection.json"), "w") as fh:
+        json.dump({"machine": machine, "rows": rows}, fh, indent=1)
+    text = markdown(rows, machine)
+    with open(os.path.join(RESULTS, "cpu_profile_selection.md"), "w") as fh:
+        fh.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

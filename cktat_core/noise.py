@@ -1,0 +1,140 @@
+"""Whether two accuracies differ beyond noise: the one three-way comparison every page calls.
+
+`compare(a, b, ...)` says "above", "within noise" or "below" (a against b) and why, from the strongest evidence it
+is given:
+
+- several seeds per side (a and b are lists): Welch's t-test on the per-seed accuracies
+  (`scipy.stats.ttest_ind(equal_var=False)`), the run-to-run spread of each method: the test for "method A beats
+  method B" when both were trained with several seeds;
+- per-image correctness of two models on the same test images (`bits`, as `evaluate.summarize` stores them):
+  McNemar's exact test, a two-sided binomial test on the images exactly one of the two gets right
+  (`scipy.stats.binomtest`), far more sensitive than two independent margins, because the images both get right or
+  both get wrong carry no information about the difference;
+- two single accuracies on n images each: two binomial standard errors of their difference (`checks.noise_margin`),
+  what remains for numbers without per-image results (the paper's).
+
+A single run of each side measures test-sampling noise only; runs of another seed move further. `spread` (the
+standard deviation of one run's accuracy over seeds, `seed_spread`) adds that: a difference then also has to exceed
+z * sqrt(2) * spread, the noise of the difference of two runs. Torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+from .checks import noise_margin
+
+ABOVE, WITHIN, BELOW = "above", "within noise", "below"
+ALPHA = 0.05  # two-sided level of every test here
+Z = 2.0  # standard errors of a margin (about the same 95%)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """a against b: `word` (ABOVE, WITHIN or BELOW), `difference` (a - b, points; seed means for seeds), `p` (the
+    test's two-sided p-value; None for a margin rule), `margin` (points within which the difference counts as zero;
+    None for a pure test) and `test` (which evidence decided, in words)."""
+
+    word: str
+    difference: float
+    p: float | None
+    margin: float | None
+    test: str
+
+    @property
+    def sign(self) -> int:
+        return {ABOVE: 1, WITHIN: 0, BELOW: -1}[self.word]
+
+    def evidence(self, digits: int = 1) -> str:
+        """"+1.2 points, p = 0.03 (McNemar, 5000 paired images)", for a page's parenthesis."""
+        parts = [f"{self.difference:+.{digits}f} points"]
+        if self.p is not None:
+            parts.append(f"p = {self.p:.2g}")
+        if self.margin is not None:
+            parts.append(f"noise {self.margin:.{digits}f}")
+        return ", ".join(parts) + f" ({self.test})"
+
+
+def _word(difference: float, decided: bool) -> str:
+    return WITHIN if not decided or difference == 0 else (ABOVE if difference > 0 else BELOW)
+
+
+def mcnemar_p(bits_a: str, bits_b: str) -> tuple[float, int, int]:
+    """McNemar's exact test of two models on the same images ("1" right): (two-sided p, images only a gets right,
+    images only b gets right)."""
+    from scipy.stats import binomtest
+
+    if len(bits_a) != len(bits_b):
+        raise ValueError(f"per-image results of different lengths ({len(bits_a)} and {len(bits_b)} images)")
+    only_a = sum(1 for x, y in zip(bits_a, bits_b) if x == "1" and y == "0")
+    only_b = sum(1 for x, y in zip(bits_a, bits_b) if x == "0" and y == "1")
+    p = 1.0 if only_a + only_b == 0 else binomtest(only_a, only_a + only_b, 0.5).pvalue
+    return float(p), only_a, only_b
+
+
+def seed_spread(values: Sequence[float]) -> float | None:
+    """The standard deviation of one run's accuracy over seeds (None for fewer than two seeds)."""
+    return statistics.stdev(values) if len(values) >= 2 else None
+
+
+def compare(a: float | Sequence[float], b: float | Sequence[float], *, n: int | None = None,
+            bits: tuple[str, str] | None = None, spread: float | None = None, alpha: float = ALPHA) -> Comparison:
+    """a against b (accuracies in %, or lists of per-seed accuracies): see the module docstring for the evidence
+    used. With lists of at least two seeds on both sides the seeds decide (Welch); else `bits` (McNemar) when given,
+    else the binomial margin on `n` images; `spread` adds the run-to-run margin to the last two."""
+    if not isinstance(a, (int, float)) and not isinstance(b, (int, float)):
+        a, b = list(a), list(b)
+        if len(a) >= 2 and len(b) >= 2:
+            from scipy.stats import ttest_ind
+
+            diff = statistics.fmean(a) - statistics.fmean(b)
+            if statistics.pvariance(a) + statistics.pvariance(b) == 0:
+                p = 1.0 if diff == 0 else 0.0
+            else:
+                p = float(ttest_ind(a, b, equal_var=False).pvalue)
+            return Comparison(_word(diff, p < alpha), diff, p, None, f"Welch's t-test, {len(a)} and {len(b)} seeds")
+        a, b = a[0], b[0]  # one seed: the single-run rules below
+    diff = float(a) - float(b)
+    run_margin = Z * math.sqrt(2) * spread if spread else 0.0
+    if bits is not None:
+        p, only_a, only_b = mcnemar_p(*bits)
+        decided = p < alpha and abs(diff) > run_margin
+        what = f"McNemar, {len(bits[0])} paired images" + (", and the seeds' spread" if spread else "")
+        return Comparison(_word(diff, decided), diff, p, run_margin or None, what)
+    if n is None:
+        raise ValueError("compare needs seeds, per-image results (bits) or the number of images n")
+    margin = max(noise_margin(a, b, n, Z), run_margin)
+    what = f"two binomial margins, {n} images each" + (", and the seeds' spread" if spread else "")
+    return Comparison(_word(diff, abs(diff) > margin), diff, None, margin, what)
+
+
+def bits_of(evaluation: dict, attack: str = "natural") -> str | None:
+    """The per-image results of one attack of a final evaluation (`train.final_evaluation`, {"test": ...}) or of an
+    `evaluate` result ({"attacks": ...}); None where they were not stored (evaluations written before they were)."""
+    attacks = evaluation["test"]["attacks"] if "test" in evaluation else evaluation["attacks"]
+    return attacks.get(attack, {}).get("bits")
+
+
+def compare_evaluations(a: dict, b: dict, attack: str = "natural", spread: float | None = None) -> Comparison:
+    """Two evaluations of the same test images under `attack`: McNemar on their per-image results where both have
+    them, else the binomial margin."""
+    ea = a["test"]["attacks"][attack] if "test" in a else a["attacks"][attack]
+    eb = b["test"]["attacks"][attack] if "test" in b else b["attacks"][attack]
+    ba, bb = bits_of(a, attack), bits_of(b, attack)
+    if ba is not None and bb is not None and len(ba) == len(bb):
+        return compare(ea["accuracy"], eb["accuracy"], bits=(ba, bb), spread=spread)
+    return compare(ea["accuracy"], eb["accuracy"], n=min(ea["total"], eb["total"]), spread=spread)
+
+
+def spearman(a: Sequence[float], b: Sequence[float], alternative: str = "greater") -> tuple[float | None, float | None]:
+    """Spearman's rank correlation of two equally long lists and its p-value (`scipy.stats.spearmanr`; one-sided
+    "greater" by default: do the orderings agree?). (None, None) for fewer than three pairs or a constant list."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None, None
+    res = spearmanr(a, b, alternative=alternative)
+    return float(res.statistic), float(res.pvalue)
