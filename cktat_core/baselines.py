@@ -49,12 +49,27 @@ RAAT_TABLE1 = (Row("PGD-AT", "pgdat", stem="PGDAT"), Row("TRADES", "trades"), Ro
                Row("DUCAT", "ducat"), Row("CKTAT", "cktat", {"beta": 6.0}))
 
 
-def evaluation_limit(profile: str, overrides: dict, eval_limit: int | None = None, smoke: int = 200) -> int:
-    """Test images of an attack suite: `eval_limit`, else the config's test_limit, else `smoke` in the smoke
-    profile and all of them (0) otherwise: the count chapters 04, 08 and 09 share, so their files are computed once."""
+# Test images of the attack suite per profile (every test image elsewhere): 200 in smoke; 1,000 on real images, where
+# 200 would leave a binomial error of about 3 points, as large as the differences between methods.
+SUITE_IMAGES = {"smoke": 200, "cpu": 1000}
+# AutoAttack's version per profile ("standard" elsewhere): "apgd" (APGD-CE, APGD-T) where the budget does not allow
+# FAB-T and Square.
+AA_VERSIONS = {"smoke": "apgd"}
+AA_WORDS = {"standard": "APGD-CE, APGD-T, FAB-T and Square, as the paper's AutoAttack",
+            "apgd": "APGD-CE and APGD-T only: the cheaper version without FAB-T and Square"}
+
+
+def evaluation_limit(profile: str, overrides: dict, eval_limit: int | None = None) -> int:
+    """Test images of an attack suite: `eval_limit`, else the overrides' test_limit, else the profile's
+    `SUITE_IMAGES` (0: all): the count chapters 04, 08 and 09 share, so their files are computed once."""
     if eval_limit is not None:
         return eval_limit
-    return overrides.get("test_limit") or (smoke if profile == "smoke" else 0)
+    return overrides.get("test_limit") or SUITE_IMAGES.get(profile, 0)
+
+
+def aa_version(profile: str, asked: str | None = None) -> str:
+    """The AutoAttack version of a profile's suite (`AA_VERSIONS`), unless one is asked for."""
+    return asked or AA_VERSIONS.get(profile, "standard")
 
 
 def trained(ch: Chapter, rows) -> dict[str, dict]:

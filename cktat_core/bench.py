@@ -32,6 +32,7 @@ from .data import MULTIVIEW, dataset_defaults
 from .errors import ConfigError
 from .methods import METHODS, StepContext
 from .models import MODELS, build_model, num_parameters
+from .report import duration  # noqa: F401  (`bench.duration`, as chapters call it)
 from .runtime import (evaluation_precision, grad_scaler, maybe_compile, pick_device, precision_of,
                       uses_channels_last, versions)
 
@@ -208,16 +209,6 @@ def project(cfg, report: dict) -> dict:
     return {"train_images": n_train, "teacher_epoch_s": teacher_epoch, "cktat_epoch_s": student_epoch,
             "test_evaluation_s": test_eval, "teacher_epochs": cfg.teacher_epochs, "epochs": cfg.epochs,
             "run_s": total}
-
-
-def duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def format_report(r: dict) -> str:

@@ -7,6 +7,7 @@ cell builds `ch = Chapter(profile, overrides, results, progress)` and from then 
     ch.compare(["pgdat", "trades", "cktat"])  # one budget, one teacher; runs shared with every other chapter
     ch.run("pgdat_from_clean", "pgdat", init_checkpoint=...)   # one named run under the shared runs folder
     ch.variant("cktat", tau=3)                # runs/cktat_tau3, its teacher the shared runs/teacher_clean
+    ch.seeds("cktat")                         # runs/cktat, runs/cktat_seed1_teacher-teacher_clean, ...
 
 Runs live in `<results>/runs/<name>` (default results: `<repo>/results/<profile>`), shared by every chapter:
 a run trained by one chapter is re-read by the next (`train.run` returns a finished run's saved result).
@@ -27,6 +28,7 @@ from .methods import METHODS, frozen_teacher
 from .train import EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, run, teacher_run
 
 PATH_FIELDS = ("teacher_checkpoint", "init_checkpoint")
+SEEDS = (0, 1, 2)  # the seeds of the runs whose spread the book measures (PGD-AT, TRADES, CKTAT)
 
 
 def _short(value) -> str:
@@ -129,3 +131,22 @@ class Chapter:
             name += f"_init-{self._run_of(cfg.init_checkpoint)}"
         res = run(cfg, os.path.join(self.runs, name))
         return {**res, "name": name, "run_dir": os.path.join(self.runs, name)}
+
+    def seeds(self, method: str, seeds=SEEDS, **fields) -> list[dict]:
+        """`variant(method, seed=s, **fields)` for every seed of `seeds` (the first is the profile's own run). A
+        method with a frozen teacher keeps the teacher of the profile's seed for every seed, so the spread measured
+        is the student phase's (the data order, the attack's random starts, a fresh student where the method does
+        not start from its teacher), not the teacher's."""
+        base = self.config(method, **fields)
+        out = []
+        for s in seeds:
+            extra = {} if s == base.seed else {"seed": s}
+            kind = frozen_teacher(METHODS[method], base)
+            if extra and kind is not None and not base.teacher_checkpoint:
+                extra["teacher_checkpoint"] = self.teacher(kind, **fields)["checkpoint"]
+            out.append(self.variant(method, **fields, **extra))
+        return out
+
+    def sibling(self, profile: str) -> "Chapter":
+        """The same chapter in another profile, with that profile's default results folder (to read what it saved)."""
+        return Chapter(profile, {}, None, self.progress)

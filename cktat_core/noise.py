@@ -138,3 +138,41 @@ def spearman(a: Sequence[float], b: Sequence[float], alternative: str = "greater
         return None, None
     res = spearmanr(a, b, alternative=alternative)
     return float(res.statistic), float(res.pvalue)
+
+
+def compare_change(large: tuple[str, str], small: tuple[str, str], accuracies: tuple[float, float, float, float],
+                   spread: float | None = None, alpha: float = ALPHA) -> Comparison:
+    """Whether a method's gap to a baseline changes from one setting to another (Table 1: from the small to the
+    large student), four models on the same test images. `large` and `small` are (method's bits, baseline's bits);
+    `accuracies` (method large, baseline large, method small, baseline small), in %. Per image the change is
+    (m_L - b_L) - (m_S - b_S) in {-2, ..., 2}; a one-sample t-test on it (`scipy.stats.ttest_1samp`) is the paired
+    test of four models, and `spread` (one run's seed spread) adds z * 2 * spread, the run-to-run noise of a sum of
+    four runs."""
+    from scipy.stats import ttest_1samp
+
+    ml, bl, ms, bs = accuracies
+    diff = (ml - bl) - (ms - bs)
+    x = [(int(a) - int(b)) - (int(c) - int(d)) for a, b, c, d in zip(large[0], large[1], small[0], small[1])]
+    if len(set(x)) < 2:
+        p = 1.0 if not any(x) else 0.0
+    else:
+        p = float(ttest_1samp(x, 0.0).pvalue)
+    margin = Z * 2 * spread if spread else 0.0
+    what = f"paired t-test over {len(x)} images of four models" + (", and the seeds' spread" if spread else "")
+    return Comparison(_word(diff, p < alpha and abs(diff) > margin), diff, p, margin or None, what)
+
+
+def compare_values(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Comparison:
+    """Two models' per-image values (e.g. knowledge points) on the same images, in the same order: a paired t-test
+    on the differences (`scipy.stats.ttest_rel`); the difference is the mean of a minus the mean of b."""
+    from scipy.stats import ttest_rel
+
+    if len(a) != len(b) or not len(a):
+        raise ValueError("compare_values needs two equally long, non-empty lists")
+    d = [u - v for u, v in zip(a, b)]
+    diff = statistics.fmean(d)
+    if len(set(d)) < 2:
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        p = float(ttest_rel(a, b).pvalue)
+    return Comparison(_word(diff, p < alpha), diff, p, None, f"paired t-test over {len(d)} images")

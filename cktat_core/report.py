@@ -54,6 +54,17 @@ def row(evaluation: dict) -> dict:
 summary = row  # the name chapters written before `row` use
 
 
+def duration(seconds: float) -> str:
+    """"40.0 s", "12.5 min", "3.2 h", "2.1 days"."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 1,
                    headers: dict[str, str] | None = None) -> str:
     """A GitHub/MyST markdown table; floats rounded to `digits`, missing values shown as a dash."""
@@ -123,3 +134,112 @@ def table4_row(method: str, evaluation: dict, aa_from: dict | None = None) -> di
     row["checks passed"] = f"{sum(v == 'passed' for v in ran)} of {len(ran)}"
     row["flags"] = ", ".join(f["check"] for f in evaluation.get("flags", [])) or "none"
     return row
+
+
+# ---- what a chapter says about its runs
+def mean_sd(values: list[float]) -> str:
+    """"49.8 ± 0.6" (mean and standard deviation over seeds; the mean alone for one value)."""
+    import statistics
+
+    if len(values) < 2:
+        return f"{values[0]:.1f}"
+    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def seed_rows(runs: dict[str, list[dict]], attacks: list[str], names: dict[str, str] | None = None) -> list[dict]:
+    """Per method, the last epoch's test accuracy under each attack over its seeds: mean ± standard deviation,
+    then each seed's value."""
+    names = names or {}
+    out = []
+    for method, results in runs.items():
+        row = {"method": names.get(method, method), "seeds": len(results)}
+        for a in attacks:
+            values = [r["student"]["last"]["test"]["attacks"][a]["accuracy"] for r in results]
+            row[a] = mean_sd(values)
+            row[f"{a} per seed"] = ", ".join(f"{v:.1f}" for v in values)
+        out.append(row)
+    return out
+
+
+def data_sentence(result: dict) -> str:
+    """Which images a run's numbers come from, in one sentence (from its settings and split sizes)."""
+    s, n = result["settings"], result["data"]
+    if s["dataset"] in ("multiview", "multiview_f2"):
+        return (f"Images: the multi-view data (chapter 01), {n['train']:,} training, {n['val']:,} validation and "
+                f"{n['test']:,} test images.")
+    per_file = s.get("train_per_file", 0)
+    picked = (f"the first {per_file:,} images of each official training batch" if per_file else
+              "every official training image")
+    return (f"Images: real {s['dataset'].upper().replace('CIFAR', 'CIFAR-')}, {picked} ({n['train']:,} for training, "
+            f"{n['val']:,} held out for validation) and the first {n['test']:,} official test images. In the copy "
+            f"this book was built from, part of every batch was decoded from a JPEG re-encoding of the official "
+            f"pixels (its README says which); with the official download the same images are selected and the "
+            f"figures should agree within sampling noise, not exactly.")
+
+
+def source(fn) -> str:
+    """The source of a library function as a markdown code block: the code a page shows is the code that runs."""
+    import inspect
+
+    return f"```python\n{inspect.getsource(fn).rstrip()}\n```"
+
+
+def paper_beside(ours: dict[str, dict[str, list[float]]], paper: dict[str, list[float]], columns: list[str],
+                 digits: int = 1) -> list[dict]:
+    """Rows for "ours beside the paper's": per method and column, our mean over seeds (± the standard deviation),
+    the paper's number (the i-th of its list for the i-th column) and our mean minus it."""
+    import statistics
+
+    out = []
+    for method, cols in ours.items():
+        row = {"method": method}
+        for i, c in enumerate(columns):
+            values = cols[c]
+            row[f"ours {c}"] = mean_sd(values)
+            if method in paper:
+                row[f"paper {c}"] = f"{paper[method][i]:.{digits}f}"
+                row[f"{c}: ours - paper"] = f"{statistics.fmean(values) - paper[method][i]:+.{digits}f}"
+        out.append(row)
+    return out
+
+
+def declaration(method: str) -> str:
+    """A method's declaration in `methods.py` (the comment above it and its `register(Method(...))` call) as a
+    markdown code block: the loss terms and Table 2's row come from these lines."""
+    from . import methods
+
+    with open(methods.__file__) as fh:
+        lines = fh.read().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f'register(Method("{method}"'))
+    first = start
+    while first > 0 and lines[first - 1].startswith("#") and not lines[first - 1].startswith("# ---"):
+        first -= 1
+    end, depth = start, 0
+    for end in range(start, len(lines)):
+        depth += lines[end].count("(") - lines[end].count(")")
+        if depth <= 0:
+            break
+    return "```python\n" + "\n".join(lines[first:end + 1]) + "\n```"
+
+
+def run_seconds(result: dict) -> float:
+    """A run's wall time: its `wall_seconds`, else (teachers written before they recorded it) its epochs' training
+    time."""
+    if result.get("wall_seconds"):
+        return float(result["wall_seconds"])
+    history = result.get("history") or result.get("student", {}).get("history", [])
+    return float(sum(h.get("train_seconds", 0.0) for h in history))
+
+
+def run_costs(runs: dict[str, dict], teachers: dict[str, dict] | None = None) -> str:
+    """What a chapter's runs cost on the machine that trained them, from their result files: the number of runs,
+    the total and the median, the longest."""
+    import statistics
+
+    every = {**runs, **(teachers or {})}
+    seconds = {k: run_seconds(v) for k, v in every.items()}
+    longest = max(seconds, key=seconds.get)
+    devices = sorted({v.get("device", "?") for v in every.values()})
+    return (f"{len(runs)} runs and {len(teachers or {})} teachers, {duration(sum(seconds.values()))} of training and "
+            f"evaluation in all on {', '.join(devices)} (median {duration(statistics.median(seconds.values()))}; the "
+            f"longest, {longest}, {duration(seconds[longest])}). A finished run is re-read in a moment.")

@@ -47,6 +47,7 @@ from typing import Any, Iterator
 
 from .book import chapter_notebooks, repo_root, results_dir
 from .errors import CktatError
+from .report import duration
 
 LIBRARY = os.path.dirname(os.path.abspath(__file__))
 METADATA_KEY = "cktat"
@@ -341,14 +342,6 @@ def seconds_per_run(results_folder: str) -> float | None:
             times.append(t)
     times.sort()
     return times[len(times) // 2] if times else None
-
-
-def duration(seconds: float) -> str:
-    """"3 h 05 min", "12 min", "40 s"."""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
 
 class Progress:

@@ -17,6 +17,7 @@ Torch-free: every function reads what `train.run` wrote (`result.json`) or numbe
 from __future__ import annotations
 
 from .checks import noise_margin
+from .noise import WITHIN, compare, compare_evaluations
 from .report import row
 
 
@@ -65,7 +66,7 @@ def pick_on_validation(histories: dict[float, list[dict]], n_val: int) -> dict:
     order = sorted(histories, key=rank, reverse=True)
     score = lambda v: rank(v)[0]
     top = score(order[0])
-    tied = sorted(v for v in order if top - score(v) <= noise_margin(top, score(v), n_val))
+    tied = sorted(v for v in order if compare(top, score(v), n=n_val).word == WITHIN)
     out = {"value": tied[0], "score": score(tied[0]), "best": order[0], "best_score": top, "runner_up": None,
            "runner_up_score": None, "tied": tied, "separated": len(tied) == 1}
     if len(order) > 1:
@@ -300,3 +301,24 @@ def beta_pick_sentence(pick: dict, rows: dict[float, dict], full: dict, profile_
               f"probes against {full['probe_f2']:.1f}% at beta = {profile_beta:g}; the consistency term is what pushes "
               f"it out.")
     return s
+
+
+def sweep_rows(runs: dict[str, dict], full: dict, robust: str, spread: float | None = None,
+               paper: dict[str, list[float]] | None = None) -> list[dict]:
+    """Table 3 rows for the page, one per run: last / best-on-validation accuracies in one cell each, the best epoch
+    and its validation score, the run against the full CKTAT run in `robust` accuracy (`noise.compare` image by
+    image, with the seeds' `spread` as the run-to-run margin: "above", "within noise", "below"), and the paper's
+    natural and PGD accuracies for the same row when it has them."""
+    out = []
+    for label, res in runs.items():
+        r = table3_row(res, robust)
+        d = {"row": label, "natural": f"{r['natural']:.1f} / {r['best natural']:.1f}",
+             robust: f"{r[robust]:.1f} / {r[f'best {robust}']:.1f}", "best epoch": r["best epoch"],
+             "validation": r[f"val {robust}"],
+             "vs full": "-" if res is full else
+             compare_evaluations(res["student"]["last"], full["student"]["last"], robust, spread).word}
+        if paper is not None:
+            p = paper.get(label, [None, None])
+            d.update({"paper natural": p[0], "paper PGD": p[1]})
+        out.append(d)
+    return out

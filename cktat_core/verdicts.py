@@ -143,24 +143,15 @@ def _mean(v: list[float]) -> float:
     return sum(v) / len(v)
 
 
-def paired_order(a: list[float], b: list[float], z: float = 2.0) -> int:
-    """1 when the per-image values `a` lie above `b` (the same images, in the same order) beyond z standard errors
-    of their mean paired difference, -1 when below, 0 when within. Values that are all equal are within."""
-    if len(a) != len(b) or not a:
-        raise ValueError("paired_order needs two equally long, non-empty lists")
-    d = [u - v for u, v in zip(a, b)]
-    mean = _mean(d)
-    n = len(d)
-    var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 0.0
-    margin = z * math.sqrt(var / n)
-    if mean > margin:
-        return 1
-    if mean < -margin:
-        return -1
-    return 0
+def paired_order(a: list[float], b: list[float]) -> int:
+    """1 when the per-image values `a` lie above `b` (the same images, in the same order) beyond chance, -1 when
+    below, 0 when within: the sign of `noise.compare_values` (a paired t-test)."""
+    from .noise import compare_values
+
+    return compare_values(a, b).sign
 
 
-def claim_check(scores: dict[str, list[float]], claim: tuple[str, ...] = TABLE5_CLAIM, z: float = 2.0) -> dict:
+def claim_check(scores: dict[str, list[float]], claim: tuple[str, ...] = TABLE5_CLAIM) -> dict:
     """Does a per-image measure (e.g. knowledge points on the class's own feature patches) order the models as
     `claim` (most first)? Every pair of the claim is compared with `paired_order`.
 
@@ -170,7 +161,7 @@ def claim_check(scores: dict[str, list[float]], claim: tuple[str, ...] = TABLE5_
     by ">" or, within noise, "≈"; "n": images per model.
     """
     pairs = [(claim[i], claim[j]) for i in range(len(claim)) for j in range(i + 1, len(claim))]
-    signs = {p: paired_order(scores[p[0]], scores[p[1]], z) for p in pairs}
+    signs = {p: paired_order(scores[p[0]], scores[p[1]]) for p in pairs}
     reversed_ = [p for p, s in signs.items() if s < 0]
     tied = [p for p, s in signs.items() if s == 0]
     outcome = "contradicts" if reversed_ else "unresolved" if tied else "matches"
@@ -178,7 +169,7 @@ def claim_check(scores: dict[str, list[float]], claim: tuple[str, ...] = TABLE5_
     ranked = sorted(claim, key=lambda m: -means[m])
     order = ranked[0]
     for hi, lo in zip(ranked, ranked[1:]):
-        order += (" > " if paired_order(scores[hi], scores[lo], z) > 0 else " ≈ ") + lo
+        order += (" > " if paired_order(scores[hi], scores[lo]) > 0 else " ≈ ") + lo
     return {"outcome": outcome, "reversed": reversed_, "tied": tied, "means": means, "order": order,
             "ranked": ranked, "n": len(scores[claim[0]])}
 
@@ -203,7 +194,7 @@ def claim_sentence(check: dict, measure: str, claim: tuple[str, ...] = TABLE5_CL
     def pairs(ps):
         return _and([f"{a} vs {b}" for a, b in ps])
 
-    tie = " ('≈': within two paired standard errors)" if "≈" in check["order"] else ""
+    tie = " ('≈': within noise, a paired t-test at p >= 0.05)" if "≈" in check["order"] else ""
     head = f"By {measure}, over {check['n']} images ({means}), the models order as {check['order']}{tie}. "
     if check["outcome"] == "matches":
         return head + f"This matches the paper's ranking {said}: every pair lies in that order beyond sampling noise."
@@ -682,3 +673,140 @@ def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dic
         return text + (": DUCAT's robustness does not survive an attack that sees its recovery, which is what a "
                        "deployed model would face.")
     return text + ": its robustness holds up under the adaptive attack."
+
+
+# ---- the evaluation chapter (04)
+def evaluation_findings(standard: dict[str, dict], compat: dict[str, dict], plain: dict, masked: dict,
+                        masked_standard: dict) -> str:
+    """Chapter 04's opening, from its evaluations: which attack is strongest per model, how far the compat protocol
+    moves PGD-20, and what the gradient-masked model does to PGD and to AutoAttack's gradient-free attack."""
+    strongest = {n: min((k for k in r["attacks"] if k != "natural"), key=lambda k: r["attacks"][k]["accuracy"])
+                 for n, r in standard.items()}
+    aa_first = [n for n, k in strongest.items() if k == "aa"]
+    gaps = [compat[n]["attacks"]["pgd20"]["accuracy"] - standard[n]["attacks"]["pgd20"]["accuracy"] for n in standard]
+    fooled = masked["attacks"]["pgd20"]["accuracy"]
+    broken = masked_standard["attacks"]["aa"]["accuracy"]
+    flagged = sorted({f["check"] for f in masked["flags"]})
+    n = next(iter(standard.values()))["n"]
+    text = (f"On {n} test images, AutoAttack is the strongest attack for {len(aa_first)} of the {len(standard)} "
+            f"models" + (f" (for {_and([f'{m}: {k}' for m, k in strongest.items() if k != 'aa'])} another attack "
+                         f"goes lower)" if len(aa_first) < len(standard) else "") + ". "
+            f"The compat-generalist protocol (10 steps of 0.007, last iterate, adversarial input alone counted) reads "
+            f"PGD-20 {min(gaps):+.1f} to {max(gaps):+.1f} points away from the standard protocol. "
+            f"A clean model behind an 8-bit input rounding keeps {fooled:.1f}% under PGD-20 (without the rounding: "
+            f"{plain['attacks']['pgd20']['accuracy']:.1f}%); the checks flag it ({_and(flagged) if flagged else 'no check'}), "
+            f"and AutoAttack's standard version, whose Square attack needs no gradient, brings it to {broken:.1f}%.")
+    return text
+
+
+# ---- Table 1 (chapter 06), image by image
+def capacity_check_sentence(best: dict[str, dict[str, float]], sep: dict, val_robust: str, name: dict[str, str],
+                            n_val: int) -> str:
+    """Whether the two students differ on validation (PGD-AT's best validation accuracies; `sep`: key ->
+    `noise.Comparison` of the large against the small student), and what that means for the chapter's question."""
+    said = {"above": "the large student lies above the small one beyond sampling noise",
+            "below": "the large student lies BELOW the small one beyond sampling noise",
+            "within noise": "the two lie within sampling noise of each other"}
+    vr = val_robust.replace("val_pgd", "PGD-")
+    text = (f"Best validation accuracy of PGD-AT over the epochs ({n_val} validation images): natural "
+            f"{best['small']['val_natural']:.1f}% ({name['small']}) and {best['large']['val_natural']:.1f}% "
+            f"({name['large']}): {said[sep['val_natural'].word]}; {vr} {best['small'][val_robust]:.1f}% and "
+            f"{best['large'][val_robust]:.1f}%: {said[sep[val_robust].word]}. ")
+    if any(c.word == "above" for c in sep.values()):
+        return text + "So the two students differ in what adversarial training gets out of them, and the pair can test the claim."
+    return text + ("So validation does not show that the larger network gets more out of adversarial training: the pair "
+                   "below may not test the paper's capacity question, and what follows has to be read with that in mind.")
+
+
+def teacher_contrast_paired(ev: dict[str, dict], metrics: dict[str, str]) -> dict[str, dict[str, int]]:
+    """For one method on one student: each teacher's effect against PGD-AT per accuracy and the robust teacher
+    against the clean one, image by image (`noise.compare_evaluations`: McNemar where the evaluations hold per-image
+    results). `ev`: {"robust", "clean", "pgdat"} final evaluations; `metrics`: label -> attack."""
+    from .noise import compare_evaluations
+
+    sign = lambda a, b, att: compare_evaluations(ev[a], ev[b], att).sign
+    return {label: {"robust": sign("robust", "pgdat", att), "clean": sign("clean", "pgdat", att),
+                    "robust_vs_clean": sign("robust", "clean", att)} for label, att in metrics.items()}
+
+
+def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict[str, str], robust: str) -> str:
+    """Chapter 06's closing reading, from its numbers: how much the attack takes from PGD-AT on each student, how far
+    apart the two students' PGD-AT runs are against the paper's pair, and which claims our runs contradict or leave
+    within noise."""
+    drop = {k: acc["PGDAT", "none", k]["natural"] - acc["PGDAT", "none", k][robust] for k in pair}
+    p_drop = {k: paper[net]["PGDAT"][0] - paper[net]["PGDAT"][1] for k, net in (("small", "resnet18"), ("large", "wrn34_10"))}
+    ours_gap = [acc["PGDAT", "none", "large"][c] - acc["PGDAT", "none", "small"][c] for c in ("natural", robust)]
+    paper_gap = [paper["wrn34_10"]["PGDAT"][i] - paper["resnet18"]["PGDAT"][i] for i in (0, 1)]
+    by = {v: [c.claim for c in found if c.verdict == v] for v in ("reproduced", "within noise", "contradicted")}
+    text = (f"The attack takes {drop['small']:.1f} points from PGD-AT's natural accuracy on the small student and "
+            f"{drop['large']:.1f} on the large one (the paper: {p_drop['small']:.1f} on ResNet-18, {p_drop['large']:.1f} "
+            f"on WRN-34-10). Our two students' PGD-AT runs differ by {ours_gap[0]:+.1f} natural and {ours_gap[1]:+.1f} "
+            f"robust points, the paper's pair by {paper_gap[0]:+.1f} and {paper_gap[1]:+.1f}. ")
+    text += (f"Of the {len(found)} method-accuracy claims, {len(by['reproduced'])} are reproduced, "
+             f"{len(by['within noise'])} are within noise and {len(by['contradicted'])} contradicted. ")
+    if by["within noise"] or by["contradicted"]:
+        text += (f"Our reading: the paper's pair doubles the parameters of a network that already fits CIFAR-10 well "
+                 f"({name['small']} and {name['large']} here are both far from fitting it), and the change it measures "
+                 f"is a few points; a pair of small networks trained for a few epochs moves less, so most of the "
+                 f"changes it would need to show lie inside our noise.")
+    return text
+
+
+def table_noise(n: int, cells: int) -> float:
+    """The sampling noise of a mean over `cells` accuracies, each on n images (two binomial standard errors at 50%,
+    the worst case, divided by the square root of the number of cells)."""
+    return noise_margin(50.0, 50.0, n) / math.sqrt(max(cells, 1))
+
+
+def warm_start_sentence(rows: dict[str, dict], warm: dict[str, bool], epochs: int) -> str:
+    """How the rows that start from the clean teacher compare in natural accuracy with those that start from
+    scratch (`warm`: label -> starts from the teacher)."""
+    yes = [m for m in rows if warm[m]]
+    no = [m for m in rows if not warm[m]]
+    if not yes or not no:
+        return ""
+    mean = lambda ms: sum(rows[m]["natural"] for m in ms) / len(ms)
+    return (f"The rows that start from the clean teacher ({_and(yes)}) have a mean natural accuracy of {mean(yes):.1f}%, "
+            f"the others {mean(no):.1f}%: after {epochs} epoch{'s' * (epochs != 1)}, how much of the clean model a "
+            f"method keeps weighs on this column.")
+
+
+def attribution_comparison(ours: list, theirs: list, profile: str, other: str) -> str:
+    """Chapter 05's two readings side by side: its claims in this profile and those it saved in `other` (the
+    multi-view data against real images), and whether they agree."""
+    if not theirs:
+        return (f"The {other} profile's execution of this chapter has saved no claims in this copy of the book, so "
+                f"there is nothing to set beside ours.")
+    data = {"smoke": "the multi-view data", "cpu": "real CIFAR-10 images", "paper": "CIFAR-10 (paper profile)"}
+    mine = {c.claim: c for c in ours}
+    lines = []
+    for c in theirs:
+        m = mine.get(c.claim)
+        here = f"{m.verdict} ({m.noise})" if m else "not measured"
+        lines.append(f"- {c.claim}: on {data.get(profile, profile)} {here}; on {data.get(other, other)} {c.verdict} "
+                     f"({c.noise}).")
+    same = [c.claim for c in theirs if c.claim in mine and mine[c.claim].verdict == c.verdict]
+    lines.append(f"\nThe two data sets give the same verdict on {len(same)} of {len(theirs)} comparisons"
+                 + ("." if len(same) == len(theirs) else
+                    ": where they differ, the multi-view verdict counts points on the known discriminative patches, "
+                    "the real-image one counts all knowledge points, which also rewards attributions spread over "
+                    "background."))
+    return "\n".join(lines)
+
+
+# ---- the mechanism (chapter 01)
+def mechanism_findings(fair: dict | None, rows: dict[str, dict], robust: str, num_classes: int,
+                       evals: dict[str, dict]) -> str:
+    """Chapter 01's opening: whether clean training and PGD-AT use the dim feature 2 (their feature-2 probe
+    accuracy, above chance or not) and whether the three premises of the fair test hold (`fair_test`)."""
+    if fair is None:
+        return "This profile's data records no features, so the mechanism of Section 3 is not measured here."
+    c, a = rows["clean"]["probe_f2"], rows["PGD-AT"]["probe_f2"]
+    used = {k: uses_feature(evals[k], "probe_f2", num_classes) for k in ("clean", "PGD-AT")}
+    holds = fair["a"] and fair["b"] and fair["c"]
+    return (f"On the multi-view data, clean training {'uses' if used['clean'] else 'does not use'} the dim second "
+            f"feature ({c:.1f}% on images that hold only it; chance {100 / num_classes:.0f}%) and PGD-AT "
+            f"{'uses it less' if used['PGD-AT'] and a < c else 'uses it' if used['PGD-AT'] else 'does not use it'} "
+            f"({a:.1f}%). {'All three premises of a fair test hold' if holds else 'Not all three premises of a fair test hold'}"
+            f" (feature 2 is learnable robustly on its own: {fair['f2_only_robust']:.1f}% robust; the clean model uses "
+            f"it; adversarial training on the mixture keeps less of it), so Section 3's mechanism can be watched here.")

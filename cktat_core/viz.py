@@ -277,3 +277,30 @@ def shares_per_epoch(histories: dict[str, list[dict]], prefix: str = "partition_
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def seed_scatter(ours: dict[str, list[tuple[float, float]]], paper: dict[str, tuple[float, float]],
+                 xlabel: str = "natural accuracy (%)", ylabel: str = "robust accuracy (%)"):
+    """Natural (x) against robust (y) accuracy per method: our seeds as small markers with their mean as a large one
+    (left), the paper's single numbers (right); the same colour for a method in both panels. The two panels have
+    their own scales: the question is where the methods lie relative to each other."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.2, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, pts) in enumerate(ours.items()):
+        c = colours[i % len(colours)]
+        xs, ys = zip(*pts)
+        left.plot(xs, ys, linestyle="none", marker="o", markersize=5, alpha=0.6, color=c)
+        left.plot([np.mean(xs)], [np.mean(ys)], linestyle="none", marker="D", markersize=10, color=c,
+                  label=f"{name} (mean of {len(pts)})")
+        if name in paper:
+            right.plot([paper[name][0]], [paper[name][1]], linestyle="none", marker="D", markersize=10, color=c,
+                       label=name)
+    for ax, title in ((left, "ours (each seed, and the mean)"), (right, "the paper")):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.margins(0.25)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

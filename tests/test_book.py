@@ -275,6 +275,7 @@ def test_chapters_execute_and_the_book_builds(tmp_path):
     # every run a chapter asked for left its result behind
     assert (tmp_path / "results" / "runs" / "cktat" / "result.json").exists()
     _assert_local_mathjax(site / "_build" / "html")
+    _assert_scorecard_matches_the_chapters(executed, tmp_path / "results")
 
 
 def _fake_cifar10(folder, per_batch: int = 40, test: int = 60) -> None:
@@ -293,15 +294,58 @@ def _fake_cifar10(folder, per_batch: int = 40, test: int = 60) -> None:
             pickle.dump(batch, fh)
 
 
+def _on_fake_cifar(profile, tmp_path):
+    """Every chapter executed in `profile` on random images in CIFAR-10's format (no download, no real data)."""
+    _fake_cifar10(tmp_path / "data")
+    over = {**TINY, "data_dir": str(tmp_path / "data"), "model": "small_cnn", "train_limit": 96, "val_size": 64,
+            "train_per_file": 40, "test_limit": 48, "batch_size": 32, "eval_batch_size": 48}
+    return reproduce.execute_chapters(profile, over, results=str(tmp_path / "results"),
+                                      out_dir=str(tmp_path / "chapters"), root=ROOT)
+
+
+def _glued(path, key="findings"):
+    """The markdown a notebook glued under `key` (myst-nb stores it in the cell's display data)."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.get("metadata", {}).get("scrapbook", {}).get("name") == key:  # display=False prefixes the type
+                return next(v for k, v in o["data"].items() if k.endswith("text/markdown"))
+    raise AssertionError(f"{path}: nothing glued under {key!r}")
+
+
+def _assert_scorecard_matches_the_chapters(executed, results):
+    """The scorecard shows every saved claim with the verdict its chapter stated in its own findings."""
+    from cktat_core import claims
+
+    found = claims.load_all(str(results))
+    assert found, "the chapters saved their claims"
+    by_chapter = {os.path.basename(p)[:-len(".ipynb")]: p for p in executed}
+    for c in found:
+        text = _glued(by_chapter[c.chapter])
+        assert any(claims.sentence(c, d) in text for d in (1, 2)), (c, text)
+    card = nbformat.read(by_chapter["99_scorecard"], as_version=4)
+    shown = "".join(o.get("data", {}).get("text/markdown", "") for cell in card.cells for o in cell.get("outputs", []))
+    rows = [line for line in shown.splitlines() if line.startswith("| [")]
+    assert len(rows) == len(found)
+    for c, line in zip(found, rows):
+        assert f"[{c.claim}](" in line and f"| {c.verdict} |" in line
+    assert str(len(found)) in _glued(by_chapter["99_scorecard"])
+
+
+@pytest.mark.slow
+def test_chapters_execute_in_the_cpu_profile(tmp_path):
+    """The committed book's profile, from the same notebooks, on random images in CIFAR-10's format: every chapter
+    executes, saves its claims and opens with them, and the scorecard shows exactly those claims."""
+    executed = _on_fake_cifar("cpu", tmp_path)
+    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in book.chapter_notebooks(ROOT)]
+    _assert_scorecard_matches_the_chapters(executed, tmp_path / "results")
+
+
 @pytest.mark.slow
 def test_chapters_execute_in_the_paper_profile(tmp_path):
     """The paper profile runs from the same notebooks: CIFAR-10 (here random images in its format), whose data
     has no probe images, so the chapters show what needs the multi-view data as a sentence, not a KeyError."""
-    _fake_cifar10(tmp_path / "data")
-    over = {**TINY, "data_dir": str(tmp_path / "data"), "model": "small_cnn", "train_limit": 96, "val_size": 64,
-            "test_limit": 48, "batch_size": 32, "eval_batch_size": 48}
-    executed = reproduce.execute_chapters("paper", over, results=str(tmp_path / "results"),
-                                          out_dir=str(tmp_path / "chapters"), root=ROOT)
+    executed = _on_fake_cifar("paper", tmp_path)
     assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in book.chapter_notebooks(ROOT)]
     text = open(executed[0]).read()
     assert "no probe images" in text and "cifar10" in text
@@ -378,3 +422,86 @@ def test_the_committed_chapter_is_what_the_command_produces(tmp_path):
     numbers = _numbers(quickest)
     assert len(numbers) > 10
     assert _numbers(again) == pytest.approx(numbers, rel=1e-6, abs=1e-9)
+
+
+# --- how the pages read ---------------------------------------------------------------------------------
+
+# What a visible code cell may do: show the code that teaches (a loss, a declaration, a training or evaluation
+# call) or draw a figure. Every other code cell only loads, reshapes or formats, and is folded (`hide-input`).
+TEACHING = ("report.source(", "report.declaration(", "ch.seeds(", "ch.variant(", "ch.run(", "ch.compare(",
+            "book_runs.", "baselines.trained(", "evaluate_checkpoint(", "evaluate(", "fig = viz.", "viz.",
+            "sweep_explorer(")
+
+
+def _code_cells(path):
+    nb = nbformat.read(path, as_version=4)
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", book.chapter_notebooks(ROOT), ids=os.path.basename)
+def test_plumbing_is_folded_and_a_finding_opens_every_chapter(path):
+    nb = nbformat.read(path, as_version=4)
+    title = nb.cells[0].source
+    assert "{glue:md}`findings`" in title, "the title cell opens with the chapter's findings"
+    glued = [c for c in nb.cells if c.cell_type == "code" and 'glue("findings"' in c.source]
+    assert len(glued) == 1, "exactly one cell computes the findings"
+    for cell in _code_cells(path):
+        tags = cell.metadata.get("tags", [])
+        if {"hide-input", "remove-cell", "remove-input", "parameters"} & set(tags):
+            continue
+        assert any(t in cell.source for t in TEACHING), f"visible code cell that only plumbs:\n{cell.source[:300]}"
+    first = next(c for c in _code_cells(path) if not {"parameters", "remove-cell"} & set(c.metadata.get("tags", [])))
+    assert "hide-input" in first.metadata.get("tags", []), "the setup cell after the parameters is folded"
+
+
+def test_a_line_per_run_with_the_runs_and_time_left(tiny_book):
+    """A chapter whose last execution read two runs, one of them missing now: the command estimates one run left
+    from the median time of the finished runs, and prints a line for each run the kernel reports training."""
+    root, lib, results, run, lines = tiny_book
+    (results / "runs" / "done").mkdir(parents=True)
+    (results / "runs" / "done" / "result.json").write_text('{"wall_seconds": 600}')
+    body = ('import json, os, time\n'
+            'log = os.environ["CKTAT_RUN_LOG"]\n'
+            'run_dir = os.path.join(results, "runs", "missing")\n'
+            'for event in ({"event": "start", "run": run_dir, "kind": "cktat", "epochs": 3},\n'
+            '              {"event": "end", "run": run_dir, "seconds": 420.0}):\n'
+            '    open(log, "a").write(json.dumps(event) + "\\n")\n'
+            'time.sleep(1.5)\n'
+            'print("trained")')
+    _notebook(root / "notebooks" / "03_trains.ipynb", body)
+    executed = root / "book" / "chapters" / "03_trains.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["cktat"] = {"fingerprint": {"results": {"runs/done/result.json": "x", "runs/missing/result.json": "y"}}}
+    nbformat.write(nb, str(executed))
+    assert run(only=["03"]) == {"03_trains": "executed"}
+    text = "\n".join(lines)
+    assert "about 1 run left, about 10.0 min" in text  # the median of the finished runs: 600 s
+    assert "runs/missing: training (cktat, 3 epochs)" in text
+    assert "runs/missing: trained in 7.0 min; no more runs expected" in text
+
+
+def test_cpu_chapters_without_the_data_stop_with_one_line_saying_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("CKTAT_DATA", str(tmp_path / "nothing"))
+    with pytest.raises(CktatError) as err:
+        reproduce.check_data("cpu", {}, ["02_cktat"])
+    message = str(err.value)
+    assert "\n" not in message and "02_cktat needs cifar10" in message and "cifar-10-batches-py" in message
+    # a truncated file is named, never read as a smaller data set
+    _fake_cifar10(tmp_path / "data", per_batch=40, test=60)
+    monkeypatch.setenv("CKTAT_DATA", str(tmp_path / "data"))
+    with pytest.raises(CktatError) as err:
+        reproduce.check_data("cpu", {}, ["02_cktat"])
+    assert "data_batch_1 holds 40 images" in str(err.value) and "first 4000" in str(err.value)
+    reproduce.check_data("cpu", {"train_per_file": 40, "test_limit": 60, "val_size": 50}, ["02_cktat"])
+
+
+def test_the_book_executes_chapter_01_on_the_multiview_data_and_the_tables_on_real_images():
+    chapters = reproduce.chapters(None, ROOT)
+    profiles = {c.name: reproduce.book_profile(c) for c in chapters}
+    assert profiles.pop("01_multiview") == "smoke"
+    assert set(profiles.values()) == {"cpu"}
+    for c in chapters:  # every committed chapter was executed in its book profile
+        fp = reproduce.recorded(c.executed)
+        if fp is not None:
+            assert fp["parameters"]["profile"] == reproduce.book_profile(c), c.name

@@ -1,0 +1,73 @@
+"""The runs of the table chapters, asked through one `Chapter`, so every chapter that needs a run gets the same one.
+
+Each function trains what is missing and re-reads what is finished (`Chapter.variant` and friends), and returns the
+runs' results (`train.run`'s, with "name" and "run_dir"):
+
+- `headline`: PGD-AT, TRADES and CKTAT, each with the book's seeds (`chapter.SEEDS`): chapters 02, 03, 05, 07.
+- `table3`: CKTAT's ablations and its tau and beta sweeps (Table 3): chapter 07.
+- `capacity`: a clean and a robust teacher for ARD, IAD, RSLAD and LTD, LBGAT, PGD-AT and CKTAT on a small and a
+  large student (Table 1): chapter 06.
+- the rows of Table 4 and RAAT's Table 1 are `baselines.trained`: chapters 08 and 09.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .chapter import SEEDS, Chapter
+from .methods import METHODS
+from .verdicts import capacity_pair
+
+HEADLINE = ("pgdat", "trades", "cktat")
+TAUS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # Table 3b, at the profile's beta
+BETAS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)  # Table 3c, at the profile's tau
+ABLATIONS = {"the clean-model initialisation": {"init_from_teacher": False},
+             "the teacher term KL(T^tau(x), S(x'))": {"teacher_weight": 0.0},
+             "the consistency term KL(S(x), S(x'))": {"beta": 0.0}}  # Table 3a: what is removed
+PAPER_ABLATIONS = {"the clean-model initialisation": "clean_model_init",
+                   "the teacher term KL(T^tau(x), S(x'))": "kl_teacher_adv",
+                   "the consistency term KL(S(x), S(x'))": "kl_consistency"}  # their keys in paper_numbers.yaml
+DISTILLERS = ("ard", "iad", "rslad", "ltd")  # Table 1's methods with a frozen teacher, clean or robust
+
+
+def headline(ch: Chapter, methods=HEADLINE, seeds=SEEDS) -> dict[str, list[dict]]:
+    """method -> its runs, one per seed (the first is the shared run of `Chapter.compare`)."""
+    ch.compare(list(methods))
+    return {m: ch.seeds(m, seeds) for m in methods}
+
+
+def table3(ch: Chapter, taus=TAUS, betas=BETAS) -> dict:
+    """{"full", "pgdat", "teacher", "ablations": {name: run}, "tau": {tau: run}, "beta": {beta: run}}: Table 3's runs
+    (the full CKTAT run and PGD-AT are the shared ones; a sweep value equal to the profile's is the full run)."""
+    return {"teacher": ch.teacher("clean"), "full": ch.variant("cktat"), "pgdat": ch.variant("pgdat"),
+            "ablations": {name: ch.variant("cktat", **f) for name, f in ABLATIONS.items()},
+            "tau": {float(t): ch.variant("cktat", tau=float(t)) for t in taus},
+            "beta": {float(b): ch.variant("cktat", beta=float(b)) for b in betas}}
+
+
+def distilled(ch: Chapter, method: str, kind: str, checkpoint: str, **fields) -> dict:
+    """`method` taught by a `kind` ("clean" or "robust") teacher read from `checkpoint`; teacher_kind enters the run's
+    name only where it is not the method's own."""
+    extra = {} if METHODS[method].teacher == kind else {"teacher_kind": kind}
+    return ch.variant(method, **fields, **extra, teacher_checkpoint=checkpoint)
+
+
+def capacity(ch: Chapter, default_width: int = 16) -> dict:
+    """Table 1's runs: {"pair": {"small": fields, "large": fields}, "teachers": {capacity: clean teacher run},
+    "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)"
+    (LBGAT) or "robust" (the same capacity's PGD-AT run, last epoch)."""
+    r = ch.resolved("pgdat")
+    pair = capacity_pair(r.model, r.width, default_width)
+    teachers = {k: ch.teacher("clean", **f) for k, f in pair.items()}
+    runs = {}
+    for k, f in pair.items():
+        pgdat = ch.variant("pgdat", **f)
+        runs["PGDAT", "none", k] = pgdat
+        runs["CKTAT", "clean", k] = ch.variant("cktat", **f)
+        for m in DISTILLERS:
+            runs[METHODS[m].title, "clean", k] = distilled(ch, m, "clean", teachers[k]["checkpoint"], **f)
+        runs["LBGAT", "clean (co-trained)", k] = ch.variant("lbgat", **f)
+        robust = os.path.join(pgdat["run_dir"], pgdat["student"]["checkpoints"]["last"])
+        for m in DISTILLERS:
+            runs[METHODS[m].title, "robust", k] = distilled(ch, m, "robust", robust, **f)
+    return {"pair": pair, "teachers": teachers, "runs": runs}

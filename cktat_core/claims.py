@@ -1,0 +1,329 @@
+"""The paper's claims as the book tests them: one row per claim, with the paper's number, ours, the noise it is
+judged against and a verdict, computed by the chapter that shows it and gathered by the scorecard page.
+
+A `Claim` is built from a `noise.Comparison` of our two sides (`judged`): the paper states a direction ("CKTAT's
+natural accuracy is above PGD-AT's"), and our comparison either shows it ("reproduced"), shows nothing beyond the
+noise ("within noise") or shows the opposite ("contradicted"); a claim this profile cannot test says so ("not
+testable in this profile"). A chapter saves its claims with `save` into `<results>/claims/<chapter>.json` (written
+only when they changed, so re-executing a current chapter changes no file) and opens its page with `findings`; the
+scorecard reads every chapter's file (`load_all`) and shows `scorecard_rows`. Torch-free.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from .noise import ABOVE, BELOW, WITHIN, Comparison
+
+REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE = ("reproduced", "within noise", "contradicted",
+                                                      "not testable in this profile")
+VERDICTS = (REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper and our test of it. `paper` and `ours` are the two sides' effect in points (e.g. CKTAT
+    minus PGD-AT natural accuracy) or a statistic named in `measure`; `noise` says what the verdict was judged
+    against; `chapter` is the notebook's name, `section` the table it comes from."""
+
+    chapter: str
+    section: str
+    claim: str
+    measure: str
+    paper: float | None
+    ours: float | None
+    noise: str
+    verdict: str
+
+    @property
+    def difference(self) -> float | None:
+        return None if self.paper is None or self.ours is None else self.ours - self.paper
+
+
+def verdict(direction: str, word: str) -> str:
+    """The verdict on a claim that our side lies in `direction` (ABOVE or BELOW) when our comparison says `word`."""
+    if direction not in (ABOVE, BELOW):
+        raise ValueError(f"a claimed direction is {ABOVE!r} or {BELOW!r}, not {direction!r}")
+    if word == WITHIN:
+        return WITHIN_NOISE
+    return REPRODUCED if word == direction else CONTRADICTED
+
+
+def judged(chapter: str, section: str, claim: str, measure: str, paper: float | None, ours: Comparison,
+           direction: str | None = None) -> Claim:
+    """A claim whose paper effect `paper` (points, signed) sets the direction, judged by our comparison `ours`; a
+    claim the paper states without a number (`paper` None) gives its `direction` (ABOVE or BELOW)."""
+    direction = direction or (ABOVE if paper > 0 else BELOW)
+    return Claim(chapter, section, claim, measure, paper, ours.difference, ours.evidence(), verdict(direction, ours.word))
+
+
+def untestable(chapter: str, section: str, claim: str, measure: str, paper: float | None, why: str) -> Claim:
+    return Claim(chapter, section, claim, measure, paper, None, why, UNTESTABLE)
+
+
+def sentence(c: Claim, digits: int = 1) -> str:
+    """One claim as a sentence of a chapter's findings."""
+    if c.verdict == UNTESTABLE:
+        return f"{c.claim}: not testable in this profile ({c.noise})."
+    paper = "" if c.paper is None else f"; the paper: {c.paper:+.{digits}f}"
+    word = {REPRODUCED: "reproduced", WITHIN_NOISE: "within noise, neither reproduced nor contradicted",
+            CONTRADICTED: "contradicted"}[c.verdict]
+    return f"{c.claim}: **{word}** (ours {c.noise}{paper})."
+
+
+def findings(claims: list[Claim], digits: int = 1) -> str:
+    """A chapter's opening: its claims' sentences, a line each."""
+    return "\n\n".join(sentence(c, digits) for c in claims)
+
+
+def folder(results: str) -> str:
+    return os.path.join(results, "claims")
+
+
+def save(results: str, chapter: str, claims: list[Claim]) -> str:
+    """Write a chapter's claims to `<results>/claims/<chapter>.json`, only when they differ from what is there."""
+    path = os.path.join(folder(results), f"{chapter}.json")
+    text = json.dumps({"chapter": chapter, "claims": [asdict(c) for c in claims]}, indent=1) + "\n"
+    try:
+        with open(path) as fh:
+            if fh.read() == text:
+                return path
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def load_all(results: str) -> list[Claim]:
+    """Every chapter's saved claims, in chapter order."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(folder(results), "*.json"))):
+        with open(path) as fh:
+            out += [Claim(**c) for c in json.load(fh)["claims"]]
+    return out
+
+
+def tally(claims: list[Claim]) -> dict[str, int]:
+    return {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
+
+
+def scorecard_rows(claims: list[Claim], link=lambda chapter: chapter, digits: int = 1) -> list[dict]:
+    """Table rows for the scorecard: the claim (linked to its chapter), the paper's number, ours, the difference,
+    the noise and the verdict."""
+    fmt = lambda v: "-" if v is None else f"{v:+.{digits}f}"
+    return [{"claim": f"[{c.claim}]({link(c.chapter)})", "table": c.section, "measure": c.measure,
+             "paper": fmt(c.paper), "ours": fmt(c.ours), "ours - paper": fmt(c.difference), "judged against": c.noise,
+             "verdict": c.verdict} for c in claims]
+
+
+# ---- the claims of each chapter
+def accuracy(result: dict, attack: str = "natural", which: str = "last") -> float:
+    """A run's test accuracy under `attack` ("natural", "pgd20") for its last epoch or its best-on-validation one."""
+    return result["student"][which]["test"]["attacks"][attack]["accuracy"]
+
+
+def versus(a: list[dict], b: list[dict], attack: str, spread: float | None = None):
+    """Runs a against runs b (one or more seeds each) under `attack`, last epoch: Welch over the seeds where both
+    sides have several, else McNemar on the first runs' per-image results (`noise.compare`)."""
+    from .noise import compare, compare_evaluations
+
+    if len(a) >= 2 and len(b) >= 2:
+        return compare([accuracy(r, attack) for r in a], [accuracy(r, attack) for r in b])
+    return compare_evaluations(a[0]["student"]["last"], b[0]["student"]["last"], attack, spread)
+
+
+def method_pair(chapter: str, section: str, runs: dict[str, list[dict]], first: str, second: str,
+                paper_first: list[float], paper_second: list[float], attack: str, names: dict[str, str]) -> list[Claim]:
+    """"`first` above `second`" in natural and in robust accuracy: the paper's difference (its columns 0 and 1:
+    natural, PGD) against ours (`versus`), one claim each."""
+    robust = attack.replace("pgd", "PGD-")
+    out = []
+    for i, (metric, label) in enumerate((("natural", "natural accuracy"), (attack, f"{robust} accuracy"))):
+        effect = paper_first[i] - paper_second[i]
+        word = "above" if effect > 0 else "below"
+        out.append(judged(chapter, section, f"{names[first]}'s {label} {word} {names[second]}'s",
+                          f"{names[first]} - {names[second]}, {label} (points)", effect,
+                          versus(runs[first], runs[second], metric)))
+    return out
+
+
+def paired_rows(a: list[dict], b: list[dict], attacks: list[str]) -> list[dict]:
+    """Runs a and b of the same seeds, seed by seed: per attack the difference (a - b, points), the images only a
+    gets right and only b gets right, and McNemar's p."""
+    from .noise import mcnemar_p
+
+    out = []
+    for ra, rb in zip(a, b):
+        row = {"seed": ra["seed"]}
+        for att in attacks:
+            ea, eb = ra["student"]["last"]["test"]["attacks"][att], rb["student"]["last"]["test"]["attacks"][att]
+            row[f"{att}: difference"] = ea["accuracy"] - eb["accuracy"]
+            if ea.get("bits") and eb.get("bits"):
+                p, only_a, only_b = mcnemar_p(ea["bits"], eb["bits"])
+                row[f"{att}: only one right"] = f"{only_a} / {only_b}"
+                row[f"{att}: p"] = p
+        out.append(row)
+    return out
+
+
+def trend(chapter: str, section: str, claim: str, measure: str, values: list[float], ours: list[float],
+          paper: list[float], alpha: float = 0.05) -> Claim:
+    """A claim that an accuracy rises (or falls) along a sweep: the paper's Spearman correlation between the swept
+    values and its accuracies sets the direction; ours is judged by the two-sided Spearman test
+    (`scipy.stats.spearmanr`) over our runs: the same sign at p < alpha reproduces the claim, the opposite sign
+    contradicts it, anything else is within noise. `paper` and `ours` are the two correlations."""
+    from .noise import spearman
+
+    rho_paper, _ = spearman(values, paper, "two-sided")
+    rho, p = spearman(values, ours, "two-sided")
+    if rho_paper is None or rho_paper == 0:
+        return untestable(chapter, section, claim, measure, rho_paper, "the paper's values show no trend")
+    if rho is None:
+        return Claim(chapter, section, claim, measure, rho_paper, None, "our accuracies are constant", WITHIN_NOISE)
+    word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
+    return Claim(chapter, section, claim, measure, rho_paper, rho,
+                 f"Spearman over {len(values)} runs, p = {p:.2g}", verdict(ABOVE if rho_paper > 0 else BELOW, word))
+
+
+def ablation(chapter: str, part: str, ablated: dict, full: dict, paper_ablated: list[float],
+             paper_full: list[float], attack: str, column: int = 1, spread: float | None = None) -> Claim:
+    """Table 3a: removing `part` of CKTAT ("the clean-model initialisation") moves `attack` accuracy as in the paper (its column `column`: 0 natural,
+    1 PGD). Ours: the ablated run against the full run on the same test images (McNemar), with the full run's seed
+    spread (`spread`) as the run-to-run margin."""
+    from .noise import compare_evaluations
+
+    label = "natural" if column == 0 else attack.replace("pgd", "PGD-")
+    effect = paper_ablated[column] - paper_full[column]
+    word = "lowers" if effect < 0 else "raises"
+    metric = "natural" if column == 0 else attack
+    return judged(chapter, "Table 3a", f"Removing {part} {word} {label} accuracy",
+                  f"ablated - full CKTAT, {label} (points)", effect,
+                  compare_evaluations(ablated["student"]["last"], full["student"]["last"], metric, spread))
+
+
+def by_section(claims: list[Claim]) -> dict[str, list[Claim]]:
+    """Claims grouped by the table they come from, in the order they were saved."""
+    out: dict[str, list[Claim]] = {}
+    for c in claims:
+        out.setdefault(c.section, []).append(c)
+    return out
+
+
+def tally_sentence(count: dict[str, int], profile: str) -> str:
+    """The scorecard's opening: how many claims each verdict got."""
+    total = sum(count.values())
+    if not total:
+        return f"No chapter of the {profile} profile has saved its claims yet: execute the chapters first."
+    parts = [f"{count[v]} {v}" for v in VERDICTS if count[v]]
+    return (f"**{total} claims tested in the {profile} profile: " + ", ".join(parts) + ".** "
+            + f"{count[REPRODUCED]} of {total} show the paper's direction beyond the noise of our runs.")
+
+
+def capacity(chapter: str, method: str, metric: str, label: str, runs: dict, paper: dict[str, dict[str, list[float]]],
+             spread: float | None = None) -> Claim:
+    """Table 1 for one method and accuracy: its gap to PGD-AT (clean teacher; `runs[(method, capacity)]` and
+    `runs[("PGDAT", capacity)]`, results of `train.run`) changes from the small to the large student as the paper's
+    numbers change from ResNet-18 to WRN-34-10 (`paper[network][method]` = [natural, PGD]). Ours: the per-image
+    paired test of the four models (`noise.compare_change`), with PGD-AT's seed spread."""
+    from .noise import compare, compare_change
+
+    col = 0 if metric == "natural" else 1
+    effect = ((paper["wrn34_10"][method][col] - paper["wrn34_10"]["PGDAT"][col])
+              - (paper["resnet18"][method][col] - paper["resnet18"]["PGDAT"][col]))
+    ev = {k: runs[k]["student"]["last"]["test"]["attacks"][metric] for k in
+          ((method, "large"), ("PGDAT", "large"), (method, "small"), ("PGDAT", "small"))}
+    accs = tuple(e["accuracy"] for e in ev.values())
+    bits = [e.get("bits") for e in ev.values()]
+    if all(bits) and len({len(b) for b in bits}) == 1:
+        ours = compare_change((bits[0], bits[1]), (bits[2], bits[3]), accs, spread)
+    else:  # no per-image results: the binomial margin of the change
+        ours = compare(accs[0] - accs[1], accs[2] - accs[3], n=ev[("PGDAT", "large")]["total"], spread=spread)
+    word = "grows" if effect > 0 else "shrinks"
+    return judged(chapter, "Table 1", f"{method}'s {label} gap to PGD-AT (clean teacher) {word} with capacity",
+                  f"change of {method} - PGD-AT, {label}, small to large student (points)", effect, ours)
+
+
+def capacity_claims(chapter: str, runs: dict, paper: dict[str, dict[str, list[float]]], attack: str,
+                    spread: dict[str, float | None] | None = None) -> list[Claim]:
+    """`capacity` for every method of the paper's Table 1 and both accuracies, from `book_runs.capacity`'s runs
+    ((title, teacher, capacity) -> result; the clean or co-trained teacher's run of each method)."""
+    spread = spread or {}
+    by_method = {(m, k): res for (m, t, k), res in runs.items() if t in ("none", "clean", "clean (co-trained)")}
+    robust = attack.replace("pgd", "PGD-")
+    return [capacity(chapter, m, metric, label, by_method, paper, spread.get(metric))
+            for m in paper["resnet18"] if m != "PGDAT"
+            for metric, label in (("natural", "natural"), (attack, robust))]
+
+
+def ordering(chapter: str, section: str, column: str, ours: dict[str, float], paper: dict[str, float],
+             alpha: float = 0.05) -> Claim:
+    """Our ordering of the methods in one column agrees with the paper's: Spearman's correlation between our values
+    and the paper's over the methods both have, two-sided test (`scipy.stats.spearmanr`); a positive correlation at
+    p < alpha reproduces the ordering, a negative one contradicts it."""
+    from .noise import spearman
+
+    names = [m for m in ours if m in paper and ours[m] is not None and paper[m] is not None]
+    rho, p = spearman([ours[m] for m in names], [paper[m] for m in names], "two-sided")
+    claim = f"The {column} ordering of the {len(names)} methods"
+    measure = "Spearman rho of ours against the paper's"
+    if rho is None:
+        return Claim(chapter, section, claim, measure, None, None, "constant values", WITHIN_NOISE)
+    word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
+    return Claim(chapter, section, claim, measure, None, rho, f"Spearman over {len(names)} methods, p = {p:.2g}",
+                 verdict(ABOVE, word))
+
+
+def suite_accuracy(evaluation: dict, attack: str) -> float:
+    return evaluation["attacks"][attack]["accuracy"]
+
+
+def top_of(chapter: str, section: str, method: str, column: str, label: str, evals: dict[str, dict],
+           paper: dict[str, dict]) -> Claim:
+    """`method` has the highest `column` accuracy of the methods (as the paper's numbers show it): the paper's lead
+    over its best other method against ours over our best other one, compared image by image on the attack suite's
+    test images (`evals`: label -> `evaluate` result)."""
+    from .noise import compare_evaluations
+
+    rival = max((m for m in evals if m != method), key=lambda m: suite_accuracy(evals[m], column))
+    paper_rival = max((m for m in paper if m != method), key=lambda m: paper[m][column])
+    lead = paper[method][column] - paper[paper_rival][column]
+    text = (f"{method} has the highest {label} accuracy of the {len(evals)} methods" if lead > 0 else
+            f"{method}'s {label} accuracy is below {paper_rival}'s")
+    return judged(chapter, section, text, f"{method} - the best other method ({label}, points)", lead,
+                  compare_evaluations(evals[method], evals[rival], column))
+
+
+def suite_pair(chapter: str, section: str, first: str, second: str, column: str, label: str, evals: dict[str, dict],
+               paper: dict[str, dict]) -> Claim:
+    """`first` against `second` in one column of the attack suite, as the paper's numbers order them, compared image by
+    image on the suite's test images."""
+    from .noise import compare_evaluations
+
+    effect = paper[first][column] - paper[second][column]
+    word = "above" if effect > 0 else "below"
+    return judged(chapter, section, f"{first}'s {label} accuracy {word} {second}'s", f"{first} - {second}, {label} "
+                  f"(points)", effect, compare_evaluations(evals[first], evals[second], column))
+
+
+def shared_errors(chapter: str, shares: dict, claim_share: float, attack: str, alpha: float = 0.05) -> Claim:
+    """DUCAT's premise: some adversarial examples are misclassified by every model (its abstract: up to
+    `claim_share`% on CIFAR-10). Ours: the share of test images every model gets wrong under its own `attack`
+    against what independent errors would give, an exact binomial test (`scipy.stats.binomtest`)."""
+    from scipy.stats import binomtest
+
+    n = shares["n"]
+    k = round(shares["all"] * n / 100)
+    p_ind = min(max(shares["independent"] / 100, 1e-12), 1 - 1e-12)
+    p = float(binomtest(k, n, p_ind).pvalue)
+    word = WITHIN if p >= alpha else (ABOVE if shares["all"] > shares["independent"] else BELOW)
+    return Claim(chapter, "DUCAT", f"Adversarial examples ({attack}) that every model gets wrong are more common than "
+                 f"independent errors would make them", "share of test images every model gets wrong (%)",
+                 claim_share, shares["all"], f"binomial test against independent errors "
+                 f"({shares['independent']:.2f}%), {n} images, p = {p:.2g}", verdict(ABOVE, word))

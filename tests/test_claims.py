@@ -1,0 +1,97 @@
+"""The claims behind the findings and the scorecard: verdicts follow the comparison, files round-trip and are
+rewritten only when they change, and the scorecard rows carry exactly the chapters' verdicts."""
+
+import json
+import os
+
+import pytest
+
+from cktat_core import claims, noise
+
+
+def _run(seed, nat_bits, rob_bits):
+    ev = lambda bits: {"accuracy": 100 * bits.count("1") / len(bits), "total": len(bits), "bits": bits}
+    return {"seed": seed, "student": {"last": {"test": {"attacks": {"natural": ev(nat_bits), "pgd20": ev(rob_bits)}}}}}
+
+
+def test_verdict_follows_the_claimed_direction():
+    assert claims.verdict(noise.ABOVE, noise.ABOVE) == claims.REPRODUCED
+    assert claims.verdict(noise.ABOVE, noise.BELOW) == claims.CONTRADICTED
+    assert claims.verdict(noise.BELOW, noise.BELOW) == claims.REPRODUCED
+    assert claims.verdict(noise.BELOW, noise.WITHIN) == claims.WITHIN_NOISE
+    with pytest.raises(ValueError):
+        claims.verdict(noise.WITHIN, noise.ABOVE)
+
+
+def test_method_pair_reads_the_papers_sign_and_judges_ours():
+    """The paper: CKTAT above PGD-AT in both accuracies. Ours: CKTAT above in natural accuracy beyond chance,
+    below in robust accuracy beyond chance."""
+    n = 400
+    hi, lo = "1" * 240 + "0" * 160, "1" * 160 + "0" * 240
+    runs = {"cktat": [_run(0, hi, lo)], "pgdat": [_run(0, lo, hi)]}
+    found = claims.method_pair("02", "Table 4", runs, "cktat", "pgdat", [83.45, 56.80], [83.92, 51.71], "pgd20",
+                               {"cktat": "CKTAT", "pgdat": "PGD-AT"})
+    nat, rob = found
+    # the paper's natural difference is negative (83.45 < 83.92): the claim is "below", ours is above
+    assert nat.paper == pytest.approx(-0.47) and "below" in nat.claim and nat.verdict == claims.CONTRADICTED
+    assert rob.paper == pytest.approx(5.09) and rob.verdict == claims.CONTRADICTED
+    assert nat.ours == pytest.approx(20.0) and nat.difference == pytest.approx(20.47)
+    assert "McNemar" in nat.noise
+    # with several seeds on both sides, Welch's test over the seeds decides
+    runs = {"cktat": [_run(s, hi, hi) for s in range(3)], "pgdat": [_run(s, hi, hi) for s in range(3)]}
+    same = claims.method_pair("02", "Table 4", runs, "cktat", "pgdat", [83.45, 56.80], [83.92, 51.71], "pgd20",
+                              {"cktat": "CKTAT", "pgdat": "PGD-AT"})
+    assert all(c.verdict == claims.WITHIN_NOISE for c in same) and "Welch" in same[0].noise
+
+
+def test_trend_and_ordering_use_spearman():
+    up = claims.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7])
+    assert up.verdict == claims.REPRODUCED and up.ours == pytest.approx(1.0)
+    down = claims.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [1, 2, 3, 4, 5, 7])
+    assert down.verdict == claims.CONTRADICTED
+    flat = claims.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [1, 3, 2, 2.5, 1.5, 2], [1, 2, 3, 4, 5, 7])
+    assert flat.verdict == claims.WITHIN_NOISE
+    order = claims.ordering("08", "Table 4", "natural", {k: v for k, v in zip("abcdefghi", range(9))},
+                            {k: v for k, v in zip("abcdefghi", range(9))})
+    assert order.verdict == claims.REPRODUCED and order.ours == pytest.approx(1.0)
+
+
+def test_capacity_claim_tests_the_change_of_the_gap_image_by_image():
+    """The method gains 10 points on PGD-AT from the small to the large student, image by image."""
+    n = 500
+    base = "1" * 250 + "0" * 250
+    better = "1" * 300 + "0" * 200
+    r = lambda bits: {"student": {"last": {"test": {"attacks": {m: {"accuracy": 100 * bits.count("1") / n, "total": n,
+                                                                     "bits": bits} for m in ("natural", "pgd20")}}}}}
+    runs = {("PGDAT", "none", "small"): r(base), ("ARD", "clean", "small"): r(base),
+            ("PGDAT", "none", "large"): r(base), ("ARD", "clean", "large"): r(better)}
+    paper = {"resnet18": {"PGDAT": [83.92, 51.71], "ARD": [80.11, 48.60]},
+             "wrn34_10": {"PGDAT": [86.84, 56.83], "ARD": [88.84, 58.22]}}
+    found = claims.capacity_claims("06", runs, paper, "pgd20")
+    assert [c.verdict for c in found] == [claims.REPRODUCED, claims.REPRODUCED]
+    assert found[0].ours == pytest.approx(10.0) and found[0].paper == pytest.approx(5.81)
+    # a seed spread larger than the change makes it noise
+    noisy = claims.capacity_claims("06", runs, paper, "pgd20", {"natural": 3.0, "pgd20": 3.0})
+    assert [c.verdict for c in noisy] == [claims.WITHIN_NOISE, claims.WITHIN_NOISE]
+
+
+def test_saved_claims_round_trip_and_are_rewritten_only_when_they_change(tmp_path):
+    c = claims.Claim("02_cktat", "Table 4", "CKTAT above", "points", 1.0, 2.0, "noise", claims.REPRODUCED)
+    path = claims.save(str(tmp_path), "02_cktat", [c])
+    before = os.stat(path).st_mtime_ns
+    claims.save(str(tmp_path), "02_cktat", [c])
+    assert os.stat(path).st_mtime_ns == before
+    claims.save(str(tmp_path), "03_label_design", [c.__class__(**{**c.__dict__, "chapter": "03_label_design"})])
+    loaded = claims.load_all(str(tmp_path))
+    assert [x.chapter for x in loaded] == ["02_cktat", "03_label_design"] and loaded[0] == c
+    assert json.load(open(path))["claims"][0]["verdict"] == claims.REPRODUCED
+
+
+def test_scorecard_rows_carry_the_chapters_verdicts_and_link_to_them():
+    found = [claims.Claim("07_ablations", "Table 3a", "x", "points", -1.0, 0.5, "n", claims.CONTRADICTED),
+             claims.untestable("05_attributions", "Table 5", "y", "points", None, "no masks")]
+    rows = claims.scorecard_rows(found, link=lambda ch: f"{ch}.html")
+    assert [r["verdict"] for r in rows] == [claims.CONTRADICTED, claims.UNTESTABLE]
+    assert rows[0]["claim"] == "[x](07_ablations.html)" and rows[0]["ours - paper"] == "+1.5"
+    assert claims.tally(found)[claims.CONTRADICTED] == 1
+    assert "2 claims" in claims.tally_sentence(claims.tally(found), "cpu")
