@@ -1,31 +1,35 @@
 """The decisions a page states about its runs, each one function with its threshold derived, not picked.
 
 A page says "the model uses feature 2" or "the run collapsed" only through these functions, so the same words
-mean the same thing on every page. Torch-free: they read the numbers `train.run` and `evaluate` wrote.
+mean the same thing on every page. Every comparison of two accuracies goes through `noise.compare` (above / within
+noise / below); a claim of the paper is judged in `claims`. Torch-free: they read the numbers `train.run` and
+`evaluate` wrote.
 
 - `above_chance`: an accuracy on n images lies above chance (100 / C %) beyond z binomial standard errors of a
   model that guesses; on the multi-view probe images (one feature only) this is "the model uses that feature".
-- `not_below`: accuracy a is not below accuracy b beyond the noise of two accuracies on the same n images
-  (`checks.noise_margin`, two binomial standard errors of the difference, at least one image).
+- `not_below`, `within_noise`: `noise.compare` of two accuracies on n images, in words.
 - `collapsed_epochs`: epochs whose validation accuracy fell back below half the best epoch's.
-- `fair_test`: chapter 01's three premises of the paper's claim on the multi-view data.
-- `feature_kept`: how much of the teacher's feature a student kept (chapters 02, 03).
-- `claim_check` and the sentences after it: Table 5's ranking claim against paired per-image scores (chapter 05).
-- `paired_order`, `claim_check`, `claim_sentence`, `threshold_sentence`, `feature_reading`, `orders_agree`:
-  chapter 05's reading of Table 5 (attribution counts per image, the same images for every model; noise from the paired differences).
-- `rank_agreement`, `protocol_distance`, `profile_resolution`, `closest_protocol`, `top_sentence`, `versus`,
-  `wrong_shares`, `ducat_sentence` and their sentences: Table 4 and RAAT's Table 1 against ours (orderings by
-  rank correlation with a permutation test, which protocol the paper resembles), DUCAT's two evaluations and the
-  share of images every model gets wrong (chapters 08, 09).
+- `fair_test`, `mechanism_findings`: chapter 01's three premises of the paper's claim on the multi-view data.
+- `feature_kept`: how much of the teacher's feature a student kept.
+- `paired_order`, `claim_check`, `claim_sentence`, `threshold_sentence`, `feature_reading`, `orders_agree`,
+  `attribution_comparison`: chapter 05's reading of Table 5 (attribution counts per image, the same images for every
+  model: a paired test).
+- `evaluation_findings`: chapter 04's opening.
+- `capacity_pair`, `capacity_check_sentence`, `teacher_contrast_paired`, `teacher_tally`, `capacity_reading`:
+  chapter 06 (Table 1).
+- `rank_agreement`, `protocol_distance`, `profile_resolution`, `closest_protocol`, `table_noise`,
+  `warm_start_sentence`, `wrong_shares`, `ducat_sentence` and their sentences: Table 4 and RAAT's Table 1 against
+  ours (orderings by Spearman's rank correlation, which protocol the paper resembles), DUCAT's two evaluations and
+  the share of images every model gets wrong (chapters 08, 09).
 """
 
 from __future__ import annotations
 
 import math
-import random
 
-from .checks import noise_margin, within_noise  # within_noise: "the same" on a page
-from .sweeps import spearman
+from .checks import noise_margin
+from .noise import BELOW, WITHIN, compare
+from .noise import spearman as spearman_test
 
 
 def chance(num_classes: int) -> float:
@@ -45,8 +49,13 @@ def uses_feature(evaluation: dict, probe: str, num_classes: int) -> bool:
 
 
 def not_below(a: float, b: float, n: int) -> bool:
-    """Accuracy a (%) is not below b beyond the noise of two accuracies on the same n images."""
-    return a >= b - noise_margin(a, b, n)
+    """Accuracy a (%) is not below b beyond the noise of two accuracies on n images (`noise.compare`)."""
+    return compare(a, b, n=n).word != BELOW
+
+
+def within_noise(a: float, b: float, n: int) -> bool:
+    """Accuracies a and b (%) on n images each lie within noise of each other (`noise.compare`)."""
+    return compare(a, b, n=n).word == WITHIN
 
 
 def collapsed_epochs(history: list[dict], key: str) -> list[int]:
@@ -262,154 +271,6 @@ def capacity_pair(model: str, width: int, default_width: int) -> dict[str, dict]
     return {"small": {"width": w // 2}, "large": {}}
 
 
-def capacity_separated(best_small: float, best_large: float, n: int) -> str:
-    """Whether two capacities differ on validation (best validation accuracy of PGD-AT over the epochs, on the same
-    n images): "larger" when the larger network's lies above beyond `noise_margin`, "smaller" when below, "tied"
-    when within it."""
-    if within_noise(best_small, best_large, n):
-        return "tied"
-    return "larger" if best_large > best_small else "smaller"
-
-
-def sign_beyond_noise(a: float, b: float, n: int) -> int:
-    """1 when accuracy a (%) lies above b beyond the noise of two accuracies on the same n images, -1 below, 0
-    within."""
-    if within_noise(a, b, n):
-        return 0
-    return 1 if a > b else -1
-
-
-def change_margin(accuracies: tuple[float, ...], n: int, z: float = 2.0) -> float:
-    """Percentage points within which a sum of accuracies with signs (here (m_L - p_L) - (m_S - p_S), the change of
-    a method's gap to PGD-AT from the small to the large student) counts as zero: z binomial standard errors of that
-    combination, each accuracy measured on n images and taken as independent (which overstates the noise of
-    accuracies on the same images, so the verdict errs towards "within noise"); never less than one image."""
-    var = sum((a / 100) * (1 - a / 100) / n for a in accuracies)
-    return max(z * 100 * math.sqrt(var), 100 / n)
-
-
-def capacity_direction(method: dict[str, float], pgdat: dict[str, float], n: int) -> dict:
-    """Table 1's claim for one method and one accuracy (natural or robust): does the clean teacher hurt the small
-    student and help the large one, relative to PGD-AT of the same capacity?
-
-    `method` and `pgdat`: {"small": accuracy, "large": accuracy} (%), every accuracy on n test images. Returns
-    the gaps ("small", "large": method minus PGD-AT), their signs beyond noise (`sign_beyond_noise`), the change of
-    the gap from small to large with its margin (`change_margin`) and "outcome":
-    "reproduced"  the gap is negative on the small student and positive on the large one, both beyond noise;
-    "same trend"  not that, but the gap grows from small to large beyond noise (capacity favours the method, as
-                  the paper says, without the change of sign);
-    "reversed"    the gap shrinks from small to large beyond noise (the opposite of the paper's claim);
-    "within noise" none of these.
-    """
-    gaps = {k: method[k] - pgdat[k] for k in ("small", "large")}
-    signs = {k: sign_beyond_noise(method[k], pgdat[k], n) for k in ("small", "large")}
-    change = gaps["large"] - gaps["small"]
-    margin = change_margin((method["small"], pgdat["small"], method["large"], pgdat["large"]), n)
-    if signs["small"] < 0 and signs["large"] > 0:
-        outcome = "reproduced"
-    elif change > margin:
-        outcome = "same trend"
-    elif change < -margin:
-        outcome = "reversed"
-    else:
-        outcome = "within noise"
-    return {"gaps": gaps, "signs": signs, "change": change, "margin": margin, "outcome": outcome, "n": n}
-
-
-OUTCOME_WORDS = {"reproduced": "hurts the small student and helps the large one",
-                 "same trend": "does better against PGD-AT on the large student than on the small one, without "
-                               "the change of sign",
-                 "reversed": "does worse against PGD-AT on the large student than on the small one",
-                 "within noise": "shows no change from the small to the large student beyond sampling noise"}
-
-
-def _effect(sign: int) -> str:
-    return {1: "helps", -1: "hurts", 0: "within noise"}[sign]
-
-
-def capacity_rows(method: str, ours: dict[str, dict], paper: dict[str, dict] | None) -> list[dict]:
-    """One table row per accuracy of a method: our gaps to PGD-AT on the small and the large student, the change
-    with its margin and the outcome (`capacity_direction`), and the paper's gaps and outcome (None without a row)."""
-    rows = []
-    for metric, d in ours.items():
-        row = {"method": method, "accuracy": metric, "ours small": d["gaps"]["small"],
-               "ours large": d["gaps"]["large"], "ours change": f"{d['change']:+.1f} ± {d['margin']:.1f}",
-               "ours": d["outcome"]}
-        if paper is not None:
-            p = paper[metric]
-            row.update({"paper small": p["gaps"]["small"], "paper large": p["gaps"]["large"],
-                        "paper change": f"{p['change']:+.2f} ± {p['margin']:.2f}", "paper": p["outcome"]})
-        rows.append(row)
-    return rows
-
-
-def capacity_sentence(method: str, ours: dict[str, dict], paper: dict[str, dict] | None) -> str:
-    """The page's sentence for one method: on which accuracies our runs reproduce Table 1's direction (the clean
-    teacher hurts the small student and helps the large one, beyond noise; `capacity_direction`), what they show on
-    the others, and the same reading of the paper's own numbers (`paper` None: the paper has no row)."""
-    yes = [m for m, d in ours.items() if d["outcome"] == "reproduced"]
-    other = [m for m in ours if m not in yes]
-    if not yes:
-        text = f"**{method}**: our runs do not reproduce Table 1's direction on either accuracy"
-    else:
-        text = (f"**{method}**: our runs reproduce Table 1's direction (the clean teacher hurts the small student and "
-                f"helps the large one) on {_and([m + ' accuracy' for m in yes])}")
-    if other:
-        text += ("; " if yes else ": ") + "; ".join(
-            f"on {m} accuracy the method {OUTCOME_WORDS[ours[m]['outcome']]} "
-            f"({ours[m]['gaps']['small']:+.1f} then {ours[m]['gaps']['large']:+.1f} points)" for m in other)
-    text += "."
-    if paper is None:
-        return text + " The paper's Table 1 has no row for it."
-    pyes = [m for m, d in paper.items() if d["outcome"] == "reproduced"]
-    pother = [m for m in paper if m not in pyes]
-    n = next(iter(paper.values()))["n"]
-    if not pother:
-        return text + " The paper's own numbers show the direction on both."
-    words = "; ".join(f"on {m} accuracy the method {OUTCOME_WORDS[paper[m]['outcome']]} "
-                      f"({paper[m]['gaps']['small']:+.2f} then {paper[m]['gaps']['large']:+.2f})" for m in pother)
-    head = f" In the paper's own numbers (judged on {n:,} test images) " + (
-        f"the direction holds on {_and([m + ' accuracy' for m in pyes])}; " if pyes else "the direction does not hold: ")
-    return text + head + words + "."
-
-
-def capacity_summary(outcomes: dict[str, dict[str, str]]) -> dict[str, list[str]]:
-    """The methods grouped by how many of their accuracies reproduce the paper's direction: "both", "one",
-    "none" (`outcomes`: method -> metric -> outcome of `capacity_direction`)."""
-    out = {"both": [], "one": [], "none": []}
-    for m, by_metric in outcomes.items():
-        k = sum(o == "reproduced" for o in by_metric.values())
-        out["both" if k == len(by_metric) else "one" if k else "none"].append(m)
-    return out
-
-
-def run_work(runs: list[dict], n_train: int, epoch_seconds: dict[str, float] | None = None) -> dict:
-    """What a list of runs costs: per run, epochs x training images x (attack steps + 1) forward-backward passes
-    (attack steps 0 for a clean phase) and, with `epoch_seconds` (seconds of one epoch per "kind" of run, e.g.
-    measured by `bench`), epochs x that plus the run's "extra_s" (its test evaluations). `runs`: dicts with "name",
-    "kind", "epochs", "attack_steps" and optionally "extra_s". Returns the rows (with "passes" and "seconds") and
-    the totals."""
-    rows = []
-    for r in runs:
-        row = {**r, "images": n_train, "passes": r["epochs"] * n_train * (r["attack_steps"] + 1)}
-        if epoch_seconds is not None:
-            row["seconds"] = r["epochs"] * epoch_seconds[r["kind"]] + r.get("extra_s", 0.0)
-        rows.append(row)
-    out = {"rows": rows, "passes": sum(r["passes"] for r in rows)}
-    if epoch_seconds is not None:
-        out["seconds"] = sum(r["seconds"] for r in rows)
-    return out
-
-
-def teacher_contrast(accs: dict[str, dict[str, float]], n: int) -> dict[str, dict[str, int]]:
-    """For one method on one student: each teacher's effect against PGD-AT per accuracy (`sign_beyond_noise`) and
-    the robust teacher against the clean one. `accs`: {"robust": {metric: %}, "clean": {...}, "pgdat": {...}}."""
-    return {metric: {"robust": sign_beyond_noise(accs["robust"][metric], accs["pgdat"][metric], n),
-                     "clean": sign_beyond_noise(accs["clean"][metric], accs["pgdat"][metric], n),
-                     "robust_vs_clean": sign_beyond_noise(accs["robust"][metric], accs["clean"][metric], n)}
-            for metric in accs["pgdat"]}
-
-
 def teacher_tally(contrasts: list[dict[str, dict[str, int]]]) -> dict[str, dict[int, int]]:
     """How many (method, accuracy) comparisons of `teacher_contrast` fall above (1), below (-1) and within (0)
     noise, per comparison ("robust", "clean": against PGD-AT; "robust_vs_clean")."""
@@ -438,29 +299,14 @@ def teacher_tally_sentence(student: str, tally: dict[str, dict[int, int]]) -> st
 # abstract).
 
 
-def spearman_p(a: list[float], b: list[float], permutations: int = 20000, seed: int = 0) -> float | None:
-    """One-sided p-value of a positive rank correlation: the share of random orderings of `b` (seeded, so the
-    page is reproducible) whose correlation with `a` is at least the observed one. None where `spearman` is."""
-    rho = spearman(a, b)
-    if rho is None:
-        return None
-    rng, shuffled = random.Random(seed), list(b)
-    hits = 0
-    for _ in range(permutations):
-        rng.shuffle(shuffled)
-        r = spearman(a, shuffled)
-        hits += r is not None and r >= rho - 1e-12
-    return (hits + 1) / (permutations + 1)
-
-
 def rank_agreement(ours: dict[str, dict], paper: dict[str, dict], columns: list[str]) -> dict[str, dict]:
-    """Per column: Spearman's rho between our methods' values and the paper's (the methods both have), its
-    permutation p-value and the number of methods."""
+    """Per column: Spearman's rho between our methods' values and the paper's (the methods both have), its one-sided
+    p-value (`noise.spearman`, scipy: do the orderings agree?) and the number of methods."""
     out = {}
     for c in columns:
         names = [m for m in ours if m in paper and ours[m].get(c) is not None and paper[m].get(c) is not None]
-        a, b = [ours[m][c] for m in names], [paper[m][c] for m in names]
-        out[c] = {"rho": spearman(a, b), "p": spearman_p(a, b), "n": len(names)}
+        rho, p = spearman_test([ours[m][c] for m in names], [paper[m][c] for m in names])
+        out[c] = {"rho": rho, "p": p, "n": len(names)}
     return out
 
 
@@ -504,7 +350,7 @@ def closest_protocol(distances: dict[str, dict], key: str = "profile", tolerance
 
 def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: float = 0.05) -> str:
     """The page's sentence on `rank_agreement`: which columns order the methods as the paper does beyond chance
-    (one-sided permutation p below `alpha`), which do not, and which are reversed (rho < 0)."""
+    (one-sided p below `alpha`), which do not, and which are reversed (rho < 0)."""
     shown = {c: v for c, v in agreement.items() if v["rho"] is not None}
     if not shown:
         return "No column has enough distinct values to compare the orderings."
@@ -515,7 +361,7 @@ def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: fl
     text = f"Spearman's rank correlation between our ordering of the {n} methods and the paper's, per column: {parts}. "
     if agree:
         text += (f"Only {_and(agree)} order{'s' if len(agree) == 1 else ''} the methods as the paper does beyond "
-                 f"chance (one-sided permutation test, p < {alpha})" if len(agree) < len(shown) else
+                 f"chance (one-sided Spearman test, p < {alpha})" if len(agree) < len(shown) else
                  f"Every column orders the methods as the paper does beyond chance (p < {alpha})")
     else:
         text += f"No column orders the methods as the paper does beyond chance (p < {alpha})"
@@ -588,52 +434,6 @@ def protocol_sentence(distances: dict[str, dict], same_data: bool, resolution: f
     return text + (f"The accuracies themselves differ by {levels} points, but our data is not the paper's: that "
                    f"difference measures the datasets, not the reproduction, so only the orderings and the relative "
                    f"positions are compared.")
-
-
-def top_sentence(ours: dict[str, dict], paper: dict[str, dict], column: str, header: str, n: int) -> str:
-    """Whether the method the paper puts first in `column` is first in ours too, or within sampling noise of our
-    first (`not_below` on n images)."""
-    p_top = max((m for m in paper if m in ours), key=lambda m: paper[m][column])
-    o_top = max(ours, key=lambda m: ours[m][column])
-    if p_top == o_top:
-        return f"{header}: {p_top} is first in the paper and here ({ours[o_top][column]:.1f}%)."
-    tied = not_below(ours[p_top][column], ours[o_top][column], n)
-    return (f"{header}: the paper puts {p_top} first ({paper[p_top][column]:.2f}%); here {o_top} is first with "
-            f"{ours[o_top][column]:.1f}% and {p_top} has {ours[p_top][column]:.1f}%, "
-            + (f"within the sampling noise of {n} images, so the data cannot tell them apart." if tied
-               else f"below it beyond the sampling noise of {n} images: this contradicts the paper's ordering."))
-
-
-def versus(ours: dict[str, dict], method: str, others: list[str], column: str, n: int) -> dict[str, list[str]]:
-    """Where `method` lies against each of `others` in `column` on n images: "above" / "below" beyond the noise
-    of two accuracies on the same images (`not_below`), else "within"."""
-    out = {"above": [], "within": [], "below": []}
-    a = ours[method][column]
-    for m in others:
-        b = ours[m][column]
-        out["within" if not_below(a, b, n) and not_below(b, a, n) else "above" if a > b else "below"].append(m)
-    return out
-
-
-def versus_sentence(ours: dict[str, dict], paper: dict[str, dict], method: str, others: list[str], column: str,
-                    header: str, n: int) -> str:
-    """The paper's pairwise claims of `method` against `others` in one column (higher or not in the paper's table)
-    and what our runs say about each pair (`versus`)."""
-    higher = [m for m in others if paper[method][column] > paper[m][column]]
-    v = versus(ours, method, others, column, n)
-    said = (f"In the paper, {method}'s {header} is above {_and(higher)}" if higher else
-            f"In the paper, {method}'s {header} is above none of {_and(others)}")
-    parts = [f"{words} {_and(v[k])}" for k, words in (("above", "above"), ("within", "within noise of"),
-                                                        ("below", "below")) if v[k]]
-    agree = [m for m in others if (m in higher) == (m in v["above"])]
-    text = f"{said}; here it lies {'; '.join(parts)} ({n} images). "
-    if len(agree) == len(others):
-        return text + "Every pair agrees with the paper."
-    disagree = [m for m in others if m not in agree]
-    return text + (f"The pair{'s' if len(disagree) > 1 else ''} with {_and(disagree)} "
-                   f"{'do' if len(disagree) > 1 else 'does'} not reproduce the paper's ordering"
-                   + (" (a difference too small for these images to resolve)." if all(m in v["within"] for m in disagree)
-                      else "."))
 
 
 def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dict | None = None,

@@ -252,7 +252,7 @@ def _site(tmp_path):
         shutil.copy(os.path.join(ROOT, name), site / name)
     shutil.copytree(os.path.join(ROOT, "book"), site / "book", ignore=shutil.ignore_patterns("chapters"))
     shutil.copytree(os.path.join(ROOT, "benchmarks", "results"), site / "benchmarks" / "results")  # included pages
-    for example in ("standard_resnet18", "cifar10_subset"):  # the examples' generated pages
+    for example in ("standard_resnet18",):  # the example's generated page
         (site / "examples" / example).mkdir(parents=True)
         shutil.copy(os.path.join(ROOT, "examples", example, "RESULTS.md"), site / "examples" / example / "RESULTS.md")
     return site

@@ -119,15 +119,66 @@ def test_cifar_loader_reads_the_official_format(tmp_path):
     folder = _write_fake_cifar(str(tmp_path))
     with open(os.path.join(folder, "data_batch_2"), "rb") as fh:
         raw = pickle.load(fh, encoding="bytes")
-    train = load_cifar("cifar10", str(tmp_path), train=True)
+    train = load_cifar("cifar10", str(tmp_path), train=True, per_file=20)
     assert len(train) == 100 and train.x.dtype == torch.float32
     first = torch.from_numpy(raw[b"data"][0].reshape(3, 32, 32)).float() / 255
     assert torch.allclose(train.x[20], first)
     assert train.y[20].item() == raw[b"labels"][0]
     # the batches folder itself works as data_dir too
-    assert len(load_cifar("cifar10", folder, train=False)) == 20
-    s = load_splits("cifar10", str(tmp_path), val_size=10)
+    assert len(load_cifar("cifar10", folder, train=False, per_file=20)) == 20
+    s = load_splits("cifar10", str(tmp_path), val_size=10, test_limit=20, train_per_file=20)
     assert (len(s.train), len(s.val), len(s.test)) == (90, 10, 20)
+
+
+def test_per_file_selection_takes_the_first_images_of_every_file_in_order(tmp_path):
+    """The real-image profile's rule (the first N of each official batch): a copy holding more images per file
+    selects the same ones."""
+    _write_fake_cifar(str(tmp_path))
+    train = load_cifar("cifar10", str(tmp_path), train=True, per_file=5)
+    full = load_cifar("cifar10", str(tmp_path), train=True, per_file=20)
+    assert len(train) == 25
+    for b in range(5):
+        assert torch.equal(train.x[5 * b:5 * b + 5], full.x[20 * b:20 * b + 5])
+        assert torch.equal(train.y[5 * b:5 * b + 5], full.y[20 * b:20 * b + 5])
+
+
+def test_a_truncated_copy_is_an_error_naming_the_file_never_a_smaller_data_set(tmp_path):
+    _write_fake_cifar(str(tmp_path))
+    with pytest.raises(DataError) as e:  # every image asked for: each file must hold the official 10,000
+        load_cifar("cifar10", str(tmp_path), train=True)
+    assert "data_batch_1 holds 20 images" in str(e.value) and "10000" in str(e.value)
+    with pytest.raises(DataError) as e:
+        load_cifar("cifar10", str(tmp_path), train=True, per_file=25)
+    assert "data_batch_1" in str(e.value) and "first 25" in str(e.value)
+    with pytest.raises(DataError) as e:
+        load_splits("cifar10", str(tmp_path), val_size=10, test_limit=30, train_per_file=20)
+    assert "test_batch holds 20 images" in str(e.value)
+
+
+@pytest.mark.parametrize("content, words", [
+    ({b"data": np.zeros((20, 100), dtype=np.uint8), b"labels": [0] * 20}, "uint8 (N, 3072)"),
+    ({b"data": np.zeros((20, 3072), dtype=np.uint8), b"labels": [12] * 20}, "labels outside 0..9"),
+    ({b"pixels": np.zeros((20, 3072), dtype=np.uint8)}, "not a cifar10 python batch"),
+    ([1, 2, 3], "not a cifar10 python batch"),
+])
+def test_a_foreign_file_is_one_clear_error_naming_it(tmp_path, content, words):
+    folder = _write_fake_cifar(str(tmp_path))
+    with open(os.path.join(folder, "data_batch_4"), "wb") as fh:
+        pickle.dump(content, fh)
+    with pytest.raises(DataError) as e:
+        load_cifar("cifar10", str(tmp_path), train=True, per_file=20)
+    assert "data_batch_4" in str(e.value) and words in str(e.value)
+
+
+def test_the_data_folder_is_found_from_any_working_directory_and_through_the_environment(tmp_path, monkeypatch):
+    from cktat_core import data
+
+    _write_fake_cifar(str(tmp_path))
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))
+    monkeypatch.chdir("/")
+    assert len(load_cifar("cifar10", "data", train=False, per_file=20)) == 20
+    monkeypatch.delenv(data.DATA_ENV)
+    assert data.data_roots("data")[-1] == os.path.join(data.CHECKOUT, "data")
 
 
 def test_missing_cifar_says_where_to_put_it(tmp_path):
@@ -157,7 +208,7 @@ def test_corrupt_cifar_batch_is_a_clear_error(tmp_path):
     with open(os.path.join(folder, "data_batch_3"), "wb") as fh:
         fh.write(b"not a pickle")
     with pytest.raises(DataError) as e:
-        load_cifar("cifar10", str(tmp_path), train=True)
+        load_cifar("cifar10", str(tmp_path), train=True, per_file=20)
     assert "data_batch_3" in str(e.value)
 
 

@@ -46,8 +46,9 @@ def test_init_copies_weights_and_ablation_does_not(tiny, tmp_path, monkeypatch):
     assert not torch.equal(seen["student"]["linear.weight"], teacher["linear.weight"])
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tiny, tmp_path, monkeypatch):
-    cfg = _cfg(tiny, epochs=3, teacher_epochs=2, val_size=100)
+@pytest.mark.parametrize("schedule", ["piecewise", "onecycle"])
+def test_resume_after_interruption_matches_uninterrupted_run(tiny, tmp_path, monkeypatch, schedule):
+    cfg = _cfg(tiny, epochs=3, teacher_epochs=2, val_size=100, lr_schedule=schedule)
     full = train_mod.run(cfg, str(tmp_path / "full"))
 
     calls = {"n": 0}
@@ -237,3 +238,31 @@ def test_a_teacher_is_evaluated_with_its_own_seed(tiny, tmp_path):
     assert cache.read_bytes() == before
     assert res["teacher"]["test"] == json.loads(before)["evaluation"]["test"]
     assert train_mod.checkpoint_seed(str(t), 7) == 0
+
+
+def test_learning_rate_schedules():
+    """piecewise: x gamma from each milestone epoch on (SPEC 1); onecycle: a linear rise to the full rate over the
+    warm-up, then a linear fall to zero at the last step."""
+    from cktat_core.config import Config
+
+    piece = Config(lr_milestones=(0.5, 0.75), lr_gamma=0.1)
+    factors = [train_mod.lr_factor(piece, s, 8, 10) for s in range(80)]
+    assert factors[:40] == [1.0] * 40 and factors[40:60] == [pytest.approx(0.1)] * 20
+    assert factors[60:] == [pytest.approx(0.01)] * 20
+    one = Config(lr_schedule="onecycle", warmup=0.25)
+    f = [train_mod.lr_factor(one, s, 4, 25) for s in range(100)]
+    assert f[0] == pytest.approx(1 / 25) and f[24] == pytest.approx(1.0) and max(f) == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(f[:24], f[1:25])) and all(a > b for a, b in zip(f[24:], f[25:]))
+    assert f[-1] == pytest.approx(1 / 75)
+
+
+def test_a_best_epoch_that_is_the_last_is_evaluated_once(tiny, tmp_path, monkeypatch):
+    """One-cycle runs usually score best at their last epoch: the same weights, so the same numbers, without
+    attacking the test set a second time."""
+    calls = []
+    real = train_mod.final_evaluation
+    monkeypatch.setattr(train_mod, "final_evaluation", lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = train_mod.run(_cfg(tiny, method="pgdat", epochs=1, val_size=100), str(tmp_path / "r"))
+    assert res["student"]["best"]["epoch"] == 1 == len(res["student"]["history"])
+    assert len(calls) == 1
+    assert res["student"]["best"]["test"] == res["student"]["last"]["test"]

@@ -1,0 +1,115 @@
+"""What the real-image book cost and whether its profile meets its targets, read from the committed results.
+
+Reads `results/cpu/`: every run's `result.json` (its wall time: training, per-epoch validation and final test
+evaluation), every attack-suite evaluation in `eval/` (the seconds of each attack), and the executed chapters'
+recorded execution time. Checks the `cpu` profile's targets:
+
+- PGD-AT, mean of the book's seeds, at least 50% natural and 25% PGD-20 accuracy on the 5,000 test images;
+- the median run, evaluation included, at most 600 s;
+- every real-image run of the book together at most 10 hours.
+
+Torch-free; run it after the book is built: `python benchmarks/real_image_build.py`. Writes
+`benchmarks/results/real_image_build.{json,md}`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from machine import machine  # noqa: E402
+
+TARGETS = {"natural": 50.0, "pgd20": 25.0, "median_run_s": 600.0, "total_h": 10.0}
+
+
+def load(path: str) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def run_seconds(res: dict) -> float:
+    if res.get("wall_seconds"):
+        return float(res["wall_seconds"])
+    hist = res.get("history") or res.get("student", {}).get("history", [])
+    return float(sum(h.get("train_seconds", 0.0) for h in hist))
+
+
+def main() -> int:
+    folder = os.path.join(ROOT, "results", "cpu")
+    runs = {os.path.basename(os.path.dirname(p)): load(p) for p in sorted(glob.glob(f"{folder}/runs/*/result.json"))}
+    if not runs:
+        print("no finished run in results/cpu/runs: build the real-image chapters first")
+        return 1
+    seconds = {k: run_seconds(v) for k, v in runs.items()}
+    students = {k: s for k, s in seconds.items() if not k.startswith("teacher_")}
+    suite = 0.0
+    for p in glob.glob(f"{folder}/eval/*.json"):
+        ev = load(p)
+        suite += sum(a.get("seconds", 0.0) for a in ev.get("attacks", {}).values())
+        suite += sum(pt.get("seconds", 0.0) for pt in (ev.get("eps_sweep") or {}).get("points", []))
+    chapters = {}
+    for p in sorted(glob.glob(os.path.join(ROOT, "book", "chapters", "*.ipynb"))):
+        meta = load(p).get("metadata", {}).get("cktat", {})
+        if meta.get("fingerprint", {}).get("parameters", {}).get("profile") == "cpu":
+            chapters[os.path.basename(p)[:-6]] = meta.get("seconds", 0.0)
+    pgdat = [r for k, r in runs.items() if k == "pgdat" or (k.startswith("pgdat_seed") and k[len("pgdat_seed"):].isdigit())]
+    acc = {m: [r["student"]["last"]["test"]["attacks"][m]["accuracy"] for r in pgdat] for m in ("natural", "pgd20")}
+    total = sum(seconds.values()) + suite
+    out = {"machine": machine(), "runs": len(students), "teachers": len(seconds) - len(students),
+           "run_seconds_total": sum(seconds.values()), "suite_seconds": suite,
+           "median_run_seconds": statistics.median(students.values()) if students else None,
+           "slowest": max(students, key=students.get) if students else None,
+           "slowest_seconds": max(students.values()) if students else None,
+           "total_hours": total / 3600, "chapter_seconds": chapters,
+           "pgdat_seeds": len(pgdat), "pgdat": {m: statistics.fmean(v) if v else None for m, v in acc.items()},
+           "pgdat_values": acc, "targets": TARGETS}
+    out["met"] = {"natural": (out["pgdat"]["natural"] or 0) >= TARGETS["natural"],
+                  "pgd20": (out["pgdat"]["pgd20"] or 0) >= TARGETS["pgd20"],
+                  "median_run_s": (out["median_run_seconds"] or 1e9) <= TARGETS["median_run_s"],
+                  "total_h": out["total_hours"] <= TARGETS["total_h"]}
+    with open(os.path.join(HERE, "results", "real_image_build.json"), "w") as fh:
+        json.dump(out, fh, indent=1)
+    md = markdown(out)
+    with open(os.path.join(HERE, "results", "real_image_build.md"), "w") as fh:
+        fh.write(md)
+    print(md)
+    return 0
+
+
+def markdown(o: dict) -> str:
+    yes = lambda k: "met" if o["met"][k] else "**not met**"
+    m = o["machine"]
+    lines = ["# The real-image book: its cost and its targets", "",
+             f"Read from `results/cpu/` after the build, on {m['cpu']} ({m['cores']} cores). Every run's wall time "
+             f"includes its per-epoch validation and its final test evaluation; the attack suite of the Table 4 "
+             f"chapters is counted separately.", "",
+             "| target | measured | goal | |", "| --- | --- | --- | --- |",
+             f"| PGD-AT natural accuracy, mean of {o['pgdat_seeds']} seeds (5,000 test images) | "
+             f"{o['pgdat']['natural']:.1f}% ({', '.join(f'{v:.1f}' for v in o['pgdat_values']['natural'])}) | "
+             f">= {o['targets']['natural']:.0f}% | {yes('natural')} |",
+             f"| PGD-AT PGD-20 accuracy, mean of {o['pgdat_seeds']} seeds | {o['pgdat']['pgd20']:.1f}% "
+             f"({', '.join(f'{v:.1f}' for v in o['pgdat_values']['pgd20'])}) | >= {o['targets']['pgd20']:.0f}% | "
+             f"{yes('pgd20')} |",
+             f"| median run, evaluation included ({o['runs']} runs) | {o['median_run_seconds']:.0f} s | <= "
+             f"{o['targets']['median_run_s']:.0f} s | {yes('median_run_s')} |",
+             f"| every real-image run and evaluation of the book | {o['total_hours']:.2f} h | <= "
+             f"{o['targets']['total_h']:.0f} h | {yes('total_h')} |", "",
+             f"Of the total: {o['runs']} runs and {o['teachers']} teachers, {o['run_seconds_total'] / 3600:.2f} h; "
+             f"the attack suites, {o['suite_seconds'] / 3600:.2f} h. The slowest run: `{o['slowest']}`, "
+             f"{o['slowest_seconds']:.0f} s."]
+    if o["chapter_seconds"]:
+        lines += ["", "Execution time of each real-image chapter in its last execution (seconds; small when its runs "
+                      "were already trained): " + ", ".join(f"{k} {v:.0f}" for k, v in o["chapter_seconds"].items()) + "."]
+    lines += ["", "Generated by `python benchmarks/real_image_build.py`."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
