@@ -37,6 +37,7 @@ class Claim:
     ours: float | None
     noise: str
     verdict: str
+    signed: bool = True  # the measure is a difference or a correlation (shown with its sign), not a level
 
     @property
     def difference(self) -> float | None:
@@ -55,23 +56,45 @@ def verdict(direction: str, word: str) -> str:
 def judged(chapter: str, section: str, claim: str, measure: str, paper: float | None, ours: Comparison,
            direction: str | None = None) -> Claim:
     """A claim whose paper effect `paper` (points, signed) sets the direction, judged by our comparison `ours`; a
-    claim the paper states without a number (`paper` None) gives its `direction` (ABOVE or BELOW)."""
-    direction = direction or (ABOVE if paper > 0 else BELOW)
-    return Claim(chapter, section, claim, measure, paper, ours.difference, ours.evidence(), verdict(direction, ours.word))
+    claim the paper states without a number (`paper` None) gives its `direction` (ABOVE or BELOW). A paper effect of
+    exactly zero claims no direction: not testable."""
+    if direction is None:
+        if paper is None:
+            raise ValueError(f"{claim!r}: a claim needs the paper's effect or a direction")
+        if paper == 0:
+            return untestable(chapter, section, claim, measure, paper, "the paper's two numbers are equal")
+        direction = ABOVE if paper > 0 else BELOW
+    return Claim(chapter, section, claim, measure, paper, ours.difference, _evidence(ours),
+                 verdict(direction, ours.word))
+
+
+def _evidence(c: Comparison) -> str:
+    """What a comparison was judged against, without its difference (the claim shows that): "McNemar, 5000 paired
+    images, p = 0.003"."""
+    parts = [c.test]
+    if c.p is not None:
+        parts.append(f"p = {c.p:.2g}")
+    if c.margin is not None:
+        parts.append(f"noise {c.margin:.1f} points")
+    return ", ".join(parts)
 
 
 def untestable(chapter: str, section: str, claim: str, measure: str, paper: float | None, why: str) -> Claim:
     return Claim(chapter, section, claim, measure, paper, None, why, UNTESTABLE)
 
 
+def value(v: float | None, signed: bool, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
 def sentence(c: Claim, digits: int = 1) -> str:
-    """One claim as a sentence of a chapter's findings."""
+    """One claim as a sentence of a chapter's findings: the verdict, our number, the paper's, the evidence."""
     if c.verdict == UNTESTABLE:
         return f"{c.claim}: not testable in this profile ({c.noise})."
-    paper = "" if c.paper is None else f"; the paper: {c.paper:+.{digits}f}"
     word = {REPRODUCED: "reproduced", WITHIN_NOISE: "within noise, neither reproduced nor contradicted",
             CONTRADICTED: "contradicted"}[c.verdict]
-    return f"{c.claim}: **{word}** (ours {c.noise}{paper})."
+    paper = "" if c.paper is None else f"; the paper {value(c.paper, c.signed, digits)}"
+    return f"{c.claim}: **{word}** (ours {value(c.ours, c.signed, digits)}{paper}; {c.noise})."
 
 
 def findings(claims: list[Claim], digits: int = 1) -> str:
@@ -117,10 +140,10 @@ def tally(claims: list[Claim]) -> dict[str, int]:
 def scorecard_rows(claims: list[Claim], link=lambda chapter: chapter, digits: int = 1) -> list[dict]:
     """Table rows for the scorecard: the claim (linked to its chapter), the paper's number, ours, the difference,
     the noise and the verdict."""
-    fmt = lambda v: "-" if v is None else f"{v:+.{digits}f}"
     return [{"claim": f"[{c.claim}]({link(c.chapter)})", "table": c.section, "measure": c.measure,
-             "paper": fmt(c.paper), "ours": fmt(c.ours), "ours - paper": fmt(c.difference), "judged against": c.noise,
-             "verdict": c.verdict} for c in claims]
+             "paper": value(c.paper, c.signed, digits), "ours": value(c.ours, c.signed, digits),
+             "ours - paper": value(c.difference, True, digits), "judged against": c.noise, "verdict": c.verdict}
+            for c in claims]
 
 
 # ---- the claims of each chapter
@@ -168,7 +191,7 @@ def paired_rows(a: list[dict], b: list[dict], attacks: list[str]) -> list[dict]:
             if ea.get("bits") and eb.get("bits"):
                 p, only_a, only_b = mcnemar_p(ea["bits"], eb["bits"])
                 row[f"{att}: only one right"] = f"{only_a} / {only_b}"
-                row[f"{att}: p"] = p
+                row[f"{att}: p"] = f"{p:.2g}"
         out.append(row)
     return out
 
@@ -232,7 +255,7 @@ def capacity(chapter: str, method: str, metric: str, label: str, runs: dict, pap
     `runs[("PGDAT", capacity)]`, results of `train.run`) changes from the small to the large student as the paper's
     numbers change from ResNet-18 to WRN-34-10 (`paper[network][method]` = [natural, PGD]). Ours: the per-image
     paired test of the four models (`noise.compare_change`), with PGD-AT's seed spread."""
-    from .noise import compare, compare_change
+    from .noise import Z, change_margin, compare_change
 
     col = 0 if metric == "natural" else 1
     effect = ((paper["wrn34_10"][method][col] - paper["wrn34_10"]["PGDAT"][col])
@@ -243,8 +266,12 @@ def capacity(chapter: str, method: str, metric: str, label: str, runs: dict, pap
     bits = [e.get("bits") for e in ev.values()]
     if all(bits) and len({len(b) for b in bits}) == 1:
         ours = compare_change((bits[0], bits[1]), (bits[2], bits[3]), accs, spread)
-    else:  # no per-image results: the binomial margin of the change
-        ours = compare(accs[0] - accs[1], accs[2] - accs[3], n=ev[("PGDAT", "large")]["total"], spread=spread)
+    else:  # no per-image results: the binomial margin of four accuracies (and the seeds' spread)
+        diff = (accs[0] - accs[1]) - (accs[2] - accs[3])
+        n = min(e["total"] for e in ev.values())
+        margin = max(change_margin(accs, n), Z * 2 * spread if spread else 0.0)
+        word = WITHIN if abs(diff) <= margin else (ABOVE if diff > 0 else BELOW)
+        ours = Comparison(word, diff, None, margin, f"binomial margin of four accuracies, {n} images each")
     word = "grows" if effect > 0 else "shrinks"
     return judged(chapter, "Table 1", f"{method}'s {label} gap to PGD-AT (clean teacher) {word} with capacity",
                   f"change of {method} - PGD-AT, {label}, small to large student (points)", effect, ours)
@@ -286,18 +313,22 @@ def suite_accuracy(evaluation: dict, attack: str) -> float:
 
 def top_of(chapter: str, section: str, method: str, column: str, label: str, evals: dict[str, dict],
            paper: dict[str, dict]) -> Claim:
-    """`method` has the highest `column` accuracy of the methods (as the paper's numbers show it): the paper's lead
-    over its best other method against ours over our best other one, compared image by image on the attack suite's
-    test images (`evals`: label -> `evaluate` result)."""
+    """Where `method` stands in `column` as the paper's numbers put it: first ("has the highest accuracy", ours
+    against our best other method) or below the paper's first method (ours against that method), compared image by
+    image on the attack suite's test images (`evals`: label -> `evaluate` result)."""
     from .noise import compare_evaluations
 
-    rival = max((m for m in evals if m != method), key=lambda m: suite_accuracy(evals[m], column))
     paper_rival = max((m for m in paper if m != method), key=lambda m: paper[m][column])
     lead = paper[method][column] - paper[paper_rival][column]
-    text = (f"{method} has the highest {label} accuracy of the {len(evals)} methods" if lead > 0 else
-            f"{method}'s {label} accuracy is below {paper_rival}'s")
-    return judged(chapter, section, text, f"{method} - the best other method ({label}, points)", lead,
-                  compare_evaluations(evals[method], evals[rival], column))
+    if lead > 0:
+        rival = max((m for m in evals if m != method), key=lambda m: suite_accuracy(evals[m], column))
+        text = f"{method} has the highest {label} accuracy of the {len(evals)} methods"
+        measure = f"{method} - the best other method ({label}, points)"
+    else:
+        rival = paper_rival
+        text = f"{method}'s {label} accuracy is below {paper_rival}'s"
+        measure = f"{method} - {paper_rival} ({label}, points)"
+    return judged(chapter, section, text, measure, lead, compare_evaluations(evals[method], evals[rival], column))
 
 
 def suite_pair(chapter: str, section: str, first: str, second: str, column: str, label: str, evals: dict[str, dict],
@@ -326,4 +357,4 @@ def shared_errors(chapter: str, shares: dict, claim_share: float, attack: str, a
     return Claim(chapter, "DUCAT", f"Adversarial examples ({attack}) that every model gets wrong are more common than "
                  f"independent errors would make them", "share of test images every model gets wrong (%)",
                  claim_share, shares["all"], f"binomial test against independent errors "
-                 f"({shares['independent']:.2f}%), {n} images, p = {p:.2g}", verdict(ABOVE, word))
+                 f"({shares['independent']:.2f}%), {n} images, p = {p:.2g}", verdict(ABOVE, word), signed=False)

@@ -140,6 +140,14 @@ def spearman(a: Sequence[float], b: Sequence[float], alternative: str = "greater
     return float(res.statistic), float(res.pvalue)
 
 
+def change_margin(accuracies: Sequence[float], n: int, z: float = Z) -> float:
+    """Points within which a signed sum of accuracies measured on n images each (a change of a gap: four models)
+    counts as zero: z binomial standard errors of the sum, the accuracies taken as independent (which overstates the
+    noise of accuracies on the same images, so the verdict errs towards "within noise"); at least one image."""
+    var = sum((a / 100) * (1 - a / 100) / n for a in accuracies)
+    return max(z * 100 * math.sqrt(var), 100 / n)
+
+
 def compare_change(large: tuple[str, str], small: tuple[str, str], accuracies: tuple[float, float, float, float],
                    spread: float | None = None, alpha: float = ALPHA) -> Comparison:
     """Whether a method's gap to a baseline changes from one setting to another (Table 1: from the small to the
@@ -169,10 +177,24 @@ def compare_values(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA)
 
     if len(a) != len(b) or not len(a):
         raise ValueError("compare_values needs two equally long, non-empty lists")
-    d = [u - v for u, v in zip(a, b)]
+    pairs = [(u, v) for u, v in zip(a, b) if not (math.isnan(u) or math.isnan(v))]  # images without a value
+    if not pairs:
+        return Comparison(WITHIN, 0.0, None, None, "no image with a value on both sides")
+    a, b = [u for u, _ in pairs], [v for _, v in pairs]
+    d = [u - v for u, v in pairs]
     diff = statistics.fmean(d)
     if len(set(d)) < 2:
         p = 1.0 if diff == 0 else 0.0
     else:
         p = float(ttest_rel(a, b).pvalue)
     return Comparison(_word(diff, p < alpha), diff, p, None, f"paired t-test over {len(d)} images")
+
+
+def split_half(bits: str) -> Comparison:
+    """The accuracy on the first half of the test images against the second half (two independent binomials):
+    whether a figure depends on which test images were drawn. A reader who reruns on other official test images
+    should see the same figure within this noise."""
+    half = len(bits) // 2
+    a, b = bits[:half], bits[half:2 * half]
+    acc = lambda s: 100.0 * s.count("1") / max(len(s), 1)
+    return compare(acc(a), acc(b), n=half)

@@ -243,3 +243,18 @@ def run_costs(runs: dict[str, dict], teachers: dict[str, dict] | None = None) ->
     return (f"{len(runs)} runs and {len(teachers or {})} teachers, {duration(sum(seconds.values()))} of training and "
             f"evaluation in all on {', '.join(devices)} (median {duration(statistics.median(seconds.values()))}; the "
             f"longest, {longest}, {duration(seconds[longest])}). A finished run is re-read in a moment.")
+
+
+def bits(result: dict, attack: str = "natural", which: str = "last") -> str:
+    """A run's per-image results under `attack` on the test set ("1": right), as its final evaluation stored them."""
+    return result["student"][which]["test"]["attacks"][attack]["bits"]
+
+
+def halves(result: dict, attack: str = "natural") -> tuple[float, float] | None:
+    """A run's accuracy (%) on the first and on the second half of its test images (None for a run whose evaluation
+    stored no per-image results)."""
+    b = result["student"]["last"]["test"]["attacks"][attack].get("bits")
+    if not b:
+        return None
+    h = len(b) // 2
+    return 100.0 * b[:h].count("1") / max(h, 1), 100.0 * b[h:2 * h].count("1") / max(h, 1)

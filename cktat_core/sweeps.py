@@ -111,7 +111,7 @@ def sweep_rows(runs: dict[str, dict], full: dict, robust: str, spread: float | N
         d = {"row": label, "natural": f"{r['natural']:.1f} / {r['best natural']:.1f}",
              robust: f"{r[robust]:.1f} / {r[f'best {robust}']:.1f}", "best epoch": r["best epoch"],
              "validation": r[f"val {robust}"],
-             "vs full": "-" if res is full else
+             "vs full": "-" if res is full or (res.get("run_dir") and res.get("run_dir") == full.get("run_dir")) else
              compare_evaluations(res["student"]["last"], full["student"]["last"], robust, spread).word}
         if paper is not None:
             p = paper.get(label, [None, None])

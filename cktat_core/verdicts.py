@@ -231,12 +231,11 @@ def threshold_sentence(checks: dict[float, dict], main: float) -> str:
             f"ranking depends on the threshold.")
 
 
-def feature_reading(shares: dict[str, list[float]], even: list[float], feature: str, images: str,
-                    z: float = 2.0) -> str:
+def feature_reading(shares: dict[str, list[float]], even: list[float], feature: str, images: str) -> str:
     """Which models put more of their attribution on `feature`'s patches than a map spread evenly over the image
-    would (`even`: that share per image, the patches' area), beyond z paired standard errors, on `images`.
+    would (`even`: that share per image, the patches' area), beyond chance (`paired_order`), on `images`.
     `shares`: per model, the per-image share (%) on those patches."""
-    above = [m for m, s in shares.items() if paired_order(s, even, z) > 0]
+    above = [m for m, s in shares.items() if paired_order(s, even) > 0]
     below = [m for m in shares if m not in above]
     values = ", ".join(f"{m} {_mean(s):.1f}%" for m, s in shares.items())
     text = (f"On {images}, the share of attribution on the {feature} patches is {values}, against "
@@ -300,12 +299,12 @@ def teacher_tally_sentence(student: str, tally: dict[str, dict[int, int]]) -> st
 
 
 def rank_agreement(ours: dict[str, dict], paper: dict[str, dict], columns: list[str]) -> dict[str, dict]:
-    """Per column: Spearman's rho between our methods' values and the paper's (the methods both have), its one-sided
-    p-value (`noise.spearman`, scipy: do the orderings agree?) and the number of methods."""
+    """Per column: Spearman's rho between our methods' values and the paper's (the methods both have), its two-sided
+    p-value (`noise.spearman`, scipy; as `claims.ordering` judges the same question) and the number of methods."""
     out = {}
     for c in columns:
         names = [m for m in ours if m in paper and ours[m].get(c) is not None and paper[m].get(c) is not None]
-        rho, p = spearman_test([ours[m][c] for m in names], [paper[m][c] for m in names])
+        rho, p = spearman_test([ours[m][c] for m in names], [paper[m][c] for m in names], "two-sided")
         out[c] = {"rho": rho, "p": p, "n": len(names)}
     return out
 
@@ -355,13 +354,13 @@ def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: fl
     if not shown:
         return "No column has enough distinct values to compare the orderings."
     parts = ", ".join(f"{headers.get(c, c)} {v['rho']:+.2f} (p = {v['p']:.2f})" for c, v in shown.items())
-    agree = [headers.get(c, c) for c, v in shown.items() if v["p"] < alpha]
+    agree = [headers.get(c, c) for c, v in shown.items() if v["p"] < alpha and v["rho"] > 0]
     against = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0]
     n = max(v["n"] for v in shown.values())
     text = f"Spearman's rank correlation between our ordering of the {n} methods and the paper's, per column: {parts}. "
     if agree:
         text += (f"Only {_and(agree)} order{'s' if len(agree) == 1 else ''} the methods as the paper does beyond "
-                 f"chance (one-sided Spearman test, p < {alpha})" if len(agree) < len(shown) else
+                 f"chance (two-sided Spearman test, p < {alpha})" if len(agree) < len(shown) else
                  f"Every column orders the methods as the paper does beyond chance (p < {alpha})")
     else:
         text += f"No column orders the methods as the paper does beyond chance (p < {alpha})"

@@ -1,0 +1,59 @@
+"""What the chapters print about their runs: seed tables, the paper beside ours, which images, the code shown."""
+
+import pytest
+
+from cktat_core import losses, noise, report
+
+
+def _run(seed, natural, robust, bits=None):
+    ev = lambda acc: {"accuracy": acc, **({"bits": bits} if bits else {})}
+    return {"seed": seed, "student": {"last": {"test": {"attacks": {"natural": ev(natural), "pgd20": ev(robust)}}}}}
+
+
+def test_seed_rows_give_mean_and_spread_then_each_seed():
+    rows = report.seed_rows({"cktat": [_run(0, 50.0, 25.0), _run(1, 52.0, 27.0), _run(2, 54.0, 26.0)]},
+                            ["natural", "pgd20"], {"cktat": "CKTAT"})
+    assert rows[0]["method"] == "CKTAT" and rows[0]["seeds"] == 3
+    assert rows[0]["natural"] == "52.0 ± 2.0" and rows[0]["natural per seed"] == "50.0, 52.0, 54.0"
+    assert report.mean_sd([41.0]) == "41.0"
+
+
+def test_the_paper_beside_ours_with_the_difference_of_the_means():
+    rows = report.paper_beside({"PGD-AT": {"natural": [50.0, 52.0], "pgd20": [25.0, 27.0]}, "X": {"natural": [1.0],
+                                                                                                "pgd20": [2.0]}},
+                               {"PGD-AT": [83.92, 51.71]}, ["natural", "pgd20"])
+    assert rows[0]["paper natural"] == "83.9" and rows[0]["natural: ours - paper"] == "-32.9"
+    assert rows[0]["pgd20: ours - paper"] == "-25.7" and "paper natural" not in rows[1]
+
+
+def test_the_data_sentence_names_the_images():
+    cifar = {"settings": {"dataset": "cifar10", "train_per_file": 4000}, "data": {"train": 19000, "val": 1000,
+                                                                                  "test": 5000}}
+    s = report.data_sentence(cifar)
+    assert "first 4,000 images of each official training batch" in s and "19,000 for training" in s
+    assert "first 5,000 official test images" in s and "JPEG" in s and "within sampling noise" in s
+    mv = report.data_sentence({"settings": {"dataset": "multiview"}, "data": {"train": 3500, "val": 500, "test": 2000}})
+    assert "multi-view" in mv and "JPEG" not in mv
+
+
+def test_the_code_a_page_shows_is_the_code_that_runs():
+    shown = report.source(losses.cktat_loss)
+    assert shown.startswith("```python\ndef cktat_loss(") and shown.endswith("```")
+    decl = report.declaration("trades")
+    assert 'register(Method("trades", "TRADES"' in decl and decl.count("```") == 2
+    assert decl.splitlines()[1].startswith("# TRADES")  # the comment above the declaration comes with it
+
+
+def test_split_halves_of_one_distribution_agree_and_of_two_do_not():
+    same = "10" * 2500
+    assert noise.split_half(same).word == noise.WITHIN
+    shifted = "1" * 2500 + "0" * 2500
+    assert noise.split_half(shifted).word == noise.ABOVE
+    r = {"student": {"last": {"test": {"attacks": {"natural": {"bits": "1100" * 10}}}}}}
+    assert report.halves(r) == pytest.approx((50.0, 50.0))
+
+
+def test_durations_read_as_a_person_would_say_them():
+    assert report.duration(40) == "40.0 s" and report.duration(600) == "10.0 min" and report.duration(36000) == "10.0 h"
+    assert report.run_seconds({"wall_seconds": 12.0}) == 12.0
+    assert report.run_seconds({"history": [{"train_seconds": 2.0}, {"train_seconds": 3.0}]}) == 5.0
