@@ -104,7 +104,7 @@ def sweep_rows(runs: dict[str, dict], full: dict, robust: str, spread: float | N
     """Table 3 rows for the page, one per run: last / best-on-validation accuracies in one cell each, the best epoch
     and its validation score, the run against the full CKTAT run in `robust` accuracy (`noise.compare` image by
     image, with the seeds' `spread` as the run-to-run margin: "above", "within noise", "below"), and the paper's
-    natural and PGD accuracies for the same row when it has them."""
+    natural and PGD accuracies for the same row when it has them, with our last epoch minus them."""
     out = []
     for label, res in runs.items():
         r = table3_row(res, robust)
@@ -115,6 +115,7 @@ def sweep_rows(runs: dict[str, dict], full: dict, robust: str, spread: float | N
              compare_evaluations(res["student"]["last"], full["student"]["last"], robust, spread).word}
         if paper is not None:
             p = paper.get(label, [None, None])
-            d.update({"paper natural": p[0], "paper PGD": p[1]})
+            d.update({"paper natural": p[0], "paper PGD": p[1],
+                      "ours - paper": "-" if p[0] is None else f"{r['natural'] - p[0]:+.1f} / {r[robust] - p[1]:+.1f}"})
         out.append(d)
     return out

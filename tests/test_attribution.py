@@ -303,7 +303,7 @@ def test_the_claim_check_matches_contradicts_or_leaves_open_the_papers_ranking()
     assert tie["order"] in ("CKTAT ≈ TRADES > PGDAT", "TRADES ≈ CKTAT > PGDAT")
     assert "neither confirms nor contradicts" in verdicts.claim_sentence(tie, "knowledge points")
     assert "the difference CKTAT vs TRADES lies within it" in verdicts.claim_sentence(tie, "knowledge points")
-    assert "'≈': within two paired standard errors" in verdicts.claim_sentence(tie, "knowledge points")
+    assert "'≈': within noise, a paired t-test at p >= 0.05" in verdicts.claim_sentence(tie, "knowledge points")
     assert "≈" not in verdicts.claim_sentence(ok, "knowledge points")
     same = verdicts.threshold_sentence({0.1: ok, 0.3: ok, 0.5: ok}, 0.3)
     assert "same at all 3 thresholds from 10% to 50%" in same

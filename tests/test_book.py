@@ -163,7 +163,7 @@ def test_the_table_of_contents_lists_every_chapter_once():
 
 def test_unknown_chapter_is_a_clear_error():
     with pytest.raises(CktatError):
-        reproduce.chapters(["99"], root=ROOT)
+        reproduce.chapters(["98"], root=ROOT)
 
 
 # --- Colab --------------------------------------------------------------------------------------------

@@ -95,3 +95,30 @@ def test_scorecard_rows_carry_the_chapters_verdicts_and_link_to_them():
     assert rows[0]["claim"] == "[x](07_ablations.html)" and rows[0]["ours - paper"] == "+1.5"
     assert claims.tally(found)[claims.CONTRADICTED] == 1
     assert "2 claims" in claims.tally_sentence(claims.tally(found), "cpu")
+
+
+def test_top_of_compares_with_our_best_rival_or_with_the_papers_first():
+    ev = lambda bits: {"attacks": {"aa": {"accuracy": 100 * bits.count("1") / len(bits), "total": len(bits),
+                                          "bits": bits}}}
+    evals = {"CKTAT": ev("1" * 60 + "0" * 40), "LTD": ev("1" * 50 + "0" * 50), "HAT": ev("1" * 20 + "0" * 80)}
+    paper = {"CKTAT": {"aa": 51.87}, "LTD": {"aa": 50.56}, "HAT": {"aa": 50.10}}
+    top = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", evals, paper)
+    assert top.claim.startswith("CKTAT has the highest") and top.paper == pytest.approx(1.31)
+    assert top.ours == pytest.approx(10.0) and top.verdict == claims.REPRODUCED  # 10 images only CKTAT gets right
+    below = claims.top_of("08", "Table 4", "HAT", "aa", "AutoAttack", evals, paper)
+    assert "below CKTAT's" in below.claim and below.ours == pytest.approx(-40.0) and below.verdict == claims.REPRODUCED
+
+
+def test_a_claim_needs_a_direction_and_an_equal_pair_tests_none():
+    c = noise.compare(50.0, 40.0, n=1000)
+    assert claims.judged("x", "T", "a", "m", 0.0, c).verdict == claims.UNTESTABLE
+    assert claims.judged("x", "T", "a", "m", None, c, direction=noise.ABOVE).verdict == claims.REPRODUCED
+    with pytest.raises(ValueError):
+        claims.judged("x", "T", "a", "m", None, c)
+
+
+def test_the_sentence_shows_our_number_and_the_papers_signed_or_not():
+    diff = claims.Claim("02", "Table 4", "CKTAT above", "points", 2.0, -1.5, "McNemar", claims.CONTRADICTED)
+    assert claims.sentence(diff) == "CKTAT above: **contradicted** (ours -1.5; the paper +2.0; McNemar)."
+    share = claims.Claim("09", "DUCAT", "shared", "%", 40.0, 12.3, "binomial", claims.REPRODUCED, signed=False)
+    assert "(ours 12.3; the paper 40.0;" in claims.sentence(share)

@@ -66,7 +66,9 @@ def test_fingerprint_groups_keep_the_fields_that_checkpoints_record():
     from cktat_core import train
 
     assert set(train.DATA_KEYS) == {"dataset", "val_size", "train_limit", "augment", "seed", "batch_size",
-                                    "momentum", "weight_decay", "lr_milestones", "lr_gamma"}
+                                    "momentum", "weight_decay", "lr_milestones", "lr_gamma",
+                                    # added later, at defaults that change nothing (`_changed_settings`)
+                                    "train_per_file", "lr_schedule", "warmup"}
     assert set(train.TEACHER_KEYS) == set(train.DATA_KEYS) | {"teacher_model", "model", "width", "teacher_epochs",
                                                               "teacher_lr", "teacher_kind"}
     assert set(train.THREAT_KEYS) == {"norm", "eps", "alpha", "alpha_ratio", "attack_steps", "random_start",

@@ -49,6 +49,11 @@ def test_pick_on_validation_keeps_the_smallest_value_the_noise_cannot_separate_f
     assert (far["value"], far["best"], far["separated"], far["tied"]) == (3.0, 3.0, True, [3.0])
 
 
+def _result(last, best, history):
+    ev = lambda nat, rob: {"test": {"n": 2000, "attacks": {"natural": {"accuracy": nat}, "pgd20": {"accuracy": rob}}}}
+    return {"student": {"last": ev(*last), "best": {**ev(*best), "epoch": 2}, "history": history}}
+
+
 def test_a_table3_row_holds_both_selections_and_the_validation_score():
     row = sweeps.table3_row(_result((80, 70), (82, 75), _history([60, 75, 70])), "pgd20")
     assert row == {"natural": 80, "pgd20": 70, "best epoch": 2, "best natural": 82, "best pgd20": 75,
@@ -126,6 +131,7 @@ def test_rows_are_compared_with_the_full_run_image_by_image():
     rows = sweeps.sweep_rows({"full": full, "better": better, "same": same}, full, "pgd20", paper={"full": [83.0, 55.0]})
     assert [r["vs full"] for r in rows] == ["-", "above", "within noise"]
     assert rows[1]["pgd20"] == "40.0 / 40.0" and rows[0]["paper PGD"] == 55.0 and rows[1]["paper PGD"] is None
+    assert rows[0]["ours - paper"] == "-23.0 / -25.0" and rows[1]["ours - paper"] == "-"
     # a run-to-run spread larger than the difference makes it noise
     assert sweeps.sweep_rows({"better": better}, full, "pgd20", spread=5.0)[0]["vs full"] == "within noise"
 

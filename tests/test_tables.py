@@ -18,7 +18,10 @@ def test_rank_agreement_p_separates_agreement_from_chance():
     agree = lambda b: verdicts.rank_agreement({m: {"c": x} for m, x in zip("abcdefghi", a)},
                                               {m: {"c": x} for m, x in zip("abcdefghi", b)}, ["c"])["c"]
     assert agree([x * 2 for x in a])["p"] < 0.001
-    assert agree(a[::-1])["p"] > 0.99  # one-sided: a reversed order is no agreement
+    reversed_ = agree(a[::-1])  # two-sided: a reversed order is beyond chance too, and is no agreement
+    assert reversed_["rho"] == pytest.approx(-1.0) and reversed_["p"] < 0.001
+    text = verdicts.rank_sentence({"c": reversed_}, {"c": "C"})
+    assert "No column orders the methods as the paper does" in text and "other way round" in text
 
 
 def test_rank_agreement_uses_the_methods_both_tables_have():
@@ -121,6 +124,7 @@ def test_evaluation_limits():
     assert baselines.evaluation_limit("smoke", {"test_limit": 64}) == 64
     assert baselines.evaluation_limit("smoke", {"test_limit": 64}, 10) == 10
     assert baselines.aa_version("smoke") == "apgd" and baselines.aa_version("paper") == "standard"
+    assert baselines.aa_version("cpu") == "apgd"  # the budget of the real-image book
     assert baselines.aa_version("smoke", "standard") == "standard"
 
 

@@ -252,7 +252,8 @@ def test_learning_rate_schedules():
     one = Config(lr_schedule="onecycle", warmup=0.25)
     f = [train_mod.lr_factor(one, s, 4, 25) for s in range(100)]
     assert f[0] == pytest.approx(1 / 25) and f[24] == pytest.approx(1.0) and max(f) == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(f[:24], f[1:25])) and all(a > b for a, b in zip(f[24:], f[25:]))
+    assert all(a < b for a, b in zip(f[:24], f[1:25])) and all(a > b for a, b in zip(f[25:], f[26:]))
+    assert f[25] == pytest.approx(1.0)  # the first step of the fall starts from the full rate
     assert f[-1] == pytest.approx(1 / 75)
 
 
