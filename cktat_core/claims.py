@@ -20,6 +20,8 @@ from .noise import ABOVE, BELOW, WITHIN, Comparison
 
 REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE = ("reproduced", "within noise", "contradicted",
                                                       "not testable in this profile")
+LEVEL = "level"  # the paper's two numbers lie within their own sampling noise: it shows no direction
+PAPER_IMAGES = 10_000  # CIFAR-10's and CIFAR-100's test sets, on which the papers report every accuracy
 VERDICTS = (REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE)
 
 
@@ -45,19 +47,41 @@ class Claim:
 
 
 def verdict(direction: str, word: str) -> str:
-    """The verdict on a claim that our side lies in `direction` (ABOVE or BELOW) when our comparison says `word`."""
+    """The verdict on a claim that our side lies in `direction` (ABOVE, BELOW, or LEVEL: the paper's two sides lie
+    within their own noise) when our comparison says `word`."""
+    if direction == LEVEL:
+        return REPRODUCED if word == WITHIN else CONTRADICTED
     if direction not in (ABOVE, BELOW):
-        raise ValueError(f"a claimed direction is {ABOVE!r} or {BELOW!r}, not {direction!r}")
+        raise ValueError(f"a claimed direction is {ABOVE!r}, {BELOW!r} or {LEVEL!r}, not {direction!r}")
     if word == WITHIN:
         return WITHIN_NOISE
     return REPRODUCED if word == direction else CONTRADICTED
 
 
+def side(effect: float, margin: float | None = None) -> str:
+    """The direction the paper's numbers show: LEVEL when the effect lies within the paper's own sampling `margin`
+    (two binomial standard errors on its test images; `paper_margin`), else ABOVE or BELOW by its sign."""
+    if margin is not None and abs(effect) <= margin:
+        return LEVEL
+    return ABOVE if effect > 0 else BELOW
+
+
+def paper_margin(a: float, b: float) -> float:
+    """The sampling noise of the difference of two of the paper's accuracies, each on its `PAPER_IMAGES` test
+    images (`noise.compare`'s binomial margin)."""
+    from .noise import compare
+
+    return compare(a, b, n=PAPER_IMAGES).margin
+
+
+WORDS = {ABOVE: "above", BELOW: "below", LEVEL: "level with"}
+
+
 def judged(chapter: str, section: str, claim: str, measure: str, paper: float | None, ours: Comparison,
            direction: str | None = None) -> Claim:
-    """A claim whose paper effect `paper` (points, signed) sets the direction, judged by our comparison `ours`; a
-    claim the paper states without a number (`paper` None) gives its `direction` (ABOVE or BELOW). A paper effect of
-    exactly zero claims no direction: not testable."""
+    """A claim whose paper effect `paper` (points, signed) sets the direction (or `direction`, from `side`: ABOVE,
+    BELOW or LEVEL), judged by our comparison `ours`; a claim the paper states without a number (`paper` None) must
+    give its direction. A paper effect of exactly zero with no direction given is not testable."""
     if direction is None:
         if paper is None:
             raise ValueError(f"{claim!r}: a claim needs the paper's effect or a direction")
@@ -164,16 +188,16 @@ def versus(a: list[dict], b: list[dict], attack: str, spread: float | None = Non
 
 def method_pair(chapter: str, section: str, runs: dict[str, list[dict]], first: str, second: str,
                 paper_first: list[float], paper_second: list[float], attack: str, names: dict[str, str]) -> list[Claim]:
-    """"`first` above `second`" in natural and in robust accuracy: the paper's difference (its columns 0 and 1:
-    natural, PGD) against ours (`versus`), one claim each."""
+    """"`first` above (below, level with) `second`" in natural and in robust accuracy, as the paper's numbers (its
+    columns 0 and 1: natural, PGD) show it beyond their own noise (`side`), against ours (`versus`), one claim each."""
     robust = attack.replace("pgd", "PGD-")
     out = []
     for i, (metric, label) in enumerate((("natural", "natural accuracy"), (attack, f"{robust} accuracy"))):
         effect = paper_first[i] - paper_second[i]
-        word = "above" if effect > 0 else "below"
-        out.append(judged(chapter, section, f"{names[first]}'s {label} {word} {names[second]}'s",
+        direction = side(effect, paper_margin(paper_first[i], paper_second[i]))
+        out.append(judged(chapter, section, f"{names[first]}'s {label} {WORDS[direction]} {names[second]}'s",
                           f"{names[first]} - {names[second]}, {label} (points)", effect,
-                          versus(runs[first], runs[second], metric)))
+                          versus(runs[first], runs[second], metric), direction))
     return out
 
 
@@ -224,11 +248,12 @@ def ablation(chapter: str, part: str, ablated: dict, full: dict, paper_ablated: 
 
     label = "natural" if column == 0 else attack.replace("pgd", "PGD-")
     effect = paper_ablated[column] - paper_full[column]
-    word = "lowers" if effect < 0 else "raises"
+    direction = side(effect, paper_margin(paper_ablated[column], paper_full[column]))
+    word = {BELOW: "lowers", ABOVE: "raises", LEVEL: "leaves unchanged"}[direction]
     metric = "natural" if column == 0 else attack
     return judged(chapter, "Table 3a", f"Removing {part} {word} {label} accuracy",
                   f"ablated - full CKTAT, {label} (points)", effect,
-                  compare_evaluations(ablated["student"]["last"], full["student"]["last"], metric, spread))
+                  compare_evaluations(ablated["student"]["last"], full["student"]["last"], metric, spread), direction)
 
 
 def by_section(claims: list[Claim]) -> dict[str, list[Claim]]:
@@ -272,9 +297,11 @@ def capacity(chapter: str, method: str, metric: str, label: str, runs: dict, pap
         margin = max(change_margin(accs, n), Z * 2 * spread if spread else 0.0)
         word = WITHIN if abs(diff) <= margin else (ABOVE if diff > 0 else BELOW)
         ours = Comparison(word, diff, None, margin, f"binomial margin of four accuracies, {n} images each")
-    word = "grows" if effect > 0 else "shrinks"
+    pa = [paper[net][m][col] for net in ("wrn34_10", "resnet18") for m in (method, "PGDAT")]
+    direction = side(effect, change_margin(pa, PAPER_IMAGES))
+    word = {ABOVE: "grows", BELOW: "shrinks", LEVEL: "does not change"}[direction]
     return judged(chapter, "Table 1", f"{method}'s {label} gap to PGD-AT (clean teacher) {word} with capacity",
-                  f"change of {method} - PGD-AT, {label}, small to large student (points)", effect, ours)
+                  f"change of {method} - PGD-AT, {label}, small to large student (points)", effect, ours, direction)
 
 
 def capacity_claims(chapter: str, runs: dict, paper: dict[str, dict[str, list[float]]], attack: str,
@@ -320,15 +347,17 @@ def top_of(chapter: str, section: str, method: str, column: str, label: str, eva
 
     paper_rival = max((m for m in paper if m != method), key=lambda m: paper[m][column])
     lead = paper[method][column] - paper[paper_rival][column]
-    if lead > 0:
+    direction = side(lead, paper_margin(paper[method][column], paper[paper_rival][column]))
+    if direction == ABOVE:
         rival = max((m for m in evals if m != method), key=lambda m: suite_accuracy(evals[m], column))
         text = f"{method} has the highest {label} accuracy of the {len(evals)} methods"
         measure = f"{method} - the best other method ({label}, points)"
     else:
         rival = paper_rival
-        text = f"{method}'s {label} accuracy is below {paper_rival}'s"
+        text = f"{method}'s {label} accuracy {WORDS[direction]} {paper_rival}'s"
         measure = f"{method} - {paper_rival} ({label}, points)"
-    return judged(chapter, section, text, measure, lead, compare_evaluations(evals[method], evals[rival], column))
+    return judged(chapter, section, text, measure, lead, compare_evaluations(evals[method], evals[rival], column),
+                  direction)
 
 
 def suite_pair(chapter: str, section: str, first: str, second: str, column: str, label: str, evals: dict[str, dict],
@@ -338,9 +367,10 @@ def suite_pair(chapter: str, section: str, first: str, second: str, column: str,
     from .noise import compare_evaluations
 
     effect = paper[first][column] - paper[second][column]
-    word = "above" if effect > 0 else "below"
-    return judged(chapter, section, f"{first}'s {label} accuracy {word} {second}'s", f"{first} - {second}, {label} "
-                  f"(points)", effect, compare_evaluations(evals[first], evals[second], column))
+    direction = side(effect, paper_margin(paper[first][column], paper[second][column]))
+    return judged(chapter, section, f"{first}'s {label} accuracy {WORDS[direction]} {second}'s",
+                  f"{first} - {second}, {label} (points)", effect,
+                  compare_evaluations(evals[first], evals[second], column), direction)
 
 
 def shared_errors(chapter: str, shares: dict, claim_share: float, attack: str, alpha: float = 0.05) -> Claim:

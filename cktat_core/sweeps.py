@@ -119,3 +119,19 @@ def sweep_rows(runs: dict[str, dict], full: dict, robust: str, spread: float | N
                       "ours - paper": "-" if p[0] is None else f"{r['natural'] - p[0]:+.1f} / {r[robust] - p[1]:+.1f}"})
         out.append(d)
     return out
+
+
+def tau_reading(mass: dict[float, float], teacher_accuracy: float, num_classes: int, claims: list) -> str:
+    """Our reading of the tau sweep where it contradicts the paper (`claims`: the two tau trends of `claims.trend`),
+    from the page's numbers: how much of the clean teacher's softened label stays on the true class as tau grows
+    (`eval_checkpoint.true_class_probability`), and how accurate that teacher is."""
+    contradicted = [c for c in claims if c.verdict == "contradicted"]
+    if not contradicted:
+        return ""
+    lo, hi = min(mass), max(mass)
+    return (f"**Our reading.** The clean teacher classifies {teacher_accuracy:.1f}% of the test images. Its softened "
+            f"label keeps {100 * mass[lo]:.0f}% of its mass on the true class at tau = {lo:g} and {100 * mass[hi]:.0f}% "
+            f"at tau = {hi:g}, against {100 / num_classes:.0f}% for a uniform label: on this "
+            f"teacher a higher temperature mostly removes what the student could learn from it. The paper (Sec. 4.2) "
+            f"softens a teacher whose predictions are too confident for a small student to fit; a teacher that is "
+            f"itself uncertain has no such excess to give up, so here the trend runs the other way.")

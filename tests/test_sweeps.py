@@ -155,3 +155,14 @@ def test_variant_names_say_what_changes_and_share_the_teacher_of_their_settings(
     # student-only fields (teacher_kind here) neither name the teacher nor reach its config
     assert os.path.basename(ch.teacher_dir("clean", teacher_kind="clean", seed=1)) == "teacher_clean_seed1"
     assert ch._teacher_config(teacher_kind="clean", width=4).width == 4
+
+
+def test_the_tau_reading_speaks_only_when_the_sweep_contradicts_the_paper():
+    from cktat_core import claims
+
+    mass = {1.0: 0.6, 6.0: 0.15}
+    against = [claims.Claim("07", "Table 3b", "natural rises", "rho", 0.9, -1.0, "n", claims.CONTRADICTED)]
+    text = sweeps.tau_reading(mass, 75.4, 10, against)
+    assert text.startswith("**Our reading.**") and "75.4%" in text and "60% of its mass" in text and "15%" in text
+    agree = [claims.Claim("07", "Table 3b", "natural rises", "rho", 0.9, 0.9, "n", claims.REPRODUCED)]
+    assert sweeps.tau_reading(mass, 75.4, 10, agree) == ""
