@@ -57,3 +57,19 @@ def test_durations_read_as_a_person_would_say_them():
     assert report.duration(40) == "40.0 s" and report.duration(600) == "10.0 min" and report.duration(36000) == "10.0 h"
     assert report.run_seconds({"wall_seconds": 12.0}) == 12.0
     assert report.run_seconds({"history": [{"train_seconds": 2.0}, {"train_seconds": 3.0}]}) == 5.0
+
+
+def test_the_headline_reading_speaks_where_ours_differ_from_the_paper():
+    from cktat_core import claims, verdicts
+
+    hist = lambda first, last: {"student": {"history": [{"val_natural": first, "val_pgd10": 20.0},
+                                                        {"val_natural": last, "val_pgd10": 28.0}]}}
+    nat = claims.Claim("02", "Table 4", "CKTAT's natural accuracy level with PGD-AT's", "p", -0.47, 1.3, "n",
+                       claims.CONTRADICTED)
+    rob = claims.Claim("02", "Table 4", "CKTAT's PGD-20 accuracy above PGD-AT's", "p", 5.09, 0.75, "n",
+                       claims.WITHIN_NOISE)
+    text = verdicts.headline_reading([nat, rob], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)])
+    assert text.startswith("**Our reading.**") and "75.4%" in text and "45.0% natural" in text
+    assert "head start" in text and "+0.8 points here against the paper's +5.1" in text
+    ok = claims.Claim("02", "Table 4", "x", "p", 1.0, 1.0, "n", claims.REPRODUCED)
+    assert verdicts.headline_reading([ok, ok], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)]) == ""
