@@ -103,6 +103,8 @@ def evaluated(ch: Chapter, rows, runs: dict[str, dict], limit: int, aa_version: 
     out = {}
     for row in rows:
         path, base = runs[row.label]["checkpoint"], f"{ch.out}/eval/{row.file_stem}"
+        if not all(os.path.isfile(f"{base}_{p}{suffix}.json") for p in ("standard", "compat-generalist")):
+            ch.weights(path)  # to be evaluated: the weights must be here
         out[row.label] = {
             "standard": evaluate_checkpoint(path, "all", limit=limit, aa_version=aa_version, eps_sweep=sweep,
                                             progress=ch.progress, out=f"{base}_standard{suffix}.json", reuse=True),
@@ -116,9 +118,13 @@ def masks(ch: Chapter, rows, runs: dict[str, dict], limit: int, attack: str = "p
     """Per row, which of the first `limit` test images its model classifies correctly under its own `attack`,
     as a bit string ("1": right; `per_image_correct`, cached in <out>/eval/<stem>_<attack>_mask[_nN].json)."""
     suffix = f"_n{limit}" if limit else ""
-    return {row.label: per_image_correct(runs[row.label]["checkpoint"], attack, limit=limit,
-                                         out=f"{ch.out}/eval/{row.file_stem}_{attack}_mask{suffix}.json")["bits"]
-            for row in rows}
+    out = {}
+    for row in rows:
+        path, file = runs[row.label]["checkpoint"], f"{ch.out}/eval/{row.file_stem}_{attack}_mask{suffix}.json"
+        if not os.path.isfile(file):
+            ch.weights(path)
+        out[row.label] = per_image_correct(path, attack, limit=limit, out=file)["bits"]
+    return out
 
 
 def paper_table4(dataset: str) -> tuple[dict[str, dict], str]:

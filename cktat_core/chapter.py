@@ -25,7 +25,7 @@ from .compare import compare
 from .config import Config, from_profile, resolve
 from .data import dataset_defaults
 from .methods import METHODS, frozen_teacher
-from .train import EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, run, teacher_run
+from .train import EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, restore_checkpoint, run, teacher_run
 
 PATH_FIELDS = ("teacher_checkpoint", "init_checkpoint")
 SEEDS = (0, 1, 2)  # the seeds of the runs whose spread the book measures (PGD-AT, TRADES, CKTAT)
@@ -105,6 +105,13 @@ class Chapter:
     def teacher(self, kind: str = "clean", **fields) -> dict:
         """Train (or re-read) that teacher (`train.teacher_run`); its checkpoint, history and test evaluation."""
         return teacher_run(self._teacher_config(**fields), kind, self.teacher_dir(kind, **fields))
+
+    def weights(self, path: str) -> str:
+        """`path`, a checkpoint written by a run, once it is here: a clone holds the committed results, never the
+        checkpoints, so a missing one is trained again first from its run's result.json
+        (`train.restore_checkpoint`, with this chapter's device and data folder)."""
+        restore_checkpoint(path, self.resolved("pgdat"))
+        return path
 
     def _run_of(self, path: str) -> str:
         """The run folder under `runs` that holds checkpoint `path` (its file name when it lies elsewhere)."""

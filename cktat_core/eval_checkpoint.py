@@ -43,12 +43,19 @@ def _request(checkpoint: str, **fields) -> dict:
             "mtime": stat and stat.st_mtime, **fields}
 
 
+FILE_KEYS = ("checkpoint", "size", "mtime")  # which file: absent from a clone, where checkpoints are not committed
+
+
 def _reused(out: str | None, request: dict) -> dict | None:
-    """The result saved at `out` when it was computed from the same `request`, else None."""
+    """The result saved at `out` when it was computed from the same `request`, else None. When the checkpoint is
+    not here (a clone holds the committed evaluations, not the weights), the rest of the request must match."""
     if out and os.path.isfile(out):
         with open(out) as fh:
             previous = json.load(fh)
-        if previous.get("request") == json.loads(json.dumps(request)):
+        saved, now = previous.get("request") or {}, json.loads(json.dumps(request))
+        if request["size"] is None:
+            saved, now = ({k: v for k, v in r.items() if k not in FILE_KEYS} for r in (saved, now))
+        if saved == now:
             return previous
     return None
 

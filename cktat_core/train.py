@@ -392,16 +392,17 @@ def teacher_settings(cfg: Config, kind: str) -> dict:
     return {"kind": kind, **{k: v for k, v in cfg.to_dict().items() if k in keys}}
 
 
-def teacher_run(cfg: Config, kind: str, out_dir: str) -> dict:
+def teacher_run(cfg: Config, kind: str, out_dir: str, retrain: bool = False) -> dict:
     """A frozen teacher of `kind` trained on its own in `out_dir` (`compare` shares one with every method).
 
     Returns {"checkpoint", "kind", "history", "best_epoch", "used", "evaluation"} and writes it to
     `out_dir/result.json`; a finished teacher run with the same settings is re-read, not trained or evaluated
-    again (its checkpoint need not even be there). The checkpoint path is relative to `out_dir` on disk.
+    again (its checkpoint need not even be there: `restore_checkpoint` trains it again, `retrain`, when a student
+    needs it). The checkpoint path is relative to `out_dir` on disk.
     """
     cfg = resolve(cfg)
     settings = teacher_settings(cfg, kind)
-    finished = read_finished(out_dir, settings)
+    finished = None if retrain else read_finished(out_dir, settings)
     if finished is None:
         log_run("start", out_dir, kind=f"{kind} teacher", epochs=cfg.teacher_epochs)
         t_start = time.perf_counter()
@@ -513,19 +514,52 @@ def saved_final_evaluation(path: str, model: nn.Module, splits: Splits, cfg: Con
     return ev
 
 
-def run(cfg: Config, out_dir: str) -> dict:
+def restore_checkpoint(path: str, cfg: Config) -> None:
+    """Train again the finished run that wrote checkpoint `path` when the file is not here but the run's
+    result.json is: a clone holds the committed results, never their checkpoints, and a student trained there
+    from a committed teacher (or initialised from a committed run) needs the weights. The run is retrained from
+    the settings its result.json records, with `cfg`'s runtime fields (device, data folder), into its own
+    folder; its result.json is rewritten. Nothing happens when the file exists or no finished run claims it
+    (loading it then fails with a `CheckpointError` naming the path)."""
+    if not path or os.path.exists(path):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    for _ in range(3):  # <run>/last.pt, <run>/teacher/last.pt, <run>/student/last.pt
+        if os.path.isfile(os.path.join(folder, "result.json")):
+            break
+        folder = os.path.dirname(folder)
+    else:
+        return
+    with open(os.path.join(folder, "result.json")) as fh:
+        saved = json.load(fh)
+    known = set(cfg.to_dict())
+    if "kind" in saved:  # a stand-alone teacher run
+        fields = {k: v for k, v in saved["settings"].items() if k in known}
+        teacher_run(cfg.replace(**fields), saved["kind"], folder, retrain=True)
+        return
+    fields = {k: v for k, v in saved["settings"].items() if k in known}
+    for key in ("teacher_checkpoint", "init_checkpoint"):  # stored relative to the run folder
+        if fields.get(key):
+            fields[key] = os.path.normpath(os.path.join(folder, fields[key]))
+    run(cfg.replace(**fields), folder, retrain=True)
+
+
+def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
     """Train (resuming where a previous run stopped), evaluate, and write `out_dir/result.json`.
 
     A finished run whose result.json was written under the same settings (`run_settings`) is returned as saved:
-    no data is loaded, nothing is trained or evaluated. The result names every checkpoint it used or wrote, as
-    paths relative to `out_dir`.
+    no data is loaded, nothing is trained or evaluated (unless `retrain`: `restore_checkpoint`). The result names
+    every checkpoint it used or wrote, as paths relative to `out_dir`. A teacher or initial checkpoint that is not
+    here but whose finished run is, is trained again first (`restore_checkpoint`).
     """
     validate(cfg)
     cfg = resolve(cfg)
     settings = run_settings(cfg, out_dir)
-    finished = read_finished(out_dir, settings)
+    finished = None if retrain else read_finished(out_dir, settings)
     if finished is not None:
         return finished
+    for path in (cfg.teacher_checkpoint, cfg.init_checkpoint):
+        restore_checkpoint(path, cfg)
     t_start = time.perf_counter()
     log_run("start", out_dir, kind=cfg.method, epochs=cfg.epochs)
     device = pick_device(cfg.device)

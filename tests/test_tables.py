@@ -10,6 +10,7 @@ import torch
 from cktat_core import baselines, checkpoint as ckpt, report, verdicts
 from cktat_core.data import load_test
 from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
+from cktat_core.errors import CheckpointError
 
 
 # ------------------------------------------------------------------------------------- rank correlation
@@ -172,6 +173,13 @@ def test_per_image_correct_matches_the_evaluation_and_is_cached(trained_cnn, tmp
     os.utime(path)  # the checkpoint changed: computed again
     with pytest.raises(pytest.fail.Exception):
         per_image_correct(path, "natural", limit=64, out=out)
+    # a clone: the committed result, the checkpoint not there (and the folder elsewhere): read back as saved
+    monkeypatch.undo()
+    per_image_correct(path, "natural", limit=64, out=out)
+    moved = str(tmp_path / "clone" / "m.pt")
+    assert per_image_correct(moved, "natural", limit=64, out=out)["bits"] == nat["bits"]
+    with pytest.raises(CheckpointError):  # another request still needs the weights
+        per_image_correct(moved, "natural", limit=32, out=out)
 
 
 def test_ducat_sentence_reads_the_gap_and_the_adaptive_autoattack():

@@ -267,3 +267,25 @@ def test_a_best_epoch_that_is_the_last_is_evaluated_once(tiny, tmp_path, monkeyp
     assert res["student"]["best"]["epoch"] == 1 == len(res["student"]["history"])
     assert len(calls) == 1
     assert res["student"]["best"]["test"] == res["student"]["last"]["test"]
+
+
+def test_a_student_of_a_committed_teacher_without_its_checkpoint_trains_the_teacher_again(tiny, tmp_path):
+    """A clone holds result.json files, not checkpoints: a student that needs a finished teacher's weights (or a
+    finished run's, to start from) gets that run trained again from its recorded settings, not an error."""
+    cfg = _cfg(tiny, method="pgdat")
+    teacher = train_mod.teacher_run(cfg, "clean", str(tmp_path / "teacher_clean"))
+    pgdat = train_mod.run(cfg, str(tmp_path / "pgdat"))
+    pgdat_last = os.path.join(tmp_path, "pgdat", pgdat["student"]["checkpoints"]["last"])
+    weights = {p: ckpt.load(p)["model"] for p in (teacher["checkpoint"], pgdat_last)}
+    for p in weights:  # what a clone has: the results without the weights
+        os.remove(p)
+    student = train_mod.run(_cfg(tiny, teacher_checkpoint=teacher["checkpoint"]), str(tmp_path / "cktat"))
+    bits = lambda ev: {k: a["bits"] for k, a in ev["test"]["attacks"].items()}
+    assert bits(student["teacher"]) == bits(teacher["evaluation"])  # the same teacher, trained again
+    assert _same_state(ckpt.load(teacher["checkpoint"])["model"], weights[teacher["checkpoint"]])
+    started = train_mod.run(_cfg(tiny, method="pgdat", init_checkpoint=pgdat_last, seed=1), str(tmp_path / "from"))
+    assert started["student"]["init_checkpoint"]
+    assert _same_state(ckpt.load(pgdat_last)["model"], weights[pgdat_last])
+    # a checkpoint no finished run claims stays a clear error
+    with pytest.raises(CheckpointError):
+        train_mod.run(_cfg(tiny, teacher_checkpoint=str(tmp_path / "nowhere" / "last.pt")), str(tmp_path / "x"))
