@@ -126,8 +126,27 @@ def findings(claims: list[Claim], digits: int = 1) -> str:
     return "\n\n".join(sentence(c, digits) for c in claims)
 
 
+# The chapters that test claims of the papers and save them (a test checks this against the notebooks).
+CHAPTERS = ("02_cktat", "03_label_design", "05_attributions", "06_capacity", "07_ablations", "08_baselines",
+            "09_raat_ducat")
+
+
 def folder(results: str) -> str:
     return os.path.join(results, "claims")
+
+
+def pending(results: str) -> list[str]:
+    """The chapters of `CHAPTERS` that have not saved their claims under `results` (not executed there yet)."""
+    return [c for c in CHAPTERS if not os.path.isfile(os.path.join(folder(results), f"{c}.json"))]
+
+
+def pending_sentence(results: str, profile: str) -> str:
+    """What the scorecard does not count yet, or "" when every chapter has saved its claims."""
+    left = pending(results)
+    if not left:
+        return ""
+    return (f"Not counted yet: {len(left)} of the {len(CHAPTERS)} chapters that test claims have not been executed "
+            f"in the {profile} profile ({', '.join(left)}), so their claims are missing from this page.")
 
 
 def save(results: str, chapter: str, claims: list[Claim]) -> str:

@@ -251,6 +251,7 @@ def _site(tmp_path):
     for name in ["_config.yml", "_toc.yml"]:
         shutil.copy(os.path.join(ROOT, name), site / name)
     shutil.copytree(os.path.join(ROOT, "book"), site / "book", ignore=shutil.ignore_patterns("chapters"))
+    shutil.copytree(os.path.join(ROOT, "_static"), site / "_static")  # the pages' stylesheet
     shutil.copytree(os.path.join(ROOT, "benchmarks", "results"), site / "benchmarks" / "results")  # included pages
     for example in ("standard_resnet18",):  # the example's generated page
         (site / "examples" / example).mkdir(parents=True)

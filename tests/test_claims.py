@@ -1,6 +1,7 @@
 """The claims behind the findings and the scorecard: verdicts follow the comparison, files round-trip and are
 rewritten only when they change, and the scorecard rows carry exactly the chapters' verdicts."""
 
+import glob
 import json
 import os
 
@@ -134,3 +135,20 @@ def test_the_sentence_shows_our_number_and_the_papers_signed_or_not():
     assert claims.sentence(diff) == "CKTAT above: **contradicted** (ours -1.5; the paper +2.0; McNemar)."
     share = claims.Claim("09", "DUCAT", "shared", "%", 40.0, 12.3, "binomial", claims.REPRODUCED, signed=False)
     assert "(ours 12.3; the paper 40.0;" in claims.sentence(share)
+
+
+def test_the_scorecard_names_the_chapters_whose_claims_are_missing(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    saving = sorted(os.path.basename(p)[:-len(".ipynb")] for p in glob.glob(os.path.join(root, "notebooks", "*.ipynb"))
+                    if "claims.save(" in open(p).read())
+    assert saving == sorted(claims.CHAPTERS)  # every chapter that saves claims is waited for, and only those
+    assert claims.pending(str(tmp_path)) == list(claims.CHAPTERS)
+    claims.save(str(tmp_path), "02_cktat", [])
+    claims.save(str(tmp_path), "07_ablations", [])
+    left = claims.pending(str(tmp_path))
+    assert "02_cktat" not in left and "07_ablations" not in left and len(left) == len(claims.CHAPTERS) - 2
+    text = claims.pending_sentence(str(tmp_path), "cpu")
+    assert f"{len(left)} of the {len(claims.CHAPTERS)} chapters" in text and "06_capacity" in text
+    for c in claims.CHAPTERS:
+        claims.save(str(tmp_path), c, [])
+    assert claims.pending_sentence(str(tmp_path), "cpu") == ""
