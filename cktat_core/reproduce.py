@@ -429,7 +429,11 @@ def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = Non
               echo=print) -> list[tuple[Chapter, str]]:
     """Re-execute the stale chapters (all with `force`), in book order, printing one line per chapter
     (`reused` or `executed in N s (why)`), one line per run a chapter trains (with the runs and time left), and
-    the total. Returns (chapter, "reused" | "executed") pairs.
+    the total. Returns (chapter, "reused" | "executed" | "kept") pairs.
+
+    The book (profile None) without the data of a profile keeps that profile's stale chapters as committed ("kept",
+    a line says what is stale and where the data goes), so the site still builds; asking for the profile (or
+    `force`) stops with the one-line data error instead (`check_data`).
 
     profile None: the book, every chapter in its own profile (`book_profile`). A profile: the chapters whose book
     profile it is (every chapter when none is, e.g. `paper`), unless `only` picks others; a chapter executed in a
@@ -447,8 +451,16 @@ def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = Non
         folder = os.path.realpath(results_dir(prof, results))
         jobs.append((target, prof, params, folder, ["--force"] if force else stale_reasons(target, params, folder)))
     width = max(len(c.name) for c, *_ in jobs)
+    missing = {}  # the book (no profile asked): a profile whose data is not here keeps its committed pages
     for prof in dict.fromkeys(p for _, p, _, _, why in jobs if why):
-        check_data(prof, overrides, [c.name for c, p, _, _, why in jobs if why and p == prof])
+        try:
+            check_data(prof, overrides, [c.name for c, p, _, _, why in jobs if why and p == prof])
+        except CktatError as e:
+            if profile is not None or force:
+                raise
+            missing[prof] = str(e)
+    kept = [(c, why) for c, p, _, _, why in jobs if why and p in missing]
+    jobs = [(c, p, params, f, [] if p in missing else why) for c, p, params, f, why in jobs]
     stale = [(c, f) for c, _, _, f, why in jobs if why]
     needed = {os.path.join(f, n) for c, f in stale for n in runs_needed(c, f)}
     per_run = next((t for t in (seconds_per_run(f) for f in dict.fromkeys(f for _, f in stale)) if t), None)
@@ -458,8 +470,15 @@ def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = Non
              f"(the runs they read when last executed that are not here; median run time measured here"
              f"{': ' + duration(per_run) if per_run else ': none finished yet'})")
     done, t_start = [], time.perf_counter()
+    stale_kept = dict((c.name, why) for c, why in kept)
     for chapter, prof, params, folder, reasons in jobs:
         tag = f"{chapter.name:<{width}}" + (f"  [{prof}]" if profile is None else "")
+        if chapter.name in stale_kept:
+            why = stale_kept[chapter.name]
+            echo(f"{tag}  stale ({', '.join(why[:3])}{', ...' if len(why) > 3 else ''}), not executed: its data is "
+                 f"not here" + (", the committed page stays" if os.path.exists(chapter.executed) else ""))
+            done.append((chapter, "kept"))
+            continue
         if not reasons:
             echo(f"{tag}  reused")
             done.append((chapter, "reused"))
@@ -477,8 +496,11 @@ def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = Non
         echo(f"{tag}  executed in {time.perf_counter() - t0:.0f} s{where}")
         done.append((chapter, "executed"))
     n_exec = sum(1 for _, how in done if how == "executed")
-    echo(f"total: {len(done)} chapters, {n_exec} executed, {len(done) - n_exec} reused, "
-         f"in {time.perf_counter() - t_start:.0f} s")
+    n_kept = sum(1 for _, how in done if how == "kept")
+    echo(f"total: {len(done)} chapters, {n_exec} executed, {len(done) - n_exec - n_kept} reused"
+         + (f", {n_kept} stale but kept" if n_kept else "") + f", in {time.perf_counter() - t_start:.0f} s")
+    for prof, err in missing.items():
+        echo(f"the stale {prof} chapters were not executed; to execute them: {err}")
     return done
 
 

@@ -527,3 +527,22 @@ def test_the_book_executes_chapter_01_on_the_multiview_data_and_the_tables_on_re
         assert reproduce.runs_needed(c, book_results), \
             f"{c.name} is executed in {profile}, yet every run it reads is finished in {reproduce.book_profile(c)}"
     assert built >= 2, "chapter 01 and at least one table chapter are executed in their book profiles"
+
+
+def test_the_book_without_a_profiles_data_keeps_its_committed_pages(tiny_book, monkeypatch, tmp_path):
+    """The README's first command on a clone without CIFAR-10: the stale real-image chapters keep their committed
+    pages (one line each says why) and the rest executes; asking for that profile stops with the data error."""
+    root, lib, results, run, lines = tiny_book
+    monkeypatch.setattr(reproduce, "BOOK_PROFILES", {"01_reads": "smoke"})
+    monkeypatch.setattr(reproduce, "BOOK_DEFAULT", "cpu")
+    monkeypatch.setenv("CKTAT_DATA", str(tmp_path / "nothing"))
+    monkeypatch.chdir(tmp_path)
+    out = []
+    done = reproduce.reproduce(None, {}, results=str(results), root=str(root), echo=lambda *a, **k: out.append(a[0]))
+    assert {c.name: how for c, how in done} == {"01_reads": "executed", "02_plain": "kept"}
+    assert any(re.search(r"02_plain\s+\[cpu\]\s+stale \(not executed yet\), not executed: its data is not here$", x)
+               for x in out), out
+    assert "1 stale but kept" in out[-2] and "cifar-10-batches-py" in out[-1]
+    assert not (root / "book" / "chapters" / "02_plain.ipynb").exists()
+    with pytest.raises(CktatError, match="02_plain needs cifar10"):
+        reproduce.reproduce("cpu", {}, only=["02"], results=str(results), root=str(root), echo=lambda *a, **k: None)
