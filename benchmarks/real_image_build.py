@@ -35,11 +35,24 @@ def load(path: str) -> dict:
         return json.load(fh)
 
 
-def run_seconds(res: dict) -> float:
-    if res.get("wall_seconds"):
-        return float(res["wall_seconds"])
-    hist = res.get("history") or res.get("student", {}).get("history", [])
-    return float(sum(h.get("train_seconds", 0.0) for h in hist))
+def measured_seconds(res: dict) -> float:
+    """What the result records of the work itself: every epoch's training seconds and the final test evaluation's
+    attack seconds (teacher and student). The per-epoch validation is not recorded separately."""
+    total = 0.0
+    for part in (res, res.get("teacher") or {}, res.get("student") or {}):
+        total += sum(h.get("train_seconds", 0.0) for h in part.get("history") or [])
+        for ev in (part.get("evaluation"), part.get("last"), part if "test" in part else None):
+            attacks = ((ev or {}).get("test") or {}).get("attacks") or {}
+            total += sum(a.get("seconds", 0.0) for a in attacks.values())
+    return total
+
+
+def run_seconds(res: dict) -> tuple[float, bool]:
+    """A run's seconds and whether it was resumed: a run interrupted and resumed records the wall time of its last
+    process only, which is then less than its recorded training and evaluation; that sum counts instead."""
+    work = measured_seconds(res)
+    wall = float(res.get("wall_seconds") or 0.0)
+    return (wall, False) if wall >= work else (work, True)
 
 
 def main() -> int:
@@ -48,7 +61,9 @@ def main() -> int:
     if not runs:
         print("no finished run in results/cpu/runs: build the real-image chapters first")
         return 1
-    seconds = {k: run_seconds(v) for k, v in runs.items()}
+    timed = {k: run_seconds(v) for k, v in runs.items()}
+    seconds = {k: t for k, (t, _) in timed.items()}
+    resumed = sorted(k for k, (_, r) in timed.items() if r)
     students = {k: s for k, s in seconds.items() if not k.startswith("teacher_")}
     suite = 0.0
     for p in glob.glob(f"{folder}/eval/*.json"):
@@ -74,7 +89,7 @@ def main() -> int:
            "median_run_seconds": statistics.median(students.values()) if students else None,
            "slowest": max(students, key=students.get) if students else None,
            "slowest_seconds": max(students.values()) if students else None,
-           "total_hours": total / 3600, "chapter_seconds": chapters, "chapters_pending": pending,
+           "total_hours": total / 3600, "chapter_seconds": chapters, "chapters_pending": pending, "resumed": resumed,
            "pgdat_seeds": len(pgdat), "pgdat": {m: statistics.fmean(v) if v else None for m, v in acc.items()},
            "pgdat_values": acc, "targets": TARGETS}
     out["met"] = {"natural": (out["pgdat"]["natural"] or 0) >= TARGETS["natural"],
@@ -115,6 +130,9 @@ def markdown(o: dict) -> str:
              f"Of the total: {o['runs']} runs and {o['teachers']} teacher{'s' * (o['teachers'] != 1)}, {o['run_seconds_total'] / 3600:.2f} h; "
              f"the attack suites, {o['suite_seconds'] / 3600:.2f} h. The slowest run: `{o['slowest']}`, "
              f"{o['slowest_seconds']:.0f} s."]
+    if o["resumed"]:
+        lines += ["", f"Resumed after an interruption, so timed by their recorded training and final evaluation "
+                      f"(their per-epoch validation is not counted): {', '.join(o['resumed'])}."]
     if o["chapter_seconds"]:
         lines += ["", "Execution time of each real-image chapter in its last execution (seconds; small when its runs "
                       "were already trained): " + ", ".join(f"{k} {v:.0f}" for k, v in o["chapter_seconds"].items()) + "."]
