@@ -153,24 +153,52 @@ def save(results: str, chapter: str, claims: list[Claim]) -> str:
     """Write a chapter's claims to `<results>/claims/<chapter>.json`, only when they differ from what is there."""
     path = os.path.join(folder(results), f"{chapter}.json")
     text = json.dumps({"chapter": chapter, "claims": [asdict(c) for c in claims]}, indent=1) + "\n"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    _write_if_changed(path, text)
+    write_index(results)
+    return path
+
+
+INDEX = "index.json"  # the chapters that saved claims: read by `load_all`, so a new chapter makes the scorecard stale
+
+
+def _write_if_changed(path: str, text: str) -> None:
     try:
         with open(path) as fh:
             if fh.read() == text:
-                return path
+                return
     except OSError:
         pass
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def _chapter_files(results: str) -> list[str]:
+    return sorted(p for p in glob.glob(os.path.join(folder(results), "*.json")) if os.path.basename(p) != INDEX)
+
+
+def write_index(results: str) -> str:
+    """`<results>/claims/index.json`: the chapters whose claims are saved there, rewritten only when that changes.
+    `cktat reproduce` decides staleness from the files a chapter read; the scorecard reads this one, so a chapter
+    saving claims for the first time makes it stale."""
+    path = os.path.join(folder(results), INDEX)
+    names = [os.path.basename(p)[:-len(".json")] for p in _chapter_files(results)]
+    _write_if_changed(path, json.dumps({"chapters": names}, indent=1) + "\n")
     return path
 
 
 def load_all(results: str) -> list[Claim]:
-    """Every chapter's saved claims, in chapter order."""
+    """Every chapter's saved claims, in chapter order (those the index lists, when there is one)."""
+    index = os.path.join(folder(results), INDEX)
+    if os.path.isfile(index):
+        with open(index) as fh:
+            paths = [os.path.join(folder(results), f"{c}.json") for c in json.load(fh)["chapters"]]
+    else:
+        paths = _chapter_files(results)
     out = []
-    for path in sorted(glob.glob(os.path.join(folder(results), "*.json"))):
+    for path in paths:
         with open(path) as fh:
             out += [Claim(**c) for c in json.load(fh)["claims"]]
     return out

@@ -152,3 +152,18 @@ def test_the_scorecard_names_the_chapters_whose_claims_are_missing(tmp_path):
     for c in claims.CHAPTERS:
         claims.save(str(tmp_path), c, [])
     assert claims.pending_sentence(str(tmp_path), "cpu") == ""
+
+
+def test_a_chapter_saving_claims_for_the_first_time_changes_the_index_the_scorecard_reads(tmp_path):
+    results = str(tmp_path)
+    claims.save(results, "02_cktat", [])
+    index = os.path.join(claims.folder(results), claims.INDEX)
+    first = open(index).read()
+    assert json.loads(first) == {"chapters": ["02_cktat"]}
+    claims.save(results, "02_cktat", [])  # the same claims again: nothing rewritten
+    assert open(index).read() == first
+    claims.save(results, "07_ablations", [])
+    assert json.loads(open(index).read()) == {"chapters": ["02_cktat", "07_ablations"]}
+    os.remove(os.path.join(claims.folder(results), "07_ablations.json"))
+    claims.write_index(results)
+    assert claims.load_all(results) == [] and json.loads(open(index).read()) == {"chapters": ["02_cktat"]}
