@@ -122,8 +122,28 @@ def sentence(c: Claim, digits: int = 1) -> str:
 
 
 def findings(claims: list[Claim], digits: int = 1) -> str:
-    """A chapter's opening: its claims' sentences, a line each."""
+    """Claims as sentences, a line each."""
     return "\n\n".join(sentence(c, digits) for c in claims)
+
+
+def group_label(verdict: str) -> str:
+    return f"**{verdict[0].upper() + verdict[1:]}**:"
+
+
+def opening(claims: list[Claim], digits: int = 1, most: int = 4) -> str:
+    """A chapter's first lines: its claims' sentences when there are at most `most`; else how many claims each
+    verdict got and which claims got it, a line per verdict (the sentences follow in the chapter's sections)."""
+    if len(claims) <= most:
+        return findings(claims, digits)
+    count = tally(claims)
+    lines = [f"Of the {len(claims)} claims this chapter tests, "
+             + ", ".join(f"{count[v]} {'are ' * (i == 0)}{v}" for i, v in enumerate(v for v in VERDICTS if count[v]))
+             + "; each is decided, with its numbers, in its section below."]
+    for v in VERDICTS:
+        group = [c.claim for c in claims if c.verdict == v]
+        if group:
+            lines.append(f"{group_label(v)} " + "; ".join(group) + ".")
+    return "\n\n".join(lines)
 
 
 # The chapters that test claims of the papers and save them (a test checks this against the notebooks).

@@ -167,3 +167,15 @@ def test_a_chapter_saving_claims_for_the_first_time_changes_the_index_the_scorec
     os.remove(os.path.join(claims.folder(results), "07_ablations.json"))
     claims.write_index(results)
     assert claims.load_all(results) == [] and json.loads(open(index).read()) == {"chapters": ["02_cktat"]}
+
+
+def test_a_long_opening_counts_the_verdicts_and_lists_each_claim_under_its_own():
+    mk = lambda name, verdict: claims.Claim("07_ablations", "Table 3", name, "m", 1.0, 2.0, "noise", verdict)
+    few = [mk("a rises", claims.REPRODUCED), mk("b falls", claims.CONTRADICTED)]
+    assert claims.opening(few) == claims.findings(few)
+    many = few + [mk("c rises", claims.REPRODUCED), mk("d is level", claims.WITHIN_NOISE), mk("e", claims.REPRODUCED)]
+    text = claims.opening(many)
+    lines = text.split("\n\n")
+    assert lines[0].startswith("Of the 5 claims this chapter tests, 3 are reproduced, 1 within noise, 1 contradicted")
+    assert lines[1] == "**Reproduced**: a rises; c rises; e."
+    assert lines[2] == "**Within noise**: d is level." and lines[3] == "**Contradicted**: b falls."
