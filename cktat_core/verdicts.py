@@ -570,14 +570,20 @@ def warm_start_sentence(rows: dict[str, dict], warm: dict[str, bool], epochs: in
             f"method keeps weighs on this column.")
 
 
-def attribution_comparison(ours: list, theirs: list, profile: str, other: str) -> str:
+def attribution_comparison(ours: list, theirs: list, profile: str, other: str, brief: bool = False) -> str:
     """Chapter 05's two readings side by side: its claims in this profile and those it saved in `other` (the
-    multi-view data against real images), and whether they agree."""
+    multi-view data against real images), and whether they agree; `brief`: that last sentence only, with the
+    other data's verdicts (for the chapter's opening)."""
     if not theirs:
         return (f"The {other} profile's execution of this chapter has saved no claims in this copy of the book, so "
                 f"there is nothing to set beside ours.")
     data = {"smoke": "the multi-view data", "cpu": "real CIFAR-10 images", "paper": "CIFAR-10 (paper profile)"}
     mine = {c.claim: c for c in ours}
+    if brief:
+        same = sum(c.claim in mine and mine[c.claim].verdict == c.verdict for c in theirs)
+        return (f"On {data.get(other, other)} the same comparisons come out "
+                + ", ".join(f"{c.verdict}" for c in theirs)
+                + f": the same verdict on {same} of {len(theirs)} (the last section compares the two readings).")
     lines = []
     for c in theirs:
         m = mine.get(c.claim)

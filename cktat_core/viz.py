@@ -123,17 +123,22 @@ def _outline_patches(ax, layout: torch.Tensor, size: int, linewidth: float = 1.0
 
 def attribution_grid(images: torch.Tensor, maps: dict[str, torch.Tensor | None], titles: list[str],
                      layout: torch.Tensor | None = None, method: str = "", percentile: float = 99.5,
-                     size: float = 1.3):
+                     size: float = 1.3, per_row: bool = False):
     """Table 5 as a figure: the images in the first row, then one row of attribution maps per model, on one
     colour scale shared by every map of the figure (0 to the `percentile` of all their values, so a single
-    extreme pixel does not wash the others out). With `layout`, the multi-view patches are outlined: own
-    feature 1 green, own feature 2 blue, distractors red. A model whose map is None (Grad-CAM without a
-    convolution) gets an empty row."""
+    extreme pixel does not wash the others out); with `per_row`, each model's row divided by the `percentile` of
+    its own maps instead (models whose attributions differ in size by orders of magnitude stay visible; brightness
+    then compares pixels within a row). With `layout`, the multi-view patches are outlined: own feature 1 green,
+    own feature 2 blue, distractors red. A model whose map is None (Grad-CAM without a convolution) gets an empty
+    row."""
     plt = _plt()
+    pct = lambda ms: float(np.percentile(torch.cat([m.flatten() for m in ms]).numpy(), percentile))
+    if per_row:
+        maps = {k: None if m is None else m / max(pct([m]), 1e-12) for k, m in maps.items()}
     names = list(maps)
     n = len(images)
     shown = [m for m in maps.values() if m is not None]
-    vmax = float(np.percentile(torch.cat([m.flatten() for m in shown]).numpy(), percentile)) if shown else 1.0
+    vmax = 1.0 if per_row or not shown else pct(shown)
     fig, axes = plt.subplots(len(names) + 1, n, figsize=(size * n + 1.2, size * (len(names) + 1) + 0.4),
                              squeeze=False)
     im = None
@@ -158,7 +163,8 @@ def attribution_grid(images: torch.Tensor, maps: dict[str, torch.Tensor | None],
         fig.suptitle(method, fontsize=9)
     fig.tight_layout()
     if im is not None:
-        fig.colorbar(im, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="attribution (shared scale)")
+        label = f"attribution / its row's {percentile:g}th percentile" if per_row else "attribution (shared scale)"
+        fig.colorbar(im, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label=label)
     return fig
 
 

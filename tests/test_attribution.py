@@ -263,6 +263,12 @@ def test_the_grid_shares_one_colour_scale_per_method_and_outlines_the_patches():
     assert not image_axes[9].images  # no map, nothing drawn
     outlined = sum(len(ax.patches) for ax in image_axes[:3])
     assert outlined == int((d.layout[:3] != REST).sum())
+    # per row: each model divided by its own 99.5th percentile, so the small A is as visible as the large B
+    rows = viz.attribution_grid(d.x[:3], maps, ["a", "b", "c"], per_row=True).axes
+    assert {ax.images[0].get_clim() for ax in rows[3:9]} == {(0.0, 1.0)}
+    shown = lambda k: np.percentile(np.concatenate([rows[3 + 3 * k + j].images[0].get_array().ravel()
+                                                    for j in range(3)]), 99.5)
+    assert shown(0) == pytest.approx(1.0, abs=1e-4) and shown(1) == pytest.approx(1.0, abs=1e-4)
     fig2 = viz.sweep_lines([0.1, 0.5], {"inside": {"A": [3.0, 1.0]}, "outside": {"A": [5.0, 0.0]}}, "points")
     assert len(fig2.axes) == 2
 
@@ -323,3 +329,18 @@ def test_the_feature_reading_compares_each_model_with_an_even_spread():
 def test_orders_agree_compares_rankings_not_values():
     assert verdicts.orders_agree({"A": 70.0, "B": 60.0, "C": 10.0}, {"A": 81.0, "B": 65.0, "C": 23.0})
     assert not verdicts.orders_agree({"A": 70.0, "B": 60.0, "C": 10.0}, {"A": 65.0, "B": 81.0, "C": 23.0})
+
+
+def test_the_two_readings_of_table_5_are_set_side_by_side():
+    from cktat_core import claims
+
+    mk = lambda name, verdict: claims.Claim("05_attributions", "Table 5", name, "m", None, 1.0, "n", verdict)
+    ours = [mk("A over B", claims.REPRODUCED), mk("B over C", claims.WITHIN_NOISE)]
+    theirs = [mk("A over B", claims.REPRODUCED), mk("B over C", claims.CONTRADICTED)]
+    brief = verdicts.attribution_comparison(ours, theirs, "cpu", "smoke", brief=True)
+    assert brief.startswith("On the multi-view data the same comparisons come out reproduced, contradicted")
+    assert "the same verdict on 1 of 2" in brief
+    full = verdicts.attribution_comparison(ours, theirs, "cpu", "smoke")
+    assert "- B over C: on real CIFAR-10 images within noise (n); on the multi-view data contradicted (n)." in full
+    assert "same verdict on 1 of 2 comparisons: where they differ" in full
+    assert "nothing to set beside" in verdicts.attribution_comparison(ours, [], "cpu", "smoke")
