@@ -131,19 +131,16 @@ def main() -> int:
 def natural_gap(v: dict, test: float, target: float) -> str:
     """Why the natural-accuracy target is missed on the test images: what validation said when the profile was
     chosen, what it says of the book's own runs, and that estimate's noise."""
-    text = []
-    if v["selection"] is not None:
-        text.append(f"The profile was chosen on validation, where its PGD-AT run measured {v['selection']:.1f}% natural "
-                    f"accuracy ({v['selection'] - target:+.1f} points from the target)")
-    text.append(f"the book's {len(v['seeds'])} PGD-AT runs measure {v['mean']:.1f}% on the same "
-                f"{v['n']:,} validation images at their last epoch ({', '.join(f'{x:.1f}' for x in v['seeds'])}), "
-                f"and {test:.1f}% on the test images. One validation estimate has a binomial standard error of "
-                f"{v['se']:.1f} points")
+    own = (f"the book's {len(v['seeds'])} PGD-AT runs measure {v['mean']:.1f}% on the {v['n']:,} validation "
+           f"images at their last epoch ({', '.join(f'{x:.1f}' for x in v['seeds'])}), and {test:.1f}% on the test "
+           f"images. One validation estimate has a binomial standard error of {v['se']:.1f} points")
     if v["selection"] is None:
-        return "; ".join(text) + "."
+        return own[0].upper() + own[1:] + "."
     z = (v["selection"] - target) / v["se"]
-    return "; ".join(text) + (f": the selection's margin over the target was {z:.1f} standard errors, "
-                              + ("within" if abs(z) < 2 else "beyond") + " the noise of the split that decided it.")
+    return (f"The profile was chosen on validation, where its PGD-AT run measured {v['selection']:.1f}% natural "
+            f"accuracy ({v['selection'] - target:+.1f} points from the target); {own}: the selection's margin over "
+            f"the target was {z:.1f} standard errors, {'within' if abs(z) < 2 else 'beyond'} the noise of the split "
+            f"that decided it.")
 
 
 def markdown(o: dict) -> str:
