@@ -21,6 +21,7 @@ from .noise import ABOVE, BELOW, WITHIN, Comparison
 REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE = ("reproduced", "within noise", "contradicted",
                                                       "not testable in this profile")
 LEVEL = "level"  # the paper's two numbers lie within their own sampling noise: it shows no direction
+NOT_BELOW = "not below"  # first or tied first: no rival above it beyond the noise (`top_of` when the lead is LEVEL)
 PAPER_IMAGES = 10_000  # CIFAR-10's and CIFAR-100's test sets, on which the papers report every accuracy
 VERDICTS = (REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE)
 
@@ -47,10 +48,12 @@ class Claim:
 
 
 def verdict(direction: str, word: str) -> str:
-    """The verdict on a claim that our side lies in `direction` (ABOVE, BELOW, or LEVEL: the paper's two sides lie
-    within their own noise) when our comparison says `word`."""
+    """The verdict on a claim that our side lies in `direction` (ABOVE, BELOW, LEVEL: the paper's two sides lie
+    within their own noise, or NOT_BELOW: level or above) when our comparison says `word`."""
     if direction == LEVEL:
         return REPRODUCED if word == WITHIN else CONTRADICTED
+    if direction == NOT_BELOW:
+        return CONTRADICTED if word == BELOW else REPRODUCED
     if direction not in (ABOVE, BELOW):
         raise ValueError(f"a claimed direction is {ABOVE!r}, {BELOW!r} or {LEVEL!r}, not {direction!r}")
     if word == WITHIN:
@@ -74,7 +77,7 @@ def paper_margin(a: float, b: float) -> float:
     return compare(a, b, n=PAPER_IMAGES).margin
 
 
-WORDS = {ABOVE: "above", BELOW: "below", LEVEL: "level with"}
+WORDS = {ABOVE: "above", BELOW: "below", LEVEL: "level with", NOT_BELOW: "not below"}
 
 
 def judged(chapter: str, section: str, claim: str, measure: str, paper: float | None, ours: Comparison,
@@ -183,8 +186,12 @@ INDEX = "index.json"  # the chapters that saved claims: read by `load_all`, so a
 
 
 def _write_if_changed(path: str, text: str) -> None:
+    """Write `text` to `path` atomically unless it is there already. The comparison opens the file for update
+    ("r+"), not for reading: `cktat reproduce` counts a file a chapter opens for reading as that chapter's input,
+    and the index or a chapter's own claims are its output (with "r", a new chapter adding itself to the index
+    made every chapter that saves claims stale)."""
     try:
-        with open(path) as fh:
+        with open(path, "r+") as fh:
             if fh.read() == text:
                 return
     except OSError:
@@ -407,18 +414,26 @@ def suite_accuracy(evaluation: dict, attack: str) -> float:
 
 def top_of(chapter: str, section: str, method: str, column: str, label: str, evals: dict[str, dict],
            paper: dict[str, dict]) -> Claim:
-    """Where `method` stands in `column` as the paper's numbers put it: first ("has the highest accuracy", ours
-    against our best other method) or below the paper's first method (ours against that method), compared image by
-    image on the attack suite's test images (`evals`: label -> `evaluate` result)."""
+    """Where `method` stands in `column` as the paper's numbers put it, compared image by image on the attack
+    suite's test images (`evals`: label -> `evaluate` result):
+    - first beyond the paper's noise ("has the highest accuracy"): ours against our best other method, ABOVE;
+    - first or second within the paper's noise of its first (`side` says LEVEL): the paper shows it at the top, tied;
+      "no method is above it", ours against our best other method, NOT_BELOW (level or above reproduces it);
+    - below the paper's first beyond its noise: ours against that method, BELOW."""
     from .noise import compare_evaluations
 
     paper_rival = max((m for m in paper if m != method), key=lambda m: paper[m][column])
     lead = paper[method][column] - paper[paper_rival][column]
     direction = side(lead, paper_margin(paper[method][column], paper[paper_rival][column]))
-    if direction == ABOVE:
+    if direction in (ABOVE, LEVEL):
         rival = max((m for m in evals if m != method), key=lambda m: suite_accuracy(evals[m], column))
-        text = f"{method} has the highest {label} accuracy of the {len(evals)} methods"
         measure = f"{method} - the best other method ({label}, points)"
+        if direction == ABOVE:
+            text = f"{method} has the highest {label} accuracy of the {len(evals)} methods"
+        else:
+            text = (f"no method's {label} accuracy is above {method}'s (the paper's lead over {paper_rival} lies "
+                    f"within its noise)")
+            direction = NOT_BELOW
     else:
         rival = paper_rival
         text = f"{method}'s {label} accuracy {WORDS[direction]} {paper_rival}'s"

@@ -479,6 +479,10 @@ def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = Non
                  f"not here" + (", the committed page stays" if os.path.exists(chapter.executed) else ""))
             done.append((chapter, "kept"))
             continue
+        if not reasons and not force and prof not in missing and any(how == "executed" for _, how in done):
+            # a chapter executed in this call may have rewritten what this one reads (the scorecard reads the
+            # claims every chapter before it saves): decided again now, not at the start
+            reasons = stale_reasons(chapter, params, folder)
         if not reasons:
             echo(f"{tag}  reused")
             done.append((chapter, "reused"))

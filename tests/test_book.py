@@ -127,6 +127,45 @@ def test_only_stale_chapters_execute(tiny_book, monkeypatch):
     assert run(only=["02"]) == {"02_plain": "reused"}
 
 
+def test_a_chapter_reading_what_an_earlier_one_wrote_executes_in_the_same_call(tiny_book):
+    """The scorecard reads the claims the chapters before it save: when one of them executes and rewrites its
+    file, the chapter that reads it is stale in the same call, not only in the next."""
+    root, lib, results, run, lines = tiny_book
+    _notebook(root / "notebooks" / "03_sums.ipynb",
+              'import json, os\nprint("total", json.load(open(os.path.join(results, "output.json")))["y"] + 1)')
+    assert set(run().values()) == {"executed"}
+    (results / "input.json").write_text('{"x": 5}')
+    assert run() == {"01_reads": "executed", "02_plain": "reused", "03_sums": "executed"}
+    assert "output.json changed" in next(line for line in lines if "03_sums" in line and "executing" in line)
+    assert "total 11" in (root / "book" / "chapters" / "03_sums.ipynb").read_text()
+    assert run() == {"01_reads": "reused", "02_plain": "reused", "03_sums": "reused"}
+
+
+def _saves_claims(name):
+    return ('from cktat_core import claims\n'
+            f'claims.save(results, "{name}", [claims.untestable("{name}", "s", "a claim", "m", None, "why")])')
+
+
+def test_a_new_chapter_saving_claims_makes_the_scorecard_stale_and_no_other_chapter(tiny_book):
+    """Saving claims rewrites `claims/index.json` and the chapter's own file; neither is an input of the chapters
+    that save, only of the scorecard that reads them all."""
+    root, lib, results, run, lines = tiny_book
+    _notebook(root / "notebooks" / "04_first.ipynb", _saves_claims("04_first"))
+    _notebook(root / "notebooks" / "06_card.ipynb",
+              'from cktat_core import claims\nprint("counted", len(claims.load_all(results)))')
+    assert set(run().values()) == {"executed"}
+    assert set(run(force=True).values()) == {"executed"}  # now with its claims and the index already there
+    card = root / "book" / "chapters" / "06_card.ipynb"
+    assert "counted 1" in card.read_text()
+    meta = json.loads((root / "book" / "chapters" / "04_first.ipynb").read_text())["metadata"]["cktat"]
+    assert meta["fingerprint"]["results"] == {}, "a chapter's own claims are its output, not its input"
+    _notebook(root / "notebooks" / "05_second.ipynb", _saves_claims("05_second"))
+    assert run() == {"01_reads": "reused", "02_plain": "reused", "04_first": "reused", "05_second": "executed",
+                     "06_card": "executed"}
+    assert "counted 2" in card.read_text()
+    assert set(run().values()) == {"reused"}
+
+
 def test_a_failing_chapter_is_one_line_and_keeps_the_chapters_before_it(tiny_book):
     root, lib, results, run, lines = tiny_book
     _notebook(root / "notebooks" / "03_fails.ipynb", 'raise ValueError("no such run")')

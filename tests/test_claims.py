@@ -27,6 +27,8 @@ def test_verdict_follows_the_claimed_direction():
     assert claims.verdict(noise.ABOVE, noise.BELOW) == claims.CONTRADICTED
     assert claims.verdict(noise.BELOW, noise.BELOW) == claims.REPRODUCED
     assert claims.verdict(noise.BELOW, noise.WITHIN) == claims.WITHIN_NOISE
+    assert [claims.verdict(claims.NOT_BELOW, w) for w in (noise.ABOVE, noise.WITHIN, noise.BELOW)] == [
+        claims.REPRODUCED, claims.REPRODUCED, claims.CONTRADICTED]
     with pytest.raises(ValueError):
         claims.verdict(noise.WITHIN, noise.ABOVE)
 
@@ -118,8 +120,15 @@ def test_top_of_compares_with_our_best_rival_or_with_the_papers_first():
     assert "below CKTAT's" in below.claim and below.ours == pytest.approx(-40.0) and below.verdict == claims.REPRODUCED
     # the paper's own Table 4: CKTAT's lead in AutoAttack (51.87 against LTD's 50.56) lies within its noise
     real = {"CKTAT": {"aa": 51.87}, "LTD": {"aa": 50.56}, "HAT": {"aa": 50.10}}
+    # so the paper shows CKTAT at the top, tied: no row may be above it beyond our noise, and being above is no harm
     level = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", evals, real)
-    assert "level with LTD's" in level.claim and level.verdict == claims.CONTRADICTED  # ours: 10 images apart
+    assert level.claim.startswith("no method's AutoAttack accuracy is above CKTAT's") and "LTD" in level.claim
+    assert level.ours == pytest.approx(10.0) and level.verdict == claims.REPRODUCED
+    tied = {**evals, "LTD": ev("1" * 59 + "0" * 41)}  # one image apart
+    assert claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", tied, real).verdict == claims.REPRODUCED
+    beaten = {**evals, "HAT": ev("1" * 100)}  # our best other row is HAT, 40 images above
+    lost = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", beaten, real)
+    assert lost.ours == pytest.approx(-40.0) and lost.verdict == claims.CONTRADICTED
 
 
 def test_a_claim_needs_a_direction_and_an_equal_pair_tests_none():
