@@ -35,6 +35,8 @@ CANDIDATES = {
     "pgdat_w32_e10_lr0.2": ("pgdat", {"width": 32, "epochs": 10, "lr": 0.2}),
     "pgdat_w32_e10_lr0.05": ("pgdat", {"width": 32, "epochs": 10, "lr": 0.05}),
     "pgdat_w32_e14_pgd3": ("pgdat", {"width": 32, "epochs": 14, "attack_steps": 3, "alpha_ratio": 0.5}),
+    "pgdat_w32_e14_pgd3_lr0.2": ("pgdat", {"width": 32, "epochs": 14, "attack_steps": 3, "alpha_ratio": 0.5,
+                                           "lr": 0.2}),
     "pgdat_w48_e10": ("pgdat", {"width": 48, "epochs": 10}),
     "pgdat_w32_e15": ("pgdat", {"width": 32, "epochs": 15}),
     "clean_w32_e15": ("clean", {"width": 32, "teacher_epochs": 15}),

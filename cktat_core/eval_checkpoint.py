@@ -15,6 +15,7 @@ from .errors import ConfigError
 from .evaluate import (AA_VERSIONS, Threat, attack_spec, autocast_off, build_attack, correct_mask, evaluate,
                        expand_names, get_protocol)
 from .checkpoint import load_classifier
+from .models import InputQuantized
 from .runtime import pick_device, versions
 
 
@@ -65,7 +66,7 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
                         eps: float | None = None, alpha: float | None = None, protocol: str = "standard",
                         kappa: float = 50.0, aa_version: str = "standard", eps_sweep: Iterable[float] = (),
                         seed: int = 0, device: str = "auto", batch_size: int | None = None, progress: bool = True,
-                        out: str | None = None, reuse: bool = False) -> dict:
+                        out: str | None = None, reuse: bool = False, round_input: bool = False) -> dict:
     """Evaluate a checkpoint on its test set: what `cktat eval` does, as a library call.
 
     Our checkpoints carry their network, dataset and budget (a DUCAT checkpoint comes back as its recovered
@@ -74,10 +75,13 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     result is written there as JSON; with `reuse`, an existing `out` computed from the same request (same
     arguments, same checkpoint file) is returned instead of recomputing. batch_size defaults to the checkpoint's
     `eval_batch_size` (the profile's: 256 on the CPU profile, where larger batches run slower per image), else 500.
+    `round_input` puts `models.InputQuantized` (8-bit rounding, a zero input gradient) in front of the network: the
+    gradient-masked model of chapter 04, which the checks must flag.
     """
     names = expand_names(attacks.split(",") if isinstance(attacks, str) else attacks)
     request = _request(checkpoint, attacks=names, dataset=dataset, model=model, limit=limit, eps=eps, alpha=alpha,
-                       protocol=protocol, kappa=kappa, aa_version=aa_version, eps_sweep=sorted(eps_sweep), seed=seed)
+                       protocol=protocol, kappa=kappa, aa_version=aa_version, eps_sweep=sorted(eps_sweep), seed=seed,
+                       **({"round_input": True} if round_input else {}))  # absent when off: older files still match
     previous = _reused(out, request) if reuse else None
     if previous is not None:
         return previous
@@ -85,6 +89,7 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     if aa_version not in AA_VERSIONS:
         raise ConfigError("aa_version", f"must be one of {', '.join(AA_VERSIONS)}", aa_version)
     net, info, dataset, threat = _load(checkpoint, dataset, model, eps, alpha)
+    net = InputQuantized(net) if round_input else net
     cfg = info.get("config", {})
     for n in names:  # unknown names fail before any work
         attack_spec(n, threat, protocol, kappa, aa_version)

@@ -182,6 +182,25 @@ def test_per_image_correct_matches_the_evaluation_and_is_cached(trained_cnn, tmp
         per_image_correct(moved, "natural", limit=32, out=out)
 
 
+def test_a_rounded_input_is_flagged_and_cached_apart_from_the_plain_evaluation(trained_cnn, tmp_path):
+    """`round_input` evaluates the checkpoint behind 8-bit rounding (chapter 04's gradient-masked model): the
+    gradient check flags it, PGD is blind, and its saved result is not the plain one's."""
+    model, _ = trained_cnn
+    path = str(tmp_path / "m.pt")
+    ckpt.save_atomic(ckpt.model_checkpoint(model, "small_cnn", 10, {"dataset": "multiview", "width": 0},
+                                           classes=10, method="pgdat"), path)
+    out = str(tmp_path / "eval" / "m.json")
+    plain = evaluate_checkpoint(path, "natural,pgd20", limit=64, progress=False, out=out, reuse=True)
+    rounded = evaluate_checkpoint(path, "natural,pgd20", limit=64, progress=False, out=out, reuse=True,
+                                  round_input=True)
+    assert rounded["request"]["round_input"] is True and "round_input" not in plain["request"]
+    assert plain["checks"]["nonzero_gradients"] != "flagged"
+    assert rounded["checks"]["nonzero_gradients"] == "flagged"
+    assert rounded["attacks"]["pgd20"]["accuracy"] > plain["attacks"]["pgd20"]["accuracy"]
+    assert evaluate_checkpoint(path, "natural,pgd20", limit=64, progress=False, out=out, reuse=True,
+                               round_input=True)["request"] == rounded["request"]
+
+
 def test_ducat_sentence_reads_the_gap_and_the_adaptive_autoattack():
     acc = lambda v: {"accuracy": v}
     last = {"test": {"attacks": {"natural": acc(90.0), "pgd20": acc(50.0), "pgd20_raw_head": acc(70.0),
