@@ -105,9 +105,25 @@ def choice(rows: list[dict], profile: dict) -> str:
                     f"{p['train_seconds']:.0f} s of training, ranked {rank} of {len(adv)} PGD-AT candidates by "
                     f"robust accuracy" + ("" if best is p else f" (the first: {best['name']}, {best['val_robust']:.1f}%)")
                     + f"; {sum(r['val_natural'] >= 50 for r in adv)} of them reach 50% validation natural accuracy.")
+        if best is not p and profile.get("val_size"):
+            text.append(lead_sentence(best, p, profile["val_size"]))
     if missing:
         text.append(f"Not trained yet: {', '.join(missing)}.")
     return " ".join(text)
+
+
+def lead_sentence(best: dict, picked: dict, n: int) -> str:
+    """How far the best candidate is ahead of the profile's, against the noise of one validation estimate each
+    (`noise.compare`: two binomial margins on the `n` validation images)."""
+    from cktat_core.noise import ABOVE, compare
+
+    parts = [(key, compare(best[key], picked[key], n=n)) for key in ("val_robust", "val_natural")]
+    beyond = [key for key, c in parts if c.word == ABOVE]
+    said = " and ".join(f"{c.difference:+.1f} points {'robust' if key == 'val_robust' else 'natural'} "
+                        f"(noise {c.margin:.1f})" for key, c in parts)
+    where = "within" if not beyond else "beyond"
+    which = "" if not beyond else f" in {' and '.join(k[len('val_'):] for k in beyond)} accuracy"
+    return f"{best['name']}'s lead over it, {said}, is {where} the noise of one run on {n:,} validation images{which}."
 
 
 def markdown(rows: list[dict], machine: str, profile: dict | None = None) -> str:

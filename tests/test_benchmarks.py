@@ -1,0 +1,26 @@
+"""What the benchmark pages say is computed: the profile selection's sentence on the best candidate's lead."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+import select_cpu_profile as select  # noqa: E402
+
+
+def _row(name, natural, robust, **fields):
+    return {"name": name, "method": "pgdat", "fields": fields, "epochs": 10, "train_seconds": 300.0,
+            "val_natural": natural, "val_robust": robust, "robust_attack": "pgd10", "score_per_minute": robust / 5}
+
+
+def test_the_selection_names_the_profile_and_weighs_a_better_candidate_against_the_noise():
+    picked, close = _row("picked", 50.4, 27.9, width=32), _row("close", 51.4, 28.1, width=32, lr=0.2)
+    text = select.choice([picked, close], {"width": 32, "lr": 0.1, "val_size": 1000})
+    assert "The `cpu` profile is **picked**" in text and "ranked 2 of 2" in text
+    assert "close's lead over it, +0.2 points robust" in text and "within the noise" in text
+    far = _row("far", 60.0, 40.0, width=32, lr=0.2)
+    text = select.choice([picked, far], {"width": 32, "lr": 0.1, "val_size": 1000})
+    assert "beyond the noise of one run on 1,000 validation images in robust and natural accuracy" in text
+    # the profile's own point first: nothing to weigh
+    assert "lead over it" not in select.choice([picked, _row("worse", 40.0, 20.0, lr=0.2)],
+                                               {"width": 32, "lr": 0.1, "val_size": 1000})
