@@ -431,7 +431,7 @@ def top_of(chapter: str, section: str, method: str, column: str, label: str, eva
         if direction == ABOVE:
             text = f"{method} has the highest {label} accuracy of the {len(evals)} methods"
         else:
-            text = (f"no method's {label} accuracy is above {method}'s (the paper's lead over {paper_rival} lies "
+            text = (f"No method's {label} accuracy is above {method}'s (the paper's lead over {paper_rival} lies "
                     f"within its noise)")
             direction = NOT_BELOW
     else:

@@ -71,14 +71,17 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
     columns = columns or list(rows[0])
     headers = headers or {}
 
+    def text(v):
+        return str(v).replace("|", "\\|")  # a literal bar (|x|), not a column break
+
     def cell(v):
         if v is None:
             return "-"
         if isinstance(v, float):
             return f"{v:.{digits}f}"
-        return str(v).replace("|", "\\|")  # a literal bar, not a column break
+        return text(v)
 
-    lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
+    lines = ["| " + " | ".join(text(headers.get(c, c)) for c in columns) + " |",
              "| " + " | ".join("---" for _ in columns) + " |"]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)

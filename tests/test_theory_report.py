@@ -46,3 +46,4 @@ def test_markdown_table_and_summary():
     assert table.splitlines()[0] == "| model | natural | pgd20 | missing |"
     assert table.splitlines()[2] == "| a | 90.0 | 40.5 | - |"
     assert report.markdown_table([{"m": "P(y|x)"}]).splitlines()[2] == "| P(y\\|x) |"  # a bar is not a column
+    assert report.markdown_table([{"d": 1.0}], headers={"d": "mean |a - b|"}).splitlines()[0] == "| mean \\|a - b\\| |"
