@@ -77,6 +77,17 @@ def measure(clone: str, cold: bool) -> dict:
     return res
 
 
+def earlier_cold(path: str) -> dict | None:
+    """The cold measurement of an earlier run of this script, with the commit and date it was measured on (kept
+    when only the warm command is measured)."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as fh:
+        rec = json.load(fh)
+    cold = rec.get("cold")
+    return cold and {"commit": rec["commit"], "date": rec["date"], **cold}
+
+
 def markdown(rec: dict) -> str:
     m, warm, cold = rec["machine"], rec["warm"], rec.get("cold")
     lines = [
@@ -86,7 +97,9 @@ def markdown(rec: dict) -> str:
         "Warm: the README's main command (`bash scripts/reproduce.sh`: the book, every chapter in its own profile, "
         "then the site build) on a fresh clone, with the committed chapters and results. "
         + ("Cold: every chapter in the smoke profile (`bash scripts/reproduce.sh smoke`) after removing the "
-           "committed smoke results, so every smoke run is trained. " if cold else
+           "committed smoke results, so every smoke run is trained"
+           + (f" (measured earlier, on commit {cold['commit']}, {cold['date']}; this run measured the warm "
+              "command only). " if cold and cold.get("commit") else ". ") if cold else
            "The cold smoke reproduction was not measured in this run. ")
         + "Targets: warm <= 2 minutes, cold <= 30 minutes.",
         "",
@@ -121,12 +134,14 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="cktat-reproduce-")
     clone = args.keep or os.path.join(work, "book")
     subprocess.run(["git", "clone", "-q", ROOT, clone], check=True)
+    out = os.path.join(ROOT, "benchmarks", "results")
     try:
         rec = {"machine": machine(), "commit": commit, "date": datetime.date.today().isoformat(),
                **measure(clone, not args.warm_only)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = os.path.join(ROOT, "benchmarks", "results")
+    if args.warm_only:
+        rec["cold"] = earlier_cold(os.path.join(out, "reproduce_cpu.json"))
     with open(os.path.join(out, "reproduce_cpu.json"), "w") as fh:
         json.dump(rec, fh, indent=1)
     with open(os.path.join(out, "reproduce_cpu.md"), "w") as fh:

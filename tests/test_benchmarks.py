@@ -24,3 +24,13 @@ def test_the_selection_names_the_profile_and_weighs_a_better_candidate_against_t
     # the profile's own point first: nothing to weigh
     assert "lead over it" not in select.choice([picked, _row("worse", 40.0, 20.0, lr=0.2)],
                                                {"width": 32, "lr": 0.1, "val_size": 1000})
+
+
+def test_a_candidate_run_with_more_seeds_is_ranked_once_and_reported_with_its_mean():
+    picked = _row("picked", 50.4, 27.9, width=32)
+    runs = [_row("close", 51.4, 28.1, width=32, lr=0.2), _row("close_seed1", 50.0, 27.0, width=32, lr=0.2, seed=1),
+            _row("close_seed2", 49.6, 27.5, width=32, lr=0.2, seed=2)]
+    text = select.choice([picked] + runs, {"width": 32, "lr": 0.1, "val_size": 1000})
+    assert "ranked 2 of 2" in text  # the seeds are not candidates of their own
+    assert "close with seeds 0, 1, 2: validation natural 51.4, 50.0, 49.6 (mean 50.3), PGD-10 28.1, 27.0, 27.5 " \
+           "(mean 27.5)." in text
