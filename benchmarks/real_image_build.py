@@ -56,14 +56,14 @@ def run_seconds(res: dict) -> tuple[float, bool]:
 
 
 def selection_row(pgdat: dict) -> dict | None:
-    """The row of `cpu_profile_selection.json` that is this profile's PGD-AT: the PGD-AT candidate whose every
-    changed field has the value the run's config records."""
+    """The row of `cpu_profile_selection.json` that is this profile's PGD-AT: the seed-0 PGD-AT candidate whose every
+    varied setting has the value the run's config records."""
     path = os.path.join(HERE, "results", "cpu_profile_selection.json")
     if not os.path.exists(path):
         return None
     cfg = pgdat["config"]
-    return next((r for r in load(path)["rows"] if r["method"] == pgdat["method"]
-                 and all(cfg.get(k) == v for k, v in r["fields"].items())), None)
+    return next((r for r in load(path)["rows"] if r["method"] == pgdat["method"] and r["settings"]["seed"] == 0
+                 and all(cfg.get(k) == v for k, v in r["settings"].items() if k != "seed")), None)
 
 
 def validation_natural(pgdat: list[dict]) -> dict:

@@ -1,8 +1,10 @@
 """How the real-image CPU profile was chosen: PGD-AT and clean-teacher candidates scored on the validation split.
 
-Every candidate is the `cpu` profile with a few fields changed (network width, epochs, learning rate, training
-attack steps), trained once with seed 0 by the library's own loop (`train.train_phase`) on the profile's training
-images. Only the validation split (held out of the training images) is read: natural accuracy and PGD-10 accuracy
+Every candidate is the draft the selection started from (`START`: width 32, 10 epochs of PGD-5 with step eps/4, lr
+0.1, a 30-epoch clean teacher) with a few of those settings changed, everything else the `cpu` profile's, trained
+once with seed 0 by the library's own loop (`train.train_phase`) on the profile's training images. Candidates are
+defined against that fixed start, not against the profile itself, so a row means the same run whatever the profile
+later became; the profile's own row is the one whose settings it holds. Only the validation split (held out of the training images) is read: natural accuracy and PGD-10 accuracy
 after the last epoch, and the seconds the training took. The test set is not loaded for scoring and selects
 nothing. Runs resume (their checkpoints stay in `results/cpu/selection/`, ignored by git; their `metrics.jsonl` are
 committed), so rerunning the script only trains what is missing and then rewrites the table.
@@ -28,7 +30,12 @@ sys.path.insert(0, HERE)
 
 from machine import cpu_model  # noqa: E402
 
-# name -> (method, fields changed from the cpu profile). The first block asks which network and how many epochs,
+# The settings the selection varies, at the draft it started from. A candidate changes some of them.
+START = {"width": 32, "epochs": 10, "attack_steps": 5, "alpha_ratio": 0.25, "lr": 0.1, "teacher_epochs": 30, "seed": 0}
+# the settings that define a PGD-AT candidate and a clean-teacher candidate
+VARIED = {"pgdat": ("width", "epochs", "attack_steps", "alpha_ratio", "lr"), "clean": ("width", "teacher_epochs")}
+
+# name -> (method, settings changed from START). The first block asks which network and how many epochs,
 # the second how the adversarial phase is run, the third how long the clean teacher trains.
 CANDIDATES = {
     "pgdat_w32_e10": ("pgdat", {"width": 32, "epochs": 10}),
@@ -60,7 +67,7 @@ def train_candidate(name: str, method: str, fields: dict) -> list[dict]:
     from cktat_core.runtime import pick_device
     from cktat_core.train import TEACHER_KEYS, load_run_splits, new_model, student_keys, train_phase
 
-    cfg = resolve(from_profile("cpu", {**fields, "method": method if method != "clean" else "pgdat"}))
+    cfg = resolve(from_profile("cpu", {**START, **fields, "method": method if method != "clean" else "pgdat"}))
     device = pick_device(cfg.device)
     splits = load_run_splits(cfg, device)
     model = new_model(cfg.model, cfg, splits.num_classes, device, cfg.seed)
@@ -81,11 +88,17 @@ def read_history(name: str) -> list[dict] | None:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def settings_of(method: str, fields: dict) -> dict:
+    """The varied settings a candidate ran with (`START` with its changes), its seed included."""
+    return {k: v for k, v in {**START, **fields}.items() if k in VARIED[method] + ("seed",)}
+
+
 def summary_row(name: str, method: str, fields: dict, history: list[dict]) -> dict:
     last = history[-1]
     robust = next((k for k in last if k.startswith("val_pgd")), None)
     seconds = sum(r["train_seconds"] for r in history)
-    row = {"name": name, "method": method, "fields": fields, "epochs": len(history), "train_seconds": seconds,
+    row = {"name": name, "method": method, "fields": fields, "settings": settings_of(method, fields),
+           "epochs": len(history), "train_seconds": seconds,
            "val_natural": last["val_natural"], "val_robust": last.get(robust) if robust else None,
            "robust_attack": robust[4:] if robust else None}
     score = row["val_robust"] if robust else row["val_natural"]
@@ -96,8 +109,8 @@ def summary_row(name: str, method: str, fields: dict, history: list[dict]) -> di
 def choice(rows: list[dict], profile: dict) -> str:
     """Which candidate the `cpu` profile is (the one whose every changed field has the profile's value), how it
     ranks among the PGD-AT candidates on validation, and which candidates are not trained yet."""
-    adv = [r for r in rows if r["val_robust"] is not None and "seed" not in r["fields"]]  # seed 0: one per setting
-    picked = [r for r in adv if all(profile.get(k) == v for k, v in r["fields"].items())]
+    adv = [r for r in rows if r["val_robust"] is not None and r["settings"]["seed"] == 0]  # one per setting
+    picked = [r for r in adv if is_profile(r, profile)]
     missing = [n for n, (method, _) in CANDIDATES.items() if n not in {r["name"] for r in rows}]
     text = []
     if picked and adv:
@@ -117,17 +130,22 @@ def choice(rows: list[dict], profile: dict) -> str:
     return " ".join(text)
 
 
+def is_profile(row: dict, profile: dict) -> bool:
+    """Whether the candidate of `row` is the profile's own setting: every setting it varied has the profile's value."""
+    return all(profile.get(k) == v for k, v in row["settings"].items() if k != "seed")
+
+
 def repeats(row: dict, rows: list[dict]) -> list[dict]:
     """`row` and the rows that differ from it by their seed alone, seed 0 first."""
-    same = lambda r: {k: v for k, v in r["fields"].items() if k != "seed"} == row["fields"] and r["method"] == row["method"]
-    return sorted((r for r in rows if same(r)), key=lambda r: r["fields"].get("seed", 0))
+    key = lambda r: (r["method"], {k: v for k, v in r["settings"].items() if k != "seed"})
+    return sorted((r for r in rows if key(r) == key(row)), key=lambda r: r["settings"]["seed"])
 
 
 def seeds_sentence(row: dict, rows: list[dict]) -> str:
     """A candidate trained with several seeds: each seed's validation accuracy and their mean."""
     runs = repeats(row, rows)
     part = lambda key: (", ".join(f"{r[key]:.1f}" for r in runs) + f" (mean {statistics.fmean(r[key] for r in runs):.1f})")
-    return (f"{row['name']} with seeds {', '.join(str(r['fields'].get('seed', 0)) for r in runs)}: validation natural "
+    return (f"{row['name']} with seeds {', '.join(str(r['settings']['seed']) for r in runs)}: validation natural "
             f"{part('val_natural')}, {row['robust_attack'].upper().replace('PGD', 'PGD-')} {part('val_robust')}.")
 
 
@@ -145,19 +163,28 @@ def lead_sentence(best: dict, picked: dict, n: int) -> str:
     return f"{best['name']}'s lead over it, {said}, is {where} the noise of one run on {n:,} validation images{which}."
 
 
+def setting_cells(row: dict) -> list[str]:
+    """A candidate's width, epochs, training attack and learning rate, as the table shows them."""
+    st = row["settings"]
+    if row["method"] == "clean":
+        return [str(st["width"]), str(st["teacher_epochs"]), "none (clean)", "-"]
+    return [str(st["width"]), str(st["epochs"]), f"PGD-{st['attack_steps']}, step {st['alpha_ratio']:g} eps",
+            f"{st['lr']:g}"]
+
+
 def markdown(rows: list[dict], machine: str, profile: dict | None = None) -> str:
     lines = ["# How the real-image CPU profile was chosen", "",
-             f"Machine: {machine}. Every row is one training run (seed 0 unless it names another) on the `cpu` profile's training images "
-             "with the fields shown changed; accuracies are on the 1,000 validation images held out of them "
-             "(the test set is not read), after the last epoch. Seconds are training time (per-epoch validation "
-             "excluded).", "",
-             "| candidate | method | changed | epochs | train s | val natural | val robust | robust / min |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"Machine: {machine}. Every row is one training run (seed 0 unless it names another) on the `cpu` profile's "
+             "training images with the settings shown, everything else the profile's; accuracies are on the 1,000 "
+             "validation images held out of them (the test set is not read), after the last epoch. Seconds are "
+             "training time (per-epoch validation excluded).", "",
+             "| candidate | method | width | epochs | training attack | lr | train s | val natural | val robust | "
+             "robust / min |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        changed = ", ".join(f"{k}={v}" for k, v in r["fields"].items())
         rob = "-" if r["val_robust"] is None else f"{r['val_robust']:.1f} ({r['robust_attack'].upper().replace('PGD', 'PGD-')})"
         per_min = "-" if r["val_robust"] is None else f"{r['score_per_minute']:.2f}"
-        lines.append(f"| {r['name']} | {r['method']} | {changed} | {r['epochs']} | {r['train_seconds']:.0f} | "
+        lines.append(f"| {r['name']} | {r['method']} | {' | '.join(setting_cells(r))} | {r['train_seconds']:.0f} | "
                      f"{r['val_natural']:.1f} | {rob} | {per_min} |")
     said = choice(rows, profile or {})
     lines += ["", said] if said else []

@@ -9,28 +9,44 @@ import select_cpu_profile as select  # noqa: E402
 
 
 def _row(name, natural, robust, **fields):
-    return {"name": name, "method": "pgdat", "fields": fields, "epochs": 10, "train_seconds": 300.0,
-            "val_natural": natural, "val_robust": robust, "robust_attack": "pgd10", "score_per_minute": robust / 5}
+    return {"name": name, "method": "pgdat", "fields": fields, "settings": select.settings_of("pgdat", fields),
+            "epochs": 10, "train_seconds": 300.0, "val_natural": natural, "val_robust": robust,
+            "robust_attack": "pgd10", "score_per_minute": robust / 5}
+
+
+PROFILE = {**select.START, "val_size": 1000}
 
 
 def test_the_selection_names_the_profile_and_weighs_a_better_candidate_against_the_noise():
     picked, close = _row("picked", 50.4, 27.9, width=32), _row("close", 51.4, 28.1, width=32, lr=0.2)
-    text = select.choice([picked, close], {"width": 32, "lr": 0.1, "val_size": 1000})
+    text = select.choice([picked, close], PROFILE)
     assert "The `cpu` profile is **picked**" in text and "ranked 2 of 2" in text
     assert "close's lead over it, +0.2 points robust" in text and "within the noise" in text
     far = _row("far", 60.0, 40.0, width=32, lr=0.2)
-    text = select.choice([picked, far], {"width": 32, "lr": 0.1, "val_size": 1000})
+    text = select.choice([picked, far], PROFILE)
     assert "beyond the noise of one run on 1,000 validation images in robust and natural accuracy" in text
     # the profile's own point first: nothing to weigh
     assert "lead over it" not in select.choice([picked, _row("worse", 40.0, 20.0, lr=0.2)],
-                                               {"width": 32, "lr": 0.1, "val_size": 1000})
+                                               PROFILE)
 
 
 def test_a_candidate_run_with_more_seeds_is_ranked_once_and_reported_with_its_mean():
     picked = _row("picked", 50.4, 27.9, width=32)
     runs = [_row("close", 51.4, 28.1, width=32, lr=0.2), _row("close_seed1", 50.0, 27.0, width=32, lr=0.2, seed=1),
             _row("close_seed2", 49.6, 27.5, width=32, lr=0.2, seed=2)]
-    text = select.choice([picked] + runs, {"width": 32, "lr": 0.1, "val_size": 1000})
+    text = select.choice([picked] + runs, PROFILE)
     assert "ranked 2 of 2" in text  # the seeds are not candidates of their own
     assert "close with seeds 0, 1, 2: validation natural 51.4, 50.0, 49.6 (mean 50.3), PGD-10 28.1, 27.0, 27.5 " \
            "(mean 27.5)." in text
+
+
+def test_candidates_are_settings_from_a_fixed_start_so_a_later_profile_picks_its_own_row():
+    # "pgd3" changes the attack but not lr: it ran at the start's lr 0.1 even once the profile has lr 0.2
+    pgd3 = _row("pgd3", 50.4, 27.9, epochs=14, attack_steps=3, alpha_ratio=0.5)
+    pgd3_lr = _row("pgd3_lr0.2", 51.4, 28.1, epochs=14, attack_steps=3, alpha_ratio=0.5, lr=0.2)
+    assert pgd3["settings"]["lr"] == 0.1 and pgd3_lr["settings"]["lr"] == 0.2
+    later = {**PROFILE, "epochs": 14, "attack_steps": 3, "alpha_ratio": 0.5, "lr": 0.2}
+    assert "The `cpu` profile is **pgd3_lr0.2**" in select.choice([pgd3, pgd3_lr], later)
+    earlier = {**later, "lr": 0.1}
+    assert "The `cpu` profile is **pgd3**" in select.choice([pgd3, pgd3_lr], earlier)
+    assert select.setting_cells(pgd3_lr) == ["32", "14", "PGD-3, step 0.5 eps", "0.2"]
