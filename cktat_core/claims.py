@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
-from .noise import ABOVE, BELOW, WITHIN, Comparison
+from .noise import ABOVE, BELOW, WITHIN, Comparison, p_text
 
 REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE = ("reproduced", "within noise", "contradicted",
                                                       "not testable in this profile")
@@ -47,13 +47,27 @@ class Claim:
         return None if self.paper is None or self.ours is None else self.ours - self.paper
 
 
-def verdict(direction: str, word: str) -> str:
+def verdict(direction: str, word: str, ours: Comparison | None = None, paper_noise: float | None = None) -> str:
     """The verdict on a claim that our side lies in `direction` (ABOVE, BELOW, LEVEL: the paper's two sides lie
-    within their own noise, or NOT_BELOW: level or above) when our comparison says `word`."""
-    if direction == LEVEL:
-        return REPRODUCED if word == WITHIN else CONTRADICTED
-    if direction == NOT_BELOW:
-        return CONTRADICTED if word == BELOW else REPRODUCED
+    within their own noise, or NOT_BELOW: level or above) when our comparison says `word`.
+
+    A difference our test does not detect is not evidence that there is none. A LEVEL claim is reproduced only when
+    our interval for the difference (`ours.difference` +- `ours.half_width`) lies inside the paper's own noise
+    `paper_noise` (an equivalence test: our evidence rules out any difference the paper's numbers could have shown),
+    and contradicted when ours differs beyond the noise; otherwise it is within noise. A NOT_BELOW claim is
+    reproduced when ours is above, or when our interval's lower end lies above -`paper_noise`; contradicted when
+    ours is below."""
+    if direction in (LEVEL, NOT_BELOW):
+        if ours is None or ours.half_width is None or paper_noise is None:
+            raise ValueError(f"a {direction!r} claim needs our comparison with its half_width and the paper's noise")
+        low, high = ours.difference - ours.half_width, ours.difference + ours.half_width
+        if direction == LEVEL:
+            if word != WITHIN:
+                return CONTRADICTED
+            return REPRODUCED if -paper_noise <= low and high <= paper_noise else WITHIN_NOISE
+        if word == BELOW:
+            return CONTRADICTED
+        return REPRODUCED if word == ABOVE or low >= -paper_noise else WITHIN_NOISE
     if direction not in (ABOVE, BELOW):
         raise ValueError(f"a claimed direction is {ABOVE!r}, {BELOW!r} or {LEVEL!r}, not {direction!r}")
     if word == WITHIN:
@@ -81,29 +95,34 @@ WORDS = {ABOVE: "above", BELOW: "below", LEVEL: "level with", NOT_BELOW: "not be
 
 
 def judged(chapter: str, section: str, claim: str, measure: str, paper: float | None, ours: Comparison,
-           direction: str | None = None) -> Claim:
+           direction: str | None = None, paper_noise: float | None = None) -> Claim:
     """A claim whose paper effect `paper` (points, signed) sets the direction (or `direction`, from `side`: ABOVE,
-    BELOW or LEVEL), judged by our comparison `ours`; a claim the paper states without a number (`paper` None) must
-    give its direction. A paper effect of exactly zero with no direction given is not testable."""
+    BELOW, LEVEL or NOT_BELOW, the last two with the paper's own noise `paper_noise`), judged by our comparison
+    `ours` (`verdict`); a claim the paper states without a number (`paper` None) must give its direction. A paper
+    effect of exactly zero with no direction given is not testable."""
     if direction is None:
         if paper is None:
             raise ValueError(f"{claim!r}: a claim needs the paper's effect or a direction")
         if paper == 0:
             return untestable(chapter, section, claim, measure, paper, "the paper's two numbers are equal")
         direction = ABOVE if paper > 0 else BELOW
-    return Claim(chapter, section, claim, measure, paper, ours.difference, _evidence(ours),
-                 verdict(direction, ours.word))
+    level = direction in (LEVEL, NOT_BELOW)
+    return Claim(chapter, section, claim, measure, paper, ours.difference,
+                 _evidence(ours, paper_noise if level else None), verdict(direction, ours.word, ours, paper_noise))
 
 
-def _evidence(c: Comparison) -> str:
+def _evidence(c: Comparison, paper_noise: float | None = None) -> str:
     """What a comparison was judged against, without its difference (the claim shows that): "McNemar, 5000 paired
-    images, p = 0.003"."""
+    images, p = 0.003"; for a claim of no difference also our interval's half-width against the paper's noise."""
     parts = [c.test]
     if c.p is not None:
-        parts.append(f"p = {c.p:.2g}")
+        parts.append(p_text(c.p))
     if c.margin is not None:
         parts.append(f"noise {c.margin:.1f} points")
+    if paper_noise is not None and c.half_width is not None:
+        parts.append(f"our interval +-{c.half_width:.1f} points against the paper's noise {paper_noise:.1f}")
     return ", ".join(parts)
+
 
 
 def untestable(chapter: str, section: str, claim: str, measure: str, paper: float | None, why: str) -> Claim:
@@ -268,10 +287,11 @@ def method_pair(chapter: str, section: str, runs: dict[str, list[dict]], first: 
     out = []
     for i, (metric, label) in enumerate((("natural", "natural accuracy"), (attack, f"{robust} accuracy"))):
         effect = paper_first[i] - paper_second[i]
-        direction = side(effect, paper_margin(paper_first[i], paper_second[i]))
+        noise = paper_margin(paper_first[i], paper_second[i])
+        direction = side(effect, noise)
         out.append(judged(chapter, section, f"{names[first]}'s {label} {WORDS[direction]} {names[second]}'s",
                           f"{names[first]} - {names[second]}, {label} (points)", effect,
-                          versus(runs[first], runs[second], metric), direction))
+                          versus(runs[first], runs[second], metric), direction, noise))
     return out
 
 
@@ -310,24 +330,53 @@ def trend(chapter: str, section: str, claim: str, measure: str, values: list[flo
         return Claim(chapter, section, claim, measure, rho_paper, None, "our accuracies are constant", WITHIN_NOISE)
     word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
     return Claim(chapter, section, claim, measure, rho_paper, rho,
-                 f"Spearman over {len(values)} runs, p = {p:.2g}", verdict(ABOVE if rho_paper > 0 else BELOW, word))
+                 f"Spearman over {len(values)} runs, {p_text(p)}", verdict(ABOVE if rho_paper > 0 else BELOW, word))
+
+
+def collapsed(result: dict, alpha: float = 0.05) -> str | None:
+    """Why a run's network cannot test a claim, or None: its natural test accuracy is not above chance (one over the
+    number of classes) beyond noise (`scipy.stats.binomtest`, one-sided), as for a network that gives every image
+    the same label."""
+    from scipy.stats import binomtest
+
+    nat = result["student"]["last"]["test"]["attacks"]["natural"]
+    classes = nat.get("per_class") or {}
+    if not classes:
+        return None
+    chance = 1 / len(classes)
+    if binomtest(nat["correct"], nat["total"], chance, alternative="greater").pvalue < alpha:
+        return None
+    full = [c for c, acc in classes.items() if acc == 100.0]
+    label = f"; every {full[0]} image is right and every other class wrong" if len(full) == 1 else ""
+    return (f"the run collapsed: natural accuracy {nat['accuracy']:.1f}% on {nat['total']} images, chance "
+            f"{100 * chance:.1f}%{label}")
 
 
 def ablation(chapter: str, part: str, ablated: dict, full: dict, paper_ablated: list[float],
-             paper_full: list[float], attack: str, column: int = 1, spread: float | None = None) -> Claim:
-    """Table 3a: removing `part` of CKTAT ("the clean-model initialisation") moves `attack` accuracy as in the paper (its column `column`: 0 natural,
-    1 PGD). Ours: the ablated run against the full run on the same test images (McNemar), with the full run's seed
-    spread (`spread`) as the run-to-run margin."""
+             paper_full: list[float], attack: str, column: int = 1, spread: float | None = None,
+             stated: str | None = None) -> Claim:
+    """Table 3a: removing `part` of CKTAT ("the clean-model initialisation") moves `attack` accuracy as in the paper
+    (its column `column`: 0 natural, 1 PGD). The direction is the one the paper's numbers show beyond their own noise
+    (`side`), or `stated` (ABOVE or BELOW) where the paper's text states it in words (Sec. 5.1: removing the
+    initialisation or the teacher term "resulted in a decrease in the natural accuracy and robust accuracy"), which
+    is the claim the paper makes. Ours: the ablated run against the full run on the same test images (McNemar), with
+    the full run's seed spread (`spread`) as the run-to-run margin. An ablated run that collapsed to chance
+    (`collapsed`) tests nothing: the claim is not testable, with the reason."""
     from .noise import compare_evaluations
 
     label = "natural" if column == 0 else attack.replace("pgd", "PGD-")
     effect = paper_ablated[column] - paper_full[column]
-    direction = side(effect, paper_margin(paper_ablated[column], paper_full[column]))
+    noise = paper_margin(paper_ablated[column], paper_full[column])
+    direction = stated or side(effect, noise)
     word = {BELOW: "lowers", ABOVE: "raises", LEVEL: "leaves unchanged"}[direction]
     metric = "natural" if column == 0 else attack
-    return judged(chapter, "Table 3a", f"Removing {part} {word} {label} accuracy",
-                  f"ablated - full CKTAT, {label} (points)", effect,
-                  compare_evaluations(ablated["student"]["last"], full["student"]["last"], metric, spread), direction)
+    claim, measure = f"Removing {part} {word} {label} accuracy", f"ablated - full CKTAT, {label} (points)"
+    why = collapsed(ablated)
+    if why:
+        return untestable(chapter, "Table 3a", claim, measure, effect, why)
+    return judged(chapter, "Table 3a", claim, measure, effect,
+                  compare_evaluations(ablated["student"]["last"], full["student"]["last"], metric, spread), direction,
+                  noise)
 
 
 def by_section(claims: list[Claim]) -> dict[str, list[Claim]]:
@@ -345,7 +394,8 @@ def tally_sentence(count: dict[str, int], profile: str) -> str:
         return f"No chapter of the {profile} profile has saved its claims yet: execute the chapters first."
     parts = [f"{count[v]} {v}" for v in VERDICTS if count[v]]
     return (f"**{total} claims tested in the {profile} profile: " + ", ".join(parts) + ".** "
-            + f"{count[REPRODUCED]} of {total} show the paper's direction beyond the noise of our runs.")
+            + f"{count[REPRODUCED]} of {total} show what the paper claims beyond the noise of our runs: its direction, "
+            f"or, where it claims no difference, a difference our interval confines within the paper's own noise.")
 
 
 def capacity(chapter: str, method: str, metric: str, label: str, runs: dict, paper: dict[str, dict[str, list[float]]],
@@ -370,12 +420,14 @@ def capacity(chapter: str, method: str, metric: str, label: str, runs: dict, pap
         n = min(e["total"] for e in ev.values())
         margin = max(change_margin(accs, n), Z * 2 * spread if spread else 0.0)
         word = WITHIN if abs(diff) <= margin else (ABOVE if diff > 0 else BELOW)
-        ours = Comparison(word, diff, None, margin, f"binomial margin of four accuracies, {n} images each")
+        ours = Comparison(word, diff, None, margin, f"binomial margin of four accuracies, {n} images each", margin)
     pa = [paper[net][m][col] for net in ("wrn34_10", "resnet18") for m in (method, "PGDAT")]
-    direction = side(effect, change_margin(pa, PAPER_IMAGES))
+    noise = change_margin(pa, PAPER_IMAGES)
+    direction = side(effect, noise)
     word = {ABOVE: "grows", BELOW: "shrinks", LEVEL: "does not change"}[direction]
     return judged(chapter, "Table 1", f"{method}'s {label} gap to PGD-AT (clean teacher) {word} with capacity",
-                  f"change of {method} - PGD-AT, {label}, small to large student (points)", effect, ours, direction)
+                  f"change of {method} - PGD-AT, {label}, small to large student (points)", effect, ours, direction,
+                  noise)
 
 
 def capacity_claims(chapter: str, runs: dict, paper: dict[str, dict[str, list[float]]], attack: str,
@@ -404,7 +456,7 @@ def ordering(chapter: str, section: str, column: str, ours: dict[str, float], pa
     if rho is None:
         return Claim(chapter, section, claim, measure, None, None, "constant values", WITHIN_NOISE)
     word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
-    return Claim(chapter, section, claim, measure, None, rho, f"Spearman over {len(names)} methods, p = {p:.2g}",
+    return Claim(chapter, section, claim, measure, None, rho, f"Spearman over {len(names)} methods, {p_text(p)}",
                  verdict(ABOVE, word))
 
 
@@ -424,7 +476,8 @@ def top_of(chapter: str, section: str, method: str, column: str, label: str, eva
 
     paper_rival = max((m for m in paper if m != method), key=lambda m: paper[m][column])
     lead = paper[method][column] - paper[paper_rival][column]
-    direction = side(lead, paper_margin(paper[method][column], paper[paper_rival][column]))
+    noise = paper_margin(paper[method][column], paper[paper_rival][column])
+    direction = side(lead, noise)
     if direction in (ABOVE, LEVEL):
         rival = max((m for m in evals if m != method), key=lambda m: suite_accuracy(evals[m], column))
         measure = f"{method} - the best other method ({label}, points)"
@@ -439,7 +492,7 @@ def top_of(chapter: str, section: str, method: str, column: str, label: str, eva
         text = f"{method}'s {label} accuracy {WORDS[direction]} {paper_rival}'s"
         measure = f"{method} - {paper_rival} ({label}, points)"
     return judged(chapter, section, text, measure, lead, compare_evaluations(evals[method], evals[rival], column),
-                  direction)
+                  direction, noise)
 
 
 def suite_pair(chapter: str, section: str, first: str, second: str, column: str, label: str, evals: dict[str, dict],
@@ -449,10 +502,11 @@ def suite_pair(chapter: str, section: str, first: str, second: str, column: str,
     from .noise import compare_evaluations
 
     effect = paper[first][column] - paper[second][column]
-    direction = side(effect, paper_margin(paper[first][column], paper[second][column]))
+    noise = paper_margin(paper[first][column], paper[second][column])
+    direction = side(effect, noise)
     return judged(chapter, section, f"{first}'s {label} accuracy {WORDS[direction]} {second}'s",
                   f"{first} - {second}, {label} (points)", effect,
-                  compare_evaluations(evals[first], evals[second], column), direction)
+                  compare_evaluations(evals[first], evals[second], column), direction, noise)
 
 
 def shared_errors(chapter: str, shares: dict, claim_share: float, attack: str, alpha: float = 0.05) -> Claim:
@@ -469,4 +523,4 @@ def shared_errors(chapter: str, shares: dict, claim_share: float, attack: str, a
     return Claim(chapter, "DUCAT", f"Adversarial examples ({attack}) that every model gets wrong are more common than "
                  f"independent errors would make them", "share of test images every model gets wrong (%)",
                  claim_share, shares["all"], f"binomial test against independent errors "
-                 f"({shares['independent']:.2f}%), {n} images, p = {p:.2g}", verdict(ABOVE, word), signed=False)
+                 f"({shares['independent']:.2f}%), {n} images, {p_text(p)}", verdict(ABOVE, word), signed=False)

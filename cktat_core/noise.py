@@ -15,7 +15,12 @@ is given:
 
 A single run of each side measures test-sampling noise only; runs of another seed move further. `spread` (the
 standard deviation of one run's accuracy over seeds, `seed_spread`) adds that: a difference then also has to exceed
-z * sqrt(2) * spread, the noise of the difference of two runs. Torch-free.
+z * sqrt(2) * spread, the noise of the difference of two runs.
+
+Every comparison also carries `half_width`, the half-width of a 95% interval for the difference (the t interval of
+the seeds or of the per-image differences, two standard errors of the paired or unpaired difference, plus the
+seeds' margin where one is given): how large a difference the evidence could have missed. A claim that two methods
+are level is only reproduced when that interval is narrow enough (`claims.verdict`). Torch-free.
 """
 
 from __future__ import annotations
@@ -36,13 +41,15 @@ Z = 2.0  # standard errors of a margin (about the same 95%)
 class Comparison:
     """a against b: `word` (ABOVE, WITHIN or BELOW), `difference` (a - b, points; seed means for seeds), `p` (the
     test's two-sided p-value; None for a margin rule), `margin` (points within which the difference counts as zero;
-    None for a pure test) and `test` (which evidence decided, in words)."""
+    None for a pure test), `test` (which evidence decided, in words) and `half_width` (points: the difference lies
+    within `difference` +- `half_width` at about 95%; None when unknown)."""
 
     word: str
     difference: float
     p: float | None
     margin: float | None
     test: str
+    half_width: float | None = None
 
     @property
     def sign(self) -> int:
@@ -52,10 +59,15 @@ class Comparison:
         """"+1.2 points, p = 0.03 (McNemar, 5000 paired images)", for a page's parenthesis."""
         parts = [f"{self.difference:+.{digits}f} points"]
         if self.p is not None:
-            parts.append(f"p = {self.p:.2g}")
+            parts.append(p_text(self.p))
         if self.margin is not None:
             parts.append(f"noise {self.margin:.{digits}f}")
         return ", ".join(parts) + f" ({self.test})"
+
+
+def p_text(p: float) -> str:
+    """"p = 0.0031" for a page; "p < 1e-300" where the float underflowed to zero ("p = 0" is never true)."""
+    return "p < 1e-300" if p <= 0 else f"p = {p:.2g}"
 
 
 def _word(difference: float, decided: bool) -> str:
@@ -92,10 +104,13 @@ def compare(a: float | Sequence[float], b: float | Sequence[float], *, n: int | 
 
             diff = statistics.fmean(a) - statistics.fmean(b)
             if statistics.pvariance(a) + statistics.pvariance(b) == 0:
-                p = 1.0 if diff == 0 else 0.0
+                p, half = (1.0 if diff == 0 else 0.0), 0.0
             else:
-                p = float(ttest_ind(a, b, equal_var=False).pvalue)
-            return Comparison(_word(diff, p < alpha), diff, p, None, f"Welch's t-test, {len(a)} and {len(b)} seeds")
+                res = ttest_ind(a, b, equal_var=False)
+                ci = res.confidence_interval(1 - alpha)
+                p, half = float(res.pvalue), float(ci.high - ci.low) / 2
+            return Comparison(_word(diff, p < alpha), diff, p, None, f"Welch's t-test, {len(a)} and {len(b)} seeds",
+                              half)
         a, b = a[0], b[0]  # one seed: the single-run rules below
     diff = float(a) - float(b)
     run_margin = Z * math.sqrt(2) * spread if spread else 0.0
@@ -103,12 +118,29 @@ def compare(a: float | Sequence[float], b: float | Sequence[float], *, n: int | 
         p, only_a, only_b = mcnemar_p(*bits)
         decided = p < alpha and abs(diff) > run_margin
         what = f"McNemar, {len(bits[0])} paired images" + (", and the seeds' spread" if spread else "")
-        return Comparison(_word(diff, decided), diff, p, run_margin or None, what)
+        return Comparison(_word(diff, decided), diff, p, run_margin or None, what,
+                          paired_half_width(only_a, only_b, len(bits[0])) + run_margin)
     if n is None:
         raise ValueError("compare needs seeds, per-image results (bits) or the number of images n")
     margin = max(noise_margin(a, b, n, Z), run_margin)
     what = f"two binomial margins, {n} images each" + (", and the seeds' spread" if spread else "")
-    return Comparison(_word(diff, abs(diff) > margin), diff, None, margin, what)
+    return Comparison(_word(diff, abs(diff) > margin), diff, None, margin, what, margin)
+
+
+def paired_half_width(only_a: int, only_b: int, n: int, z: float = Z) -> float:
+    """z standard errors (points) of the difference of two accuracies on the same n images, from the images only
+    one of them gets right: the per-image difference is +1, -1 or 0, and its mean is the difference."""
+    if n <= 0:
+        return 0.0
+    mean = (only_a - only_b) / n
+    var = (only_a + only_b) / n - mean * mean
+    return 100 * z * math.sqrt(max(var, 0.0) / n)
+
+
+def _t_half_width(res, alpha: float, scale: float = 1.0) -> float:
+    """Half the width of the (1 - alpha) interval of a scipy t-test result, times `scale`."""
+    ci = res.confidence_interval(1 - alpha)
+    return scale * float(ci.high - ci.low) / 2
 
 
 def bits_of(evaluation: dict, attack: str = "natural") -> str | None:
@@ -129,15 +161,41 @@ def compare_evaluations(a: dict, b: dict, attack: str = "natural", spread: float
     return compare(ea["accuracy"], eb["accuracy"], n=min(ea["total"], eb["total"]), spread=spread)
 
 
+EXACT_SPEARMAN = 8  # up to this many pairs the p-value counts every permutation (8! = 40,320)
+
+
 def spearman(a: Sequence[float], b: Sequence[float], alternative: str = "greater") -> tuple[float | None, float | None]:
     """Spearman's rank correlation of two equally long lists and its p-value (`scipy.stats.spearmanr`; one-sided
-    "greater" by default: do the orderings agree?). (None, None) for fewer than three pairs or a constant list."""
+    "greater" by default: do the orderings agree?). (None, None) for fewer than three pairs or a constant list.
+
+    Up to `EXACT_SPEARMAN` pairs the p-value is exact: the share of the orderings of `a` whose correlation with `b` is
+    at least as extreme (scipy's t approximation gives p = 0 for a perfect ordering of eight runs, whose exact
+    two-sided p is 2 / 8!)."""
     from scipy.stats import spearmanr
 
     if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
         return None, None
     res = spearmanr(a, b, alternative=alternative)
-    return float(res.statistic), float(res.pvalue)
+    rho = float(res.statistic)
+    if len(a) > EXACT_SPEARMAN:
+        return rho, float(res.pvalue)
+    import itertools
+
+    import numpy as np
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a), rankdata(b)
+    perms = np.array(list(itertools.permutations(ra)))
+    pa, pb = perms - perms.mean(axis=1, keepdims=True), rb - rb.mean()
+    rhos = (pa @ pb) / (np.sqrt((pa ** 2).sum(axis=1)) * np.sqrt((pb ** 2).sum()))
+    eps = 1e-12
+    if alternative == "greater":
+        p = float(np.mean(rhos >= rho - eps))
+    elif alternative == "less":
+        p = float(np.mean(rhos <= rho + eps))
+    else:
+        p = float(np.mean(np.abs(rhos) >= abs(rho) - eps))
+    return rho, p
 
 
 def change_margin(accuracies: Sequence[float], n: int, z: float = Z) -> float:
@@ -162,12 +220,13 @@ def compare_change(large: tuple[str, str], small: tuple[str, str], accuracies: t
     diff = (ml - bl) - (ms - bs)
     x = [(int(a) - int(b)) - (int(c) - int(d)) for a, b, c, d in zip(large[0], large[1], small[0], small[1])]
     if len(set(x)) < 2:
-        p = 1.0 if not any(x) else 0.0
+        p, half = (1.0 if not any(x) else 0.0), 0.0
     else:
-        p = float(ttest_1samp(x, 0.0).pvalue)
+        res = ttest_1samp(x, 0.0)
+        p, half = float(res.pvalue), _t_half_width(res, alpha, 100.0)
     margin = Z * 2 * spread if spread else 0.0
     what = f"paired t-test over {len(x)} images of four models" + (", and the seeds' spread" if spread else "")
-    return Comparison(_word(diff, p < alpha and abs(diff) > margin), diff, p, margin or None, what)
+    return Comparison(_word(diff, p < alpha and abs(diff) > margin), diff, p, margin or None, what, half + margin)
 
 
 def compare_values(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Comparison:
@@ -184,10 +243,11 @@ def compare_values(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA)
     d = [u - v for u, v in pairs]
     diff = statistics.fmean(d)
     if len(set(d)) < 2:
-        p = 1.0 if diff == 0 else 0.0
+        p, half = (1.0 if diff == 0 else 0.0), 0.0
     else:
-        p = float(ttest_rel(a, b).pvalue)
-    return Comparison(_word(diff, p < alpha), diff, p, None, f"paired t-test over {len(d)} images")
+        res = ttest_rel(a, b)
+        p, half = float(res.pvalue), _t_half_width(res, alpha)
+    return Comparison(_word(diff, p < alpha), diff, p, None, f"paired t-test over {len(d)} images", half)
 
 
 def split_half(bits: str) -> Comparison:

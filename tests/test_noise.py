@@ -81,3 +81,30 @@ def test_spearman_from_scipy_with_a_one_sided_p():
     assert rho == pytest.approx(-1.0) and p > 0.95
     assert noise.spearman([1, 2], [1, 2]) == (None, None)
     assert noise.seed_spread([1.0, 3.0]) == pytest.approx(2 ** 0.5) and noise.seed_spread([1.0]) is None
+
+
+def test_every_comparison_carries_the_half_width_of_its_interval():
+    # McNemar: 30 images only a gets right, 10 only b, of 1,000: two standard errors of the mean per-image difference
+    a = "1" * 30 + "0" * 10 + "1" * 500 + "0" * 460
+    b = "0" * 30 + "1" * 10 + "1" * 500 + "0" * 460
+    c = noise.compare(56.0, 54.0, bits=(a, b))
+    mean, var = 0.02, 0.04 - 0.02 ** 2
+    assert c.half_width == pytest.approx(100 * 2 * (var / 1000) ** 0.5)
+    # the seeds' margin widens the interval as it widens the decision
+    assert noise.compare(56.0, 54.0, bits=(a, b), spread=0.5).half_width == pytest.approx(c.half_width + 2 * 2 ** 0.5 * 0.5)
+    # Welch: scipy's 95% interval of the difference of the means
+    from scipy.stats import ttest_ind
+
+    ci = ttest_ind([50.0, 51.0, 52.5], [49.0, 49.5, 51.0], equal_var=False).confidence_interval(0.95)
+    assert noise.compare([50.0, 51.0, 52.5], [49.0, 49.5, 51.0]).half_width == pytest.approx((ci.high - ci.low) / 2)
+    # two binomial margins: the margin itself
+    m = noise.compare(56.0, 54.0, n=1000)
+    assert m.half_width == m.margin
+
+
+def test_spearman_is_exact_for_few_runs():
+    rho, p = noise.spearman(list(range(8)), list(range(8))[::-1], "two-sided")
+    assert rho == pytest.approx(-1.0) and p == pytest.approx(2 / 40320)  # scipy's t approximation says 0
+    rho, p = noise.spearman([1, 2, 3, 4], [1, 2, 3, 4], "greater")
+    assert p == pytest.approx(1 / 24)
+    assert noise.p_text(0.0) == "p < 1e-300" and noise.p_text(0.0312) == "p = 0.031"
