@@ -136,13 +136,17 @@ def test_top_of_compares_with_our_best_rival_or_with_the_papers_first():
     real = {"CKTAT": {"aa": 51.87}, "LTD": {"aa": 50.56}, "HAT": {"aa": 50.10}}
     # so the paper shows CKTAT at the top, tied: no row may be above it beyond our noise, and being above is no harm
     level = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", evals, real)
-    assert level.claim.startswith("No method's AutoAttack accuracy is above CKTAT's") and "LTD" in level.claim
+    assert level.claim.startswith("No method is above CKTAT in AutoAttack accuracy") and "LTD" in level.claim
     assert level.ours == pytest.approx(10.0) and level.verdict == claims.REPRODUCED
     tied = {**evals, "LTD": ev("1" * 59 + "0" * 41)}  # one image apart
     assert claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", tied, real).verdict == claims.REPRODUCED
     beaten = {**evals, "HAT": ev("1" * 100)}  # our best other row is HAT, 40 images above
     lost = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", beaten, real)
     assert lost.ours == pytest.approx(-40.0) and lost.verdict == claims.CONTRADICTED
+    # the methods the paper's text places above it are left out of the pool, ours and the paper's
+    spared = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", beaten, real, excluding=("HAT",))
+    assert spared.claim.startswith("No method but HAT is above CKTAT") and spared.ours == pytest.approx(10.0)
+    assert spared.verdict == claims.REPRODUCED
 
 
 def test_a_claim_needs_a_direction_and_an_equal_pair_tests_none():

@@ -149,6 +149,29 @@ def test_shared_errors_beyond_chance():
     assert "25.0% are wrong under all 2" in text and "below that" in text and "beyond chance" in text
 
 
+
+def test_errors_every_model_makes_clean_are_not_counted_as_the_attacks():
+    """Two models that share their clean errors (the first 200 images) and are fooled independently elsewhere: the
+    whole-set share looks beyond chance, the share among images both get right clean does not."""
+    from cktat_core import claims
+
+    clean = {"a": "0" * 200 + "1" * 200, "b": "0" * 200 + "1" * 200}
+    attacked = {"a": "0" * 200 + "01" * 100, "b": "0" * 200 + "0011" * 50}
+    shares = verdicts.wrong_shares(attacked, clean)
+    assert verdicts.shared_beyond_chance(shares)  # 62.5% against 56.25%: the clean errors
+    assert shares["clean_all"] == 50.0 and shares["core"]["n"] == 200
+    assert shares["core"]["all"] == pytest.approx(shares["core"]["independent"])
+    assert not verdicts.shared_beyond_chance(shares["core"])
+    text = verdicts.wrong_under_all_sentence(shares, 40, "PGD-20")
+    assert "50.0% of the images are wrong for every model even without an attack" in text
+    assert "On the 200 images every model classifies correctly clean" in text and "not more shared" in text
+    claim = claims.shared_errors("09", shares, 40, "PGD-20")
+    assert claim.verdict == claims.WITHIN_NOISE and "correctly clean" in claim.claim and "200 images" in claim.noise
+    assert claims.shared_errors("09", verdicts.wrong_shares(attacked), 40, "PGD-20").verdict == claims.REPRODUCED
+    with pytest.raises(ValueError):
+        verdicts.wrong_shares(attacked, {"a": clean["a"]})
+
+
 # ------------------------------------------------------------------------------------- per-image masks
 def test_per_image_correct_matches_the_evaluation_and_is_cached(trained_cnn, tmp_path, monkeypatch):
     model, _ = trained_cnn
@@ -215,3 +238,17 @@ def test_ducat_sentence_reads_the_gap_and_the_adaptive_autoattack():
     assert "of 0 of the 2" in held and "holds up" in held
     same = {**last, "protocol_gap": {"pgd20_raw_head": 0.0}}
     assert "both protocols report the same accuracy" in verdicts.ducat_sentence(same, "pgd20", {"A": 1.0})
+    # below most methods already under the authors' protocol: the adaptive attack is not what puts it there
+    weak = verdicts.ducat_sentence(last, "pgd20", {"A": 80.0, "B": 75.0}, suite, {"A": 55.0, "B": 50.0})
+    assert "already above only 0 of 2" in weak and "costs 20.0 points on top" in weak and "does not survive" not in weak
+
+
+def test_ducat_phase_sentence_reads_the_dummy_class_epochs():
+    from cktat_core.config import Config
+
+    cfg = Config(epochs=14)  # dummy classes from round(105 / 130 * 14) = 11 epochs on
+    history = [{"epoch": e, "lr": 0.2 * (14 - e) / 13, "val_pgd10": 20.0 + e} for e in range(1, 15)]
+    text = verdicts.ducat_phase_sentence(cfg, history, "val_pgd10")
+    assert "as PGD-AT for 11 epochs and with its dummy classes from epoch 12 of 14" in text
+    assert "over those 3 epochs" in text and "31.0% before them and 34.0% after the last" in text
+    assert "trained as PGD-AT throughout" in verdicts.ducat_phase_sentence(cfg, history[:5], "val_pgd10")
