@@ -90,6 +90,28 @@ def _cifar_folder(name: str, data_dir: str) -> str | None:
     return None
 
 
+def cifar_provenance(dataset: str, data_dir: str = "data") -> dict | None:
+    """What the README of a CIFAR folder says of its pixels, where it says it (the copy this book was built from):
+    {"official_per_batch": the first images of every batch that are the official pixels, "psnr_db": the median PSNR
+    of the others, JPEG re-encodings, against the official pixels}. None for the official download (no README) or
+    a README that says neither."""
+    import re
+
+    folder = _cifar_folder(dataset, data_dir) if dataset in _CIFAR else None
+    path = next((p for p in (os.path.join(folder, n) for n in ("README.md", "README")) if os.path.isfile(p)),
+                None) if folder else None
+    if path is None:
+        return None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        text = " ".join(fh.read().split())
+    first = re.search(r"first ([\d,]+) images of every batch are the official pixels", text)
+    psnr = re.search(r"median PSNR of ([\d.]+) dB", text)
+    if not first:
+        return None
+    return {"official_per_batch": int(first.group(1).replace(",", "")),
+            "psnr_db": float(psnr.group(1)) if psnr else None}
+
+
 def available(dataset: str, data_dir: str = "data") -> bool:
     """Whether `dataset` can be loaded without a download: the multi-view data always (it is generated), a CIFAR
     set when its folder is in `data_dir`."""

@@ -164,8 +164,10 @@ def seed_rows(runs: dict[str, list[dict]], attacks: list[str], names: dict[str, 
     return out
 
 
-def data_sentence(result: dict) -> str:
-    """Which images a run's numbers come from, in one sentence (from its settings and split sizes)."""
+def data_sentence(result: dict, data_dir: str = "data") -> str:
+    """Which images a run's numbers come from, in one sentence (from its settings and split sizes), and, where the
+    CIFAR folder's README says part of its pixels are JPEG re-encodings (`data.cifar_provenance`), how many of the
+    images used here that is."""
     s, n = result["settings"], result["data"]
     if s["dataset"] in ("multiview", "multiview_f2"):
         return (f"Images: the multi-view data (chapter 01), {n['train']:,} training, {n['val']:,} validation and "
@@ -173,11 +175,23 @@ def data_sentence(result: dict) -> str:
     per_file = s.get("train_per_file", 0)
     picked = (f"the first {per_file:,} images of each official training batch" if per_file else
               "every official training image")
-    return (f"Images: real {s['dataset'].upper().replace('CIFAR', 'CIFAR-')}, {picked} ({n['train']:,} for training, "
-            f"{n['val']:,} held out for validation) and the first {n['test']:,} official test images. In the copy "
-            f"this book was built from, part of every batch was decoded from a JPEG re-encoding of the official "
-            f"pixels (its README says which); with the official download the same images are selected and the "
-            f"figures should agree within sampling noise, not exactly.")
+    text = (f"Images: real {s['dataset'].upper().replace('CIFAR', 'CIFAR-')}, {picked} ({n['train']:,} for training, "
+            f"{n['val']:,} held out for validation) and the first {n['test']:,} official test images.")
+    from .data import cifar_provenance
+
+    prov = cifar_provenance(s["dataset"], data_dir)
+    if prov is None:
+        return text
+    k = prov["official_per_batch"]
+    batches = (n["train"] + n["val"]) // per_file if per_file else None
+    train_jpeg = 1 - min(k, per_file) / per_file if per_file else None
+    test_jpeg = 1 - min(k, n["test"]) / n["test"]
+    psnr = f" (median PSNR {prov['psnr_db']:g} dB against the official pixels)" if prov["psnr_db"] else ""
+    shares = (f"{100 * train_jpeg:.0f}% of the training images and " if train_jpeg is not None and batches else "")
+    return text + (f" In the copy this book was built from, only the first {k:,} images of each batch carry the "
+                   f"official pixels; the others were decoded from a JPEG re-encoding{psnr}: {shares}"
+                   f"{100 * test_jpeg:.0f}% of the test images here. With the official download the same images are "
+                   f"selected and the figures should agree within sampling noise, not exactly.")
 
 
 def source(fn) -> str:

@@ -149,7 +149,9 @@ TABLE5_CLAIM = ("CKTAT", "TRADES", "PGDAT")
 
 
 def _mean(v: list[float]) -> float:
-    return sum(v) / len(v)
+    """The mean of the values that are numbers (an image without a value is NaN, as `noise.compare_values` skips)."""
+    kept = [x for x in v if not math.isnan(x)]
+    return sum(kept) / len(kept) if kept else math.nan
 
 
 def paired_order(a: list[float], b: list[float]) -> int:
@@ -588,10 +590,12 @@ def teacher_contrast_paired(ev: dict[str, dict], metrics: dict[str, str]) -> dic
                     "robust_vs_clean": sign("robust", "clean", att)} for label, att in metrics.items()}
 
 
-def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict[str, str], robust: str) -> str:
+def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict[str, str], robust: str,
+                     sizes: dict[str, int] | None = None, paper_sizes: dict[str, int] | None = None) -> str:
     """Chapter 06's closing reading, from its numbers: how much the attack takes from PGD-AT on each student, how far
-    apart the two students' PGD-AT runs are against the paper's pair, and which claims our runs contradict or leave
-    within noise."""
+    apart the two students' PGD-AT runs are against the paper's pair (and, with `sizes` {"small", "large"} and
+    `paper_sizes` {"resnet18", "wrn34_10"} parameter counts, how much each pair grows the network), and how the
+    claims came out."""
     drop = {k: acc["PGDAT", "none", k]["natural"] - acc["PGDAT", "none", k][robust] for k in pair}
     p_drop = {k: paper[net]["PGDAT"][0] - paper[net]["PGDAT"][1] for k, net in (("small", "resnet18"), ("large", "wrn34_10"))}
     ours_gap = [acc["PGDAT", "none", "large"][c] - acc["PGDAT", "none", "small"][c] for c in ("natural", robust)]
@@ -601,13 +605,22 @@ def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict
             f"{drop['large']:.1f} on the large one (the paper: {p_drop['small']:.1f} on ResNet-18, {p_drop['large']:.1f} "
             f"on WRN-34-10). Our two students' PGD-AT runs differ by {ours_gap[0]:+.1f} natural and {ours_gap[1]:+.1f} "
             f"robust points, the paper's pair by {paper_gap[0]:+.1f} and {paper_gap[1]:+.1f}. ")
-    text += (f"Of the {len(found)} method-accuracy claims, {len(by['reproduced'])} are reproduced, "
-             f"{len(by['within noise'])} are within noise and {len(by['contradicted'])} contradicted. ")
-    if by["within noise"] or by["contradicted"]:
-        text += (f"Our reading: the paper's pair doubles the parameters of a network that already fits CIFAR-10 well "
-                 f"({name['small']} and {name['large']} here are both far from fitting it), and the change it measures "
-                 f"is a few points; a pair of small networks trained for a few epochs moves less, so most of the "
-                 f"changes it would need to show lie inside our noise.")
+    count = lambda n, what: f"{n} {'is' if n == 1 else 'are'} {what}"
+    text += (f"Of the {len(found)} claims, {count(len(by['reproduced']), 'reproduced')}, "
+             f"{count(len(by['within noise']), 'within noise')} and {count(len(by['contradicted']), 'contradicted')}. ")
+    if not (by["within noise"] or by["contradicted"]):
+        return text
+    text += "Our reading: "
+    if sizes and paper_sizes:
+        ours_x, paper_x = sizes["large"] / sizes["small"], paper_sizes["wrn34_10"] / paper_sizes["resnet18"]
+        text += (f"both pairs grow the network by a similar factor in parameters ({ours_x:.1f}x here, {paper_x:.1f}x "
+                 f"from ResNet-18 to WRN-34-10), ")
+    moves = lambda o, p: "less" if abs(o) < abs(p) else "as much or more"
+    text += (f"yet PGD-AT's robust accuracy moves {moves(ours_gap[1], paper_gap[1])} between our students than "
+             f"between the paper's ({ours_gap[1]:+.1f} against {paper_gap[1]:+.1f} points), and its natural accuracy "
+             f"{moves(ours_gap[0], paper_gap[0])} ({ours_gap[0]:+.1f} against {paper_gap[0]:+.1f}). We think networks "
+             f"this far from fitting CIFAR-10, trained for a few epochs, leave a teacher's effect little room to change "
+             f"with capacity, so most of the changes the claims look for lie inside our noise.")
     return text
 
 
@@ -641,9 +654,9 @@ def attribution_comparison(ours: list, theirs: list, profile: str, other: str, b
     mine = {c.claim: c for c in ours}
     if brief:
         same = sum(c.claim in mine and mine[c.claim].verdict == c.verdict for c in theirs)
-        return (f"On {data.get(other, other)} the same comparisons come out "
-                + ", ".join(f"{c.verdict}" for c in theirs)
-                + f": the same verdict on {same} of {len(theirs)} (the last section compares the two readings).")
+        told = "; ".join(f"{c.claim}: {c.verdict}" for c in theirs)
+        return (f"On {data.get(other, other)} ({other} profile) the same comparisons come out {told}; the same "
+                f"verdict on {same} of {len(theirs)} (the last section compares the two readings).")
     lines = []
     for c in theirs:
         m = mine.get(c.claim)
@@ -654,8 +667,8 @@ def attribution_comparison(ours: list, theirs: list, profile: str, other: str, b
     lines.append(f"\nThe two data sets give the same verdict on {len(same)} of {len(theirs)} comparisons"
                  + ("." if len(same) == len(theirs) else
                     ": where they differ, the multi-view verdict counts points on the known discriminative patches, "
-                    "the real-image one counts all knowledge points, which also rewards attributions spread over "
-                    "background."))
+                    "the real-image one counts every pixel above the threshold, which rewards maps that spread "
+                    "attribution over many pixels, the background included."))
     return "\n".join(lines)
 
 
@@ -688,19 +701,24 @@ def headline_reading(found: list, teacher_natural: float, cktat: list[dict], pgd
     first = lambda runs, key: sum(r["student"]["history"][0][key] for r in runs) / len(runs)
     last = lambda runs, key: sum(r["student"]["history"][-1][key] for r in runs) / len(runs)
     vr = next(k for k in cktat[0]["student"]["history"][0] if k.startswith("val_pgd"))
+    n = len(cktat)
     text = (f"**Our reading.** CKTAT starts from a clean teacher that classifies {teacher_natural:.1f}% of the test "
-            f"images. After its first epoch the student's validation accuracy is {first(cktat, 'val_natural'):.1f}% "
-            f"natural and {first(cktat, vr):.1f}% {vr[4:].upper().replace('PGD', 'PGD-')}, PGD-AT's "
+            f"images. Means over the {n} seed{'s' * (n != 1)} of each method, on the validation images: after its "
+            f"first epoch the student's accuracy is {first(cktat, 'val_natural'):.1f}% natural and "
+            f"{first(cktat, vr):.1f}% {vr[4:].upper().replace('PGD', 'PGD-')}, PGD-AT's "
             f"{first(pgdat, 'val_natural'):.1f}% and {first(pgdat, vr):.1f}%; after the last, "
             f"{last(cktat, 'val_natural'):.1f}% and {last(cktat, vr):.1f}% against {last(pgdat, 'val_natural'):.1f}% "
             f"and {last(pgdat, vr):.1f}%. ")
     nat = next((c for c in off if "natural" in c.claim), None)
     rob = next((c for c in off if "natural" not in c.claim), None)
-    if nat is not None and nat.ours is not None and nat.ours > 0 and "level with" in nat.claim:
-        text += ("The head start of the initialisation is still there when our short schedule ends, so CKTAT keeps "
-                 "more natural accuracy than PGD-AT here, where the paper's 110 epochs end with the two level. ")
+    ahead = first(cktat, "val_natural") > first(pgdat, "val_natural") and \
+        last(cktat, "val_natural") > last(pgdat, "val_natural")
+    if nat is not None and nat.ours is not None and nat.ours > 0 and "level with" in nat.claim and ahead:
+        text += ("CKTAT is ahead in natural accuracy after its first epoch and still after its last; we think our "
+                 "short schedule leaves the initialisation's head start in place, where the paper's longer training "
+                 "ends with the two level. ")
     if rob is not None and rob.ours is not None and rob.paper is not None and rob.ours < rob.paper:
         text += (f"CKTAT's robust gain over PGD-AT is {rob.ours:+.1f} points here against the paper's "
-                 f"{rob.paper:+.1f}: a network of this size, trained this briefly, leaves the softened labels less to "
-                 f"add to what the attack already teaches.")
+                 f"{rob.paper:+.1f}: we think a network of this size, trained this briefly, leaves the teacher's "
+                 f"labels less to add to what the attack already teaches.")
     return text.strip()

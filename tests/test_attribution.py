@@ -338,7 +338,8 @@ def test_the_two_readings_of_table_5_are_set_side_by_side():
     ours = [mk("A over B", claims.REPRODUCED), mk("B over C", claims.WITHIN_NOISE)]
     theirs = [mk("A over B", claims.REPRODUCED), mk("B over C", claims.CONTRADICTED)]
     brief = verdicts.attribution_comparison(ours, theirs, "cpu", "smoke", brief=True)
-    assert brief.startswith("On the multi-view data the same comparisons come out reproduced, contradicted")
+    assert brief.startswith("On the multi-view data (smoke profile) the same comparisons come out A over B: "
+                            "reproduced; B over C: contradicted;")
     assert "the same verdict on 1 of 2" in brief
     full = verdicts.attribution_comparison(ours, theirs, "cpu", "smoke")
     assert "- B over C: on real CIFAR-10 images within noise (n); on the multi-view data contradicted (n)." in full

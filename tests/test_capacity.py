@@ -62,3 +62,21 @@ def test_capacity_arrows_draws_one_arrow_per_source_method_and_accuracy():
     assert len([a for a in pgd.texts if a.arrow_patch is not None]) == 2  # CKTAT has no PGD entry
     assert [t.get_text() for t in nat.get_xticklabels()] == ["ARD", "CKTAT"]
     assert [t.get_text() for t in nat.get_legend().get_texts()] == ["ours", "paper"]
+
+
+def test_the_capacity_reading_counts_claims_and_compares_the_two_pairs():
+    from cktat_core import claims
+
+    acc = {("PGDAT", "none", "small"): {"natural": 46.0, "pgd20": 26.0},
+           ("PGDAT", "none", "large"): {"natural": 48.7, "pgd20": 27.6}}
+    paper = {"resnet18": {"PGDAT": [83.92, 51.71]}, "wrn34_10": {"PGDAT": [86.84, 56.82]}}
+    found = [claims.Claim("06", "Table 1", "a", "m", 1.0, 0.5, "n", claims.REPRODUCED),
+             claims.Claim("06", "Table 1", "b", "m", 1.0, 0.5, "n", claims.WITHIN_NOISE),
+             claims.Claim("06", "Table 1", "c", "m", 1.0, 0.5, "n", claims.WITHIN_NOISE)]
+    text = verdicts.capacity_reading(acc, paper, found, {"small": {}, "large": {}}, {"small": "s", "large": "l"},
+                                     "pgd20", {"small": 61_338, "large": 242_474},
+                                     {"resnet18": 11_173_962, "wrn34_10": 46_160_474})
+    assert "1 is reproduced, 2 are within noise and 0 are contradicted" in text
+    assert "(4.0x here, 4.1x from ResNet-18 to WRN-34-10)" in text
+    assert "robust accuracy moves less" in text and "(+1.6 against +5.1 points)" in text
+    assert "natural accuracy less (+2.7 against +2.9)" in text

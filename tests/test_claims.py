@@ -241,3 +241,24 @@ def test_an_ablation_follows_the_direction_the_paper_states_in_words():
     stated = claims.ablation("07", "the initialisation", lower, full, paper_ablated, paper_full, "pgd20", column=0,
                              stated=noise.BELOW)
     assert "lowers natural" in stated.claim and stated.verdict == claims.REPRODUCED
+
+
+def test_capacity_signs_follow_each_methods_number_in_the_papers_table():
+    def run(bits):
+        return {"student": {"last": {"test": {"attacks": {"natural": {"accuracy": 100 * bits.count("1") / len(bits),
+                                                                      "total": len(bits), "bits": bits},
+                                                          "pgd20": {"accuracy": 100 * bits.count("1") / len(bits),
+                                                                    "total": len(bits), "bits": bits}}}}}}
+    hi, lo = "1" * 700 + "0" * 300, "1" * 500 + "0" * 500
+    runs = {("PGDAT", "none", "small"): run(hi), ("LTD", "clean", "small"): run(lo),
+            ("PGDAT", "none", "large"): run(lo), ("LTD", "clean", "large"): run(hi)}
+    paper = {"resnet18": {"PGDAT": [83.92, 51.71], "LTD": [80.0, 48.0]},
+             "wrn34_10": {"PGDAT": [86.84, 56.82], "LTD": [84.42, 60.0]}}
+    found = {c.claim: c for c in claims.capacity_signs("06", runs, paper, "pgd20")}
+    small_nat = found["On the small student, LTD's natural accuracy (clean teacher) below PGD-AT's"]
+    assert small_nat.verdict == claims.REPRODUCED and small_nat.ours == pytest.approx(-20.0)
+    # the paper's text says "a dual increase" on WRN-34-10, but its LTD natural number is below PGD-AT's: the claim
+    # follows the number, and ours (above) contradicts it
+    large_nat = found["On the large student, LTD's natural accuracy (clean teacher) below PGD-AT's"]
+    assert large_nat.verdict == claims.CONTRADICTED
+    assert found["On the large student, LTD's PGD-20 accuracy (clean teacher) above PGD-AT's"].verdict == claims.REPRODUCED

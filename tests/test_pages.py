@@ -26,12 +26,21 @@ def test_the_paper_beside_ours_with_the_difference_of_the_means():
     assert rows[0]["pgd20: ours - paper"] == "-25.7" and "paper natural" not in rows[1]
 
 
-def test_the_data_sentence_names_the_images():
+def test_the_data_sentence_names_the_images(tmp_path):
     cifar = {"settings": {"dataset": "cifar10", "train_per_file": 4000}, "data": {"train": 19000, "val": 1000,
                                                                                   "test": 5000}}
-    s = report.data_sentence(cifar)
+    official = tmp_path / "official" / "cifar-10-batches-py"
+    official.mkdir(parents=True)
+    s = report.data_sentence(cifar, str(tmp_path / "official"))
     assert "first 4,000 images of each official training batch" in s and "19,000 for training" in s
-    assert "first 5,000 official test images" in s and "JPEG" in s and "within sampling noise" in s
+    assert "first 5,000 official test images" in s and "JPEG" not in s  # the official download has no README
+    ours = tmp_path / "ours" / "cifar-10-batches-py"
+    ours.mkdir(parents=True)
+    (ours / "README.md").write_text("Pixels: the first 1,017 images of every batch are the official pixels. The\n"
+                                    "others ... differ by a median PSNR of 30.5 dB (minimum 23.1 dB).\n")
+    s = report.data_sentence(cifar, str(tmp_path / "ours"))
+    assert "only the first 1,017 images of each batch carry the official pixels" in s and "30.5 dB" in s
+    assert "75% of the training images and 80% of the test images" in s and "within sampling noise" in s
     mv = report.data_sentence({"settings": {"dataset": "multiview"}, "data": {"train": 3500, "val": 500, "test": 2000}})
     assert "multi-view" in mv and "JPEG" not in mv
 
@@ -71,5 +80,8 @@ def test_the_headline_reading_speaks_where_ours_differ_from_the_paper():
     text = verdicts.headline_reading([nat, rob], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)])
     assert text.startswith("**Our reading.**") and "75.4%" in text and "45.0% natural" in text
     assert "head start" in text and "+0.8 points here against the paper's +5.1" in text
+    assert "110 epochs" not in text and "softened" not in text  # the paper states no schedule; tau may be 1
+    behind = verdicts.headline_reading([nat, rob], 75.4, [hist(45.0, 47.0)], [hist(30.0, 48.5)])
+    assert "head start" not in behind  # CKTAT no longer ahead after its last epoch: no head start to speak of
     ok = claims.Claim("02", "Table 4", "x", "p", 1.0, 1.0, "n", claims.REPRODUCED)
     assert verdicts.headline_reading([ok, ok], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)]) == ""
