@@ -158,8 +158,10 @@ def opening(claims: list[Claim], digits: int = 1, most: int = 4) -> str:
     if len(claims) <= most:
         return findings(claims, digits)
     count = tally(claims)
+    shown = [v for v in VERDICTS if count[v]]
+    verb = "is" if count[shown[0]] == 1 else "are"
     lines = [f"Of the {len(claims)} claims this chapter tests, "
-             + ", ".join(f"{count[v]} {'are ' * (i == 0)}{v}" for i, v in enumerate(v for v in VERDICTS if count[v]))
+             + ", ".join(f"{count[v]} {verb + ' ' if i == 0 else ''}{v}" for i, v in enumerate(shown))
              + "; each is decided, with its numbers, in its section below."]
     for v in VERDICTS:
         group = [c.claim for c in claims if c.verdict == v]

@@ -47,7 +47,7 @@ def cktat_loss(student_adv_logits: torch.Tensor, student_clean_logits: torch.Ten
                teacher_weight: float = 1.0, tau_squared: bool = False, detach_clean: bool = False) -> torch.Tensor:
     """CKTAT, Eq. 17 of the paper: KL(T^tau(x) || S(x')) + beta * KL(S(x) || S(x')).
 
-    Decisions the paper leaves open (SPEC 2), each a parameter:
+    Decisions the paper leaves open, each a parameter:
     - the temperature tau softens the teacher only (Table 2: f(x') : T^tau(x)); student logits at 1;
     - no tau^2 factor unless `tau_squared` (Hinton et al.'s gradient-scale correction);
     - both KLs batchmean;

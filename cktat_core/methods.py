@@ -13,9 +13,9 @@ in a `Machinery` subclass, kept beside their step.
 Registered (CLI name, paper spelling): pgdat PGDAT, trades TRADES, mart MART, lbgat LBGAT, ltd LTD, hat HAT,
 generalist Generalist, ard ARD, iad IAD, rslad RSLAD, kd_at_auto KD-AT-Auto, cktat CKTAT, cons_at Cons-AT,
 raat RAAT, raat_pp RAAT++, ducat DUCAT (`method_name` maps a paper spelling to its CLI name). Each method cites
-the paper, states the defaults and lists every deviation from the authors' code, including the traps of SPEC 3
+the paper, states the defaults and lists every deviation from the authors' code, including the known traps of those codes
 that are deliberately not copied (in the step's docstring, or in the comment above a declared method). Attacks
-always run with the model in eval() mode (SPEC 1) and model selection uses the validation split, never the test
+always run with the model in eval() mode and model selection uses the validation split, never the test
 set.
 
 To add a method: `register(Method(...))` here, with its `terms` (or a `custom_step` and its Table 2 `labels`),
@@ -74,7 +74,7 @@ class StepContext:
 
     def attack(self, x: torch.Tensor, y: torch.Tensor, loss=None, model: nn.Module | None = None,
                **kw) -> torch.Tensor:
-        """The training attack of SPEC 1 (PGD-`attack_steps` in the config's ball) on `model` (the student).
+        """The training attack (PGD-`attack_steps` in the config's ball) on `model` (the student).
 
         loss=None uses the config's `attack_loss` ("ce" or "trades_kl"); a callable loss(logits_adv, y) is
         maximised as given (e.g. RSLAD's KL to the teacher).
@@ -585,7 +585,7 @@ register(Method("kd_at_auto", "KD-AT-Auto", teacher="robust", attack=attack_ce, 
 # ------------------------------------------------------------------------------------------ CKTAT
 # Algorithm 1, lines 10-13: x' = attack(x, y) (the config's `attack_loss`, CE from a uniform start by default);
 # loss = Eq. 17, KL(T^tau(x) || f(x')) + beta KL(f(x) || f(x')) with tau = 5, beta = 6; the decisions the paper
-# leaves open are config fields (SPEC 2, `losses.cktat_loss`): `teacher_weight` (and tau^2 with `tau_squared`) on
+# leaves open are config fields (`losses.cktat_loss`): `teacher_weight` (and tau^2 with `tau_squared`) on
 # the distillation term, `detach_clean` on the consistency term.
 register(Method("cktat", "CKTAT", teacher="clean", attack=attack_configured, terms=(
     Term("f(x')", "T(x)", "kl", weight=lambda c: c.teacher_weight * (c.tau**2 if c.tau_squared else 1.0), tau="tau"),
@@ -749,7 +749,7 @@ def ducat_step(ctx: StepContext, x, y):
     (`ducat_w_benign` 0.25, `ducat_w_adv` 1).
 
     As the authors code it, the training attack is PGD-10 CE on label y of the raw 2C head. Evaluation (our
-    addition, SPEC 4): the trained network is deployed as `Recovered` (recovery inside the model) and attacked
+    addition): the trained network is deployed as `Recovered` (recovery inside the model) and attacked
     adaptively through it; the authors' protocol (attack the raw head with CE on y, score after recovery) is
     reported beside it as `pgdN_raw_head`.
     """
@@ -772,7 +772,7 @@ class DummyClasses(Machinery):
         return Recovered(net, num_classes, cfg.ducat_recovery)
 
     def eval_attacks(self, cfg, threat, steps: int) -> dict:
-        """Two more attacks on the deployed (recovered) model, scored after recovery (SPEC 4):
+        """Two more attacks on the deployed (recovered) model, scored after recovery:
 
         - `pgd{steps}_raw_head`, the authors' protocol: PGD-`steps` CE on label y against the raw 2C head;
         - `pgd{steps}_worst_case`, the adaptive evaluation: per image, the worst case over PGD through the "max"

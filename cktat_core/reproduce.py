@@ -284,8 +284,8 @@ def _source_cell(executed: str, index: int) -> int:
 
 
 def _finish(partial: str, target: str, fingerprint: dict[str, Any], seconds: float) -> None:
-    """Hide the default parameters cell (the injected one shows the values used), store the fingerprint, and
-    move the executed copy into place atomically."""
+    """Hide the default parameters cell and fold the injected one (the values used, a click away on the page, since
+    the page says its profile in words), store the fingerprint, and move the executed copy into place atomically."""
     import nbformat
 
     nb = nbformat.read(partial, as_version=4)
@@ -293,6 +293,8 @@ def _finish(partial: str, target: str, fingerprint: dict[str, Any], seconds: flo
         tags = cell.get("metadata", {}).get("tags", [])
         if "parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = tags + ["remove-cell"]
+        elif "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = tags + ["hide-input"]
     nb.metadata[METADATA_KEY] = {"fingerprint": fingerprint, "seconds": round(seconds, 1)}
     nbformat.write(nb, partial)
     os.replace(partial, target)

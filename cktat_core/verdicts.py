@@ -26,6 +26,7 @@ noise / below); a claim of the paper is judged in `claims`. Torch-free: they rea
 from __future__ import annotations
 
 import math
+import statistics
 
 from .checks import noise_margin
 from .noise import BELOW, WITHIN, compare
@@ -367,7 +368,13 @@ def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: fl
     else:
         text += f"No column orders the methods as the paper does beyond chance (p < {alpha})"
     if against:
-        text += f"; {_and(against)} order{'s' if len(against) == 1 else ''} them the other way round more than not"
+        reversed_ = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0 and v["p"] < alpha]  # two-sided p
+        leaning = [h for h in against if h not in reversed_]
+        if reversed_:
+            text += f"; {_and(reversed_)} order{'s' if len(reversed_) == 1 else ''} them the other way round beyond chance"
+        if leaning:
+            text += (f"; {_and(leaning)} lean{'s' if len(leaning) == 1 else ''} the other way (a negative correlation), "
+                     f"within chance")
     return text + "."
 
 
@@ -457,9 +464,9 @@ def protocol_sentence(distances: dict[str, dict], same_data: bool, resolution: f
     relative positions (a difference within `resolution`, `profile_resolution`, decides nothing), and by the
     levels (within `level_noise` points: nothing) only when our data is the paper's (`same_data`)."""
     near = closest_protocol(distances, tolerance=resolution)
-    prof = ", ".join(f"{p} {d['profile']:.2f}" for p, d in distances.items())
-    text = (f"Where each attack sits between AutoAttack (0) and natural accuracy (1), the paper's rows differ from "
-            f"ours by a mean of {prof} under each protocol: "
+    prof = " and ".join(f"{d['profile']:.2f} under the {p} protocol" for p, d in distances.items())
+    text = (f"Place each attack's accuracy between AutoAttack's (0) and natural accuracy (1): the paper's rows then "
+            f"differ from ours by a mean of {prof}; "
             + (f"the paper's numbers look most like the {near} protocol. " if near else
                f"the two differ by less than their sampling noise ({resolution:.2f}), so by this measure the "
                f"paper's numbers look like neither protocol more than the other. "))
@@ -632,15 +639,27 @@ def table_noise(n: int, cells: int) -> float:
 
 def warm_start_sentence(rows: dict[str, dict], warm: dict[str, bool], epochs: int) -> str:
     """How the rows that start from the clean teacher compare in natural accuracy with those that start from
-    scratch (`warm`: label -> starts from the teacher)."""
+    scratch (`warm`: label -> starts from the teacher): the two groups' means, weighed by Welch's test over the rows
+    (`noise.compare`; a method is one sample, so the spread is the spread between methods)."""
+    from .noise import WITHIN, compare, p_text
+
     yes = [m for m in rows if warm[m]]
     no = [m for m in rows if not warm[m]]
     if not yes or not no:
         return ""
-    mean = lambda ms: sum(rows[m]["natural"] for m in ms) / len(ms)
-    return (f"The rows that start from the clean teacher ({_and(yes)}) have a mean natural accuracy of {mean(yes):.1f}%, "
-            f"the others {mean(no):.1f}%: after {epochs} epoch{'s' * (epochs != 1)}, how much of the clean model a "
-            f"method keeps weighs on this column.")
+    values = lambda ms: [rows[m]["natural"] for m in ms]
+    each = lambda ms: ", ".join(f"{m} {rows[m]['natural']:.1f}" for m in ms)
+    text = (f"After {epochs} epoch{'s' * (epochs != 1)}, the rows that start from the clean teacher ({each(yes)}) have "
+            f"a mean natural accuracy of {statistics.fmean(values(yes)):.1f}%, the others ({each(no)}) "
+            f"{statistics.fmean(values(no)):.1f}%")
+    if len(yes) < 2 or len(no) < 2:
+        return text + "; one row on a side is too few to weigh the difference."
+    c = compare(values(yes), values(no))
+    if c.word == WITHIN:
+        return text + (f": the difference lies within the spread between methods ({c.test}, {p_text(c.p)}), so this "
+                       f"table does not show that starting from the clean model weighs on this column.")
+    return text + (f": {'above' if c.difference > 0 else 'below'} beyond the spread between methods ({c.test}, "
+                   f"{p_text(c.p)}); the rows differ in more than their start, so this says no more than that.")
 
 
 def attribution_comparison(ours: list, theirs: list, profile: str, other: str, brief: bool = False) -> str:

@@ -84,6 +84,8 @@ def test_only_stale_chapters_execute(tiny_book, monkeypatch):
                                "model.pt": reproduce.file_hash(str(results / "model.pt"))}
     assert meta["parameters"]["profile"] == "smoke" and meta["library"] == reproduce.library_hash()
     assert "y = 42" in executed.read_text()
+    tags = {tuple(c["metadata"].get("tags", [])) for c in json.loads(executed.read_text())["cells"]}
+    assert ("parameters", "remove-cell") in tags and ("injected-parameters", "hide-input") in tags
 
     # nothing changed: every chapter reused, without a kernel
     def no_kernel(*a, **k):

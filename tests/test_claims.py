@@ -206,6 +206,8 @@ def test_a_long_opening_counts_the_verdicts_and_lists_each_claim_under_its_own()
     assert lines[0].startswith("Of the 5 claims this chapter tests, 3 are reproduced, 1 within noise, 1 contradicted")
     assert lines[1] == "**Reproduced**: a rises; c rises; e."
     assert lines[2] == "**Within noise**: d is level." and lines[3] == "**Contradicted**: b falls."
+    one = [mk("a", claims.REPRODUCED)] + [mk(x, claims.WITHIN_NOISE) for x in "bcde"]
+    assert claims.opening(one).startswith("Of the 5 claims this chapter tests, 1 is reproduced, 4 within noise;")
 
 
 def _collapsed_run():

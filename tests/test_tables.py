@@ -22,7 +22,11 @@ def test_rank_agreement_p_separates_agreement_from_chance():
     reversed_ = agree(a[::-1])  # two-sided: a reversed order is beyond chance too, and is no agreement
     assert reversed_["rho"] == pytest.approx(-1.0) and reversed_["p"] < 0.001
     text = verdicts.rank_sentence({"c": reversed_}, {"c": "C"})
-    assert "No column orders the methods as the paper does" in text and "other way round" in text
+    assert "No column orders the methods as the paper does" in text and "other way round beyond chance" in text
+    leaning = agree([4, 8, 0, 6, 2, 7, 1, 5, 3])  # a weakly negative correlation
+    assert leaning["rho"] < 0 and leaning["p"] >= 0.05
+    text = verdicts.rank_sentence({"c": leaning}, {"c": "C"})
+    assert "C leans the other way (a negative correlation), within chance" in text and "beyond chance;" not in text
 
 
 def test_rank_agreement_uses_the_methods_both_tables_have():
@@ -252,3 +256,15 @@ def test_ducat_phase_sentence_reads_the_dummy_class_epochs():
     assert "as PGD-AT for 11 epochs and with its dummy classes from epoch 12 of 14" in text
     assert "over those 3 epochs" in text and "31.0% before them and 34.0% after the last" in text
     assert "trained as PGD-AT throughout" in verdicts.ducat_phase_sentence(cfg, history[:5], "val_pgd10")
+
+
+def test_the_warm_start_sentence_weighs_the_two_groups_against_the_spread_between_methods():
+    rows = {"A": {"natural": 60.0}, "B": {"natural": 50.0}, "C": {"natural": 55.0},
+            "D": {"natural": 52.0}, "E": {"natural": 59.0}, "F": {"natural": 50.5}}
+    warm = {"A": True, "B": True, "C": True, "D": False, "E": False, "F": False}
+    text = verdicts.warm_start_sentence(rows, warm, 14)
+    assert "mean natural accuracy of 55.0%, the others (D 52.0, E 59.0, F 50.5) 53.8%" in text
+    assert "within the spread between methods" in text and "does not show" in text
+    apart = {m: {"natural": 80.0 + i if warm[m] else 40.0 + i} for i, m in enumerate(rows)}
+    assert "above beyond the spread between methods" in verdicts.warm_start_sentence(apart, warm, 14)
+    assert "too few" in verdicts.warm_start_sentence(rows, {**warm, "B": False, "C": False}, 14)
