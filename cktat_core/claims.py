@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
-from .noise import ABOVE, BELOW, WITHIN, Comparison, p_text
+from .noise import ABOVE, BELOW, WITHIN, Comparison, p_text, p_value
 
 REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE = ("reproduced", "within noise", "contradicted",
                                                       "not testable in this profile")
@@ -311,7 +311,7 @@ def paired_rows(a: list[dict], b: list[dict], attacks: list[str]) -> list[dict]:
             if ea.get("bits") and eb.get("bits"):
                 p, only_a, only_b = mcnemar_p(ea["bits"], eb["bits"])
                 row[f"{att}: only one right"] = f"{only_a} / {only_b}"
-                row[f"{att}: p"] = f"{p:.2g}"
+                row[f"{att}: p"] = p_value(p)
         out.append(row)
     return out
 

@@ -65,9 +65,14 @@ class Comparison:
         return ", ".join(parts) + f" ({self.test})"
 
 
+def p_value(p: float) -> str:
+    """A p-value for a table cell: "0.0031"; "< 1e-300" where the float underflowed to zero ("0" is never true)."""
+    return "< 1e-300" if p <= 0 else f"{p:.2g}"
+
+
 def p_text(p: float) -> str:
-    """"p = 0.0031" for a page; "p < 1e-300" where the float underflowed to zero ("p = 0" is never true)."""
-    return "p < 1e-300" if p <= 0 else f"p = {p:.2g}"
+    """A p-value for a sentence: "p = 0.0031", or "p < 1e-300" (`p_value`)."""
+    return f"p {p_value(p)}" if p <= 0 else f"p = {p_value(p)}"
 
 
 def _word(difference: float, decided: bool) -> str:

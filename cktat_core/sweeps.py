@@ -129,9 +129,10 @@ def tau_reading(mass: dict[float, float], teacher_accuracy: float, num_classes: 
     if not contradicted:
         return ""
     lo, hi = min(mass), max(mass)
-    return (f"**Our reading.** The clean teacher classifies {teacher_accuracy:.1f}% of the test images. Its softened "
-            f"label keeps {100 * mass[lo]:.0f}% of its mass on the true class at tau = {lo:g} and {100 * mass[hi]:.0f}% "
-            f"at tau = {hi:g}, against {100 / num_classes:.0f}% for a uniform label: on this "
-            f"teacher a higher temperature mostly removes what the student could learn from it. The paper (Sec. 4.2) "
-            f"softens a teacher whose predictions are too confident for a small student to fit; a teacher that is "
-            f"itself uncertain has no such excess to give up, so here the trend runs the other way.")
+    return (f"**Our reading.** The clean teacher classifies {teacher_accuracy:.1f}% of the test images. On the "
+            f"validation images its label at temperature tau keeps {100 * mass[lo]:.0f}% of its mass on the true "
+            f"class at tau = {lo:g} and {100 * mass[hi]:.0f}% at tau = {hi:g}, against {100 / num_classes:.0f}% for a "
+            f"uniform label. The paper (Sec. 4.2) softens the clean model's predictions because they are \"too "
+            f"difficult for the adversarial training model to learn\". We think a teacher this uncertain has little to "
+            f"give up: a higher temperature mostly removes what the student could learn from it, so here the trend "
+            f"runs the other way. These runs do not test that reading.")
