@@ -83,21 +83,28 @@ PGDAT_SEEDS = ("pgdat", "pgdat_seed1", "pgdat_seed2")
 VARIED = ("width", "epochs", "attack_steps", "alpha_ratio", "lr")  # as `select_cpu_profile.VARIED["pgdat"]`
 
 
-def earlier_points(root: str = ROOT) -> list[dict]:
-    """The profile's earlier points, kept as `results/cpu-<tag>/` beside the book's: per folder holding the book's
-    PGD-AT seeds, their settings, test accuracy (last epoch, natural and PGD-20) and last-epoch validation natural
-    accuracy, and how many runs the folder holds."""
+def earlier_points(root: str = ROOT, profile: dict | None = None) -> list[dict]:
+    """The profile's earlier points, kept as `results/cpu-<tag>/` beside the book's (and `results/cpu/` itself when
+    its runs are not those of `profile`, the current settings, yet): per folder holding the book's PGD-AT seeds,
+    their settings, test accuracy (last epoch, natural and PGD-20), last-epoch validation natural and robust
+    accuracy, and how many student runs the folder holds."""
     out = []
-    for folder in sorted(glob.glob(os.path.join(root, "results", "cpu-*"))):
+    folders = sorted(glob.glob(os.path.join(root, "results", "cpu-*")))
+    for folder in [os.path.join(root, "results", "cpu")] + folders:
         found = [load(p) for p in (os.path.join(folder, "runs", n, "result.json") for n in PGDAT_SEEDS)
                  if os.path.isfile(p)]
         if not found:
             continue
+        if folder.endswith(os.sep + "cpu") and (profile is None or
+                                                all(found[0]["config"][k] == profile[k] for k in VARIED)):
+            continue  # the book's own runs, not an earlier point
         test = lambda a: [r["student"]["last"]["test"]["attacks"][a]["accuracy"] for r in found]
         out.append({"folder": os.path.relpath(folder, root).replace(os.sep, "/"),
                     "settings": {k: found[0]["config"][k] for k in VARIED},
                     "natural": test("natural"), "pgd20": test("pgd20"),
                     "val_natural": [r["student"]["history"][-1]["val_natural"] for r in found],
+                    "val_robust": [next(v for k, v in r["student"]["history"][-1].items() if k.startswith("val_pgd"))
+                                   for r in found],
                     "runs": sum(not os.path.basename(os.path.dirname(p)).startswith("teacher_")
                                 for p in glob.glob(os.path.join(folder, "runs", "*", "result.json")))})
     return out

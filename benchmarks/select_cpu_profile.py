@@ -53,6 +53,11 @@ CANDIDATES = {
     # points with more natural accuracy on validation at the same cost (more epochs of a cheaper attack, a larger lr)
     "pgdat_w32_e18_pgd2_lr0.2": ("pgdat", {"width": 32, "epochs": 18, "attack_steps": 2, "alpha_ratio": 0.5,
                                            "lr": 0.2}),
+    # as many epochs of PGD-2 as train no longer than the measured lr 0.2 point (whose build ran a 540 s median)
+    "pgdat_w32_e16_pgd2_lr0.2": ("pgdat", {"width": 32, "epochs": 16, "attack_steps": 2, "alpha_ratio": 0.5,
+                                           "lr": 0.2}),
+    **{f"pgdat_w32_e16_pgd2_lr0.2_seed{s}": ("pgdat", {"width": 32, "epochs": 16, "attack_steps": 2,
+                                                      "alpha_ratio": 0.5, "lr": 0.2, "seed": s}) for s in (1, 2)},
     "pgdat_w32_e17_pgd3_lr0.2": ("pgdat", {"width": 32, "epochs": 17, "attack_steps": 3, "alpha_ratio": 0.5,
                                            "lr": 0.2}),
     "pgdat_w32_e14_pgd3_lr0.3": ("pgdat", {"width": 32, "epochs": 14, "attack_steps": 3, "alpha_ratio": 0.5,
@@ -139,6 +144,48 @@ def choice(rows: list[dict], profile: dict) -> str:
     return " ".join(text)
 
 
+TARGETS = {"natural": 50.0, "robust": 25.0}  # PGD-AT on the test images, mean of three seeds (issue 23)
+
+
+def target_rule(points: list[dict], n_val: int, seeds: int = 3, z: float = 2.0) -> dict:
+    """What a candidate must show on validation to expect to meet the targets on the test images, from the profile's
+    earlier points (`real_image_build.earlier_points`: PGD-AT seeds measured on validation and on test): each target
+    plus the largest validation-to-test loss seen (validation natural minus test natural; validation PGD-10 minus
+    test PGD-20), plus z standard errors of a mean of `seeds` validation runs on `n_val` images. Also the training
+    seconds a candidate may take: those of the earlier point with the most runs (the first complete build)."""
+    mean = statistics.fmean
+    se = lambda acc: 100 * z * ((acc / 100) * (1 - acc / 100) / (n_val * seeds)) ** 0.5
+    loss = {"natural": max(mean(p["val_natural"]) - mean(p["natural"]) for p in points),
+            "robust": max(mean(p["val_robust"]) - mean(p["pgd20"]) for p in points)}
+    need = {k: TARGETS[k] + loss[k] + se(TARGETS[k]) for k in TARGETS}
+    full = max(points, key=lambda p: p["runs"])
+    return {"loss": loss, "need": need, "reference": full, "seeds": seeds, "z": z}
+
+
+def rule_sentence(rows: list[dict], rule: dict) -> str:
+    """Which PGD-AT candidates meet `target_rule` on validation (the mean of their seeds where they have several) in
+    no more training time than the reference point's candidate row."""
+    ref_settings = rule["reference"]["settings"]
+    ref = next((r for r in rows if r["method"] == "pgdat" and r["settings"]["seed"] == 0
+                and all(r["settings"].get(k) == v for k, v in ref_settings.items())), None)
+    limit = ref["train_seconds"] if ref else None
+    adv = [r for r in rows if r["val_robust"] is not None and r["settings"]["seed"] == 0]
+    mean = lambda r, key: statistics.fmean(x[key] for x in repeats(r, rows))
+    ok = [r for r in adv if mean(r, "val_natural") >= rule["need"]["natural"] and
+          mean(r, "val_robust") >= rule["need"]["robust"] and (limit is None or r["train_seconds"] <= limit)]
+    need, loss = rule["need"], rule["loss"]
+    text = (f"To expect the targets on the test images, a candidate needs at least {need['natural']:.1f}% natural and "
+            f"{need['robust']:.1f}% PGD-10 accuracy on validation: {TARGETS['natural']:.0f}% and "
+            f"{TARGETS['robust']:.0f}%, plus the most the earlier points' PGD-AT lost from validation to the test images "
+            f"({loss['natural']:+.1f} and {loss['robust']:+.1f} points), plus {rule['z']:g} standard errors of a mean of "
+            f"{rule['seeds']} validation runs; the mean of its seeds counts where it has several. ")
+    if limit is not None:
+        text += (f"It may train no longer than {ref['name']} ({limit:.0f} s), the point of `{rule['reference']['folder']}`, "
+                 f"the first complete build. ")
+    return text + (f"Candidates that qualify: {', '.join(r['name'] for r in ok)}." if ok else
+                   "No candidate qualifies yet.")
+
+
 def is_profile(row: dict, profile: dict) -> bool:
     """Whether the candidate of `row` is the profile's own setting: every setting it varied has the profile's value."""
     return all(profile.get(k) == v for k, v in row["settings"].items() if k != "seed")
@@ -181,7 +228,7 @@ def setting_cells(row: dict) -> list[str]:
             f"{st['lr']:g}"]
 
 
-def markdown(rows: list[dict], machine: str, profile: dict | None = None) -> str:
+def markdown(rows: list[dict], machine: str, profile: dict | None = None, rule: dict | None = None) -> str:
     lines = ["# How the real-image CPU profile was chosen", "",
              f"Machine: {machine}. Every row is one training run (seed 0 unless it names another) on the `cpu` profile's "
              "training images with the settings shown, everything else the profile's; accuracies are on the 1,000 "
@@ -197,6 +244,7 @@ def markdown(rows: list[dict], machine: str, profile: dict | None = None) -> str
                      f"{r['val_natural']:.1f} | {rob} | {per_min} |")
     said = choice(rows, profile or {})
     lines += ["", said] if said else []
+    lines += ["", rule_sentence(rows, rule)] if rule else []
     lines += ["", "Generated by `python benchmarks/select_cpu_profile.py` (with the figure "
               "`cpu_profile_selection.png`)."]
     return "\n".join(lines) + "\n"
@@ -252,7 +300,12 @@ def main(argv=None) -> int:
     frontier_plot(rows, os.path.join(RESULTS, "cpu_profile_selection.png"))
     from cktat_core.config import from_profile
 
-    text = markdown(rows, machine, from_profile("cpu", {}).to_dict())
+    from real_image_build import earlier_points
+
+    profile = from_profile("cpu", {}).to_dict()
+    points = earlier_points(profile=profile)
+    rule = target_rule(points, profile["val_size"]) if points else None
+    text = markdown(rows, machine, profile, rule)
     with open(os.path.join(RESULTS, "cpu_profile_selection.md"), "w") as fh:
         fh.write(text)
     print(text)

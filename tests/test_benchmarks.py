@@ -1,6 +1,8 @@
 """What the benchmark pages say is computed: the profile selection's sentence on the best candidate's lead."""
 
 import os
+
+import pytest
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
@@ -50,3 +52,29 @@ def test_candidates_are_settings_from_a_fixed_start_so_a_later_profile_picks_its
     earlier = {**later, "lr": 0.1}
     assert "The `cpu` profile is **pgd3**" in select.choice([pgd3, pgd3_lr], earlier)
     assert select.setting_cells(pgd3_lr) == ["32", "14", "PGD-3, step 0.5 eps", "0.2"]
+
+
+def test_the_target_rule_adds_the_worst_validation_to_test_loss_and_the_noise_of_three_seeds():
+    points = [{"folder": "results/cpu-a", "settings": {"width": 32, "epochs": 14, "attack_steps": 3,
+                                                     "alpha_ratio": 0.5, "lr": 0.1},
+               "natural": [48.6, 48.4, 48.7], "pgd20": [28.1, 27.6, 28.5], "val_natural": [49.3, 49.5, 48.9],
+               "val_robust": [28.0, 26.6, 25.8], "runs": 50},
+              {"folder": "results/cpu-b", "settings": {"width": 32, "epochs": 14, "attack_steps": 3,
+                                                     "alpha_ratio": 0.5, "lr": 0.2},
+               "natural": [50.0, 49.8, 49.5], "pgd20": [28.7, 28.2, 28.9], "val_natural": [51.3, 51.8, 50.4],
+               "val_robust": [27.6, 26.6, 27.3], "runs": 3}]
+    rule = select.target_rule(points, n_val=1000)
+    assert rule["loss"]["natural"] == pytest.approx(51.1667 - 49.7667, abs=1e-3)  # the larger of the two losses
+    se = 100 * 2 * (0.25 / 3000) ** 0.5
+    assert rule["need"]["natural"] == pytest.approx(50 + rule["loss"]["natural"] + se)
+    assert rule["reference"]["folder"] == "results/cpu-a"  # the complete build sets the time limit
+    ref = _row("ref", 50.4, 27.9, epochs=14, attack_steps=3, alpha_ratio=0.5)
+    fast = _row("fast", 56.0, 27.0, epochs=16, attack_steps=2, alpha_ratio=0.5, lr=0.2)
+    slow = {**_row("slow", 57.0, 27.0, epochs=18, attack_steps=2, alpha_ratio=0.5, lr=0.2), "train_seconds": 400.0}
+    weak = _row("weak", 56.0, 24.0, epochs=16, attack_steps=1, alpha_ratio=1.0, lr=0.2)
+    text = select.rule_sentence([ref, fast, slow, weak], rule)
+    assert text.endswith("Candidates that qualify: fast.") and "no longer than ref (300 s)" in text
+    # a candidate's seeds count with their mean
+    fast_seeds = [fast, _row("fast_s1", 50.0, 27.0, epochs=16, attack_steps=2, alpha_ratio=0.5, lr=0.2, seed=1),
+                  _row("fast_s2", 50.0, 27.0, epochs=16, attack_steps=2, alpha_ratio=0.5, lr=0.2, seed=2)]
+    assert select.rule_sentence([ref] + fast_seeds, rule).endswith("No candidate qualifies yet.")
