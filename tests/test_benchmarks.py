@@ -1,9 +1,9 @@
 """What the benchmark pages say is computed: the profile selection's sentence on the best candidate's lead."""
 
 import os
+import sys
 
 import pytest
-import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
