@@ -152,7 +152,7 @@ def target_rule(points: list[dict], n_val: int, seeds: int = 3, z: float = 2.0) 
     earlier points (`real_image_build.earlier_points`: PGD-AT seeds measured on validation and on test): each target
     plus the largest validation-to-test loss seen (validation natural minus test natural; validation PGD-10 minus
     test PGD-20), plus z standard errors of a mean of `seeds` validation runs on `n_val` images. Also the training
-    seconds a candidate may take: those of the earlier point with the most runs (the first complete build)."""
+    seconds a candidate may take: those of the earlier point with the most runs (the most complete build)."""
     mean = statistics.fmean
     se = lambda acc: 100 * z * ((acc / 100) * (1 - acc / 100) / (n_val * seeds)) ** 0.5
     loss = {"natural": max(mean(p["val_natural"]) - mean(p["natural"]) for p in points),
@@ -180,8 +180,8 @@ def rule_sentence(rows: list[dict], rule: dict) -> str:
             f"({loss['natural']:+.1f} and {loss['robust']:+.1f} points), plus {rule['z']:g} standard errors of a mean of "
             f"{rule['seeds']} validation runs; the mean of its seeds counts where it has several. ")
     if limit is not None:
-        text += (f"It may train no longer than {ref['name']} ({limit:.0f} s), the point of `{rule['reference']['folder']}`, "
-                 f"the first complete build. ")
+        text += (f"It may train no longer than {ref['name']} ({limit:.0f} s), the PGD-AT of "
+                 f"`{rule['reference']['folder']}`, the earlier build with the most runs ({rule['reference']['runs']}). ")
     return text + (f"Candidates that qualify: {', '.join(r['name'] for r in ok)}." if ok else
                    "No candidate qualifies yet.")
 

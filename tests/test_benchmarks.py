@@ -74,6 +74,7 @@ def test_the_target_rule_adds_the_worst_validation_to_test_loss_and_the_noise_of
     weak = _row("weak", 56.0, 24.0, epochs=16, attack_steps=1, alpha_ratio=1.0, lr=0.2)
     text = select.rule_sentence([ref, fast, slow, weak], rule)
     assert text.endswith("Candidates that qualify: fast.") and "no longer than ref (300 s)" in text
+    assert "`results/cpu-a`, the earlier build with the most runs (50)" in text
     # a candidate's seeds count with their mean
     fast_seeds = [fast, _row("fast_s1", 50.0, 27.0, epochs=16, attack_steps=2, alpha_ratio=0.5, lr=0.2, seed=1),
                   _row("fast_s2", 50.0, 27.0, epochs=16, attack_steps=2, alpha_ratio=0.5, lr=0.2, seed=2)]
