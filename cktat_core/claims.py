@@ -120,7 +120,7 @@ def _evidence(c: Comparison, paper_noise: float | None = None) -> str:
     if c.margin is not None:
         parts.append(f"noise {c.margin:.1f} points")
     if paper_noise is not None and c.half_width is not None:
-        parts.append(f"our interval +-{c.half_width:.1f} points against the paper's noise {paper_noise:.1f}")
+        parts.append(f"our interval ±{c.half_width:.1f} points against the paper's noise {paper_noise:.1f}")
     return ", ".join(parts)
 
 

@@ -612,6 +612,18 @@ def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict
             f"{drop['large']:.1f} on the large one (the paper: {p_drop['small']:.1f} on ResNet-18, {p_drop['large']:.1f} "
             f"on WRN-34-10). Our two students' PGD-AT runs differ by {ours_gap[0]:+.1f} natural and {ours_gap[1]:+.1f} "
             f"robust points, the paper's pair by {paper_gap[0]:+.1f} and {paper_gap[1]:+.1f}. ")
+    signs = [c for c in found if c.section == "Table 1 (signs)" and c.ours is not None]
+    if signs:
+        decided = lambda nat, up: sum(1 for c in signs if ("natural" in c.claim) == nat and c.verdict != "within noise"
+                                      and (c.ours > 0) == up)
+        n = sum(1 for c in signs if "natural" in c.claim)
+        text += (f"With the clean teacher, against PGD-AT of the same student, natural accuracy is above beyond noise in "
+                 f"{decided(True, True)} of {n} method-student pairs and below in {decided(True, False)}; robust "
+                 f"accuracy above in {decided(False, True)} and below in {decided(False, False)}")
+        along = decided(True, True) > decided(True, False) and decided(False, False) > decided(False, True)
+        text += (": the clean teacher moves our students along the trade-off, more natural and less robust accuracy, "
+                 "where the paper reads a dual decrease on its small student and a dual increase on its large one. "
+                 if along else ". ")
     count = lambda n, what: f"{n} {'is' if n == 1 else 'are'} {what}"
     text += (f"Of the {len(found)} claims, {count(len(by['reproduced']), 'reproduced')}, "
              f"{count(len(by['within noise']), 'within noise')} and {count(len(by['contradicted']), 'contradicted')}. ")

@@ -80,3 +80,21 @@ def test_the_capacity_reading_counts_claims_and_compares_the_two_pairs():
     assert "(4.0x here, 4.1x from ResNet-18 to WRN-34-10)" in text
     assert "robust accuracy moves less" in text and "(+1.6 against +5.1 points)" in text
     assert "natural accuracy less (+2.7 against +2.9)" in text
+
+
+def test_the_capacity_reading_counts_the_signs_of_the_clean_teacher():
+    from cktat_core import claims
+
+    acc = {("PGDAT", "none", k): {"natural": 46.0, "pgd20": 26.0} for k in ("small", "large")}
+    paper = {"resnet18": {"PGDAT": [83.92, 51.71]}, "wrn34_10": {"PGDAT": [86.84, 56.82]}}
+    sign = lambda claim, ours, verdict: claims.Claim("06", "Table 1 (signs)", claim, "m", -3.0, ours, "n", verdict)
+    found = [sign("On the small student, ARD's natural accuracy (clean teacher) below PGD-AT's", 11.4,
+                  claims.CONTRADICTED),
+             sign("On the small student, ARD's PGD-20 accuracy (clean teacher) below PGD-AT's", -12.4, claims.REPRODUCED),
+             sign("On the large student, ARD's natural accuracy (clean teacher) above PGD-AT's", 9.0, claims.REPRODUCED),
+             sign("On the large student, ARD's PGD-20 accuracy (clean teacher) above PGD-AT's", -0.3,
+                  claims.WITHIN_NOISE)]
+    text = verdicts.capacity_reading(acc, paper, found, {"small": {}, "large": {}}, {"small": "s", "large": "l"},
+                                     "pgd20")
+    assert "natural accuracy is above beyond noise in 2 of 2 method-student pairs and below in 0" in text
+    assert "robust accuracy above in 0 and below in 1" in text and "along the trade-off" in text
