@@ -431,13 +431,13 @@ def wrong_under_all_sentence(shares: dict, claim: float, attack: str) -> str:
             f"images wrong under its own {attack} attack; {shares['all']:.1f}% are wrong under all {k} attacks. ")
     core = shares.get("core")
     if "clean_all" in shares:
-        text += (f"Of those, {shares['clean_all']:.1f}% of the images are wrong for every model even without an "
-                 f"attack: an attack needs no effort on them. ")
+        text += (f"{shares['clean_all']:.1f}% of the test images are wrong for every model even without an attack: "
+                 f"an attack needs no effort on them. ")
     if core:
         c_lo = min(core["per_model"].values())
         text += (f"On the {core['n']} images every model classifies correctly clean, where a wrong answer is the "
                  f"attack's doing, {core['all']:.1f}% are wrong under all {k} attacks, against "
-                 f"{core['independent']:.1f}% if the models erred independently and at most {c_lo:.1f}% (the "
+                 f"{core['independent']:.2g}% if the models erred independently and at most {c_lo:.1f}% (the "
                  f"least-fooled model's share). ")
         basis, lo = core, c_lo
     elif "clean_all" in shares:

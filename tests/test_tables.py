@@ -167,7 +167,7 @@ def test_errors_every_model_makes_clean_are_not_counted_as_the_attacks():
     assert shares["core"]["all"] == pytest.approx(shares["core"]["independent"])
     assert not verdicts.shared_beyond_chance(shares["core"])
     text = verdicts.wrong_under_all_sentence(shares, 40, "PGD-20")
-    assert "50.0% of the images are wrong for every model even without an attack" in text
+    assert "50.0% of the test images are wrong for every model even without an attack" in text
     assert "On the 200 images every model classifies correctly clean" in text and "not more shared" in text
     claim = claims.shared_errors("09", shares, 40, "PGD-20")
     assert claim.verdict == claims.WITHIN_NOISE and "correctly clean" in claim.claim and "200 images" in claim.noise
