@@ -513,7 +513,8 @@ def top_of(chapter: str, section: str, method: str, column: str, label: str, eva
     lead = paper[method][column] - paper[paper_rival][column]
     noise = paper_margin(paper[method][column], paper[paper_rival][column])
     direction = side(lead, noise)
-    but = f" but {', '.join(excluding)}" if excluding else ""
+    but = "" if not excluding else " but " + (excluding[0] if len(excluding) == 1 else
+                                             f"{', '.join(excluding[:-1])} and {excluding[-1]}")
     if direction in (ABOVE, LEVEL):
         rival = max((m for m in evals if m != method and m not in excluding),
                     key=lambda m: suite_accuracy(evals[m], column))

@@ -468,9 +468,9 @@ def protocol_sentence(distances: dict[str, dict], same_data: bool, resolution: f
     text = (f"Place each attack's accuracy between AutoAttack's (0) and natural accuracy (1): the paper's rows then "
             f"differ from ours by a mean of {prof}; "
             + (f"the paper's numbers look most like the {near} protocol. " if near else
-               f"the two differ by less than their sampling noise ({resolution:.2f}), so by this measure the "
+               f"the two distances differ by less than their sampling noise ({resolution:.2f}), so by this measure the "
                f"paper's numbers look like neither protocol more than the other. "))
-    levels = ", ".join(f"{p} {d['levels']:.1f}" for p, d in distances.items())
+    levels = " and ".join(f"{d['levels']:.1f} under {p}" for p, d in distances.items())
     if same_data:
         lv = closest_protocol(distances, "levels", level_noise)
         return text + (f"The accuracies themselves differ from the paper's by a mean of {levels} points"
@@ -667,10 +667,11 @@ def warm_start_sentence(rows: dict[str, dict], warm: dict[str, bool], epochs: in
     if len(yes) < 2 or len(no) < 2:
         return text + "; one row on a side is too few to weigh the difference."
     c = compare(values(yes), values(no))
+    test = f"Welch's t-test over the {len(yes)} and {len(no)} rows"
     if c.word == WITHIN:
-        return text + (f": the difference lies within the spread between methods ({c.test}, {p_text(c.p)}), so this "
+        return text + (f": the difference lies within the spread between methods ({test}, {p_text(c.p)}), so this "
                        f"table does not show that starting from the clean model weighs on this column.")
-    return text + (f": {'above' if c.difference > 0 else 'below'} beyond the spread between methods ({c.test}, "
+    return text + (f": {'above' if c.difference > 0 else 'below'} beyond the spread between methods ({test}, "
                    f"{p_text(c.p)}); the rows differ in more than their start, so this says no more than that.")
 
 
