@@ -162,23 +162,46 @@ def target_rule(points: list[dict], n_val: int, seeds: int = 3, z: float = 2.0) 
     return {"loss": loss, "need": need, "reference": full, "seeds": seeds, "z": z}
 
 
-def rule_sentence(rows: list[dict], rule: dict) -> str:
-    """Which PGD-AT candidates meet `target_rule` on validation (the mean of their seeds where they have several) in
-    no more training time than the reference point's candidate row."""
-    ref_settings = rule["reference"]["settings"]
-    ref = next((r for r in rows if r["method"] == "pgdat" and r["settings"]["seed"] == 0
-                and all(r["settings"].get(k) == v for k, v in ref_settings.items())), None)
-    limit = ref["train_seconds"] if ref else None
+def own_point(row: dict, point: dict) -> bool:
+    """Whether an earlier point (`real_image_build.earlier_points`) is the candidate of `row` built."""
+    return all(row["settings"].get(k) == v for k, v in point["settings"].items())
+
+
+def rule_for(row: dict, points: list[dict], n_val: int) -> dict | None:
+    """`target_rule` for the candidate of `row`, from the points other than its own build: a candidate's own test
+    figures never set what it needs on validation."""
+    others = [p for p in points if not own_point(row, p)]
+    return target_rule(others, n_val) if others else None
+
+
+def rule_sentence(rows: list[dict], points: list[dict], n_val: int, profile: dict) -> str:
+    """What the profile's candidate needed on validation (`rule_for`), and which PGD-AT candidates meet their own
+    rule (the mean of their seeds where they have several) in no more training time than the reference point's."""
     adv = [r for r in rows if r["val_robust"] is not None and r["settings"]["seed"] == 0]
+    mine = next((r for r in adv if is_profile(r, profile)), None)
+    rule = rule_for(mine, points, n_val) if mine else (target_rule(points, n_val) if points else None)
+    if rule is None:
+        return ""
     mean = lambda r, key: statistics.fmean(x[key] for x in repeats(r, rows))
-    ok = [r for r in adv if mean(r, "val_natural") >= rule["need"]["natural"] and
-          mean(r, "val_robust") >= rule["need"]["robust"] and (limit is None or r["train_seconds"] <= limit)]
+    ref_settings = rule["reference"]["settings"]
+    ref = next((r for r in adv if all(r["settings"].get(k) == v for k, v in ref_settings.items())), None)
+    limit = ref["train_seconds"] if ref else None
+
+    def qualifies(r):
+        own = rule_for(r, points, n_val)
+        return own is not None and mean(r, "val_natural") >= own["need"]["natural"] and \
+            mean(r, "val_robust") >= own["need"]["robust"] and (limit is None or r["train_seconds"] <= limit)
+
+    ok = [r for r in adv if qualifies(r)]
     need, loss = rule["need"], rule["loss"]
-    text = (f"To expect the targets on the test images, a candidate needs at least {need['natural']:.1f}% natural and "
+    who = f"{mine['name']}, the profile's candidate," if mine else "A candidate"
+    text = (f"To expect the targets on the test images, {who} needs at least {need['natural']:.1f}% natural and "
             f"{need['robust']:.1f}% PGD-10 accuracy on validation: {TARGETS['natural']:.0f}% and "
-            f"{TARGETS['robust']:.0f}%, plus the most the earlier points' PGD-AT lost from validation to the test images "
-            f"({loss['natural']:+.1f} and {loss['robust']:+.1f} points), plus {rule['z']:g} standard errors of a mean of "
-            f"{rule['seeds']} validation runs; the mean of its seeds counts where it has several. ")
+            f"{TARGETS['robust']:.0f}%, plus the most that the PGD-AT of the other points built "
+            f"({', '.join(f'`{p}`' for p in sorted(x['folder'] for x in points if not mine or not own_point(mine, x)))}) "
+            f"lost from validation to the test images ({loss['natural']:+.1f} and {loss['robust']:+.1f} points), plus "
+            f"{rule['z']:g} standard errors of a mean of {rule['seeds']} validation runs; the mean of its seeds counts "
+            f"where it has several, and a candidate's own build never counts. ")
     if limit is not None:
         text += (f"It may train no longer than {ref['name']} ({limit:.0f} s), the PGD-AT of "
                  f"`{rule['reference']['folder']}`, the earlier build with the most runs ({rule['reference']['runs']}). ")
@@ -228,7 +251,7 @@ def setting_cells(row: dict) -> list[str]:
             f"{st['lr']:g}"]
 
 
-def markdown(rows: list[dict], machine: str, profile: dict | None = None, rule: dict | None = None) -> str:
+def markdown(rows: list[dict], machine: str, profile: dict | None = None, points: list[dict] | None = None) -> str:
     lines = ["# How the real-image CPU profile was chosen", "",
              f"Machine: {machine}. Every row is one training run (seed 0 unless it names another) on the `cpu` profile's "
              "training images with the settings shown, everything else the profile's; accuracies are on the 1,000 "
@@ -244,14 +267,16 @@ def markdown(rows: list[dict], machine: str, profile: dict | None = None, rule: 
                      f"{r['val_natural']:.1f} | {rob} | {per_min} |")
     said = choice(rows, profile or {})
     lines += ["", said] if said else []
-    lines += ["", rule_sentence(rows, rule)] if rule else []
+    said = rule_sentence(rows, points, profile["val_size"], profile) if points and profile else ""
+    lines += ["", said] if said else []
     lines += ["", "Generated by `python benchmarks/select_cpu_profile.py` (with the figure "
               "`cpu_profile_selection.png`)."]
     return "\n".join(lines) + "\n"
 
 
-def frontier_plot(rows: list[dict], path: str) -> None:
-    """Validation accuracy against training seconds, one point per adversarial candidate (natural and robust)."""
+def frontier_plot(rows: list[dict], path: str, rule: dict | None = None, profile: dict | None = None) -> None:
+    """Validation accuracy against training seconds, one point per adversarial candidate (natural and robust); with
+    `rule` (`target_rule`), what a candidate needs on validation as a dashed line; the profile's point in orange."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,11 +284,19 @@ def frontier_plot(rows: list[dict], path: str) -> None:
 
     adv = [r for r in rows if r["val_robust"] is not None]
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
-    for ax, key, label in ((axes[0], "val_natural", "natural"), (axes[1], "val_robust", "PGD-10")):
+    for ax, key, label, need in ((axes[0], "val_natural", "natural", "natural"),
+                                 (axes[1], "val_robust", "PGD-10", "robust")):
         for r in adv:
-            ax.plot(r["train_seconds"], r[key], "o", color="C0")
-            ax.annotate(r["name"].replace("pgdat_", ""), (r["train_seconds"], r[key]), textcoords="offset points",
-                        xytext=(3, 3), fontsize=7)
+            mine = profile is not None and is_profile(r, profile)
+            seed = r["settings"]["seed"]
+            ax.plot(r["train_seconds"], r[key], "o" if seed == 0 else ".", color="C1" if mine else "C0")
+            if seed == 0:  # another seed of a candidate: a small dot beside it, unlabelled
+                ax.annotate(r["name"].replace("pgdat_", ""), (r["train_seconds"], r[key]),
+                            textcoords="offset points", xytext=(3, 3), fontsize=7)
+        if rule:
+            ax.axhline(rule["need"][need], ls="--", color="0.5", lw=1)
+            ax.annotate("needed on validation", (ax.get_xlim()[0], rule["need"][need]), textcoords="offset points",
+                        xytext=(2, 2), fontsize=7, color="0.4")
         ax.set_xlabel("training seconds (2 cores)")
         ax.set_ylabel(f"validation {label} accuracy (%)")
         ax.margins(0.15)
@@ -297,15 +330,18 @@ def main(argv=None) -> int:
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "cpu_profile_selection.json"), "w") as fh:
         json.dump({"machine": machine, "rows": rows}, fh, indent=1)
-    frontier_plot(rows, os.path.join(RESULTS, "cpu_profile_selection.png"))
     from cktat_core.config import from_profile
 
     from real_image_build import earlier_points
 
     profile = from_profile("cpu", {}).to_dict()
     points = earlier_points(profile=profile)
-    rule = target_rule(points, profile["val_size"]) if points else None
-    text = markdown(rows, machine, profile, rule)
+    mine = next((r for r in rows if r["val_robust"] is not None and r["settings"]["seed"] == 0
+                 and is_profile(r, profile)), None)
+    rule = (rule_for(mine, points, profile["val_size"]) if mine else target_rule(points, profile["val_size"])) \
+        if points else None
+    frontier_plot(rows, os.path.join(RESULTS, "cpu_profile_selection.png"), rule, profile)
+    text = markdown(rows, machine, profile, points)
     with open(os.path.join(RESULTS, "cpu_profile_selection.md"), "w") as fh:
         fh.write(text)
     print(text)

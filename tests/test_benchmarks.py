@@ -72,10 +72,18 @@ def test_the_target_rule_adds_the_worst_validation_to_test_loss_and_the_noise_of
     fast = _row("fast", 56.0, 27.0, epochs=16, attack_steps=2, alpha_ratio=0.5, lr=0.2)
     slow = {**_row("slow", 57.0, 27.0, epochs=18, attack_steps=2, alpha_ratio=0.5, lr=0.2), "train_seconds": 400.0}
     weak = _row("weak", 56.0, 24.0, epochs=16, attack_steps=1, alpha_ratio=1.0, lr=0.2)
-    text = select.rule_sentence([ref, fast, slow, weak], rule)
+    profile = {**PROFILE, "epochs": 16, "attack_steps": 2, "alpha_ratio": 0.5, "lr": 0.2}
+    text = select.rule_sentence([ref, fast, slow, weak], points, 1000, profile)
+    assert text.startswith("To expect the targets on the test images, fast, the profile's candidate, needs at least")
     assert text.endswith("Candidates that qualify: fast.") and "no longer than ref (300 s)" in text
     assert "`results/cpu-a`, the earlier build with the most runs (50)" in text
     # a candidate's seeds count with their mean
     fast_seeds = [fast, _row("fast_s1", 50.0, 27.0, epochs=16, attack_steps=2, alpha_ratio=0.5, lr=0.2, seed=1),
                   _row("fast_s2", 50.0, 27.0, epochs=16, attack_steps=2, alpha_ratio=0.5, lr=0.2, seed=2)]
-    assert select.rule_sentence([ref] + fast_seeds, rule).endswith("No candidate qualifies yet.")
+    assert select.rule_sentence([ref] + fast_seeds, points, 1000, profile).endswith("No candidate qualifies yet.")
+    # once the candidate is built, its own test figures do not move what it needs
+    built = {"folder": "results/cpu-c", "settings": {"width": 32, "epochs": 16, "attack_steps": 2, "alpha_ratio": 0.5,
+                                                   "lr": 0.2},
+             "natural": [45.0] * 3, "pgd20": [20.0] * 3, "val_natural": [56.0] * 3, "val_robust": [27.0] * 3, "runs": 3}
+    assert select.rule_for(fast, points + [built], 1000)["need"] == select.rule_for(fast, points, 1000)["need"]
+    assert select.rule_sentence([ref, fast], points + [built], 1000, profile).endswith("Candidates that qualify: fast.")
