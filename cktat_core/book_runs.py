@@ -79,3 +79,44 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
         for m in DISTILLERS:
             runs[METHODS[m].title, "robust", k] = distilled(ch, m, "robust", robust, **f)
     return {"pair": pair, "teachers": teachers, "runs": runs}
+
+
+STAGES = ("pgdat", "tau", "headline", "table3", "table4", "capacity", "suite")
+
+
+def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
+    """Every run the table chapters read, trained (or re-read) through the chapters' own calls, without executing
+    a notebook, in an order that checks the profile first: `pgdat`, PGD-AT with the book's seeds (the profile's
+    targets); `tau`, the clean teacher and the temperature sweep (the profile's tau, picked on validation); then
+    `headline` (chapters 02, 03), `table3` (07), `table4` (08, 09's rows), `capacity` (06), and `suite`, the attack
+    suites and per-image results of chapters 08 and 09. Into a results folder other than the book's, with
+    overrides, it builds a new point of a profile while the committed book keeps reading its own."""
+    from . import baselines
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage {unknown[0]!r}; the stages are {', '.join(STAGES)}")
+    for stage in stages:
+        if stage == "pgdat":
+            ch.seeds("pgdat")
+        elif stage == "tau":
+            for t in TAUS:
+                ch.variant("cktat", tau=t)
+        elif stage == "headline":
+            headline(ch)
+        elif stage == "table3":
+            table3(ch)
+        elif stage == "table4":
+            baselines.trained(ch, baselines.TABLE4)
+            baselines.trained(ch, baselines.RAAT_TABLE1)
+        elif stage == "capacity":
+            capacity(ch)
+        elif stage == "suite":
+            limit = baselines.evaluation_limit(ch.profile, ch.overrides)
+            aa = baselines.aa_version(ch.profile)
+            for rows in (baselines.TABLE4, baselines.RAAT_TABLE1):
+                runs = baselines.trained(ch, rows)
+                baselines.evaluated(ch, rows, runs, limit, aa, limit)
+                baselines.masks(ch, rows, runs, limit)
+        say(f"stage {stage}: done")
+

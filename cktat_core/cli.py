@@ -7,6 +7,7 @@
     torchrun --nproc_per_node=N -m cktat_core.cli train ...   (one process per GPU; rank 0 writes and prints)
     cktat compare --methods pgdat,trades,cktat --profile smoke --out runs/compare [--summary results/x.json]
     cktat reproduce [--chapters 01,05] [--profile cpu|smoke|paper] [--force] [--results DIR]   (alias: cktat book)
+    cktat runs --profile cpu [--set epochs=16 ...] [--results DIR] [--stages pgdat,tau,...]
 
 Bad input (an out-of-range value, an unknown name, a missing dataset or a corrupt checkpoint) prints one
 line naming the field and what is allowed, and exits with status 2; finished checkpoints are never touched.
@@ -243,9 +244,38 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     n.set_defaults(func=cmd_bench)
 
+    r = sub.add_parser("runs", help="train every run the table chapters read, without executing them; resumes")
+    r.add_argument("--profile", default="cpu", help="cpu (CIFAR-10 on a CPU), smoke or paper")
+    r.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="config overrides for every run")
+    r.add_argument("--results", default=None, help="folder for the runs (default results/<profile>, the book's)")
+    r.add_argument("--stages", default=None,
+                   help="comma-separated, in order: pgdat, tau, headline, table3, table4, capacity, suite (default all)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    r.set_defaults(func=cmd_runs)
+
     m = sub.add_parser("methods", help="print Table 2 of the paper generated from the method definitions")
     m.set_defaults(func=cmd_methods)
     return p
+
+
+def cmd_runs(args) -> int:
+    import time
+
+    from .book_runs import STAGES, train_all
+    from .chapter import Chapter
+    from .config import ConfigError, from_profile, parse_overrides
+
+    overrides = parse_overrides(args.set or [])
+    from_profile(args.profile, overrides)  # bad values stop here, before anything trains
+    stages = [s.strip() for s in (args.stages or ",".join(STAGES)).split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError("--stages", f"must be among {', '.join(STAGES)}", unknown[0])
+    ch = Chapter(args.profile, overrides, args.results, not args.no_progress)
+    t0 = time.perf_counter()
+    train_all(ch, stages, say=lambda line: print(f"[{time.perf_counter() - t0:7.0f} s] {line}", flush=True))
+    print(f"every run of {', '.join(stages)} is in {ch.runs}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

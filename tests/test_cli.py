@@ -120,3 +120,18 @@ def test_eval_of_a_ducat_checkpoint_attacks_the_deployed_c_way_model(capsys, tmp
     # the checkpoint holds a 2C-way head; evaluated, it is a 10-class classifier
     from cktat_core.checkpoint import load
     assert load(str(out / "student" / "last.pt"))["model"]["linear.weight"].shape[0] == 20
+
+
+def test_runs_refuses_bad_input_before_training_and_trains_the_stages_it_is_given(capsys, tmp_path):
+    results = tmp_path / "results"
+    _one_line_error(capsys, ["runs", "--profile", "smoke", "--results", str(results), "--stages", "pgdat,everything"],
+                    "--stages", "pgdat, tau", "everything")
+    _one_line_error(capsys, ["runs", "--profile", "smoke", "--results", str(results), "--set", "tau=0"], "tau", "> 0")
+    assert not (results / "runs").exists()  # nothing was started
+    tiny = [s for s in TINY_SET if not s.startswith("progress")]
+    assert main(["runs", "--profile", "smoke", "--results", str(results), "--stages", "pgdat", "--no-progress",
+                 "--set"] + tiny) == 0
+    out = capsys.readouterr().out
+    assert "stage pgdat: done" in out
+    assert sorted(os.listdir(results / "runs")) == ["pgdat", "pgdat_seed1", "pgdat_seed2"]  # the book's seeds
+    assert all((results / "runs" / r / "result.json").is_file() for r in os.listdir(results / "runs"))
