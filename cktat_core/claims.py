@@ -152,12 +152,21 @@ def group_label(verdict: str) -> str:
     return f"**{verdict[0].upper() + verdict[1:]}**:"
 
 
-def opening(claims: list[Claim], digits: int = 1, most: int = 4) -> str:
+def opening(claims: list[Claim], digits: int = 1, most: int = 4, listed: int = 12) -> str:
     """A chapter's first lines: its claims' sentences when there are at most `most`; else how many claims each
-    verdict got and which claims got it, a line per verdict (the sentences follow in the chapter's sections)."""
+    verdict got and which claims got it, a line per verdict; beyond `listed` claims, the verdicts counted per table
+    instead of named one by one (the sentences follow in the chapter's sections)."""
     if len(claims) <= most:
         return findings(claims, digits)
     count = tally(claims)
+    if len(claims) > listed:
+        per = by_section(claims)
+        parts = []
+        for section, group in per.items():
+            c = tally(group)
+            parts.append(f"**{section}**, {len(group)} claims: " + ", ".join(f"{c[v]} {v}" for v in VERDICTS if c[v]))
+        return (f"Of the {len(claims)} claims this chapter tests: " + "; ".join(parts)
+                + ". Each is decided, with its numbers, in its section below.")
     shown = [v for v in VERDICTS if count[v]]
     verb = "is" if count[shown[0]] == 1 else "are"
     lines = [f"Of the {len(claims)} claims this chapter tests, "

@@ -206,6 +206,11 @@ def test_a_long_opening_counts_the_verdicts_and_lists_each_claim_under_its_own()
     assert lines[0].startswith("Of the 5 claims this chapter tests, 3 are reproduced, 1 within noise, 1 contradicted")
     assert lines[1] == "**Reproduced**: a rises; c rises; e."
     assert lines[2] == "**Within noise**: d is level." and lines[3] == "**Contradicted**: b falls."
+    long = [claims.Claim("06", "Table 1 (signs)", f"s{i}", "m", 1.0, 2.0, "n", claims.REPRODUCED) for i in range(8)] + \
+        [claims.Claim("06", "Table 1", f"c{i}", "m", 1.0, 2.0, "n", claims.WITHIN_NOISE) for i in range(6)]
+    assert claims.opening(long) == ("Of the 14 claims this chapter tests: **Table 1 (signs)**, 8 claims: 8 reproduced; "
+                                    "**Table 1**, 6 claims: 6 within noise. Each is decided, with its numbers, in its "
+                                    "section below.")
     one = [mk("a", claims.REPRODUCED)] + [mk(x, claims.WITHIN_NOISE) for x in "bcde"]
     assert claims.opening(one).startswith("Of the 5 claims this chapter tests, 1 is reproduced, 4 within noise;")
 
