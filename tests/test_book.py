@@ -362,10 +362,13 @@ def _assert_scorecard_matches_the_chapters(executed, results):
     found = claims.load_all(str(results))
     assert found, "the chapters saved their claims"
     by_chapter = {os.path.basename(p)[:-len(".ipynb")]: p for p in executed}
-    for c in found:  # its sentence, or its name on the line of its verdict (`claims.opening`)
+    for c in found:  # its sentence, its name on the line of its verdict, or its table's count (`claims.opening`)
         text = _glued(by_chapter[c.chapter])
         listed = any(line.startswith(claims.group_label(c.verdict)) and c.claim in line for line in text.split("\n\n"))
-        assert listed or any(claims.sentence(c, d) in text for d in (1, 2)), (c, text)
+        mine = [x for x in found if x.chapter == c.chapter and x.section == c.section]
+        counted = f"**{c.section}**, {len(mine)} claims: " in text and \
+            f"{claims.tally(mine)[c.verdict]} {c.verdict}" in text.split(f"**{c.section}**, ")[1].split(";")[0]
+        assert listed or counted or any(claims.sentence(c, d) in text for d in (1, 2)), (c, text)
     card = nbformat.read(by_chapter["99_scorecard"], as_version=4)
     shown = "".join(o.get("data", {}).get("text/markdown", "") for cell in card.cells for o in cell.get("outputs", []))
     rows = [line for line in shown.splitlines() if line.startswith("| [")]
