@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from .chapter import SEEDS, Chapter
+from .errors import ConfigError
 from .methods import METHODS
 from .noise import ABOVE, BELOW
 from .verdicts import capacity_pair
@@ -95,7 +96,7 @@ def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        raise ValueError(f"unknown stage {unknown[0]!r}; the stages are {', '.join(STAGES)}")
+        raise ConfigError("--stages", f"must be among {', '.join(STAGES)}", unknown[0])
     for stage in stages:
         if stage == "pgdat":
             ch.seeds("pgdat")
