@@ -30,7 +30,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +38,7 @@ from cktat_core.attacks import pgd
 from cktat_core.data import MULTIVIEW, batches, load_splits
 from cktat_core.checks import noise_margin
 from cktat_core.models import build_model, num_parameters
-from machine import cpu_model
+from machine import cpu_model, interleaved_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,19 +64,6 @@ def train_small_cnn(seed: int = 0, epochs: int = 6):
     return model.eval(), s.test
 
 
-def interleaved(fns: dict, warmup: int, repeats: int) -> dict:
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return times
-
-
 def robust_accuracy(model, attack, x, y, batch: int) -> tuple[int, int]:
     correct = 0
     for i in range(0, len(x), batch):
@@ -100,7 +86,7 @@ def compare(name, model, x_time, y_time, eps, alpha, steps, warmup, repeats, tor
     def theirs(x=x_time, y=y_time):
         return theirs_atk(x, y)
 
-    times = interleaved({"ours": ours, "torchattacks": theirs}, warmup, repeats)
+    times = interleaved_seconds({"ours": ours, "torchattacks": theirs}, repeats, warmup)
     med = {k: statistics.median(v) for k, v in times.items()}
     batch = len(x_time)
     row = {"model": name, "parameters": num_parameters(model), "batch": batch, "steps": steps, "eps": eps,

@@ -34,23 +34,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from machine import machine  # noqa: E402
+from machine import interleaved_seconds, machine  # noqa: E402
 
 from cktat_core.config import from_profile, resolve  # noqa: E402
 from cktat_core.data import augment  # noqa: E402
 from cktat_core.methods import METHODS, StepContext  # noqa: E402
 from cktat_core.models import build_model, num_parameters  # noqa: E402
-
-
-def median_seconds(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each function, the calls taking turns (a slow moment of the machine hits all)."""
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def training_step(cfg, method: str, x, y, precision: str, channels_last: bool, compiled: bool = False):
@@ -160,7 +149,7 @@ def main(argv=None) -> int:
         memory_format=torch.channels_last)
     for fn in fns.values():
         fn()
-    med = median_seconds(fns, args.repeats)
+    med = {k: statistics.median(v) for k, v in interleaved_seconds(fns, args.repeats).items()}
     profile_step = med["pgdat bf16 channels-last (profile)"]
     rows = []
     for name, s in med.items():

@@ -37,16 +37,28 @@ def load(path: str) -> dict:
         return json.load(fh)
 
 
+def _histories(res: dict) -> list[list[dict]]:
+    return [part.get("history") or [] for part in (res, res.get("teacher") or {}, res.get("student") or {})]
+
+
 def measured_seconds(res: dict) -> float:
-    """What the result records of the work itself: every epoch's training seconds and the final test evaluation's
-    attack seconds (teacher and student). The per-epoch validation is not recorded separately."""
-    total = 0.0
+    """What the result records of the work itself: every epoch's training and validation seconds (the validation
+    where the run records it: runs trained before it was timed do not) and the final test evaluations' attack
+    seconds (teacher, last epoch, and the best epoch where it is another)."""
+    total = sum(h.get("train_seconds", 0.0) + h.get("validation_seconds", 0.0) for hist in _histories(res)
+                for h in hist)
     for part in (res, res.get("teacher") or {}, res.get("student") or {}):
-        total += sum(h.get("train_seconds", 0.0) for h in part.get("history") or [])
-        for ev in (part.get("evaluation"), part.get("last"), part if "test" in part else None):
+        best = part.get("best") or {}
+        other_best = best if best.get("epoch") not in (None, len(part.get("history") or [])) else None
+        for ev in (part.get("evaluation"), part.get("last"), other_best, part if "test" in part else None):
             attacks = ((ev or {}).get("test") or {}).get("attacks") or {}
             total += sum(a.get("seconds", 0.0) for a in attacks.values())
     return total
+
+
+def validation_timed(res: dict) -> bool:
+    """Whether every epoch of the run records its validation seconds."""
+    return all("validation_seconds" in h for hist in _histories(res) for h in hist)
 
 
 def run_seconds(res: dict) -> tuple[float, bool]:
@@ -159,6 +171,7 @@ def main(argv=None) -> int:
     timed = {k: run_seconds(v) for k, v in runs.items()}
     seconds = {k: t for k, (t, _) in timed.items()}
     resumed = sorted(k for k, (_, r) in timed.items() if r)
+    untimed_validation = [k for k in resumed if not validation_timed(runs[k])]
     students = {k: s for k, s in seconds.items() if not k.startswith("teacher_")}
     suite = 0.0
     for p in glob.glob(f"{folder}/eval/*.json"):
@@ -185,7 +198,8 @@ def main(argv=None) -> int:
            "median_run_seconds": statistics.median(students.values()) if students else None,
            "slowest": max(students, key=students.get) if students else None,
            "slowest_seconds": max(students.values()) if students else None,
-           "results": args.results.replace(os.sep, "/"), "total_hours": total / 3600, "chapter_seconds": chapters, "chapters_pending": pending, "resumed": resumed,
+           "results": args.results.replace(os.sep, "/"), "total_hours": total / 3600, "chapter_seconds": chapters,
+           "chapters_pending": pending, "resumed": resumed, "untimed_validation": untimed_validation,
            "pgdat_seeds": len(pgdat), "pgdat": {m: statistics.fmean(v) if v else None for m, v in acc.items()},
            "pgdat_values": acc, "targets": TARGETS,
            "pgdat_validation": validation_natural(pgdat) if pgdat else None,
@@ -247,8 +261,11 @@ def markdown(o: dict) -> str:
     if v and not o["met"]["natural"]:
         lines += ["", natural_gap(v, o["pgdat"]["natural"], o["targets"]["natural"])]
     if o["resumed"]:
-        lines += ["", f"Resumed after an interruption, so timed by their recorded training and final evaluation "
-                      f"(their per-epoch validation is not counted): {', '.join(o['resumed'])}."]
+        lines += ["", f"Resumed after an interruption or evaluated again, so timed by their recorded training, "
+                      f"per-epoch validation and final evaluation: {', '.join(o['resumed'])}."]
+        if o.get("untimed_validation"):
+            lines[-1] += (" Of these, trained before the validation was timed, so their per-epoch validation is not "
+                          f"counted: {', '.join(o['untimed_validation'])}.")
     if o["chapter_seconds"]:
         lines += ["", "Execution time of each real-image chapter in its last execution (seconds; small when its runs "
                       "were already trained): " + ", ".join(f"{k} {v:.0f}" for k, v in o["chapter_seconds"].items()) + "."]

@@ -53,7 +53,7 @@ CANDIDATES = {
     # points with more natural accuracy on validation at the same cost (more epochs of a cheaper attack, a larger lr)
     "pgdat_w32_e18_pgd2_lr0.2": ("pgdat", {"width": 32, "epochs": 18, "attack_steps": 2, "alpha_ratio": 0.5,
                                            "lr": 0.2}),
-    # as many epochs of PGD-2 as train no longer than the measured lr 0.2 point (whose build ran a 540 s median)
+    # as many epochs of PGD-2 as train no longer than the measured lr 0.2 point (the lr 0.1 build's median run: 540 s)
     "pgdat_w32_e16_pgd2_lr0.2": ("pgdat", {"width": 32, "epochs": 16, "attack_steps": 2, "alpha_ratio": 0.5,
                                            "lr": 0.2}),
     **{f"pgdat_w32_e16_pgd2_lr0.2_seed{s}": ("pgdat", {"width": 32, "epochs": 16, "attack_steps": 2,
@@ -255,7 +255,8 @@ def markdown(rows: list[dict], machine: str, profile: dict | None = None, points
     lines = ["# How the real-image CPU profile was chosen", "",
              f"Machine: {machine}. Every row is one training run (seed 0 unless it names another) on the `cpu` profile's "
              "training images with the settings shown, everything else the profile's; accuracies are on the 1,000 "
-             "validation images held out of them (the test set is not read), after the last epoch. Seconds are "
+             "validation images held out of them (the test set is not read), after the last epoch; the robust "
+             "column is each run's own validation attack, PGD-10 with its training attack's step. Seconds are "
              "training time (per-epoch validation excluded).", "",
              "| candidate | method | width | epochs | training attack | lr | train s | val natural | val robust | "
              "robust / min |",

@@ -192,7 +192,12 @@ class Config:
     ducat_recovery: str = setting("max", "method", one_of(("max", "sum")))
     # --- evaluation ----------------------------------------------------------------------------------
     eval_steps: int = setting(20, "eval", at_least(1))  # PGD steps of the final test evaluation (PGD-20)
-    val_attack_steps: int = setting(10, "threat", at_least(1))  # PGD steps of the per-epoch validation
+    # the step of the final test evaluation's PGD as a fraction of eps, whatever the training step: eps/4, 2/255 at
+    # 8/255 (SPEC 5, the paper's PGD-20)
+    eval_alpha_ratio: float = setting(0.25, "eval", within(0, 1, "(]"))
+    # PGD steps of the per-epoch validation, which attacks with the training step (`alpha`): the training attack run
+    # longer, the score that picks the best epoch and chapter 07's tau
+    val_attack_steps: int = setting(10, "threat", at_least(1))
     eval_batch_size: int = setting(500, "eval", at_least(1))
     test_limit: int = setting(0, "eval", at_least(0))  # evaluate on the first N test images only (0 = all)
     # --- numerics and runtime --------------------------------------------------------------------------
@@ -233,7 +238,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # half of one at width 16; chapter 06 trains width 4 beside it for the capacity question), PGD-5 with step
     # 0.4 eps for training and validation (PGD-20 for the test). lr 0.01: at 0.02 adversarial training started
     # from the clean weights swings between robust and broken epochs (chapter 01 shows both curves). tau: the
-    # value chapter 07's sweep picks on the validation split (`verdicts.pick_on_validation`; a test checks that
+    # value chapter 07's sweep picks on the validation split (`sweeps.pick_on_validation`; a test checks that
     # this line and the committed sweep agree). eval_batch_size 256: on a CPU, attacks on batches of 1000 run
     # 2.6x slower per image (the activations leave the cache).
     "smoke": {

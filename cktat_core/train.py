@@ -201,7 +201,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
                            cfg.eval_batch_size)["attacks"]
         record = {"epoch": epoch + 1, "lr": lr_used, "train_loss": float(loss_sum) / max(nb, 1),
                   "val_natural": val["natural"]["accuracy"], "train_seconds": train_seconds,
-                  **epoch_fractions(ctx.counts)}
+                  "validation_seconds": time.perf_counter() - t0 - train_seconds, **epoch_fractions(ctx.counts)}
         score = record["val_natural"]
         for name in val_attacks:
             record[f"val_{name}"] = val[name]["accuracy"]
@@ -274,7 +274,7 @@ def _changed_settings(old: str | None, new: str) -> list[str]:
 
 # ----------------------------------------------------------------------------------------- a full run
 RESULT_SCHEMA = "cktat-run/2"
-EVAL_KEYS = ("eval_steps", "test_limit")  # change the reported numbers, not the training
+EVAL_KEYS = ("eval_steps", "eval_alpha_ratio", "test_limit")  # change the reported numbers, not the training
 RUN_LOG = "CKTAT_RUN_LOG"  # a file to which every run trained (not re-read) appends a line when it starts and ends
 
 
@@ -327,9 +327,33 @@ def read_finished(out_dir: str, settings: dict) -> dict | None:
         return None
     if saved.get("schema") != RESULT_SCHEMA or "settings" not in saved:
         return None
-    if _changed_settings(json.dumps(saved["settings"]), json.dumps(settings)):
+    if _changed_settings(json.dumps(saved["settings"]), json.dumps(settings)) or not _evaluated_as(saved, settings):
         return None
     return {**saved, "reused": True}
+
+
+def _attack_tables(obj):
+    """Every `attacks` table (attack name -> result) anywhere in a saved result."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key == "attacks" and isinstance(value, dict):
+                yield value
+            else:
+                yield from _attack_tables(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _attack_tables(value)
+
+
+def _evaluated_as(saved: dict, settings: dict) -> bool:
+    """Whether every PGD-`eval_steps` evaluation recorded in a saved result attacked with the step `settings` ask
+    for (eps x `eval_alpha_ratio`). A result written before the evaluation had a step of its own was attacked with
+    the training step, and its training is reused but its evaluation is run again."""
+    name = f"pgd{settings.get('eval_steps', Config.eval_steps)}"
+    ratio = settings.get("eval_alpha_ratio", Config.eval_alpha_ratio)
+    specs = [table[name]["spec"] for table in _attack_tables(saved)
+             if isinstance(table.get(name), dict) and "spec" in table[name]]
+    return all(abs(s["alpha"] - s["eps"] * ratio) <= 1e-9 for s in specs)
 
 
 def load_teacher(path: str, cfg: Config, num_classes: int, device: torch.device) -> nn.Module:
@@ -435,7 +459,8 @@ ATTACKED_PROBE = "probe_f2"
 def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torch.device,
                      method: Method | None = None, attack_probe: bool = True) -> dict:
     """Natural and PGD-`eval_steps` accuracy on the test set, and natural accuracy on the probe sets (if any), in
-    float32; with `attack_probe`, PGD accuracy on `ATTACKED_PROBE` too.
+    float32; with `attack_probe`, PGD accuracy on `ATTACKED_PROBE` too. PGD steps by eps x `eval_alpha_ratio` (2/255
+    at 8/255, SPEC 5) whatever step the run trained with.
 
     No autocast here, whatever `cfg.amp`: every reported number is computed in float32 (`evaluate` also turns
     autocast off itself). With `method`, the network is evaluated as the method deploys it (`method.classifier`:
@@ -444,7 +469,7 @@ def final_evaluation(model: nn.Module, splits: Splits, cfg: Config, device: torc
     PGD's random starts are drawn from cfg.seed, so the same weights always give the same numbers (the last and the
     best epoch agree when they are the same epoch), and the caller's random state is left as it was.
     """
-    threat = Threat(cfg.eps, cfg.alpha, cfg.norm)
+    threat = Threat(cfg.eps, cfg.eps * cfg.eval_alpha_ratio, cfg.norm)
     names = [f"pgd{cfg.eval_steps}"]
     clf = method.machinery.classifier(model, cfg, splits.num_classes) if method is not None else model
     with evaluation_precision(device):
@@ -485,8 +510,8 @@ def _deployment(method: Method | None) -> str | None:
 def evaluation_key(path: str, cfg: Config, method: Method | None, attack_probe: bool = True) -> dict:
     """What a final evaluation of the checkpoint at `path` depends on: the file's bytes and the test settings."""
     return {"sha256": _sha256(path), "method": _deployment(method), "attack_probe": attack_probe,
-            **{k: getattr(cfg, k) for k in ("dataset", "seed", "norm", "eps", "alpha", "eval_steps", "test_limit",
-                                            "ducat_recovery")}}
+            **{k: getattr(cfg, k) for k in ("dataset", "seed", "norm", "eps", "eval_alpha_ratio", "eval_steps",
+                                            "test_limit", "ducat_recovery")}}
 
 
 def saved_final_evaluation(path: str, model: nn.Module, splits: Splits, cfg: Config, device: torch.device,

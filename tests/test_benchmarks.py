@@ -1,4 +1,5 @@
-"""What the benchmark pages say is computed: the profile selection's sentence on the best candidate's lead."""
+"""What the benchmark pages say is computed: the profile selection's sentence on the best candidate's lead; and the
+benchmarks' timings take turns."""
 
 import os
 import sys
@@ -8,6 +9,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 import select_cpu_profile as select  # noqa: E402
+from machine import interleaved_seconds  # noqa: E402
+import real_image_build as build  # noqa: E402
 
 
 def _row(name, natural, robust, **fields):
@@ -87,3 +90,30 @@ def test_the_target_rule_adds_the_worst_validation_to_test_loss_and_the_noise_of
              "natural": [45.0] * 3, "pgd20": [20.0] * 3, "val_natural": [56.0] * 3, "val_robust": [27.0] * 3, "runs": 3}
     assert select.rule_for(fast, points + [built], 1000)["need"] == select.rule_for(fast, points, 1000)["need"]
     assert select.rule_sentence([ref, fast], points + [built], 1000, profile).endswith("Candidates that qualify: fast.")
+
+
+def test_timed_functions_take_turns_after_untimed_warmup_rounds():
+    calls = []
+    times = interleaved_seconds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=2)
+    assert calls == ["a", "b"] * 5  # 2 warm-up rounds, then 3 timed ones, each round a then b
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for v in times.values() for t in v)
+
+
+def _evaluation(seconds):
+    return {"test": {"attacks": {"natural": {"seconds": seconds}, "pgd20": {"seconds": 10 * seconds}}}}
+
+
+def test_a_runs_recorded_work_counts_training_validation_and_each_distinct_final_evaluation():
+    history = [{"epoch": 1, "train_seconds": 100.0, "validation_seconds": 5.0},
+               {"epoch": 2, "train_seconds": 100.0, "validation_seconds": 5.0}]
+    best_is_last = {"student": {"history": history, "last": _evaluation(1.0), "best": {"epoch": 2, **_evaluation(1.0)}}}
+    assert build.measured_seconds(best_is_last) == pytest.approx(210 + 11)
+    best_earlier = {"student": {**best_is_last["student"], "best": {"epoch": 1, **_evaluation(2.0)}}}
+    assert build.measured_seconds(best_earlier) == pytest.approx(210 + 11 + 22)
+    assert build.validation_timed(best_is_last)
+    older = {"student": {"history": [{"epoch": 1, "train_seconds": 100.0}], "last": _evaluation(1.0)}}
+    assert not build.validation_timed(older) and build.measured_seconds(older) == pytest.approx(111)
+    # a run timed by its own process is taken at its wall time; one whose process did less (resumed) by its work
+    assert build.run_seconds({**best_is_last, "wall_seconds": 300.0}) == (300.0, False)
+    assert build.run_seconds({**best_is_last, "wall_seconds": 12.0}) == (pytest.approx(221), True)

@@ -73,8 +73,8 @@ def test_fingerprint_groups_keep_the_fields_that_checkpoints_record():
                                                               "teacher_lr", "teacher_kind"}
     assert set(train.THREAT_KEYS) == {"norm", "eps", "alpha", "alpha_ratio", "attack_steps", "random_start",
                                       "attack_loss", "val_attack_steps"}
-    assert train.RUNTIME_KEYS == {"progress", "eval_steps", "eval_batch_size", "test_limit", "device", "data_dir",
-                                  "download", "compile"}
+    assert train.RUNTIME_KEYS == {"progress", "eval_steps", "eval_alpha_ratio", "eval_batch_size", "test_limit",
+                                  "device", "data_dir", "download", "compile"}  # the test attack: not the training
     assert set(train.student_keys(Config())) == {f.name for f in fields(Config)} - train.RUNTIME_KEYS
 
 

@@ -50,6 +50,31 @@ def test_other_settings_are_not_taken_for_a_finished_run(tiny, tmp_path, monkeyp
     assert (tmp_path / "student" / "last.pt").read_bytes() == before
 
 
+def test_the_test_attack_steps_by_eps_over_four_and_an_older_evaluation_is_run_again(tiny, tmp_path, monkeypatch):
+    """The reported PGD steps by eps/4 (SPEC 5) whatever the training step; a result whose PGD took the training
+    step (written before the test attack had a step of its own) keeps its training but is evaluated again."""
+    cfg = from_profile("smoke", {**tiny, "method": "pgdat", "alpha_ratio": 0.5})
+    first = train_mod.run(cfg, str(tmp_path))
+    name = f"pgd{first['config']['eval_steps']}"
+    spec = first["student"]["last"]["test"]["attacks"][name]["spec"]
+    assert spec["alpha"] == pytest.approx(spec["eps"] / 4) and first["config"]["alpha"] == pytest.approx(spec["eps"] / 2)
+    assert all(h["validation_seconds"] > 0 for h in first["student"]["history"])
+    # the same result as an older library wrote it: the test PGD at the training step, no eval_alpha_ratio recorded
+    old = json.loads((tmp_path / "result.json").read_text())
+    del old["settings"]["eval_alpha_ratio"]
+    for table in (t for t in train_mod._attack_tables(old) if name in t):
+        table[name]["spec"]["alpha"] = table[name]["spec"]["eps"] / 2
+    (tmp_path / "result.json").write_text(json.dumps(old))
+    for cache in (tmp_path / "student").glob("*.final_eval.json"):
+        cache.unlink()
+    monkeypatch.setattr(train_mod, "batches", _boom)
+    again = train_mod.run(cfg, str(tmp_path))
+    assert "reused" not in again and again["student"]["history"] == first["student"]["history"]
+    assert again["student"]["last"]["test"]["attacks"][name]["spec"]["alpha"] == pytest.approx(spec["eps"] / 4)
+    monkeypatch.setattr(train_mod, "final_evaluation", _boom)
+    assert train_mod.run(cfg, str(tmp_path))["reused"] is True
+
+
 def test_a_checkpoint_is_evaluated_once(tiny, tmp_path, monkeypatch):
     """Two runs taught by the same teacher checkpoint evaluate that teacher once (stored beside it)."""
     cfg = from_profile("smoke", {**tiny, "method": "cktat", "epochs": 1})
