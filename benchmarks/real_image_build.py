@@ -117,6 +117,8 @@ def earlier_points(root: str = ROOT, profile: dict | None = None) -> list[dict]:
                     "val_natural": [r["student"]["history"][-1]["val_natural"] for r in found],
                     "val_robust": [next(v for k, v in r["student"]["history"][-1].items() if k.startswith("val_pgd"))
                                    for r in found],
+                    "pgd20_step": sorted({round(a["spec"]["alpha"] / a["spec"]["eps"], 4) for r in found
+                                          for a in [r["student"]["last"]["test"]["attacks"]["pgd20"]]}),
                     "runs": sum(not os.path.basename(os.path.dirname(p)).startswith("teacher_")
                                 for p in glob.glob(os.path.join(folder, "runs", "*", "result.json")))})
     return out
@@ -150,6 +152,13 @@ def earlier_markdown(points: list[dict], targets: dict) -> list[str]:
                   "are kept beside the book's:", ""] + header + [_point_row(p) for p in missed]
         lines += ["", f"Their PGD-AT lost {', '.join(f'{g:.1f}' for g in gaps)} points of natural accuracy from "
                       f"validation to the test images (mean of the seeds)."]
+    other_step = [p for p in points if any(r != 0.25 for r in p.get("pgd20_step") or [0.25])]
+    if other_step:
+        lines += ["", "The test PGD-20 of " + ", ".join(f"`{p['folder']}`" for p in other_step) + " took the "
+                  "training step (" + ", ".join(" and ".join(f"{r:g} eps" for r in p["pgd20_step"] if r != 0.25)
+                                                for p in other_step)
+                  + "), as every run's did before the test attack had a step of its own; the book's steps by 0.25 eps "
+                    "(2/255), as the paper's."]
     building = [p for p in points if meets(p)]
     if building:
         lines += ["", "## A point being built", "",

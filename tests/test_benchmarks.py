@@ -117,3 +117,18 @@ def test_a_runs_recorded_work_counts_training_validation_and_each_distinct_final
     # a run timed by its own process is taken at its wall time; one whose process did less (resumed) by its work
     assert build.run_seconds({**best_is_last, "wall_seconds": 300.0}) == (300.0, False)
     assert build.run_seconds({**best_is_last, "wall_seconds": 12.0}) == (pytest.approx(221), True)
+
+
+def _point(folder, natural, step):
+    return {"folder": folder, "settings": {"width": 32, "epochs": 14, "attack_steps": 3, "alpha_ratio": 0.5, "lr": 0.1},
+            "natural": [natural] * 3, "pgd20": [27.0] * 3, "val_natural": [natural + 1] * 3, "val_robust": [28.0] * 3,
+            "pgd20_step": [step], "runs": 3}
+
+
+def test_an_earlier_point_whose_test_attack_took_the_training_step_is_named():
+    points = [_point("results/cpu-old", 48.0, 0.5), _point("results/cpu-new", 54.0, 0.25)]
+    text = "\n".join(build.earlier_markdown(points, build.TARGETS))
+    assert "The test PGD-20 of `results/cpu-old` took the training step (0.5 eps)" in text
+    assert "`results/cpu-new` took" not in text and "| `results/cpu-new` |" in text
+    assert "took the training step" not in "\n".join(build.earlier_markdown([_point("results/cpu-new", 54.0, 0.25)],
+                                                                            build.TARGETS))
