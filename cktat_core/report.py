@@ -194,6 +194,17 @@ def data_sentence(result: dict, data_dir: str = "data") -> str:
                    f"selected and the figures should agree within sampling noise, not exactly.")
 
 
+def attacks_sentence(cfg) -> str:
+    """The threat model and the three attacks a run meets, in one sentence, from its resolved config: training
+    (PGD-`attack_steps` at step `alpha`), the per-epoch validation (more steps at the training step) and the test
+    (PGD-`eval_steps` at eps x `eval_alpha_ratio`, SPEC 5)."""
+    norm = "L-inf" if cfg.norm == "linf" else "L2"
+    per255 = lambda x: f"{x * 255:.3g}/255"
+    return (f"{norm} eps = {per255(cfg.eps)}; PGD-{cfg.attack_steps} with step {per255(cfg.alpha)} for training "
+            f"(PGD-{cfg.val_attack_steps} at that step on the validation split), PGD-{cfg.eval_steps} with step "
+            f"{per255(cfg.eps * cfg.eval_alpha_ratio)} for the test")
+
+
 def source(fn) -> str:
     """The source of a library function as a markdown code block: the code a page shows is the code that runs."""
     import inspect

@@ -85,3 +85,14 @@ def test_the_headline_reading_speaks_where_ours_differ_from_the_paper():
     assert "head start" not in behind  # CKTAT no longer ahead after its last epoch: no head start to speak of
     ok = claims.Claim("02", "Table 4", "x", "p", 1.0, 1.0, "n", claims.REPRODUCED)
     assert verdicts.headline_reading([ok, ok], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)]) == ""
+
+
+def test_the_attacks_sentence_gives_the_training_step_and_the_tests_own():
+    from cktat_core.config import from_profile, resolve
+
+    cfg = resolve(from_profile("paper", {"attack_steps": 2, "alpha_ratio": 0.5}))
+    assert report.attacks_sentence(cfg) == ("L-inf eps = 8/255; PGD-2 with step 4/255 for training (PGD-10 at that "
+                                            "step on the validation split), PGD-20 with step 2/255 for the test")
+    smoke = resolve(from_profile("smoke"))
+    assert f"step {smoke.alpha * 255:.3g}/255 for training" in report.attacks_sentence(smoke)
+    assert report.attacks_sentence(resolve(from_profile("paper", {"norm": "l2"}))).startswith("L2 eps = 128/255;")
