@@ -9,9 +9,9 @@ For the `cpu` profile's network and batch (PGD-AT, and CKTAT's step beside it), 
 2. The same step in float32 and under bf16 autocast, with and without channels-last, and compiled with
    `torch.compile` (bf16): each as images per second and as a ratio to the profile's setting.
 3. The batch preparation (crop + flip on the CPU, channels-last copy) per step.
-4. A finished run of the profile (`results/cpu/runs/pgdat`, when it exists) split into training, per-epoch
-   validation and final test evaluation seconds, from its result.json; and AutoAttack's two versions timed on its
-   checkpoint (the first `--aa-images` test images): what the standard version would add to the book's attack suites
+4. A finished run of the profile trained by one process (`one_process_run`: PGD-AT's first, when there is one)
+   split into training, per-epoch validation, final test evaluation and the rest, from its result.json; and
+   AutoAttack's two versions timed on PGD-AT's checkpoint (the first `--aa-images` test images): what the standard version would add to the book's attack suites
    (1,000 images, 13 models), which is why the `cpu` profile runs the `apgd` version.
 
 Timings are medians of interleaved repeats after a warm-up. Run: `python benchmarks/bench_cpu_run.py [--repeats 7]`.
@@ -80,20 +80,37 @@ def forward_backward(cfg, x, y, precision: str):
     return fb
 
 
-def run_split(path: str) -> dict | None:
-    """A finished run's wall time split into training, validation and final evaluation seconds."""
-    if not os.path.isfile(path):
+def one_process_run(runs: str) -> str | None:
+    """The result file of a finished student run of the profile trained start to end by one process, with its
+    validation timed (PGD-AT's seeds first): a resumed or re-evaluated run's wall time is partly reconstructed."""
+    names = ["pgdat", "pgdat_seed1", "pgdat_seed2"] + sorted(os.listdir(runs) if os.path.isdir(runs) else [])
+    for name in names:
+        path = os.path.join(runs, name, "result.json")
+        if name.startswith("teacher_") or not os.path.isfile(path):
+            continue
+        with open(path) as fh:
+            student = json.load(fh).get("student") or {}
+        if student.get("resumed_at_epoch") == 0 and all("validation_seconds" in h for h in student["history"]):
+            return path
+    return None
+
+
+def run_split(path: str | None) -> dict | None:
+    """A finished run's wall time split into training, per-epoch validation, final evaluation and the rest
+    (loading the data, the teacher's evaluation)."""
+    if path is None:
         return None
     with open(path) as fh:
         res = json.load(fh)
     hist = res["student"]["history"]
     train = sum(h["train_seconds"] for h in hist)
+    validation = sum(h["validation_seconds"] for h in hist)
     evaluations = [res["student"]["last"]] + ([res["student"]["best"]] if res["student"].get("best") and
                                               res["student"]["best"]["epoch"] != len(hist) else [])
     evaluation = sum(a.get("seconds", 0.0) for ev in evaluations for a in ev["test"]["attacks"].values())
     wall = res["wall_seconds"]
     return {"run": os.path.relpath(os.path.dirname(path), ROOT), "epochs": len(hist), "wall": wall, "train": train,
-            "final_evaluation": evaluation, "validation_and_rest": wall - train - evaluation,
+            "validation": validation, "final_evaluation": evaluation, "rest": wall - train - validation - evaluation,
             "test_images": res["student"]["last"]["test"]["n"]}
 
 
@@ -159,7 +176,7 @@ def main(argv=None) -> int:
             row["step / ((k+1) passes)"] = s / ((k + 1) * med[f"one forward+backward, {prec}"])
             row["vs profile"] = profile_step / s
         rows.append(row)
-    split = run_split(os.path.join(ROOT, "results", "cpu", "runs", "pgdat", "result.json"))
+    split = run_split(one_process_run(os.path.join(ROOT, "results", "cpu", "runs")))
     aa = autoattack_cost(os.path.join(ROOT, "results", "cpu", "runs", "pgdat", "student", "last.pt"), args.aa_images)
     out = {"machine": machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
            "model": cfg.model, "width": cfg.width, "parameters": num_parameters(build_model(cfg.model, 10, width=cfg.width)),
@@ -196,9 +213,9 @@ def markdown(out: dict) -> str:
         lines += ["", f"A finished run of the profile, `{s['run']}` ({s['epochs']} epochs, final evaluation on "
                   f"{s['test_images']:,} test images): {s['wall']:.0f} s in all, of which training "
                   f"{s['train']:.0f} s ({100 * s['train'] / s['wall']:.0f}%), the final test evaluation "
-                  f"{s['final_evaluation']:.0f} s ({100 * s['final_evaluation'] / s['wall']:.0f}%, float32) and the "
-                  f"per-epoch validation with loading {s['validation_and_rest']:.0f} s "
-                  f"({100 * s['validation_and_rest'] / s['wall']:.0f}%)."]
+                  f"{s['final_evaluation']:.0f} s ({100 * s['final_evaluation'] / s['wall']:.0f}%, float32), the "
+                  f"per-epoch validation {s['validation']:.0f} s ({100 * s['validation'] / s['wall']:.0f}%) and the "
+                  f"rest (loading the data) {s['rest']:.0f} s ({100 * s['rest'] / s['wall']:.0f}%)."]
     a = out.get("autoattack")
     if a:
         lines += ["", f"AutoAttack on the first {a['images']} test images of that run's checkpoint: the `apgd` version "

@@ -62,11 +62,14 @@ def validation_timed(res: dict) -> bool:
 
 
 def run_seconds(res: dict) -> tuple[float, bool]:
-    """A run's seconds and whether it was resumed: a run interrupted and resumed records the wall time of its last
-    process only, which is then less than its recorded training and evaluation; that sum counts instead."""
+    """A run's seconds and whether its last process did not train all of it (resumed after an interruption, or
+    evaluated again). Such a run records the time of its last process plus its earlier epochs' recorded seconds
+    (`resumed_at_epoch`); one written before it did records its last process alone, which is then less than its
+    recorded training and evaluation, and that sum counts instead."""
     work = measured_seconds(res)
     wall = float(res.get("wall_seconds") or 0.0)
-    return (wall, False) if wall >= work else (work, True)
+    resumed = any(part.get("resumed_at_epoch") for part in (res, res.get("teacher") or {}, res.get("student") or {}))
+    return max(wall, work), resumed or wall < work
 
 
 def selection_row(pgdat: dict) -> dict | None:
@@ -270,8 +273,8 @@ def markdown(o: dict) -> str:
     if v and not o["met"]["natural"]:
         lines += ["", natural_gap(v, o["pgdat"]["natural"], o["targets"]["natural"])]
     if o["resumed"]:
-        lines += ["", f"Resumed after an interruption or evaluated again, so timed by their recorded training, "
-                      f"per-epoch validation and final evaluation: {', '.join(o['resumed'])}."]
+        lines += ["", f"Resumed after an interruption or evaluated again, so timed by their last process and the "
+                      f"recorded seconds of the epochs trained before it: {', '.join(o['resumed'])}."]
         if o.get("untimed_validation"):
             lines[-1] += (" Of these, trained before the validation was timed, so their per-epoch validation is not "
                           f"counted: {', '.join(o['untimed_validation'])}.")

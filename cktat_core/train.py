@@ -17,9 +17,12 @@ the test set, in float32; the test set never selects anything.
 
 A run ends with `OUT/result.json` ("cktat-run/2"): the settings it was trained under (`run_settings`, no
 absolute path), the teacher's and the student's test evaluations and the paths of every checkpoint it used or
-wrote, relative to OUT. Calling `run` again with the same settings returns that file as it is (nothing is loaded,
-trained or evaluated), also after OUT was moved; a checkpoint's test evaluation is stored beside it
-(`<name>.final_eval.json`), so a teacher shared by many runs is evaluated once.
+wrote, relative to OUT, and `wall_seconds`: the time of the process that finished it plus the recorded epochs
+(training and validation) of earlier ones. Calling `run` again with the same settings returns that file as it is
+(nothing is loaded, trained or evaluated), also after OUT was moved; with other test settings (`EVAL_KEYS`), or a
+file whose test attack took another step (written before the test attack had a step of its own), the finished
+training is re-read from its checkpoints and only evaluated again. A checkpoint's test evaluation is stored
+beside it (`<name>.final_eval.json`), so a teacher shared by many runs is evaluated once.
 
 Every method runs through the same loop; what a few methods do differently lives in their
 `methods.Machinery`: extra modules checkpointed with the student (LBGAT's co-trained teacher, Generalist's
@@ -104,6 +107,13 @@ class PhaseResult:
     best_state: dict | None  # state_dict of the best-on-validation epoch
     best_epoch: int
     history: list[dict] = field(default_factory=list)
+    resumed_at: int = 0  # epochs trained by earlier processes (an interrupted phase resumed, a finished one re-read)
+
+    @property
+    def earlier_seconds(self) -> float:
+        """The recorded seconds (training and validation) of the epochs earlier processes trained."""
+        return sum(h.get("train_seconds", 0.0) + h.get("validation_seconds", 0.0)
+                   for h in self.history[:self.resumed_at])
 
 
 def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, phase_dir: str, epochs: int,
@@ -150,6 +160,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         history, best_score, best_epoch, start = state["history"], state["best_score"], state["best_epoch"], state["epoch"]
+    resumed_at = start
 
     ctx = StepContext(model=model, cfg=cfg, teacher=teacher, extra=extra, generator=gen, epochs=epochs,
                       num_classes=num_classes)
@@ -225,7 +236,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
         barrier()  # the other ranks read best.pt / last.pt only after rank 0 wrote them
     bar.close()
     best_state = ckpt.load(best_path)["model"] if os.path.exists(best_path) else None
-    return PhaseResult(net, best_state, best_epoch, history)
+    return PhaseResult(net, best_state, best_epoch, history, resumed_at=resumed_at)
 
 
 def lr_factor(cfg: Config, step: int, epochs: int, steps_per_epoch: int) -> float:
@@ -316,7 +327,8 @@ def run_settings(cfg: Config, out_dir: str) -> dict:
 
 
 def read_finished(out_dir: str, settings: dict) -> dict | None:
-    """The saved result of a finished run whose settings match `settings` (see `_changed_settings`), else None."""
+    """The saved result of a finished run whose settings match `settings` (see `_changed_settings`) and whose test
+    attack took the step they ask for (`_evaluated_as`), else None."""
     path = os.path.join(out_dir, "result.json")
     if not os.path.isfile(path):
         return None
@@ -352,8 +364,8 @@ def _evaluated_as(saved: dict, settings: dict) -> bool:
     name = f"pgd{settings.get('eval_steps', Config.eval_steps)}"
     ratio = settings.get("eval_alpha_ratio", Config.eval_alpha_ratio)
     specs = [table[name]["spec"] for table in _attack_tables(saved)
-             if isinstance(table.get(name), dict) and "spec" in table[name]]
-    return all(abs(s["alpha"] - s["eps"] * ratio) <= 1e-9 for s in specs)
+             if isinstance(table.get(name), dict) and isinstance(table[name].get("spec"), dict)]
+    return all(abs(s["alpha"] - s["eps"] * ratio) <= 1e-9 for s in specs if {"eps", "alpha"} <= s.keys())
 
 
 def load_teacher(path: str, cfg: Config, num_classes: int, device: torch.device) -> nn.Module:
@@ -438,7 +450,8 @@ def teacher_run(cfg: Config, kind: str, out_dir: str, retrain: bool = False) -> 
                     "checkpoint": _relative(path, out_dir), "kind": kind, "history": res.history,
                     "best_epoch": res.best_epoch, "used": cfg.teacher_select,
                     "evaluation": saved_final_evaluation(path, model, splits, cfg, device),
-                    "wall_seconds": time.perf_counter() - t_start}
+                    "resumed_at_epoch": res.resumed_at,
+                    "wall_seconds": time.perf_counter() - t_start + res.earlier_seconds}
         ckpt.write_text_atomic(json.dumps(finished, indent=1), os.path.join(out_dir, "result.json"))
         log_run("end", out_dir, seconds=finished["wall_seconds"])
     return {**finished, "checkpoint": os.path.join(out_dir, finished["checkpoint"])}
@@ -573,7 +586,8 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
     """Train (resuming where a previous run stopped), evaluate, and write `out_dir/result.json`.
 
     A finished run whose result.json was written under the same settings (`run_settings`) is returned as saved:
-    no data is loaded, nothing is trained or evaluated (unless `retrain`: `restore_checkpoint`). The result names
+    no data is loaded, nothing is trained or evaluated (unless `retrain`: `restore_checkpoint`); under other test
+    settings, or evaluated with another test step (`read_finished`), its training is re-read and evaluated again. The result names
     every checkpoint it used or wrote, as paths relative to `out_dir`. A teacher or initial checkpoint that is not
     here but whose finished run is, is trained again first (`restore_checkpoint`).
     """
@@ -595,7 +609,7 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
     result: dict = {"schema": RESULT_SCHEMA, "method": cfg.method, "seed": cfg.seed, "device": str(device),
                     "versions": versions(), "config": config, "settings": settings,
                     "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}}
-    teacher, kind = None, frozen_teacher(method, cfg)
+    teacher, kind, earlier = None, frozen_teacher(method, cfg), 0.0
     if kind is not None:
         if cfg.teacher_checkpoint:
             path = cfg.teacher_checkpoint
@@ -605,7 +619,8 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
             teacher, tres = train_teacher(cfg, splits, out_dir, device, kind)
             path = teacher_checkpoint_path(out_dir, cfg)
             result["teacher"] = {"kind": kind, "history": tres.history, "best_epoch": tres.best_epoch,
-                                 "used": cfg.teacher_select}
+                                 "used": cfg.teacher_select, "resumed_at_epoch": tres.resumed_at}
+            earlier += tres.earlier_seconds
         result["teacher"]["checkpoint"] = _relative(path, out_dir)
         own = cfg.replace(seed=checkpoint_seed(path, cfg.seed))  # the same evaluation whichever run reads it
         result["teacher"].update(saved_final_evaluation(path, teacher, splits, own, device))
@@ -627,7 +642,7 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
         "initialised_from_teacher": from_teacher,
         "init_checkpoint": None if from_teacher else (settings.get("init_checkpoint") or None),
         "checkpoints": {"last": _relative(last_path, out_dir), "best": _relative(best_path, out_dir)},
-        "history": res.history,
+        "history": res.history, "resumed_at_epoch": res.resumed_at,
         "last": saved_final_evaluation(last_path, res.model, splits, cfg, device, method)}
     if res.best_state is not None and res.best_epoch == len(res.history):
         # the best epoch is the last: the same weights, so the same numbers (PGD's starts come from cfg.seed)
@@ -639,7 +654,8 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
         result["student"]["best"] = {"epoch": res.best_epoch,
                                      **saved_final_evaluation(best_path, best, splits, cfg, device, method,
                                                               attack_probe=False)}
-    result["wall_seconds"] = time.perf_counter() - t_start
+    # this process, plus the recorded epochs of earlier ones (an interrupted run resumed, a finished one re-evaluated)
+    result["wall_seconds"] = time.perf_counter() - t_start + earlier + res.earlier_seconds
     ckpt.write_text_atomic(json.dumps(result, indent=1), os.path.join(out_dir, "result.json"))
     log_run("end", out_dir, seconds=result["wall_seconds"])
     return result

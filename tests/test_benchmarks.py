@@ -114,9 +114,12 @@ def test_a_runs_recorded_work_counts_training_validation_and_each_distinct_final
     assert build.validation_timed(best_is_last)
     older = {"student": {"history": [{"epoch": 1, "train_seconds": 100.0}], "last": _evaluation(1.0)}}
     assert not build.validation_timed(older) and build.measured_seconds(older) == pytest.approx(111)
-    # a run timed by its own process is taken at its wall time; one whose process did less (resumed) by its work
+    # a run trained by one process is taken at its wall time; one whose recorded wall covers less than its recorded
+    # work (its last process alone, written before earlier epochs were added) by that work; a resumed one is named
     assert build.run_seconds({**best_is_last, "wall_seconds": 300.0}) == (300.0, False)
     assert build.run_seconds({**best_is_last, "wall_seconds": 12.0}) == (pytest.approx(221), True)
+    resumed = {"student": {**best_is_last["student"], "resumed_at_epoch": 2}, "wall_seconds": 240.0}
+    assert build.run_seconds(resumed) == (240.0, True)
 
 
 def _point(folder, natural, step):

@@ -1,4 +1,5 @@
-"""A finished run is re-read, never re-evaluated; one folder per phase; float32 final evaluation."""
+"""A finished run is re-read, never retrained (re-evaluated only for another test attack); one folder per phase;
+float32 final evaluation."""
 
 import json
 import math
@@ -59,18 +60,25 @@ def test_the_test_attack_steps_by_eps_over_four_and_an_older_evaluation_is_run_a
     spec = first["student"]["last"]["test"]["attacks"][name]["spec"]
     assert spec["alpha"] == pytest.approx(spec["eps"] / 4) and first["config"]["alpha"] == pytest.approx(spec["eps"] / 2)
     assert all(h["validation_seconds"] > 0 for h in first["student"]["history"])
-    # the same result as an older library wrote it: the test PGD at the training step, no eval_alpha_ratio recorded
-    old = json.loads((tmp_path / "result.json").read_text())
-    del old["settings"]["eval_alpha_ratio"]
-    for table in (t for t in train_mod._attack_tables(old) if name in t):
-        table[name]["spec"]["alpha"] = table[name]["spec"]["eps"] / 2
-    (tmp_path / "result.json").write_text(json.dumps(old))
-    for cache in (tmp_path / "student").glob("*.final_eval.json"):
-        cache.unlink()
+    # the same result and evaluation caches as an older library wrote them: the test PGD at the training step, no
+    # eval_alpha_ratio recorded, the caches keyed by the training step
+    for path in [tmp_path / "result.json", *(tmp_path / "student").glob("*.final_eval.json")]:
+        old = json.loads(path.read_text())
+        (old.get("settings") or {}).pop("eval_alpha_ratio", None)
+        if "key" in old:
+            old["key"]["alpha"] = old["key"].pop("eval_alpha_ratio") * 2 * spec["eps"]
+        for table in (t for t in train_mod._attack_tables(old) if name in t):
+            table[name]["spec"]["alpha"] = table[name]["spec"]["eps"] / 2
+        path.write_text(json.dumps(old))
     monkeypatch.setattr(train_mod, "batches", _boom)
     again = train_mod.run(cfg, str(tmp_path))
     assert "reused" not in again and again["student"]["history"] == first["student"]["history"]
     assert again["student"]["last"]["test"]["attacks"][name]["spec"]["alpha"] == pytest.approx(spec["eps"] / 4)
+    # timed as the training it re-read plus its evaluation, and said to be resumed at its last epoch
+    epochs = len(first["student"]["history"])
+    assert first["student"]["resumed_at_epoch"] == 0 and again["student"]["resumed_at_epoch"] == epochs
+    recorded = sum(h["train_seconds"] + h["validation_seconds"] for h in first["student"]["history"])
+    assert recorded < again["wall_seconds"] < recorded + first["wall_seconds"]
     monkeypatch.setattr(train_mod, "final_evaluation", _boom)
     assert train_mod.run(cfg, str(tmp_path))["reused"] is True
 
