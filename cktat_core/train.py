@@ -263,11 +263,16 @@ def epoch_fractions(counts: dict, reduce=mean_over_ranks) -> dict[str, float]:
     return out
 
 
+CHECKPOINT_FIELDS = ("teacher_checkpoint", "init_checkpoint")  # settings that name a file
+
+
 def _changed_settings(old: str | None, new: str) -> list[str]:
     """The fields whose values differ between a checkpoint's settings and the current ones.
 
     A field the checkpoint does not record (added to the library after it was written) counts as unchanged
-    while it holds its default, so upgrading the library does not orphan finished runs.
+    while it holds its default, so upgrading the library does not orphan finished runs. A checkpoint path is the
+    same setting whether it was written relative to the working directory or absolute (a results folder named
+    either way on the command line).
     """
     try:
         before = json.loads(old or "{}")
@@ -278,9 +283,11 @@ def _changed_settings(old: str | None, new: str) -> list[str]:
     diff = []
     for k in sorted(now):
         was = before[k] if k in before else defaults.get(k)
-        if was != now[k]:
+        if was != now[k] and not (k in CHECKPOINT_FIELDS and was and now[k] and
+                                  os.path.realpath(was) == os.path.realpath(now[k])):
             diff.append(f"{k}: {was!r} there, {now[k]!r} now")
     return diff
+
 
 
 # ----------------------------------------------------------------------------------------- a full run
@@ -320,7 +327,7 @@ def run_settings(cfg: Config, out_dir: str) -> dict:
     folder, a committed `results/`) still matches. No absolute path is stored."""
     d = cfg.to_dict()
     settings = {k: d[k] for k in student_keys(cfg) + EVAL_KEYS}
-    for key in ("teacher_checkpoint", "init_checkpoint"):
+    for key in CHECKPOINT_FIELDS:
         if settings.get(key):
             settings[key] = _relative(settings[key], out_dir)
     return settings
@@ -576,7 +583,7 @@ def restore_checkpoint(path: str, cfg: Config) -> None:
         teacher_run(cfg.replace(**fields), saved["kind"], folder, retrain=True)
         return
     fields = {k: v for k, v in saved["settings"].items() if k in known}
-    for key in ("teacher_checkpoint", "init_checkpoint"):  # stored relative to the run folder
+    for key in CHECKPOINT_FIELDS:  # stored relative to the run folder
         if fields.get(key):
             fields[key] = os.path.normpath(os.path.join(folder, fields[key]))
     run(cfg.replace(**fields), folder, retrain=True)
@@ -605,7 +612,7 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
     method = METHODS[cfg.method]
     splits = load_run_splits(cfg, device)
     os.makedirs(out_dir, exist_ok=True)
-    config = {**cfg.to_dict(), **{k: settings.get(k, "") for k in ("teacher_checkpoint", "init_checkpoint")}}
+    config = {**cfg.to_dict(), **{k: settings.get(k, "") for k in CHECKPOINT_FIELDS}}
     result: dict = {"schema": RESULT_SCHEMA, "method": cfg.method, "seed": cfg.seed, "device": str(device),
                     "versions": versions(), "config": config, "settings": settings,
                     "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}}

@@ -289,3 +289,12 @@ def test_a_student_of_a_committed_teacher_without_its_checkpoint_trains_the_teac
     # a checkpoint no finished run claims stays a clear error
     with pytest.raises(CheckpointError):
         train_mod.run(_cfg(tiny, teacher_checkpoint=str(tmp_path / "nowhere" / "last.pt")), str(tmp_path / "x"))
+
+
+def test_a_checkpoint_path_written_absolute_or_relative_is_the_same_setting(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    absolute = json.dumps({"teacher_checkpoint": str(tmp_path / "runs" / "t" / "last.pt")})
+    assert train_mod._changed_settings(absolute, json.dumps({"teacher_checkpoint": "runs/t/last.pt"})) == []
+    other = train_mod._changed_settings(absolute, json.dumps({"teacher_checkpoint": "runs/u/last.pt"}))
+    assert len(other) == 1 and other[0].startswith("teacher_checkpoint")
+    assert train_mod._changed_settings(json.dumps({"beta": 6.0}), json.dumps({"beta": 1.0}))  # other fields as before
