@@ -152,7 +152,9 @@ def target_rule(points: list[dict], n_val: int, seeds: int = 3, z: float = 2.0) 
     earlier points (`real_image_build.earlier_points`: PGD-AT seeds measured on validation and on test): each target
     plus the largest validation-to-test loss seen (validation natural minus test natural; validation PGD-10 minus
     test PGD-20), plus z standard errors of a mean of `seeds` validation runs on `n_val` images. Also the training
-    seconds a candidate may take: those of the earlier point with the most runs (the most complete build)."""
+    seconds a candidate may take: those of the earlier point with the most runs (the most complete build). The loss
+    is read as each point recorded it: the earlier points' test PGD-20 took their training step (eps/2), as every
+    run's did before the test attack had a step of its own (eps/4)."""
     mean = statistics.fmean
     se = lambda acc: 100 * z * ((acc / 100) * (1 - acc / 100) / (n_val * seeds)) ** 0.5
     loss = {"natural": max(mean(p["val_natural"]) - mean(p["natural"]) for p in points),
