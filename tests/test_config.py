@@ -98,6 +98,19 @@ def test_every_ranged_field_rejects_a_value_outside_its_range(name):
     validate(Config())  # every default is allowed
 
 
+def test_each_bound_is_open_or_closed_as_written():
+    from cktat_core.config import above, at_least, within
+
+    half_open = within(0, 1, "(]")
+    assert [half_open.test(v) for v in (0, 1e-9, 1, 1 + 1e-9)] == [False, True, True, False]
+    assert [within(0, 1, "[)").test(v) for v in (0, 1)] == [True, False]
+    assert [within(0, 1, "()").test(v) for v in (0, 0.5, 1)] == [False, True, False]
+    assert [above(0).test(v) for v in (0, 1e-9)] == [False, True]
+    assert [at_least(2).test(v) for v in (1.999, 2)] == [False, True]
+    assert not any(b.test(v) for b in (half_open, above(0), at_least(0)) for v in (float("inf"), True, "1"))
+    assert half_open.words() == "must be in (0, 1]" and at_least(2).words() == "must be >= 2"
+
+
 @pytest.mark.parametrize("item,message", [
     ("beta=-1", "beta: must be >= 0"), ("kd_rho=2", "kd_rho: must be in [0, 1]"),
     ("raat_eta=0", "raat_eta: must be in (0, 1)"), ("momentum=1", "momentum: must be in [0, 1)"),

@@ -113,7 +113,8 @@ def test_result_schema_metrics_and_groups(trained_cnn):
     pgd = res["attacks"]["pgd5"]
     assert pgd["spec"]["steps"] == 5 and pgd["nrr"] == pytest.approx(nrr(clean["accuracy"], pgd["accuracy"]))
     assert nrr(80.0, 40.0) == pytest.approx(2 * 80 * 40 / 120) and nrr(0.0, 0.0) == 0.0
-    assert res["metrics"]["aa"] is None and res["metrics"]["worst_attack"] in ("fgsm", "pgd5")
+    weakest = min(("fgsm", "pgd5"), key=lambda k: res["attacks"][k]["accuracy"])  # ties: the first listed
+    assert res["metrics"]["aa"] is None and res["metrics"]["worst_attack"] == weakest
     assert res["checks"]["autoattack_strongest"].startswith("not run")
     # the seed makes the random starts reproducible and leaves the caller's generator alone
     torch.manual_seed(123)

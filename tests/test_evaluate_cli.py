@@ -45,10 +45,13 @@ def test_eval_all_writes_one_table4_row(capsys, cnn_state_dict, tmp_path):
     assert set(res["checks"]) == {"robust_le_clean", "more_steps_not_weaker", "autoattack_strongest",
                                   "fgsm_weaker_than_pgd", "accuracy_falls_with_eps", "nonzero_gradients",
                                   "autoattack_package"}
-    assert isinstance(res["flags"], list)
+    assert {f["check"] for f in res["flags"]} == {k for k, v in res["checks"].items() if v == "flagged"}
     for name, a in res["attacks"].items():  # every row printed with accuracy, count and time
         assert f"{name} " in printed and f"({a['correct']}/16," in printed
-    assert "sanity checks" in printed or "FLAG" in printed
+    if res["flags"]:
+        assert all(f"FLAG {f['check']}: {f['message']}" in printed for f in res["flags"])
+    else:
+        assert "sanity checks: all" in printed
 
     # the other protocol writes its own file, and its iterative attacks ran 10 steps of 0.007
     argv = ["eval", "--checkpoint", str(cnn_state_dict), "--model", "small_cnn", "--dataset", "multiview",

@@ -125,11 +125,29 @@ def test_training_steps_use_autocast_and_no_evaluation_does(tiny, tmp_path, monk
     assert len(evals) >= 2 and not any(evals)  # one validation, the final test evaluation(s)
 
 
-def test_fp16_scaler_state_is_checkpointed(tiny, tmp_path, monkeypatch):
+def test_fp16_scaler_state_is_checkpointed_and_restored_on_resume(tiny, tmp_path, monkeypatch):
+    """The gradient scaler (fp16 on older GPUs, forced here on the CPU) counts its successful steps; a run cut off
+    after its first epoch and resumed ends with the count of both epochs, so the scaler was restored, not new."""
     monkeypatch.setattr(train_mod, "precision_of", lambda cfg, device: runtime.Precision(None, True, "cpu"))
-    train_mod.run(from_profile("smoke", dict(tiny, method="pgdat", epochs=1)), str(tmp_path / "r"))
-    state = torch.load(str(tmp_path / "r" / "student" / "last.pt"), weights_only=True)
-    assert state["scaler"]["scale"] > 0
+    cfg = from_profile("smoke", dict(tiny, method="pgdat", epochs=2))
+    calls, real_eval = {"n": 0}, train_mod.evaluate
+
+    def crash_in_second_epoch(model, data, *a, **k):
+        if len(data) == tiny["val_size"]:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+        return real_eval(model, data, *a, **k)
+    monkeypatch.setattr(train_mod, "evaluate", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.run(cfg, str(tmp_path / "r"))
+    path = str(tmp_path / "r" / "student" / "last.pt")
+    cut = torch.load(path, weights_only=True)
+    steps = cut["scaler"]["_growth_tracker"]
+    assert cut["epoch"] == 1 and steps > 0 and cut["scaler"]["scale"] > 0
+    monkeypatch.setattr(train_mod, "evaluate", real_eval)
+    train_mod.run(cfg, str(tmp_path / "r"))
+    assert torch.load(path, weights_only=True)["scaler"]["_growth_tracker"] == 2 * steps
 
 
 # ------------------------------------------------------------------------------ on-device augmentation
