@@ -111,12 +111,13 @@ def flags_of(*evaluations: dict) -> list[str]:
 def selection(result: dict, attack: str) -> dict:
     """Which epoch a run's evaluated network comes from and what the epoch best on validation scored on the test
     set: the last epoch's number, the best epoch's number and that checkpoint's natural and `attack` accuracy
-    (its final evaluation, `train.run`'s result["student"]["best"])."""
+    (its final evaluation, `train.run`'s result["student"]["best"]), then the last epoch's two accuracies."""
     student = result["student"]
-    best = student.get("best")
+    best, last = student.get("best"), student["last"]["test"]["attacks"]
     return {"last epoch": len(student["history"]), "best epoch": best and best["epoch"],
             "best natural": best and best["test"]["attacks"]["natural"]["accuracy"],
-            f"best {attack}": best and best["test"]["attacks"][attack]["accuracy"]}
+            f"best {attack}": best and best["test"]["attacks"][attack]["accuracy"],
+            "last natural": last["natural"]["accuracy"], f"last {attack}": last[attack]["accuracy"]}
 
 
 def table4_row(method: str, evaluation: dict, aa_from: dict | None = None) -> dict:

@@ -108,7 +108,7 @@ def test_selection_reports_the_last_and_the_best_epoch():
     ev = lambda nat, rob: {"test": {"attacks": {"natural": {"accuracy": nat}, "pgd20": {"accuracy": rob}}}}
     res = {"student": {"history": [{}, {}, {}], "last": ev(80, 40), "best": {"epoch": 2, **ev(82, 45)}}}
     assert report.selection(res, "pgd20") == {"last epoch": 3, "best epoch": 2, "best natural": 82,
-                                              "best pgd20": 45}
+                                              "best pgd20": 45, "last natural": 80, "last pgd20": 40}
 
 
 def test_the_papers_tables_under_our_labels():
