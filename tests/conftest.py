@@ -54,3 +54,21 @@ class CountForwards(nn.Module):
     def forward(self, x):
         self.calls += 1
         return self.model(x)
+
+
+def run_cut_after_epoch(monkeypatch, train_mod, cfg, out: str, epoch: int = 1) -> None:
+    """Train `cfg` into `out` and stop it (KeyboardInterrupt) during the validation of epoch `epoch + 1`, after
+    epoch `epoch`'s checkpoint is written: an interrupted run, left to be resumed."""
+    calls, real_eval = {"n": 0}, train_mod.evaluate
+
+    def crash(model, data, *a, **k):
+        if len(data) == cfg.val_size:  # a validation pass, at the end of an epoch
+            calls["n"] += 1
+            if calls["n"] == epoch + 1:
+                raise KeyboardInterrupt
+        return real_eval(model, data, *a, **k)
+
+    monkeypatch.setattr(train_mod, "evaluate", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.run(cfg, out)
+    monkeypatch.setattr(train_mod, "evaluate", real_eval)

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from conftest import run_cut_after_epoch
 from cktat_core import runtime, train as train_mod
 from cktat_core.bench import PEAK_TFLOPS, format_report, peak_tflops, run_bench
 from cktat_core.cli import main
@@ -130,22 +131,11 @@ def test_fp16_scaler_state_is_checkpointed_and_restored_on_resume(tiny, tmp_path
     after its first epoch and resumed ends with the count of both epochs, so the scaler was restored, not new."""
     monkeypatch.setattr(train_mod, "precision_of", lambda cfg, device: runtime.Precision(None, True, "cpu"))
     cfg = from_profile("smoke", dict(tiny, method="pgdat", epochs=2))
-    calls, real_eval = {"n": 0}, train_mod.evaluate
-
-    def crash_in_second_epoch(model, data, *a, **k):
-        if len(data) == tiny["val_size"]:
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-        return real_eval(model, data, *a, **k)
-    monkeypatch.setattr(train_mod, "evaluate", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_mod.run(cfg, str(tmp_path / "r"))
+    run_cut_after_epoch(monkeypatch, train_mod, cfg, str(tmp_path / "r"))
     path = str(tmp_path / "r" / "student" / "last.pt")
     cut = torch.load(path, weights_only=True)
     steps = cut["scaler"]["_growth_tracker"]
     assert cut["epoch"] == 1 and steps > 0 and cut["scaler"]["scale"] > 0
-    monkeypatch.setattr(train_mod, "evaluate", real_eval)
     train_mod.run(cfg, str(tmp_path / "r"))
     assert torch.load(path, weights_only=True)["scaler"]["_growth_tracker"] == 2 * steps
 
@@ -214,19 +204,8 @@ def test_epoch_batches_drop_a_last_batch_of_one():
 def test_device_data_training_resumes_exactly(tiny, tmp_path, monkeypatch):
     cfg = from_profile("smoke", dict(tiny, method="pgdat", epochs=2, augment=True, device_data=True))
     full = train_mod.run(cfg, str(tmp_path / "full"))
-    real_eval, calls = train_mod.evaluate, {"n": 0}
-
-    def crash_in_second_epoch(model, data, *a, **k):
-        if len(data) == tiny["val_size"]:
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-        return real_eval(model, data, *a, **k)
-    monkeypatch.setattr(train_mod, "evaluate", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_mod.run(cfg, str(tmp_path / "cut"))
+    run_cut_after_epoch(monkeypatch, train_mod, cfg, str(tmp_path / "cut"))
     assert torch.load(str(tmp_path / "cut" / "student" / "last.pt"), weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(train_mod, "evaluate", real_eval)
     resumed = train_mod.run(cfg, str(tmp_path / "cut"))
     a = torch.load(str(tmp_path / "full" / "student" / "last.pt"), weights_only=True)["model"]
     b = torch.load(str(tmp_path / "cut" / "student" / "last.pt"), weights_only=True)["model"]

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 import cktat_core.train as train_mod
+from conftest import run_cut_after_epoch
 from cktat_core import checkpoint as ckpt
 from cktat_core import losses, methods
 from cktat_core.config import from_profile, resolve
@@ -522,20 +523,7 @@ def test_resume_is_exact_with_two_views_dicar_draws_and_ema_teachers(method, tin
     cfg = from_profile("smoke", {**tiny, "method": method, "epochs": 3, "train_limit": 128, "test_limit": 32,
                                  "val_size": 64, "augment": True})
     train_mod.run(cfg, str(tmp_path / "full"))
-    calls = {"n": 0}
-    real_eval = train_mod.evaluate
-
-    def crash_in_second_epoch(model, data, *a, **k):
-        if len(data) == 64:  # a validation pass, at the end of an epoch
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-        return real_eval(model, data, *a, **k)
-
-    monkeypatch.setattr(train_mod, "evaluate", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_mod.run(cfg, str(tmp_path / "cut"))
-    monkeypatch.setattr(train_mod, "evaluate", real_eval)
+    run_cut_after_epoch(monkeypatch, train_mod, cfg, str(tmp_path / "cut"))
     train_mod.run(cfg, str(tmp_path / "cut"))
     a = ckpt.load(str(tmp_path / "full" / "student" / "last.pt"))
     b = ckpt.load(str(tmp_path / "cut" / "student" / "last.pt"))
