@@ -22,12 +22,18 @@ part (`relu_attributions`) and is upsampled bilinearly. Every map is computed in
 running statistics; the model's own modes are restored afterwards) and in float32 (autocast off; a model
 held in another precision is attributed through a float32 copy). Captum is imported only when a map is
 computed.
+
+`table5_images`, `measure` and `measured` are chapter 05's: which test images, and every number and picture it
+shows from one model, cached per model so that the chapter re-executes without the weights.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -192,3 +198,100 @@ def per_class(y: torch.Tensor, classes: tuple[int, ...], per: int, seed: int,
 
 
 ROLE_NAMES = dict(zip(ROLE_KEYS, [PATCH_ROLES[ROLE_OF_KEY[k]] for k in ROLE_KEYS]))
+
+
+# Table 5's choices (chapter 05): the paper's classes, Integrated Gradients' points, how many images are measured,
+# and the thresholds of a knowledge point (a fraction of the image's maximum attribution; MAIN is the table's).
+CLASSES = (0, 3, 2)  # airplane, cat, bird on CIFAR-10 (Table 5); the same class indices on the multi-view data
+N_STEPS = 16
+PER_KIND = 150  # images of each kind measured (fewer when the test set has fewer)
+FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.7)
+MAIN = 0.3
+
+
+@dataclass
+class Images:
+    """The test images Table 5 draws and measures: `grid` (the pictures, with their `titles`) and, per kind of
+    image, the indices measured (`chosen`), concatenated in `idx` with each kind's `spans`."""
+    grid: torch.Tensor
+    titles: list[str]
+    chosen: dict[str, torch.Tensor]
+
+    @property
+    def idx(self) -> torch.Tensor:
+        return torch.cat(list(self.chosen.values()))
+
+    @property
+    def spans(self) -> dict[str, slice]:
+        out, start = {}, 0
+        for k, v in self.chosen.items():
+            out[k], start = slice(start, start + len(v)), start + len(v)
+        return out
+
+    def digest(self) -> str:
+        text = json.dumps([self.grid.tolist(), {k: v.tolist() for k, v in self.chosen.items()}])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def table5_images(test) -> Images:
+    """A fixed, seeded choice. On CIFAR-10: two images of each of `CLASSES` for the pictures, 2 x `PER_KIND` test
+    images measured. On the multi-view data (`test.layout` records the patches): per class one multi-view image and
+    one single-view image whose feature 1 is weak, and `PER_KIND` of each kind measured."""
+    if test.layout is not None:
+        kinds = {"multi-view": test.groups["multi_view"], "feature 1 weak": test.groups["weak_f1"]}
+        grid = torch.cat([choose(test.y, 1, seed=c, mask=m, classes=(c,)) for c in CLASSES for m in kinds.values()])
+        titles = [f"{test.classes[int(test.y[i])]}, {next(k for k, m in kinds.items() if m[i])}" for i in grid]
+        chosen = {k: choose(test.y, PER_KIND, seed=1, mask=m) for k, m in kinds.items()}
+    else:
+        grid = per_class(test.y, CLASSES, 2, seed=0)
+        titles = [test.classes[int(test.y[i])] for i in grid]
+        chosen = {"test images": choose(test.y, 2 * PER_KIND, seed=1)}
+    return Images(grid, titles, chosen)
+
+
+def _listed(t: torch.Tensor | None, digits: int = 4):
+    """A tensor as nested lists of floats rounded to `digits` significant digits (JSON); None stays None."""
+    return None if t is None else torch.tensor(
+        [float(f"{v:.{digits}g}") for v in t.flatten().tolist()]).view(t.shape).tolist()
+
+
+def measure(model: nn.Module, test, images: Images, baseline: torch.Tensor) -> dict:
+    """Everything Table 5 needs from one model, as JSON: "grid" (method -> the pictures' maps), "counts" (fraction ->
+    `point_counts` of its Integrated-Gradients maps of the measured images) and, on the multi-view data, "shares"
+    (method -> `mass_shares`). A method without a map (Grad-CAM on a network without convolutions) is None."""
+    idx = images.idx
+    layout = test.layout[idx] if test.layout is not None else None
+    out = {"grid": {}, "counts": {}, "shares": {}}
+    for method in METHODS:
+        out["grid"][method] = _listed(attribution_maps(model, test.x[images.grid], test.y[images.grid], method,
+                                                       baseline, N_STEPS))
+        maps = attribution_maps(model, test.x[idx], test.y[idx], method, baseline, N_STEPS)
+        if method == "integrated_gradients":
+            out["counts"] = {str(t): {k: v.tolist() for k, v in point_counts(maps, t, layout).items()}
+                             for t in FRACTIONS}
+        if layout is not None and maps is not None:
+            out["shares"][method] = {k: v.tolist() for k, v in mass_shares(maps, layout).items()}
+    return out
+
+
+def measured(ch, paths: dict[str, str], test, images: Images) -> dict[str, dict]:
+    """`measure` for each model (name -> checkpoint path), cached per model in <out>/eval/attributions_<name>.json
+    (`cache.computed`): a clone re-executes chapter 05 from these files without the weights. The tensors come back
+    as tensors ("grid": (N, H, W) per method, "counts" by fraction (float) and "shares" by method: per image)."""
+    from .cache import computed
+    from .checkpoint import load_classifier
+    from .runtime import pick_device
+
+    device = pick_device(ch.resolved("pgdat").device)
+    baseline = channel_mean_baseline(test.x)
+    request = {"table5": images.digest(), "n_steps": N_STEPS, "fractions": list(FRACTIONS), "methods": list(METHODS),
+               "test": [ch.resolved("pgdat").dataset, len(test)]}
+    out = {}
+    for name, path in paths.items():
+        file = f"{ch.out}/eval/attributions_{name.lower().replace(' ', '_')}.json"
+        r = computed(path, file, lambda p: measure(load_classifier(p)[0].to(device), test, images, baseline),
+                     restore=ch.weights, **request)
+        out[name] = {"grid": {m: None if v is None else torch.tensor(v) for m, v in r["grid"].items()},
+                     "counts": {float(t): {k: torch.tensor(v) for k, v in c.items()} for t, c in r["counts"].items()},
+                     "shares": {m: {k: torch.tensor(v) for k, v in s.items()} for m, s in r["shares"].items()}}
+    return out

@@ -73,6 +73,11 @@ def aa_version(profile: str, asked: str | None = None) -> str:
     return asked or AA_VERSIONS.get(profile, "standard")
 
 
+def eps_sweep(eps: float) -> list[float]:
+    """The budgets of the suite's PGD-20 sweep: eps x 1, 2, 4, 8, up to budgets where even a robust model breaks."""
+    return [m * eps for m in (1, 2, 4, 8)]
+
+
 def trained(ch: Chapter, rows) -> dict[str, dict]:
     """Each row's run (`train.run`'s result) with "run_dir" and "checkpoint" (the last epoch's, which is what the
     tables evaluate), trained once and re-read by every chapter that asks."""
@@ -97,21 +102,36 @@ def evaluated(ch: Chapter, rows, runs: dict[str, dict], limit: int, aa_version: 
     """Per row, {"standard": ..., "compat-generalist": ...}: the evaluation chapter's two calls of
     `evaluate_checkpoint` (all attacks with the eps sweep; the compat protocol without AutoAttack), on `limit`
     test images, cached in <out>/eval (shared with that chapter when `limit` is its `shared_limit`)."""
-    eps = ch.resolved("pgdat").eps
-    sweep = [eps, 2 * eps, 4 * eps, 8 * eps]
+    sweep = eps_sweep(ch.resolved("pgdat").eps)
     suffix = _suffix(limit, shared_limit)
     out = {}
     for row in rows:
         path, base = runs[row.label]["checkpoint"], f"{ch.out}/eval/{row.file_stem}"
-        if not all(os.path.isfile(f"{base}_{p}{suffix}.json") for p in ("standard", "compat-generalist")):
-            ch.weights(path)  # to be evaluated: the weights must be here
-        out[row.label] = {
+        out[row.label] = {  # the weights are needed (`Chapter.weights`) only where a file is not reused
             "standard": evaluate_checkpoint(path, "all", limit=limit, aa_version=aa_version, eps_sweep=sweep,
-                                            progress=ch.progress, out=f"{base}_standard{suffix}.json", reuse=True),
+                                            progress=ch.progress, out=f"{base}_standard{suffix}.json", reuse=True,
+                                            restore=ch.weights),
             "compat-generalist": evaluate_checkpoint(path, COMPAT_ATTACKS, limit=limit, protocol="compat-generalist",
-                                                     progress=ch.progress,
-                                                     out=f"{base}_compat-generalist{suffix}.json", reuse=True)}
+                                                     progress=ch.progress, out=f"{base}_compat-generalist{suffix}.json",
+                                                     reuse=True, restore=ch.weights)}
     return out
+
+
+def masked_teacher(ch: Chapter, checkpoint: str, limit: int, aa_version: str, sweep: list[float]) -> dict:
+    """Chapter 04's test of the checks, on the clean teacher (`checkpoint`): "plain" (natural, FGSM, PGD-20);
+    "masked", the same network behind 8-bit input rounding (`models.InputQuantized`: a zero input gradient, which
+    the checks must flag), with AutoAttack's `aa_version` and the eps `sweep`; and "masked_standard", on the first
+    "few" (100) images, AutoAttack's standard version, whose Square attack needs no gradient. Cached in
+    <out>/eval/teacher_*.json; the weights are needed only where a file is not reused."""
+    run = lambda attacks, name, **kw: evaluate_checkpoint(checkpoint, attacks, progress=ch.progress, reuse=True,
+                                                          restore=ch.weights, out=f"{ch.out}/eval/{name}.json", **kw)
+    plain = run("natural,fgsm,pgd20", "teacher_standard", limit=limit)
+    few = min(100, plain["n"])
+    return {"plain": plain, "few": few,
+            "masked": run("natural,fgsm,pgd20,aa", "teacher_rounded", limit=limit, aa_version=aa_version,
+                          eps_sweep=sweep, round_input=True),
+            "masked_standard": run("natural,pgd20,aa", f"teacher_rounded_aa_standard_n{few}", limit=few,
+                                   aa_version="standard", round_input=True)}
 
 
 def masks(ch: Chapter, rows, runs: dict[str, dict], limit: int, attack: str = "pgd20") -> dict[str, str]:
@@ -121,9 +141,7 @@ def masks(ch: Chapter, rows, runs: dict[str, dict], limit: int, attack: str = "p
     out = {}
     for row in rows:
         path, file = runs[row.label]["checkpoint"], f"{ch.out}/eval/{row.file_stem}_{attack}_mask{suffix}.json"
-        if not os.path.isfile(file):
-            ch.weights(path)
-        out[row.label] = per_image_correct(path, attack, limit=limit, out=file)["bits"]
+        out[row.label] = per_image_correct(path, attack, limit=limit, out=file, restore=ch.weights)["bits"]
     return out
 
 

@@ -54,6 +54,41 @@ def table3(ch: Chapter, taus=TAUS, betas=BETAS) -> dict:
             "beta": {float(b): ch.variant("cktat", beta=float(b)) for b in betas}}
 
 
+def attribution_models(ch: Chapter) -> tuple[dict, dict[str, str]]:
+    """Chapter 05's models: the headline summary (`Chapter.compare`) and name -> checkpoint of PGD-AT, TRADES and
+    CKTAT (the seed-0 runs) and the clean teacher they start from."""
+    summary = ch.compare(list(HEADLINE))
+    paths = {r["paper"]: r["checkpoint"] for r in summary["rows"]}
+    return summary, {**paths, "clean teacher": summary["teachers"]["clean"]["checkpoint"]}
+
+
+def teacher_mass(ch: Chapter, taus=TAUS) -> dict[float, float]:
+    """Chapter 07's reading of tau: the clean teacher's mean softened probability of the true class on the
+    validation split, per tau (`eval_checkpoint.true_class_mass`, cached in <out>/eval)."""
+    from .eval_checkpoint import true_class_mass
+
+    return true_class_mass(ch.teacher("clean")["checkpoint"], ch.config("cktat"), taus,
+                           f"{ch.out}/eval/teacher_true_class_mass.json", restore=ch.weights)
+
+
+def analyses(ch: Chapter) -> None:
+    """What chapters 04, 05 and 07 compute from the weights of the shared runs, each cached with the results, so
+    the chapters re-execute in a clone without the weights: chapter 04's suite of the clean teacher behind input
+    rounding (`baselines.masked_teacher`; its suites of PGD-AT, TRADES and CKTAT are Table 4's rows), chapter 05's
+    attribution maps (`attribution.measured`) and chapter 07's softened labels (`teacher_mass`)."""
+    from . import attribution, baselines
+    from .data import load_test
+
+    summary, paths = attribution_models(ch)
+    limit = baselines.evaluation_limit(ch.profile, ch.overrides)
+    baselines.masked_teacher(ch, paths["clean teacher"], limit, baselines.aa_version(ch.profile),
+                             baselines.eps_sweep(summary["config"]["eps"]))
+    cfg = ch.resolved("pgdat")
+    test, _ = load_test(cfg.dataset, cfg.data_dir, cfg.test_limit, cfg.download)
+    attribution.measured(ch, paths, test, attribution.table5_images(test))
+    teacher_mass(ch)
+
+
 def distilled(ch: Chapter, method: str, kind: str, checkpoint: str, **fields) -> dict:
     """`method` taught by a `kind` ("clean" or "robust") teacher read from `checkpoint`; teacher_kind enters the run's
     name only where it is not the method's own."""
@@ -82,16 +117,22 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
     return {"pair": pair, "teachers": teachers, "runs": runs}
 
 
-STAGES = ("pgdat", "tau", "headline", "table3", "table4", "capacity", "suite")
+STAGES = ("pgdat", "tau", "headline", "table3", "analyses", "table4", "capacity")
 
 
 def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
     """Every run the table chapters read, trained (or re-read) through the chapters' own calls, without executing
     a notebook, in an order that checks the profile first: `pgdat`, PGD-AT with the book's seeds (the profile's
     targets); `tau`, the clean teacher and the temperature sweep (the profile's tau, picked on validation); then
-    `headline` (chapters 02, 03), `table3` (07), `table4` (08, 09's rows), `capacity` (06), and `suite`, the attack
-    suites and per-image results of chapters 08 and 09. Into a results folder other than the book's, with
-    overrides, it builds a new point of a profile while the committed book keeps reading its own."""
+    `headline` (chapters 02, 03), `table3` (07), `analyses` (what chapters 04, 05 and 07 compute from the weights),
+    `table4`, the rows of chapters 08 and 09 with their attack suites and per-image results, and `capacity` (06).
+    Into a results folder other than the book's, with overrides, it builds a new point of a profile while the
+    committed book keeps reading its own.
+
+    `table4` attacks each row right after training it: a clone holds the committed results, never the checkpoints,
+    so a build that stops between rows resumes in a new clone without training a finished row again (only a row
+    whose suite is not written yet needs its weights, `Chapter.weights`). It starts with the rows of the shared
+    runs, whose weights `analyses` has just needed too."""
     from . import baselines
 
     unknown = [s for s in stages if s not in STAGES]
@@ -107,17 +148,17 @@ def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
             headline(ch)
         elif stage == "table3":
             table3(ch)
+        elif stage == "analyses":
+            analyses(ch)
         elif stage == "table4":
-            baselines.trained(ch, baselines.TABLE4)
-            baselines.trained(ch, baselines.RAAT_TABLE1)
-        elif stage == "capacity":
-            capacity(ch)
-        elif stage == "suite":
             limit = baselines.evaluation_limit(ch.profile, ch.overrides)
             aa = baselines.aa_version(ch.profile)
-            for rows in (baselines.TABLE4, baselines.RAAT_TABLE1):
-                runs = baselines.trained(ch, rows)
-                baselines.evaluated(ch, rows, runs, limit, aa, limit)
-                baselines.masks(ch, rows, runs, limit)
+            rows = sorted(baselines.TABLE4 + baselines.RAAT_TABLE1, key=lambda r: r.method not in HEADLINE)
+            for row in rows:  # one row at a time, the shared runs' first (their weights may be here): see above
+                runs = baselines.trained(ch, [row])
+                baselines.evaluated(ch, [row], runs, limit, aa, limit)
+                baselines.masks(ch, [row], runs, limit)
+        elif stage == "capacity":
+            capacity(ch)
         say(f"stage {stage}: done")
 

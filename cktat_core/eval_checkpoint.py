@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
+from . import cache
 from . import checkpoint as ckpt
 from .data import dataset_defaults, load_splits, load_test
 from .errors import ConfigError
@@ -37,54 +38,35 @@ def _load(checkpoint: str, dataset: str | None, model: str | None, eps: float | 
     return net, info, dataset, Threat(eps, alpha, cfg.get("norm", "linf"), defaults["eps_l2"], defaults["eps_l2"] / 4)
 
 
-def _request(checkpoint: str, **fields) -> dict:
-    """What a result computed from `checkpoint` depends on: the file (path, size, time) and `fields`."""
-    stat = os.stat(checkpoint) if os.path.isfile(checkpoint) else None
-    return {"checkpoint": os.path.abspath(checkpoint), "size": stat and stat.st_size,
-            "mtime": stat and stat.st_mtime, **fields}
-
-
-FILE_KEYS = ("checkpoint", "size", "mtime")  # which file: absent from a clone, where checkpoints are not committed
-
-
-def _reused(out: str | None, request: dict) -> dict | None:
-    """The result saved at `out` when it was computed from the same `request`, else None. When the checkpoint is
-    not here (a clone holds the committed evaluations, not the weights), the rest of the request must match."""
-    if out and os.path.isfile(out):
-        with open(out) as fh:
-            previous = json.load(fh)
-        saved, now = previous.get("request") or {}, json.loads(json.dumps(request))
-        if request["size"] is None:
-            saved, now = ({k: v for k, v in r.items() if k not in FILE_KEYS} for r in (saved, now))
-        if saved == now:
-            return previous
-    return None
-
-
 def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural,pgd20", *, dataset: str | None = None,
                         data_dir: str | None = None, model: str | None = None, limit: int = 0,
                         eps: float | None = None, alpha: float | None = None, protocol: str = "standard",
                         kappa: float = 50.0, aa_version: str = "standard", eps_sweep: Iterable[float] = (),
                         seed: int = 0, device: str = "auto", batch_size: int | None = None, progress: bool = True,
-                        out: str | None = None, reuse: bool = False, round_input: bool = False) -> dict:
+                        out: str | None = None, reuse: bool = False, round_input: bool = False,
+                        restore: Callable[[str], Any] | None = None) -> dict:
     """Evaluate a checkpoint on its test set: what `cktat eval` does, as a library call.
 
     Our checkpoints carry their network, dataset and budget (a DUCAT checkpoint comes back as its recovered
     C-way classifier); a plain state_dict needs `model` (and `dataset`, default cifar10). eps defaults to the
     checkpoint's training eps or the dataset's, alpha to eps / 4 (SPEC 5: 2/255 at 8/255). With `out`, the
     result is written there as JSON; with `reuse`, an existing `out` computed from the same request (same
-    arguments, same checkpoint file) is returned instead of recomputing. batch_size defaults to the checkpoint's
+    arguments, same weights: `cache.reused`) is returned instead of recomputing; `restore(checkpoint)` is called
+    before the weights are read (`Chapter.weights`: a missing checkpoint of a committed run is trained again). batch_size defaults to the checkpoint's
     `eval_batch_size` (the profile's: 256 on the CPU profile, where larger batches run slower per image), else 500.
     `round_input` puts `models.InputQuantized` (8-bit rounding, a zero input gradient) in front of the network: the
     gradient-masked model of chapter 04, which the checks must flag.
     """
     names = expand_names(attacks.split(",") if isinstance(attacks, str) else attacks)
-    request = _request(checkpoint, attacks=names, dataset=dataset, model=model, limit=limit, eps=eps, alpha=alpha,
-                       protocol=protocol, kappa=kappa, aa_version=aa_version, eps_sweep=sorted(eps_sweep), seed=seed,
-                       **({"round_input": True} if round_input else {}))  # absent when off: older files still match
-    previous = _reused(out, request) if reuse else None
+    fields = dict(attacks=names, dataset=dataset, model=model, limit=limit, eps=eps, alpha=alpha, protocol=protocol,
+                  kappa=kappa, aa_version=aa_version, eps_sweep=sorted(eps_sweep), seed=seed,
+                  **({"round_input": True} if round_input else {}))  # absent when off: older files still match
+    previous = cache.reused(out, cache.request(checkpoint, **fields)) if reuse else None
     if previous is not None:
         return previous
+    if restore is not None:
+        restore(checkpoint)
+    request = cache.request(checkpoint, **fields)
     get_protocol(protocol)
     if aa_version not in AA_VERSIONS:
         raise ConfigError("aa_version", f"must be one of {', '.join(AA_VERSIONS)}", aa_version)
@@ -120,9 +102,21 @@ def true_class_probability(model: torch.nn.Module, cfg, taus: Iterable[float], b
     return {float(t): picked(float(t)) for t in taus}
 
 
+def true_class_mass(checkpoint: str, cfg, taus: Iterable[float], out: str,
+                    restore: Callable[[str], Any] | None = None) -> dict[float, float]:
+    """`true_class_probability` of the network in `checkpoint` (loaded as its method deploys it) per tau, cached at
+    `out` with its request (`cache.computed`): chapter 07 re-executes from the file without the weights."""
+    taus = [float(t) for t in taus]
+    compute = lambda p: {"mass": {str(t): v for t, v in
+                                  true_class_probability(load_classifier(p)[0], cfg, taus).items()}}
+    r = cache.computed(checkpoint, out, compute, restore=restore, taus=taus, dataset=cfg.dataset,
+                       val_size=cfg.val_size, train_limit=cfg.train_limit, train_per_file=cfg.train_per_file)
+    return {float(t): v for t, v in r["mass"].items()}
+
+
 def per_image_correct(checkpoint: str, attack: str = "pgd20", *, limit: int = 0, protocol: str = "standard",
                       seed: int = 0, device: str = "auto", batch_size: int | None = None, data_dir: str | None = None,
-                      out: str | None = None, reuse: bool = True) -> dict:
+                      out: str | None = None, reuse: bool = True, restore: Callable[[str], Any] | None = None) -> dict:
     """Which test images a checkpoint classifies correctly under `attack` (its adversarial input right, whatever
     the clean prediction; "natural": the clean input), for comparing models image by image (DUCAT's "misclassified
     by every AT method").
@@ -130,12 +124,15 @@ def per_image_correct(checkpoint: str, attack: str = "pgd20", *, limit: int = 0,
     Returns {"attack", "n", "accuracy" (%), "bits": "0110..." (one character per test image, in test-set order,
     "1" right), "request"}; with `out` written there as JSON and, with `reuse`, read back instead of recomputed when
     the request (checkpoint file, attack, limit, protocol, seed) is the same. Same loading, threat and attacks as
-    `evaluate_checkpoint` (batch_size too); the random starts come from `seed`.
+    `evaluate_checkpoint` (batch_size and `restore` too); the random starts come from `seed`.
     """
-    request = _request(checkpoint, attack=attack, limit=limit, protocol=protocol, seed=seed)
-    previous = _reused(out, request) if reuse else None
+    fields = dict(attack=attack, limit=limit, protocol=protocol, seed=seed)
+    previous = cache.reused(out, cache.request(checkpoint, **fields)) if reuse else None
     if previous is not None:
         return previous
+    if restore is not None:
+        restore(checkpoint)
+    request = cache.request(checkpoint, **fields)
     net, info, dataset, threat = _load(checkpoint, None, None, None, None)
     cfg = info.get("config", {})
     batch_size = batch_size or cfg.get("eval_batch_size") or 500

@@ -51,6 +51,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from . import cache
 from . import checkpoint as ckpt
 from .config import Config, fields_in, fingerprint, resolve, validate
 from .data import Splits, batches, load_splits, num_batches
@@ -560,33 +561,40 @@ def saved_final_evaluation(path: str, model: nn.Module, splits: Splits, cfg: Con
 
 
 def restore_checkpoint(path: str, cfg: Config) -> None:
-    """Train again the finished run that wrote checkpoint `path` when the file is not here but the run's
-    result.json is: a clone holds the committed results, never their checkpoints, and a student trained there
-    from a committed teacher (or initialised from a committed run) needs the weights. The run is retrained from
-    the settings its result.json records, with `cfg`'s runtime fields (device, data folder), into its own
-    folder; its result.json is rewritten. Nothing happens when the file exists or no finished run claims it
-    (loading it then fails with a `CheckpointError` naming the path)."""
-    if not path or os.path.exists(path):
+    """Train again the finished run that wrote checkpoint `path` when the weights its result.json describes are not
+    here: a clone holds the committed results, never their checkpoints, and a student trained there from a
+    committed teacher (or initialised from a committed run) needs the weights. A checkpoint that is here but was
+    not written by that training (`written_by_run`: a retraining stopped part-way leaves its last epoch's) does not
+    count. The run is retrained from the settings its result.json records, with `cfg`'s runtime fields (device,
+    data folder), into its own folder, resuming where a stopped retraining left off; its result.json is
+    rewritten. Nothing happens when no finished run claims the file (loading it then fails with a
+    `CheckpointError` naming the path)."""
+    if not path:
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    for _ in range(3):  # <run>/last.pt, <run>/teacher/last.pt, <run>/student/last.pt
-        if os.path.isfile(os.path.join(folder, "result.json")):
-            break
-        folder = os.path.dirname(folder)
-    else:
+    found = cache.run_of_checkpoint(path)
+    if found is None or (os.path.exists(path) and written_by_run(path, *found)):
         return
-    with open(os.path.join(folder, "result.json")) as fh:
-        saved = json.load(fh)
+    folder, saved = found
     known = set(cfg.to_dict())
+    fields = {k: v for k, v in saved["settings"].items() if k in known}
     if "kind" in saved:  # a stand-alone teacher run
-        fields = {k: v for k, v in saved["settings"].items() if k in known}
         teacher_run(cfg.replace(**fields), saved["kind"], folder, retrain=True)
         return
-    fields = {k: v for k, v in saved["settings"].items() if k in known}
     for key in CHECKPOINT_FIELDS:  # stored relative to the run folder
         if fields.get(key):
             fields[key] = os.path.normpath(os.path.join(folder, fields[key]))
     run(cfg.replace(**fields), folder, retrain=True)
+
+
+def written_by_run(path: str, folder: str, saved: dict) -> bool:
+    """Whether checkpoint `path` holds the weights that run `folder`'s result.json (`saved`) describes: the last
+    checkpoint of its phase records the same training losses (`cache.losses`) as the result. True where that
+    cannot be told (no history in the result, no last checkpoint beside `path`)."""
+    history = cache.phase_history(path, folder, saved)
+    last = os.path.join(os.path.dirname(os.path.abspath(path)), "last.pt")
+    if history is None or not os.path.isfile(last):
+        return True
+    return cache.losses(ckpt.load(last).get("history") or []) == cache.losses(history)
 
 
 def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:

@@ -253,6 +253,43 @@ def test_the_images_are_a_fixed_seeded_choice_per_class():
     assert len(many) == int(d.groups["multi_view"].sum()) and len(set(many.tolist())) == len(many)
 
 
+def test_table5_is_measured_once_per_model_and_read_back_without_the_weights(trained_cnn, tmp_path, monkeypatch):
+    """Chapter 05's numbers come from `measure`, cached per model: what the maps give is what comes back, and a
+    clone (the checkpoint gone) re-executes the chapter from the file, computing nothing."""
+    from types import SimpleNamespace
+
+    from cktat_core import checkpoint as ckpt
+    from cktat_core.data import load_test
+
+    model, _ = trained_cnn
+    path = str(tmp_path / "m.pt")
+    ckpt.save_atomic(ckpt.model_checkpoint(model, "small_cnn", 10, {"dataset": "multiview", "width": 0},
+                                           classes=10, method="pgdat"), path)
+    test, _ = load_test("multiview", limit=200)
+    images = attribution.table5_images(test)
+    assert len(images.idx) == sum(len(v) for v in images.chosen.values()) and set(images.spans) == set(images.chosen)
+    asked = []
+    ch = SimpleNamespace(out=str(tmp_path / "out"), weights=asked.append,
+                         resolved=lambda m: SimpleNamespace(device="cpu", dataset="multiview"))
+    got = attribution.measured(ch, {"a model": path}, test, images)["a model"]
+    assert asked == [path] and os.path.isfile(tmp_path / "out" / "eval" / "attributions_a_model.json")
+    base = attribution.channel_mean_baseline(test.x)
+    ig = attribution.attribution_maps(model, test.x[images.idx], test.y[images.idx], "integrated_gradients", base,
+                                      attribution.N_STEPS)
+    layout = test.layout[images.idx]
+    expected = attribution.point_counts(ig, attribution.MAIN, layout)
+    assert set(got["counts"]) == set(attribution.FRACTIONS)
+    assert all(torch.equal(got["counts"][attribution.MAIN][k], expected[k]) for k in expected)
+    shares = attribution.mass_shares(ig, layout)["f2"]
+    assert torch.allclose(got["shares"]["integrated_gradients"]["f2"], shares, atol=1e-6, equal_nan=True)
+    grid = attribution.attribution_maps(model, test.x[images.grid], test.y[images.grid], "saliency", base)
+    assert torch.allclose(got["grid"]["saliency"], grid, rtol=1e-3)  # kept to 4 significant digits
+    os.remove(path)  # a clone
+    monkeypatch.setattr(attribution, "attribution_maps", lambda *a, **k: pytest.fail("recomputed"))
+    again = attribution.measured(ch, {"a model": path}, test, images)["a model"]
+    assert asked == [path] and torch.equal(again["counts"][0.1]["total"], got["counts"][0.1]["total"])
+
+
 def test_the_grid_shares_one_colour_scale_per_method_and_outlines_the_patches():
     d = make_multiview(50, seed=2)
     maps = {"A": torch.rand(3, 32, 32), "B": 5 * torch.rand(3, 32, 32), "C": None}

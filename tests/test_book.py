@@ -487,7 +487,8 @@ def test_the_committed_chapter_is_what_the_command_produces(tmp_path):
 # What a visible code cell may do: show the code that teaches (a loss, a declaration, a training or evaluation
 # call) or draw a figure. Every other code cell only loads, reshapes or formats, and is folded (`hide-input`).
 TEACHING = ("report.source(", "report.declaration(", "ch.seeds(", "ch.variant(", "ch.run(", "ch.compare(",
-            "book_runs.", "baselines.trained(", "evaluate_checkpoint(", "evaluate(", "fig = viz.", "viz.",
+            "book_runs.", "baselines.trained(", "baselines.masked_teacher(", "evaluate_checkpoint(", "evaluate(",
+            "fig = viz.", "viz.",
             "sweep_explorer(")
 
 
