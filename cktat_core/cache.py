@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from typing import Any, Callable
 
 from .checkpoint import write_text_atomic
@@ -90,14 +91,17 @@ def reused(out: str | None, now: dict) -> dict | None:
 def computed(checkpoint: str, out: str, compute: Callable[[str], dict], restore: Callable[[str], Any] | None = None,
              **fields) -> dict:
     """`compute(checkpoint)` (a JSON-able dict), read from `out` when it was computed from the same request, else
-    computed and written there with its request. `restore(checkpoint)` is called first where the weights are
+    computed and written there with its request and the seconds it took. `restore(checkpoint)` is called first where the weights are
     needed (`Chapter.weights`: a missing checkpoint of a committed run is trained again)."""
     saved = reused(out, request(checkpoint, **fields))
     if saved is not None:
         return saved
     if restore is not None:
         restore(checkpoint)
-    result = {**compute(checkpoint), "request": request(checkpoint, **fields)}  # a restored run: new identity
+    start = time.perf_counter()
+    result = compute(checkpoint)
+    result = {**result, "seconds": time.perf_counter() - start,
+              "request": request(checkpoint, **fields)}  # a restored run: a new identity
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_text_atomic(json.dumps(result, indent=1), out)
     return result

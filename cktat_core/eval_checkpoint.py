@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any, Callable, Iterable
 
 import torch
@@ -122,7 +123,7 @@ def per_image_correct(checkpoint: str, attack: str = "pgd20", *, limit: int = 0,
     by every AT method").
 
     Returns {"attack", "n", "accuracy" (%), "bits": "0110..." (one character per test image, in test-set order,
-    "1" right), "request"}; with `out` written there as JSON and, with `reuse`, read back instead of recomputed when
+    "1" right), "seconds", "request"}; with `out` written there as JSON and, with `reuse`, read back instead of recomputed when
     the request (checkpoint file, attack, limit, protocol, seed) is the same. Same loading, threat and attacks as
     `evaluate_checkpoint` (batch_size and `restore` too); the random starts come from `seed`.
     """
@@ -140,12 +141,14 @@ def per_image_correct(checkpoint: str, attack: str = "pgd20", *, limit: int = 0,
     test, _ = load_test(dataset, data_dir or cfg.get("data_dir") or "data", limit)
     dev = pick_device(device)
     net, test = net.to(dev), test.to(dev)
+    start = time.perf_counter()
     with torch.inference_mode(False), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \
             autocast_off(dev.type):
         torch.manual_seed(seed)
         mask = correct_mask(net, test, fn, batch_size).cpu()
     res = {"attack": attack, "n": len(mask), "accuracy": 100.0 * float(mask.float().mean()) if len(mask) else None,
-           "bits": "".join("1" if v else "0" for v in mask.tolist()), "request": request}
+           "bits": "".join("1" if v else "0" for v in mask.tolist()), "seconds": time.perf_counter() - start,
+           "request": request}
     if out:
         ckpt.write_text_atomic(json.dumps(res), out)
     return res

@@ -21,6 +21,7 @@ noise / below); a claim of the paper is judged in `claims`. Torch-free: they rea
   `warm_start_sentence`, `wrong_shares`, `ducat_sentence` and their sentences: Table 4 and RAAT's Table 1 against
   ours (orderings by Spearman's rank correlation, which protocol the paper resembles), DUCAT's two evaluations and
   the share of images every model gets wrong (chapters 08, 09).
+- `teacher_trainings`: which training of the frozen teacher's recipe each run learned from (chapters 02, 06-09).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import math
 import statistics
 
 from .checks import noise_margin
-from .noise import BELOW, WITHIN, compare
+from .noise import BELOW, WITHIN, bits_of, compare, compare_evaluations
 from .noise import spearman as spearman_test
 
 
@@ -754,3 +755,42 @@ def headline_reading(found: list, teacher_natural: float, cktat: list[dict], pgd
                  f"{rob.paper:+.1f}: we think a network of this size, trained this briefly, leaves the teacher's "
                  f"labels less to add to what the attack already teaches.")
     return text.strip()
+
+
+def teacher_trainings(runs: dict[str, dict], shown: dict | None = None) -> str:
+    """Which training of its frozen teacher each of `runs` (name -> `train.run` result) learned from, told apart by
+    the teacher's per-image test results that each run recorded: "" when all the runs of each teacher learned from
+    one training. Otherwise, per teacher (its run folder), one sentence: how many trainings of its recipe, each
+    one's natural test accuracy and runs, how the trainings compare (`noise.compare_evaluations`, paired on the same
+    test images) and which of them `shown` (the teacher's own evaluation, as the page shows it) is. A teacher's
+    checkpoint is not committed: a run that needs its weights in a new clone trains it again
+    (`train.restore_checkpoint`), and a training that does not repeat the earlier one bit for bit is another
+    teacher of the same recipe."""
+    teachers: dict[str, dict[str, tuple[dict, list[str]]]] = {}
+    for name, r in runs.items():
+        t = r.get("teacher") or {}
+        key = bits_of({"test": t["test"]}) if t.get("test") else None
+        if key:
+            folder = t.get("checkpoint", "").replace("\\", "/").split("/")
+            teacher = next((p for p in folder if p not in ("", ".", "..")), "the teacher")
+            teachers.setdefault(teacher, {}).setdefault(key, ({"test": t["test"]}, []))[1].append(name)
+    acc = lambda e: e["test"]["attacks"]["natural"]["accuracy"]
+    out = []
+    for teacher, groups in teachers.items():
+        if len(groups) < 2:
+            continue
+        trainings = list(groups.values())
+        diffs = [compare_evaluations(e, trainings[0][0]) for e, _ in trainings[1:]]
+        text = (f"These runs learned from {len(trainings)} trainings of the recipe of `{teacher}`: its checkpoint is "
+                "not committed, so a run that needed its weights in a new clone trained it again, and that training "
+                "did not repeat the earlier one bit for bit. Its natural test accuracy was "
+                + "; ".join(f"{acc(e):.2f}% for {', '.join(names)}" for e, names in trainings) + ". "
+                + ("The trainings differ within noise" if all(d.word == WITHIN for d in diffs) else
+                   "The trainings differ beyond noise") + " ("
+                + "; ".join(f"{i + 2} against 1: {d.evidence(2)}" for i, d in enumerate(diffs)) + ").")
+        if shown is not None:
+            which = next((i for i, k in enumerate(groups) if k == bits_of(shown)), None)
+            text += (f" The teacher this page shows is training {which + 1}." if which is not None else
+                     " The teacher this page shows is a later training than all of them.")
+        out.append(text)
+    return " ".join(out)

@@ -192,3 +192,24 @@ def test_feature_kept_compares_with_the_teacher_and_with_chance():
     assert verdicts.feature_kept(_ev(probe_f2={"natural": 99.5}), teacher, "probe_f2", 10) == "kept"
     assert verdicts.feature_kept(_ev(probe_f2={"natural": 23.1}), teacher, "probe_f2", 10) == "partly"
     assert verdicts.feature_kept(_ev(probe_f2={"natural": 10.5}), teacher, "probe_f2", 10) == "lost"
+
+
+def test_the_runs_say_which_training_of_their_teacher_they_learned_from():
+    """Runs that learned from two trainings of the teacher's recipe (a clone trained it again) are named with each
+    training's accuracy, compared as a pair on the same images; runs of one training say nothing."""
+    def run(bits, teacher="teacher_clean"):
+        acc = 100.0 * bits.count("1") / len(bits)
+        return {"teacher": {"checkpoint": f"../{teacher}/teacher/last.pt",
+                            "test": {"attacks": {"natural": {"accuracy": acc, "total": len(bits), "bits": bits}}}}}
+
+    a, close, far = "1" * 700 + "0" * 300, "1" * 698 + "0" * 2 + "1" * 2 + "0" * 298, "1" * 400 + "0" * 600
+    assert verdicts.teacher_trainings({"x": run(a), "y": run(a), "pgdat": {"teacher": None}}) == ""
+    assert verdicts.teacher_trainings({"x": run(a), "y": run(far, "pgdat")}) == ""  # two teachers, one training each
+    text = verdicts.teacher_trainings({"x": run(a), "y": run(close), "z": run(a)}, shown={"attacks": run(close)[
+        "teacher"]["test"]["attacks"]})
+    assert "2 trainings of the recipe of `teacher_clean`" in text and "within noise" in text
+    assert "70.00% for x, z; 70.00% for y" in text
+    assert "shows is training 2" in text
+    text = verdicts.teacher_trainings({"x": run(a), "y": run(far)}, shown={"attacks": run("0" * 1000)[
+        "teacher"]["test"]["attacks"]})
+    assert "beyond noise" in text and "-30.00 points" in text and "later training" in text
