@@ -95,7 +95,7 @@ def validation_natural(pgdat: list[dict]) -> dict:
 
 
 PGDAT_SEEDS = ("pgdat", "pgdat_seed1", "pgdat_seed2")
-VARIED = ("width", "epochs", "attack_steps", "alpha_ratio", "lr")  # as `select_cpu_profile.VARIED["pgdat"]`
+VARIED = ("width", "epochs", "attack_steps", "alpha_ratio", "lr")  # what tells the profile's points apart (PGD-AT's)
 
 
 def earlier_points(root: str = ROOT, profile: dict | None = None) -> list[dict]:

@@ -29,12 +29,13 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from machine import cpu_model  # noqa: E402
+from real_image_build import VARIED as POINT  # noqa: E402  (torch-free, like this module's top)
 
 # The settings the selection varies, at the draft it started from. A candidate changes some of them.
 START = {"width": 32, "epochs": 10, "attack_steps": 5, "alpha_ratio": 0.25, "lr": 0.1, "teacher_epochs": 30, "seed": 0,
          "val_attack_steps": 10}  # every candidate is scored by PGD-10 on validation, whatever the profile's
 # the settings that define a PGD-AT candidate and a clean-teacher candidate
-VARIED = {"pgdat": ("width", "epochs", "attack_steps", "alpha_ratio", "lr"), "clean": ("width", "teacher_epochs")}
+VARIED = {"pgdat": POINT, "clean": ("width", "teacher_epochs")}
 
 # name -> (method, settings changed from START). The first block asks which network and how many epochs,
 # the second how the adversarial phase is run, the third how long the clean teacher trains.
