@@ -90,6 +90,10 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
 # ---- Table 4, RAAT and DUCAT
 TABLE4_ATTACKS = ["natural", "pgd20", "pgd100", "mim", "cw", "aa"]  # the paper's columns (`table4_columns`)
 PAPER_TABLE4_KEYS = {"CKTAT (beta=0)": "CKTAT_beta0", "CKTAT (beta=6)": "CKTAT_beta6"}
+# Column headers: our attacks, and the paper's Table 4 (its "PGD" column does not say how many steps; ours is PGD-20)
+ATTACK_TITLES = {"natural": "natural", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd100": "PGD-100", "mim": "MIM",
+                 "cw": "CW-inf", "aa": "AutoAttack"}
+PAPER_TITLES = {**ATTACK_TITLES, "pgd20": "PGD"}
 
 
 def paper_table(table: dict, columns: list[str], keys: dict[str, str] | None = None) -> dict[str, dict]:
