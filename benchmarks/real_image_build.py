@@ -44,13 +44,15 @@ def _histories(res: dict) -> list[list[dict]]:
 def measured_seconds(res: dict) -> float:
     """What the result records of the work itself: every epoch's training and validation seconds (the validation
     where the run records it: runs trained before it was timed do not) and the final test evaluations' attack
-    seconds (teacher, last epoch, and the best epoch where it is another)."""
+    seconds (a teacher trained in the run, the last epoch, and the best epoch where it is another; not a frozen
+    teacher's evaluation, which its own run did and the student's result repeats)."""
     total = sum(h.get("train_seconds", 0.0) + h.get("validation_seconds", 0.0) for hist in _histories(res)
                 for h in hist)
     for part in (res, res.get("teacher") or {}, res.get("student") or {}):
         best = part.get("best") or {}
         other_best = best if best.get("epoch") not in (None, len(part.get("history") or [])) else None
-        for ev in (part.get("evaluation"), part.get("last"), other_best, part if "test" in part else None):
+        own_test = "test" in part and "history" in part  # a frozen teacher's test is a copy of its own run's
+        for ev in (part.get("evaluation"), part.get("last"), other_best, part if own_test else None):
             attacks = ((ev or {}).get("test") or {}).get("attacks") or {}
             total += sum(a.get("seconds", 0.0) for a in attacks.values())
     return total
@@ -217,6 +219,7 @@ def main(argv=None) -> int:
            "pgdat_values": acc, "targets": TARGETS,
            "pgdat_validation": validation_natural(pgdat) if pgdat else None,
            "earlier": earlier_points() if book else []}
+    out["machines"] = machines_of(runs, students)
     out["met"] = {"natural": (out["pgdat"]["natural"] or 0) >= TARGETS["natural"],
                   "pgd20": (out["pgdat"]["pgd20"] or 0) >= TARGETS["pgd20"],
                   "median_run_s": (out["median_run_seconds"] or 1e9) <= TARGETS["median_run_s"],
@@ -228,6 +231,18 @@ def main(argv=None) -> int:
         fh.write(md)
     print(md)
     return 0
+
+
+UNRECORDED = "not recorded (trained before runs recorded their machine)"
+
+
+def machines_of(runs: dict[str, dict], students: dict[str, float]) -> dict[str, dict]:
+    """The machines the student runs were timed on (each run's `machine`), with their runs' count, median and total
+    seconds: a build that moved between machines is not one machine's figure."""
+    by: dict[str, list[float]] = {}
+    for k, s in students.items():
+        by.setdefault(runs[k].get("machine") or UNRECORDED, []).append(s)
+    return {m: {"runs": len(v), "median_seconds": statistics.median(v), "seconds": sum(v)} for m, v in by.items()}
 
 
 def natural_gap(v: dict, test: float, target: float) -> str:
@@ -249,9 +264,9 @@ def markdown(o: dict) -> str:
     yes = lambda k: "met" if o["met"][k] else "**not met**"
     m = o["machine"]
     lines = ["# The real-image book: its cost and its targets", "",
-             f"Read from `{o['results']}/` after the build, on {m['cpu']} ({m['cores']} cores). Every run's wall time "
-             f"includes its per-epoch validation and its final test evaluation; the attack suite of the Table 4 "
-             f"chapters is counted separately.", ""]
+             f"Read from `{o['results']}/` after the build (this summary written on {m['cpu']}, {m['cores']} cores). "
+             f"Every run's wall time includes its per-epoch validation and its final test evaluation; the attack suite "
+             f"of the Table 4 chapters is counted separately.", ""]
     if o["chapters_pending"]:
         lines += [f"**The build is not finished.** Not yet executed on real images: "
                   f"{', '.join(o['chapters_pending'])}. Every figure below counts what has run so far.", ""]
@@ -270,6 +285,13 @@ def markdown(o: dict) -> str:
              f"Of the total: {o['runs']} runs and {o['teachers']} teacher{'s' * (o['teachers'] != 1)}, {o['run_seconds_total'] / 3600:.2f} h; "
              f"the attack suites, {o['suite_seconds'] / 3600:.2f} h. The slowest run: `{o['slowest']}`, "
              f"{o['slowest_seconds']:.0f} s."]
+    ms = o.get("machines") or {}
+    if len(ms) > 1:
+        lines += ["", "The runs were timed on more than one machine, so the figures above mix them: " + "; ".join(
+            f"{name}: {x['runs']} runs, median {x['median_seconds']:.0f} s, {x['seconds'] / 3600:.2f} h"
+            for name, x in ms.items()) + "."]
+    elif ms:
+        lines += ["", f"Every student run was timed on {next(iter(ms))}."]
     v = o.get("pgdat_validation")
     if v and not o["met"]["natural"]:
         lines += ["", natural_gap(v, o["pgdat"]["natural"], o["targets"]["natural"])]

@@ -20,6 +20,7 @@ numbers never depend on it.
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 
@@ -126,6 +127,22 @@ def maybe_compile(model: torch.nn.Module, cfg) -> torch.nn.Module:
     if getattr(cfg, "compile", False):
         model.compile()
     return model
+
+
+def machine(device: torch.device | str = "cpu") -> str:
+    """The machine a result was timed on (written into every result.json beside its wall time): the GPU's name on
+    CUDA, else the CPU's model name and how many cores this process may use."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}, {cores} cores"
 
 
 def versions() -> dict:

@@ -61,7 +61,7 @@ from .distributed import (barrier, check_batch, is_main_process, mean_over_ranks
 from .errors import CheckpointError
 from .evaluate import Threat, evaluate
 from .methods import METHODS, Machinery, Method, StepContext, frozen_teacher, initialises_from_teacher
-from .runtime import (evaluation_precision, grad_scaler, maybe_compile, pick_device, precision_of,
+from .runtime import (evaluation_precision, grad_scaler, machine, maybe_compile, pick_device, precision_of,
                       uses_channels_last, uses_device_data, versions)
 from .models import build_model
 
@@ -455,7 +455,7 @@ def teacher_run(cfg: Config, kind: str, out_dir: str, retrain: bool = False) -> 
         model, res = train_teacher(cfg, splits, out_dir, device, kind)
         path = teacher_checkpoint_path(out_dir, cfg)
         finished = {"schema": RESULT_SCHEMA, "settings": settings, "versions": versions(), "device": str(device),
-                    "checkpoint": _relative(path, out_dir), "kind": kind, "history": res.history,
+                    "machine": machine(device), "checkpoint": _relative(path, out_dir), "kind": kind, "history": res.history,
                     "best_epoch": res.best_epoch, "used": cfg.teacher_select,
                     "evaluation": saved_final_evaluation(path, model, splits, cfg, device),
                     "resumed_at_epoch": res.resumed_at,
@@ -622,7 +622,7 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     config = {**cfg.to_dict(), **{k: settings.get(k, "") for k in CHECKPOINT_FIELDS}}
     result: dict = {"schema": RESULT_SCHEMA, "method": cfg.method, "seed": cfg.seed, "device": str(device),
-                    "versions": versions(), "config": config, "settings": settings,
+                    "machine": machine(device), "versions": versions(), "config": config, "settings": settings,
                     "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}}
     teacher, kind, earlier = None, frozen_teacher(method, cfg), 0.0
     if kind is not None:
