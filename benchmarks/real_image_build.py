@@ -291,7 +291,9 @@ def markdown(o: dict) -> str:
             f"{name}: {x['runs']} runs, median {x['median_seconds']:.0f} s, {x['seconds'] / 3600:.2f} h"
             for name, x in ms.items()) + "."]
     elif ms:
-        lines += ["", f"Every student run was timed on {next(iter(ms))}."]
+        only = next(iter(ms))
+        lines += ["", "No student run records the machine it was timed on (all were trained before runs recorded it)."
+                  if only == UNRECORDED else f"Every student run was timed on {only}."]
     v = o.get("pgdat_validation")
     if v and not o["met"]["natural"]:
         lines += ["", natural_gap(v, o["pgdat"]["natural"], o["targets"]["natural"])]

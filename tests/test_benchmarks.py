@@ -135,3 +135,19 @@ def test_an_earlier_point_whose_test_attack_took_the_training_step_is_named():
     assert "`results/cpu-new` took" not in text and "| `results/cpu-new` |" in text
     assert "took the training step" not in "\n".join(build.earlier_markdown([_point("results/cpu-new", 54.0, 0.25)],
                                                                             build.TARGETS))
+
+
+def test_a_students_time_is_its_own_work_and_each_machine_is_named():
+    """A frozen teacher's test evaluation, which the student's result repeats, is not the student's work; runs timed
+    on different machines are reported per machine."""
+    attack = lambda s: {"test": {"attacks": {"natural": {"seconds": s}}}}
+    student = {"history": [{"train_seconds": 10.0, "validation_seconds": 2.0}]}
+    res = {"wall_seconds": 16.0, "teacher": {"kind": "clean", "checkpoint": "../t/last.pt", **attack(100.0)},
+           "student": {**student, "last": attack(3.0)}}
+    assert build.measured_seconds(res) == pytest.approx(15.0)
+    assert build.run_seconds(res) == (16.0, False)
+    own = {"teacher": {"history": [{"train_seconds": 5.0}], **attack(4.0)}, "student": {"last": attack(1.0)}}
+    assert build.measured_seconds(own) == pytest.approx(10.0)  # a teacher trained in the run counts
+    runs = {"a": {"machine": "X"}, "b": {"machine": "X"}, "c": {}}
+    ms = build.machines_of(runs, {"a": 100.0, "b": 300.0, "c": 50.0})
+    assert ms["X"] == {"runs": 2, "median_seconds": 200.0, "seconds": 400.0} and ms[build.UNRECORDED]["runs"] == 1
