@@ -105,6 +105,19 @@ def test_changed_settings_refuse_to_resume_and_keep_the_checkpoint(tiny, tmp_pat
     assert (tmp_path / "student" / "last.pt").read_bytes() == before
 
 
+def test_a_finished_teacher_is_read_again_only_under_its_own_settings(tiny, tmp_path):
+    """A teacher run is re-read (nothing trained) under the settings it was trained with; under other teacher
+    settings its result is not taken for theirs."""
+    cfg = _cfg(tiny, teacher_epochs=1)
+    first = train_mod.teacher_run(cfg, "clean", str(tmp_path / "t"))
+    again = train_mod.teacher_run(cfg, "clean", str(tmp_path / "t"))
+    assert again["reused"] and again["history"] == first["history"]
+    finished = lambda **kw: train_mod.read_finished(
+        str(tmp_path / "t"), train_mod.teacher_settings(train_mod.resolve(cfg.replace(**kw)), "clean"))
+    assert finished(teacher_epochs=2) is None and finished(teacher_lr=0.2) is None and finished(seed=1) is None
+    assert finished(tau=3.0, epochs=5)["history"] == first["history"]  # the student's settings are not the teacher's
+
+
 def test_teacher_is_reused_across_student_settings(tiny, tmp_path):
     """The teacher's checkpoint depends on teacher settings only: a tau sweep trains it once."""
     train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1), str(tmp_path / "a"))
@@ -120,6 +133,7 @@ def test_result_json_has_what_the_book_reads(tiny, tmp_path):
     assert on_disk["method"] == "cktat" and on_disk["seed"] == 0
     assert {"torch", "python", "cktat_core"} <= set(on_disk["versions"])
     assert on_disk["wall_seconds"] > 0
+    assert on_disk["machine"].endswith(" cores") and on_disk["machine"].split(", ")[0]  # what timed it
     for who in (on_disk["teacher"], on_disk["student"]["last"], on_disk["student"]["best"]):
         attacks = who["test"]["attacks"]
         assert {"natural", "pgd3"} <= set(attacks)
