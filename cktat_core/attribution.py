@@ -251,8 +251,8 @@ def table5_images(test) -> Images:
 
 def _listed(t: torch.Tensor | None, digits: int = 4):
     """A tensor as nested lists of floats rounded to `digits` significant digits (JSON); None stays None."""
-    return None if t is None else torch.tensor(
-        [float(f"{v:.{digits}g}") for v in t.flatten().tolist()]).view(t.shape).tolist()
+    rounded = lambda x: [rounded(v) for v in x] if isinstance(x, list) else float(f"{x:.{digits}g}")
+    return None if t is None else rounded(t.tolist())
 
 
 def measure(model: nn.Module, test, images: Images, baseline: torch.Tensor) -> dict:

@@ -103,5 +103,5 @@ def computed(checkpoint: str, out: str, compute: Callable[[str], dict], restore:
     result = {**result, "seconds": time.perf_counter() - start,
               "request": request(checkpoint, **fields)}  # a restored run: a new identity
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    write_text_atomic(json.dumps(result, indent=1), out)
+    write_text_atomic(json.dumps(result, separators=(",", ":")), out)  # compact: attribution maps are long lists
     return result
