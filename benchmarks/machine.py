@@ -6,18 +6,11 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 
-
-def cpu_model() -> str:
-    """The CPU's model name, else what `platform` knows."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return cpu
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cktat_core.host import cpu_model  # noqa: E402  (torch-free)
 
 
 def machine() -> dict:

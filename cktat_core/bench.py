@@ -18,7 +18,6 @@ It leaves out data movement and checkpoint writes, which the on-device path keep
 
 from __future__ import annotations
 
-import platform
 import resource
 import statistics
 import time
@@ -30,6 +29,7 @@ from .attacks import pgd
 from .config import from_profile, resolve
 from .data import MULTIVIEW, dataset_defaults
 from .errors import ConfigError
+from .host import cpu_model
 from .methods import METHODS, StepContext
 from .models import MODELS, build_model, num_parameters
 from .report import duration  # noqa: F401  (`bench.duration`, as chapters call it)
@@ -57,15 +57,7 @@ def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU's model (from /proc/cpuinfo where it exists) and torch's thread count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     return f"{model} ({torch.get_num_threads()} threads)"
 
 

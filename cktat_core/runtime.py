@@ -20,13 +20,13 @@ numbers never depend on it.
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import dataclass
 
 import torch
 
 from . import __version__
+from .host import cores, cpu_model
 from .errors import ConfigError
 
 AMP_DTYPES = ("auto", "bf16", "fp16")
@@ -135,14 +135,7 @@ def machine(device: torch.device | str = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores"
+    return f"{cpu_model()}, {cores()} cores"
 
 
 def versions() -> dict:
