@@ -99,12 +99,16 @@ def distilled(ch: Chapter, method: str, kind: str, checkpoint: str, **fields) ->
 def capacity(ch: Chapter, default_width: int = 16) -> dict:
     """Table 1's runs: {"pair": {"small": fields, "large": fields}, "teachers": {capacity: clean teacher run},
     "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)"
-    (LBGAT) or "robust" (the same capacity's PGD-AT run, last epoch)."""
+    (LBGAT) or "robust" (the same capacity's PGD-AT run, last epoch).
+
+    The chapter's own network is trained first: its clean teacher and its PGD-AT are the runs every chapter shares,
+    whose weights a clone trains again for the distillers, so the runs that need those weights follow at once."""
     r = ch.resolved("pgdat")
     pair = capacity_pair(r.model, r.width, default_width)
     teachers = {k: ch.teacher("clean", **f) for k, f in pair.items()}
     runs = {}
-    for k, f in pair.items():
+    for k in sorted(pair, key=lambda k: bool(pair[k])):  # the network with no changed field, the shared one, first
+        f = pair[k]
         pgdat = ch.variant("pgdat", **f)
         runs["PGDAT", "none", k] = pgdat
         runs["CKTAT", "clean", k] = ch.variant("cktat", **f)
