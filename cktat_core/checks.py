@@ -169,7 +169,7 @@ def sanity_checks(res: dict, z: float = 2.0) -> tuple[dict[str, str], list[dict]
 
 def format_table(res: dict) -> str:
     """The printed form of a result: one line per attack, the metrics, then every check and flag."""
-    lines = [f"protocol {res['protocol']}, {res['n']} test images"]
+    lines = [f"protocol {res['protocol']}, {res['n']:,} test images"]
     for name, a in res["attacks"].items():
         s = a.get("spec") or {}
         how = "" if s.get("kind") in (None, "natural", "fgsm", "autoattack") else \

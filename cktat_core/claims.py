@@ -359,7 +359,7 @@ def collapsed(result: dict, alpha: float = 0.05) -> str | None:
         return None
     full = [c for c, acc in classes.items() if acc == 100.0]
     label = f"; every {full[0]} image is right and every other class wrong" if len(full) == 1 else ""
-    return (f"the run collapsed: natural accuracy {nat['accuracy']:.1f}% on {nat['total']} images, chance "
+    return (f"the run collapsed: natural accuracy {nat['accuracy']:.1f}% on {nat['total']:,} images, chance "
             f"{100 * chance:.1f}%{label}")
 
 
@@ -431,7 +431,7 @@ def capacity(chapter: str, method: str, metric: str, label: str, runs: dict, pap
         n = min(e["total"] for e in ev.values())
         margin = max(change_margin(accs, n), Z * 2 * spread if spread else 0.0)
         word = WITHIN if abs(diff) <= margin else (ABOVE if diff > 0 else BELOW)
-        ours = Comparison(word, diff, None, margin, f"binomial margin of four accuracies, {n} images each", margin)
+        ours = Comparison(word, diff, None, margin, f"binomial margin of four accuracies, {n:,} images each", margin)
     pa = [paper[net][m][col] for net in ("wrn34_10", "resnet18") for m in (method, "PGDAT")]
     noise = change_margin(pa, PAPER_IMAGES)
     direction = side(effect, noise)

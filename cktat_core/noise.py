@@ -122,13 +122,13 @@ def compare(a: float | Sequence[float], b: float | Sequence[float], *, n: int | 
     if bits is not None:
         p, only_a, only_b = mcnemar_p(*bits)
         decided = p < alpha and abs(diff) > run_margin
-        what = f"McNemar, {len(bits[0])} paired images" + (", and the seeds' spread" if spread else "")
+        what = f"McNemar, {len(bits[0]):,} paired images" + (", and the seeds' spread" if spread else "")
         return Comparison(_word(diff, decided), diff, p, run_margin or None, what,
                           paired_half_width(only_a, only_b, len(bits[0])) + run_margin)
     if n is None:
         raise ValueError("compare needs seeds, per-image results (bits) or the number of images n")
     margin = max(noise_margin(a, b, n, Z), run_margin)
-    what = f"two binomial margins, {n} images each" + (", and the seeds' spread" if spread else "")
+    what = f"two binomial margins, {n:,} images each" + (", and the seeds' spread" if spread else "")
     return Comparison(_word(diff, abs(diff) > margin), diff, None, margin, what, margin)
 
 

@@ -208,7 +208,7 @@ def claim_sentence(check: dict, measure: str, claim: tuple[str, ...] = TABLE5_CL
         return _and([f"{a} vs {b}" for a, b in ps])
 
     tie = " ('≈': within noise, a paired t-test at p >= 0.05)" if "≈" in check["order"] else ""
-    head = f"By {measure}, over {check['n']} images ({means}), the models order as {check['order']}{tie}. "
+    head = f"By {measure}, over {check['n']:,} images ({means}), the models order as {check['order']}{tie}. "
     if check["outcome"] == "matches":
         return head + f"This matches the paper's ranking {said}: every pair lies in that order beyond sampling noise."
     if check["outcome"] == "contradicts":
@@ -507,7 +507,7 @@ def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dic
     if suite is None:
         return text
     sa = suite["attacks"]
-    text += (f" AutoAttack through the recovered classifier, on the first {suite['n']} test images, leaves "
+    text += (f" AutoAttack through the recovered classifier, on the first {suite['n']:,} test images, leaves "
              f"{sa['aa']['accuracy']:.1f}% (PGD-20 on the same images: {sa['pgd20']['accuracy']:.1f}%)")
     text += f", with a natural accuracy of {sa['natural']['accuracy']:.1f}%"
     if not suite_others:
@@ -557,7 +557,7 @@ def evaluation_findings(standard: dict[str, dict], compat: dict[str, dict], plai
     broken = masked_standard["attacks"]["aa"]["accuracy"]
     flagged = sorted({f["check"] for f in masked["flags"]})
     n = next(iter(standard.values()))["n"]
-    text = (f"On {n} test images, AutoAttack is the strongest attack for {len(aa_first)} of the {len(standard)} "
+    text = (f"On {n:,} test images, AutoAttack is the strongest attack for {len(aa_first)} of the {len(standard)} "
             f"models" + (f" (for {_and([f'{m}: {k}' for m, k in strongest.items() if k != 'aa'])} another attack "
                          f"goes lower)" if len(aa_first) < len(standard) else "") + ". "
             f"The compat-generalist protocol (10 steps of 0.007, last iterate, adversarial input alone counted) reads "
@@ -577,7 +577,7 @@ def capacity_check_sentence(best: dict[str, dict[str, float]], sep: dict, val_ro
             "below": "the large student lies BELOW the small one beyond sampling noise",
             "within noise": "the two lie within sampling noise of each other"}
     vr = val_robust.replace("val_pgd", "PGD-")
-    text = (f"Best validation accuracy of PGD-AT over the epochs ({n_val} validation images): natural "
+    text = (f"Best validation accuracy of PGD-AT over the epochs ({n_val:,} validation images): natural "
             f"{best['small']['val_natural']:.1f}% ({name['small']}) and {best['large']['val_natural']:.1f}% "
             f"({name['large']}): {said[sep['val_natural'].word]}; {vr} {best['small'][val_robust]:.1f}% and "
             f"{best['large'][val_robust]:.1f}%: {said[sep[val_robust].word]}. ")
@@ -676,6 +676,55 @@ def warm_start_sentence(rows: dict[str, dict], warm: dict[str, bool], epochs: in
                    f"{p_text(c.p)}); the rows differ in more than their start, so this says no more than that.")
 
 
+
+def natural_lead_reading(claim, rows: dict[str, dict], paper: dict[str, dict], target: str, epochs: int) -> str:
+    """Our reading of chapter 08's natural-accuracy claim where it is not reproduced: the rows above `target` in
+    natural accuracy here but not in the paper, with how far each lies from `target` in natural and in AutoAttack
+    accuracy (`rows` and `paper`: label -> {column: accuracy}); when every one of them is below `target` in
+    AutoAttack accuracy, they sit further towards natural accuracy on the trade-off, and the spread of the rows'
+    natural accuracy here against the paper's says how far apart the methods land. An interpretation these runs do
+    not test. Empty when the claim is reproduced or no row is above `target` here only."""
+    if claim.verdict == "reproduced":
+        return ""
+    t, p = rows[target], paper[target]
+    above = [m for m in rows if m != target and m in paper and rows[m]["natural"] > t["natural"]
+             and paper[m]["natural"] <= p["natural"]]
+    if not above:
+        return ""
+    span = lambda table: max(v["natural"] for v in table.values()) - min(v["natural"] for v in table.values())
+    each = ", ".join(f"{m} ({rows[m]['natural'] - t['natural']:+.1f} natural, {rows[m]['aa'] - t['aa']:+.1f} "
+                     f"AutoAttack)" for m in above)
+    text = f"**Our reading.** Above {target} in natural accuracy here, below it in the paper: {each}. "
+    if all(rows[m]["aa"] < t["aa"] for m in above):
+        text += (f"{'It sits' if len(above) == 1 else 'They sit'} further towards natural accuracy on the trade-off "
+                 f"between the two, not above {target} on both. Our {len(rows)} rows spread over "
+                 f"{span(rows):.1f} points of natural accuracy, the paper's over {span({m: paper[m] for m in rows if m in paper}):.1f}: "
+                 f"we think that after {epochs} epochs each method still sits where its loss weights first put it on "
+                 f"that trade-off, where the paper's longer training brings the rows closer together. These runs do "
+                 f"not test that; a longer schedule would.")
+    return text.strip()
+
+
+def raat_reading(found: list, boundary_share: float) -> str:
+    """Our reading of chapter 09's claim that RAAT's natural accuracy is level with Cons-AT's, where it is not
+    reproduced: RAAT changes two things from Cons-AT (the reduced perturbation, applied to `boundary_share` percent
+    of the training examples, and DICAR in place of Cons-AT's consistency term); when the first touches few examples
+    (under 5%), we read the difference as the second's. An interpretation these runs do not test. Empty when the
+    claim is reproduced."""
+    off = next((c for c in found if c.claim.startswith("RAAT's natural accuracy") and "Cons-AT" in c.claim
+                and c.verdict != "reproduced" and c.ours is not None), None)
+    if off is None:
+        return ""
+    text = (f"**Our reading.** RAAT's natural accuracy lies {off.ours:+.1f} points from Cons-AT's here"
+            + (f", {off.paper:+.1f} in RAAT's Table 1" if off.paper is not None else "") + ". RAAT changes two "
+            f"things from Cons-AT: the reduced perturbation, which changed the training input of {boundary_share:.1f}% "
+            f"of the examples, and DICAR in place of Cons-AT's consistency term. ")
+    if boundary_share < 5:
+        text += ("With so few examples on the reduced perturbation, we think the consistency term makes the "
+                 "difference at this budget. These runs do not separate the two; a RAAT run without the reduced "
+                 "perturbation would.")
+    return text.strip()
+
 def attribution_comparison(ours: list, theirs: list, profile: str, other: str, brief: bool = False) -> str:
     """Chapter 05's two readings side by side: its claims in this profile and those it saved in `other` (the
     multi-view data against real images), and whether they agree; `brief`: that last sentence only, with the
@@ -756,6 +805,39 @@ def headline_reading(found: list, teacher_natural: float, cktat: list[dict], pgd
                  f"labels less to add to what the attack already teaches.")
     return text.strip()
 
+
+
+# ---- TRADES against PGD-AT (chapter 03)
+def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], attack_steps: int,
+                         paper_steps: int) -> str:
+    """Our reading of chapter 03's claims about TRADES where ours differ from the paper's: where TRADES and PGD-AT end
+    on the validation images (means over their seeds: the gap is not the test images'), and, when TRADES ends above
+    PGD-AT in natural and below it in robust accuracy, what we think moves it along that trade-off: its attack, which
+    maximises a KL divergence that is nearly zero where it starts (0.001 from the clean image, Zhang et al.), so the first
+    of this profile's `attack_steps` steps climbs a gradient with little direction, where PGD-AT's cross-entropy
+    climbs from its first step; with the paper's `paper_steps` the first step matters less. An interpretation these
+    runs do not test. Empty when every claim naming TRADES is reproduced."""
+    off = [c for c in found if c.verdict != "reproduced" and "TRADES" in c.claim]
+    if not off:
+        return ""
+    last = lambda runs, key: sum(r["student"]["history"][-1][key] for r in runs) / len(runs)
+    vr = next(k for k in trades[0]["student"]["history"][-1] if k.startswith("val_pgd"))
+    attack = vr[4:].upper().replace("PGD", "PGD-")
+    nat = {m: last(runs, "val_natural") for m, runs in (("trades", trades), ("pgdat", pgdat))}
+    rob = {m: last(runs, vr) for m, runs in (("trades", trades), ("pgdat", pgdat))}
+    text = (f"**Our reading.** On the validation images too, TRADES ends at {nat['trades']:.1f}% natural and "
+            f"{rob['trades']:.1f}% {attack} accuracy, PGD-AT at {nat['pgdat']:.1f}% and {rob['pgdat']:.1f}% (last "
+            f"epoch, means over the seeds), so the difference is not the test images'. ")
+    if nat["trades"] > nat["pgdat"] and rob["trades"] < rob["pgdat"]:
+        text += ("TRADES sits further towards natural accuracy on the trade-off between the two than in the paper. We "
+                 "think its training attack moves it there: TRADES's attack maximises a KL divergence that is nearly zero "
+                 "where it starts, 0.001 from the clean image, so the gradient of its first step carries little "
+                 f"direction, where PGD-AT's cross-entropy attack climbs from its first step. With this profile's "
+                 f"{attack_steps} training step{'s' * (attack_steps != 1)} that first step is "
+                 f"{'all' if attack_steps == 1 else f'1 in {attack_steps}'} of the attack, with the paper's "
+                 f"{paper_steps} it is 1 in {paper_steps}: TRADES's students here train against weaker adversarial "
+                 "examples. These runs do not test that; TRADES trained with more attack steps would.")
+    return text.strip()
 
 def teacher_trainings(runs: dict[str, dict], shown: dict | None = None) -> str:
     """Which training of its frozen teacher each of `runs` (name -> `train.run` result) learned from, told apart by

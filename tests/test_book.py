@@ -599,3 +599,37 @@ def test_the_book_without_a_profiles_data_keeps_its_committed_pages(tiny_book, m
     assert not (root / "book" / "chapters" / "02_plain.ipynb").exists()
     with pytest.raises(CktatError, match="02_plain needs cifar10"):
         reproduce.reproduce("cpu", {}, only=["02"], results=str(results), root=str(root), echo=lambda *a, **k: None)
+
+
+def test_a_clean_clone_finds_every_committed_chapter_current():
+    """The README's first command builds the site from the committed chapters without executing one: every
+    chapter's executed copy in book/chapters/ records the notebook, library, paper numbers and parameters of
+    this commit, and every result file it read is committed unchanged (checkpoints aside, `stale_reasons`).
+    A change to the library or a result after the last `cktat reproduce` fails here until the chapters are
+    re-executed."""
+    stale = {}
+    for chapter in reproduce.chapters(root=ROOT):
+        profile = reproduce.book_profile(chapter)
+        params = reproduce.parameters(profile, None, None)
+        why = reproduce.stale_reasons(chapter, params, os.path.join(ROOT, "results", profile))
+        if why:
+            stale[chapter.name] = why[:3]
+    assert not stale, f"stale committed chapters (run `cktat reproduce`): {stale}"
+
+
+def test_no_committed_chapter_echoes_a_bare_value():
+    """A cell whose last line returns a value (a path, a number) prints it as `Out[...]` on the page, plumbing a
+    reader has no use for: every execute_result of a committed chapter carries a rich view (a widget, a figure).
+    An empty Markdown shows as its repr, `<IPython.core.display.Markdown object>`: none is displayed."""
+    echoed = []
+    for path in book.chapter_notebooks(ROOT):
+        executed = os.path.join(ROOT, "book", "chapters", os.path.basename(path))
+        if not os.path.isfile(executed):
+            continue
+        for i, cell in enumerate(json.load(open(executed))["cells"]):
+            echoed += [f"{os.path.basename(executed)} cell {i}: {''.join(o['data']['text/plain'])[:60]}"
+                       for o in cell.get("outputs", []) if o.get("output_type") == "execute_result"
+                       and set(o.get("data", {})) == {"text/plain"}]
+            echoed += [f"{os.path.basename(executed)} cell {i}: an empty Markdown" for o in cell.get("outputs", [])
+                       if "text/markdown" in o.get("data", {}) and not "".join(o["data"]["text/markdown"]).strip()]
+    assert not echoed, echoed
