@@ -218,7 +218,7 @@ def markdown(out: dict) -> str:
                   f"rest (loading the data) {s['rest']:.0f} s ({100 * s['rest'] / s['wall']:.0f}%)."]
     a = out.get("autoattack")
     if a:
-        lines += ["", f"AutoAttack on the first {a['images']} test images of that run's checkpoint: the `apgd` version "
+        lines += ["", f"AutoAttack on the first {a['images']} test images of PGD-AT's checkpoint (`results/cpu/runs/pgdat`): the `apgd` version "
                   f"(APGD-CE, APGD-T) {a['apgd']['per_image']:.2f} s per image ({a['apgd']['accuracy']:.1f}% robust), the "
                   f"`standard` version (adding FAB-T and Square) {a['standard']['per_image']:.2f} s per image "
                   f"({a['standard']['accuracy']:.1f}%). For the book's attack suites (1,000 images, 13 models) that is "

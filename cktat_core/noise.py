@@ -230,7 +230,7 @@ def compare_change(large: tuple[str, str], small: tuple[str, str], accuracies: t
         res = ttest_1samp(x, 0.0)
         p, half = float(res.pvalue), _t_half_width(res, alpha, 100.0)
     margin = Z * 2 * spread if spread else 0.0
-    what = f"paired t-test over {len(x)} images of four models" + (", and the seeds' spread" if spread else "")
+    what = f"paired t-test over {len(x):,} images of four models" + (", and the seeds' spread" if spread else "")
     return Comparison(_word(diff, p < alpha and abs(diff) > margin), diff, p, margin or None, what, half + margin)
 
 
@@ -252,7 +252,7 @@ def compare_values(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA)
     else:
         res = ttest_rel(a, b)
         p, half = float(res.pvalue), _t_half_width(res, alpha)
-    return Comparison(_word(diff, p < alpha), diff, p, None, f"paired t-test over {len(d)} images", half)
+    return Comparison(_word(diff, p < alpha), diff, p, None, f"paired t-test over {len(d):,} images", half)
 
 
 def split_half(bits: str) -> Comparison:
