@@ -3,8 +3,11 @@
 Each function trains what is missing and re-reads what is finished (`Chapter.variant` and friends), and returns the
 runs' results (`train.run`'s, with "name" and "run_dir"):
 
-- `headline`: PGD-AT, TRADES and CKTAT, each with the book's seeds (`chapter.SEEDS`): chapters 02, 03, 05, 07.
+- `headline`: PGD-AT, TRADES and CKTAT, each with the book's seeds (`chapter.SEEDS`), and `seed_autoattack`, each
+  seed's AutoAttack: chapters 02, 03, 05, 07.
 - `table3`: CKTAT's ablations and its tau and beta sweeps (Table 3): chapter 07.
+- `controls`: PGD-AT and TRADES started from the clean teacher, CKTAT's start without its labels: chapters 02, 03.
+- `ladder`: the headline methods at larger budgets (`ladder_rungs`): chapter 10.
 - `capacity`: a clean and a robust teacher for ARD, IAD, RSLAD and LTD, LBGAT, PGD-AT and CKTAT on a small and a
   large student (Table 1): chapter 06.
 - the rows of Table 4 and RAAT's Table 1 are `baselines.trained`: chapters 08 and 09.
@@ -23,18 +26,24 @@ from .verdicts import capacity_pair
 HEADLINE = ("pgdat", "trades", "cktat")
 TAUS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # Table 3b, at the profile's beta
 BETAS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)  # Table 3c, at the profile's tau
+# Table 3a: what is removed. The paper's row without the teacher term (82.20 / 55.34) cannot come from the loss that
+# is left, beta KL(S(x) || S(x')), which has no label (our run of it collapses to one class); the paper can only have
+# kept a label, the one-hot y in the teacher's place, the student still started from the teacher's weights. That run
+# is the one the paper's row is compared with; the label-free run is shown beside it (`LABEL_FREE`).
+TEACHER_TERM = "the teacher term KL(T^tau(x), S(x'))"
 ABLATIONS = {"the clean-model initialisation": {"init_from_teacher": False},
-             "the teacher term KL(T^tau(x), S(x'))": {"teacher_weight": 0.0},
-             "the consistency term KL(S(x), S(x'))": {"beta": 0.0}}  # Table 3a: what is removed
+             TEACHER_TERM: {"teacher_label": "onehot"},
+             "the consistency term KL(S(x), S(x'))": {"beta": 0.0}}
+LABEL_FREE = {"teacher_weight": 0.0}  # the teacher term removed and nothing in its place
 PAPER_ABLATIONS = {"the clean-model initialisation": "clean_model_init",
-                   "the teacher term KL(T^tau(x), S(x'))": "kl_teacher_adv",
+                   TEACHER_TERM: "kl_teacher_adv",
                    "the consistency term KL(S(x), S(x'))": "kl_consistency"}  # their keys in paper_numbers.yaml
 # What the paper's text (Sec. 5.1) says each removal does, (natural, robust): "removing the Clean training model
 # initialization and KL(T(x), S(x')) terms both resulted in a decrease in the natural accuracy and robust accuracy
 # ... when the KL(S(x'), S(x)) term was removed, the model's natural accuracy increased, but its robust accuracy
 # rapidly decreased". The claims test these words (`claims.ablation(stated=...)`), not only the numbers.
 PAPER_STATED = {"the clean-model initialisation": (BELOW, BELOW),
-                "the teacher term KL(T^tau(x), S(x'))": (BELOW, BELOW),
+                TEACHER_TERM: (BELOW, BELOW),
                 "the consistency term KL(S(x), S(x'))": (ABOVE, BELOW)}
 DISTILLERS = ("ard", "iad", "rslad", "ltd")  # Table 1's methods with a frozen teacher, clean or robust
 
@@ -46,12 +55,66 @@ def headline(ch: Chapter, methods=HEADLINE, seeds=SEEDS) -> dict[str, list[dict]
 
 
 def table3(ch: Chapter, taus=TAUS, betas=BETAS) -> dict:
-    """{"full", "pgdat", "teacher", "ablations": {name: run}, "tau": {tau: run}, "beta": {beta: run}}: Table 3's runs
-    (the full CKTAT run and PGD-AT are the shared ones; a sweep value equal to the profile's is the full run)."""
+    """{"full", "pgdat", "teacher", "ablations": {name: run}, "label_free": run, "tau": {tau: run}, "beta": {beta:
+    run}}: Table 3's runs (the full CKTAT run and PGD-AT are the shared ones; a sweep value equal to the profile's is
+    the full run)."""
     return {"teacher": ch.teacher("clean"), "full": ch.variant("cktat"), "pgdat": ch.variant("pgdat"),
             "ablations": {name: ch.variant("cktat", **f) for name, f in ABLATIONS.items()},
+            "label_free": ch.variant("cktat", **LABEL_FREE),
             "tau": {float(t): ch.variant("cktat", tau=float(t)) for t in taus},
             "beta": {float(b): ch.variant("cktat", beta=float(b)) for b in betas}}
+
+
+CONTROLS = ("pgdat", "trades")  # the baselines started from CKTAT's clean teacher
+
+
+def controls(ch: Chapter) -> dict[str, dict]:
+    """PGD-AT and TRADES started from the clean teacher's weights, as CKTAT is (`runs/pgdat_init-teacher_clean`):
+    CKTAT's initialisation and the teacher's 30 clean epochs of compute, without its labels. What CKTAT gains over
+    them is the teacher's labels' doing (chapters 02 and 03)."""
+    start = ch.teacher("clean")["checkpoint"]
+    return {m: ch.variant(m, init_checkpoint=start) for m in CONTROLS}
+
+
+def ladder_rungs(ch: Chapter) -> dict[str, dict]:
+    """The budget ladder's settings beyond the profile's own ("1x"): twice and four times its epochs, and the
+    paper's training attack (attack steps and step size of the `paper` profile) at its epochs. A rung that changes
+    nothing (the paper attack in the paper profile) is left out."""
+    from .config import from_profile
+
+    base, paper = ch.config("pgdat"), from_profile("paper")
+    rungs = {"2x epochs": {"epochs": 2 * base.epochs}, "4x epochs": {"epochs": 4 * base.epochs}}
+    attack = {k: getattr(paper, k) for k in ("attack_steps", "alpha_ratio") if getattr(paper, k) != getattr(base, k)}
+    if attack:
+        rungs["paper attack"] = attack
+    return rungs
+
+
+def ladder(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]]:
+    """rung -> method -> run: the headline methods at the profile's budget ("1x", the seed-0 runs every chapter
+    shares) and at each of `ladder_rungs` (`runs/pgdat_epochs32`, `runs/cktat_alpha_ratio0.25_attack_steps10`; one
+    seed each: the 1x seeds give the run-to-run spread). Chapter 10."""
+    out = {"1x": {m: ch.variant(m) for m in methods}}
+    for rung, fields in ladder_rungs(ch).items():
+        out[rung] = {m: ch.variant(m, **fields) for m in methods}
+    return out
+
+
+def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """method -> per seed, the AutoAttack evaluation (natural and `aa`, the profile's version) of the run's last
+    epoch on the attack suite's test images (`baselines.evaluation_limit`), cached in <out>/eval/<run>_aa.json:
+    the headline difference under AutoAttack with the seeds' spread (chapter 02)."""
+    from . import baselines
+    from .eval_checkpoint import evaluate_checkpoint
+
+    limit = baselines.evaluation_limit(ch.profile, ch.overrides)
+    version = baselines.aa_version(ch.profile)
+    out = {}
+    for m, seeds in runs.items():
+        out[m] = [evaluate_checkpoint(os.path.join(r["run_dir"], r["student"]["checkpoints"]["last"]), "natural,aa",
+                                      limit=limit, aa_version=version, progress=ch.progress, reuse=True,
+                                      restore=ch.weights, out=f"{ch.out}/eval/{r['name']}_aa.json") for r in seeds]
+    return out
 
 
 def attribution_models(ch: Chapter) -> tuple[dict, dict[str, str]]:
@@ -121,7 +184,7 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
     return {"pair": pair, "teachers": teachers, "runs": runs}
 
 
-STAGES = ("pgdat", "tau", "headline", "table3", "analyses", "table4", "capacity")
+STAGES = ("pgdat", "tau", "headline", "table3", "controls", "analyses", "table4", "capacity", "ladder")
 
 
 def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
@@ -149,7 +212,7 @@ def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
             for t in TAUS:
                 ch.variant("cktat", tau=t)
         elif stage == "headline":
-            headline(ch)
+            seed_autoattack(ch, {m: runs for m, runs in headline(ch).items() if m in ("pgdat", "cktat")})
         elif stage == "table3":
             table3(ch)
         elif stage == "analyses":
@@ -162,7 +225,11 @@ def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
                 runs = baselines.trained(ch, [row])
                 baselines.evaluated(ch, [row], runs, limit, aa, limit)
                 baselines.masks(ch, [row], runs, limit)
+        elif stage == "controls":
+            controls(ch)
         elif stage == "capacity":
             capacity(ch)
+        elif stage == "ladder":
+            ladder(ch)
         say(f"stage {stage}: done")
 

@@ -7,12 +7,12 @@ cell builds `ch = Chapter(profile, overrides, results, progress)` and from then 
     ch.compare(["pgdat", "trades", "cktat"])  # one budget, one teacher; runs shared with every other chapter
     ch.run("pgdat_from_clean", "pgdat", init_checkpoint=...)   # one named run under the shared runs folder
     ch.variant("cktat", tau=3)                # runs/cktat_tau3, its teacher the shared runs/teacher_clean
-    ch.seeds("cktat")                         # runs/cktat, runs/cktat_seed1_teacher-teacher_clean, ...
+    ch.seeds("cktat")                         # runs/cktat, runs/cktat_seed1 (taught by runs/teacher_clean_seed1), ...
 
 Runs live in `<results>/runs/<name>` (default results: `<repo>/results/<profile>`), shared by every chapter:
 a run trained by one chapter is re-read by the next (`train.run` returns a finished run's saved result).
 `variant` names a run after what it changes (`variant_name`), so two chapters that ask for the same change get the
-same run, and a change that is no change (tau=1 when the profile's tau is 1) is the chapter's `compare` run.
+same run, and a change that is no change (tau=5 when the profile's tau is 5) is the chapter's `compare` run.
 """
 
 from __future__ import annotations
@@ -141,18 +141,10 @@ class Chapter:
 
     def seeds(self, method: str, seeds=SEEDS, **fields) -> list[dict]:
         """`variant(method, seed=s, **fields)` for every seed of `seeds` (the first is the profile's own run). A
-        method with a frozen teacher keeps the teacher of the profile's seed for every seed, so the spread measured
-        is the student phase's (the data order, the attack's random starts, a fresh student where the method does
-        not start from its teacher), not the teacher's."""
+        method with a frozen teacher gets the teacher of its own seed (`runs/teacher_clean_seed1`), so the seeds are
+        independent replicates of the whole recipe: their spread includes training the teacher again."""
         base = self.config(method, **fields)
-        out = []
-        for s in seeds:
-            extra = {} if s == base.seed else {"seed": s}
-            kind = frozen_teacher(METHODS[method], base)
-            if extra and kind is not None and not base.teacher_checkpoint:
-                extra["teacher_checkpoint"] = self.teacher(kind, **fields)["checkpoint"]
-            out.append(self.variant(method, **fields, **extra))
-        return out
+        return [self.variant(method, **fields, **({} if s == base.seed else {"seed": s})) for s in seeds]
 
     def sibling(self, profile: str) -> "Chapter":
         """The same chapter in another profile, with that profile's default results folder (to read what it saved)."""

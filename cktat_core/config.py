@@ -147,6 +147,9 @@ class Config:
     teacher_weight: float = setting(1.0, "method", at_least(0))
     tau_squared: bool = setting(False, "method")
     detach_clean: bool = setting(False, "method")
+    # the label of CKTAT's first term: "soft", the teacher's T^tau(x) (Eq. 17), or "onehot", y in its place (the
+    # Table 3a row without the teacher term, as a run that still has a label)
+    teacher_label: str = setting("soft", "method", one_of(("soft", "onehot")))
     init_from_teacher: bool = setting(True, "student")
     teacher_checkpoint: str = setting("", "student")  # use this clean teacher instead of training one
     teacher_model: str = setting("", "teacher", one_of(MODELS, empty=True))  # "" = same as model
@@ -238,8 +241,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # half of one at width 16; chapter 06 trains width 4 beside it for the capacity question), PGD-5 with step
     # 0.4 eps for training and validation (PGD-20 for the test). lr 0.01: at 0.02 adversarial training started
     # from the clean weights swings between robust and broken epochs (chapter 01 shows both curves). tau: the
-    # value chapter 07's sweep picks on the validation split (`sweeps.pick_on_validation`; a test checks that
-    # this line and the committed sweep agree). eval_batch_size 256: on a CPU, attacks on batches of 1000 run
+    # value chapter 07's sweep picks on the validation split (`sweeps.pick_on_validation`: the best, since the
+    # paper's 5 lies below it beyond the sampling noise; a test checks that this line and the committed sweep agree). eval_batch_size 256: on a CPU, attacks on batches of 1000 run
     # 2.6x slower per image (the activations leave the cache).
     "smoke": {
         "dataset": "multiview",
@@ -252,7 +255,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "attack_steps": 5,
         "val_attack_steps": 5,
         "alpha_ratio": 0.4,
-        "tau": 1.0,
+        "tau": 4.0,
         "val_size": 500,
         "eval_batch_size": 256,
         "amp": False,
@@ -265,8 +268,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     # validation); 16 epochs of PGD-2 with step eps/2 at lr 0.2 with a one-cycle schedule. The first two points
     # (14 epochs of PGD-3 at lr 0.1, `results/cpu-lr0.1`, then at lr 0.2, `results/cpu-lr0.2`) missed the 50%
     # natural-accuracy target on the test images; this point had to clear the targets on validation by the margin
-    # they lost from validation to test, and did. tau: the value chapter 07's sweep picks on validation
-    # (`sweeps.pick_on_validation`; a test checks that this line and the committed sweep agree). Training in bf16
+    # they lost from validation to test, and did. tau: the paper's 5, which chapter 07's sweep keeps because the
+    # validation split cannot separate it from the best value (`sweeps.pick_on_validation`; a test checks that this
+    # line and the committed sweep agree). Training in bf16
     # where the CPU has bf16 instructions, every evaluation in float32.
     "cpu": {
         "dataset": "cifar10",
@@ -283,7 +287,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "attack_steps": 2,
         "alpha_ratio": 0.5,
         "val_attack_steps": 10,
-        "tau": 1.0,
+        "tau": 5.0,
         "eval_batch_size": 250,
         "amp": True,
     },

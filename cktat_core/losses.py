@@ -44,7 +44,8 @@ def trades_loss(clean_logits: torch.Tensor, adv_logits: torch.Tensor, y: torch.T
 
 def cktat_loss(student_adv_logits: torch.Tensor, student_clean_logits: torch.Tensor,
                teacher_clean_logits: torch.Tensor, tau: float = 5.0, beta: float = 6.0,
-               teacher_weight: float = 1.0, tau_squared: bool = False, detach_clean: bool = False) -> torch.Tensor:
+               teacher_weight: float = 1.0, tau_squared: bool = False, detach_clean: bool = False,
+               teacher_label: str = "soft", labels: torch.Tensor | None = None) -> torch.Tensor:
     """CKTAT, Eq. 17 of the paper: KL(T^tau(x) || S(x')) + beta * KL(S(x) || S(x')).
 
     Decisions the paper leaves open, each a parameter:
@@ -53,11 +54,16 @@ def cktat_loss(student_adv_logits: torch.Tensor, student_clean_logits: torch.Ten
     - both KLs batchmean;
     - the consistency term is TRADES's: the clean branch S(x) keeps its gradient unless `detach_clean`;
     - the teacher's logits carry no gradient (they are detached here whatever the caller passes);
-    - `teacher_weight` = 0 and `beta` = 0 are the Table 3a ablations.
+    - `teacher_weight` = 0 and `beta` = 0 are the Table 3a ablations;
+    - `teacher_label="onehot"` replaces the teacher's label by the one-hot `labels`: KL(onehot(y) || S(x')) =
+      CE(S(x'), y), the teacher term removed from a loss that keeps a label (Table 3a as the paper can have run it).
     """
-    distill = kl(teacher_clean_logits.detach(), student_adv_logits, tau_target=tau)
-    if tau_squared:
-        distill = distill * tau**2
+    if teacher_label == "onehot":
+        distill = F.cross_entropy(student_adv_logits.float(), labels)
+    else:
+        distill = kl(teacher_clean_logits.detach(), student_adv_logits, tau_target=tau)
+        if tau_squared:
+            distill = distill * tau**2
     target = student_clean_logits.detach() if detach_clean else student_clean_logits
     return teacher_weight * distill + beta * kl(target, student_adv_logits)
 

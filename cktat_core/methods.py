@@ -121,7 +121,8 @@ class Term:
     - `weight`, `tau`, `tau_output`: a number, a config field's name or a function of the config;
     - `detach`: whether the target carries no gradient: True / False, or the name of a boolean config field;
       None (default) detaches a teacher's outputs "T(...)" and keeps the student's gradient (TRADES's clean
-      branch). A co-trained teacher that learns through a student's term says detach=False.
+      branch). A co-trained teacher that learns through a student's term says detach=False;
+    - `table2`: whether the term belongs to the method's Table 2 row (False for a term only an ablation turns on).
     """
 
     output: str
@@ -131,6 +132,7 @@ class Term:
     tau: Value = 1.0
     tau_output: Value = 1.0
     detach: bool | str | None = None
+    table2: bool = True
 
     def __post_init__(self):
         if self.output not in OUTPUTS or self.target not in ("y",) + OUTPUTS or self.output == self.target:
@@ -275,7 +277,11 @@ class Method:
       `labels`; `reducers` (how the learning difficulty is lowered); `note` (a footnote to the row);
     - `adversarial` (False: clean training, phase 1), `init_from_teacher` (the student starts as a copy of the
       teacher; cfg.init_from_teacher turns it off), `in_table2`;
-    - `machinery`: what the trainer must do differently, for the few methods that need it.
+    - `machinery`: what the trainer must do differently, for the few methods that need it;
+    - `settings`: the per-method config fields (group "method") its loss, attack or machinery reads. A run's
+      settings hold only these of that group (`train.student_keys`), so changing another method's setting in a
+      profile (CKTAT's tau) leaves this method's finished runs as they are; a test traces every method's step and
+      checks the declaration.
     """
 
     name: str
@@ -291,6 +297,7 @@ class Method:
     init_from_teacher: bool = False
     in_table2: bool = True
     machinery: Machinery = Machinery()
+    settings: tuple[str, ...] = ()  # the per-method config fields (group "method") the method reads
 
     def __post_init__(self):
         if self.teacher not in TEACHER_KINDS:
@@ -327,7 +334,7 @@ class Method:
         reducers = ", ".join(self.reducers)
         if self.terms:
             def targets(output):
-                return ", ".join(t.label() for t in self.terms if t.output == output) or "-"
+                return ", ".join(t.label() for t in self.terms if t.output == output and t.table2) or "-"
             clean, adv = targets("f(x)"), targets("f(x')")
             own = [f"{t.output} : {t.label()}" for t in self.terms if t.output.startswith("T")]
             if own:
@@ -362,7 +369,7 @@ register(Method("pgdat", "PGDAT", terms=(Term("f(x')", "y", "ce"),), attack=atta
 register(Method("trades", "TRADES", attack=attack_kl, terms=(
     Term("f(x)", "y", "ce"),
     Term("f(x')", "f(x)", "kl", weight="beta"),
-)))
+), settings=("beta",)))
 
 
 # ------------------------------------------------------------------------------------------- MART
@@ -378,7 +385,7 @@ def mart_step(ctx: StepContext, x, y):
 
 
 register(Method("mart", "MART", custom_step=mart_step,
-                labels=("-", "y (boosted CE), f(x) weighted by 1 - p_y(x)")))
+                labels=("-", "y (boosted CE), f(x) weighted by 1 - p_y(x)"), settings=("beta",)))
 
 
 # ------------------------------------------------------------------------------------------ LBGAT
@@ -401,7 +408,7 @@ register(Method("lbgat", "LBGAT", teacher="co-trained", attack=attack_kl, terms=
     Term("f(x')", "T(x)", "mse", detach=False),
     Term("T(x)", "y", "ce"),
     Term("f(x')", "f(x)", "kl", weight="beta"),
-), reducers=("collaborative training",), machinery=CoTrainedTeacher()))
+), reducers=("collaborative training",), machinery=CoTrainedTeacher(), settings=("beta",)))
 
 
 # -------------------------------------------------------------------------------------------- LTD
@@ -414,7 +421,7 @@ register(Method("lbgat", "LBGAT", teacher="co-trained", attack=attack_kl, terms=
 register(Method("ltd", "LTD", teacher="clean", attack=attack_kl, terms=(
     Term("f(x)", "T(x)", "kl", tau="ltd_tau_teacher", tau_output="ltd_tau_student"),
     Term("f(x')", "f(x)", "kl", weight="beta"),
-), reducers=("temperature", "initialisation"), init_from_teacher=True))
+), reducers=("temperature", "initialisation"), init_from_teacher=True, settings=("ltd_tau_teacher", "ltd_tau_student", "beta")))
 
 
 # -------------------------------------------------------------------------------------------- HAT
@@ -435,7 +442,7 @@ def hat_step(ctx: StepContext, x, y):
 
 register(Method("hat", "HAT", teacher="clean", custom_step=hat_step,
                 labels=("y", "f(x); f(x + h(x'-x)) : argmax H(x')"),
-                reducers=("helper examples (no need to defend larger perturbations)",)))
+                reducers=("helper examples (no need to defend larger perturbations)",), settings=("hat_beta", "hat_gamma", "hat_h")))
 
 
 # ------------------------------------------------------------------------------------- Generalist
@@ -524,7 +531,7 @@ class Generalist(Machinery):
 
 register(Method("generalist", "Generalist", teacher="co-trained", custom_step=generalist_step,
                 labels=("y (clean learner)", "y (adversarial learner)"),
-                reducers=("decoupled learners", "mixed EMA teachers"), machinery=Generalist()))
+                reducers=("decoupled learners", "mixed EMA teachers"), machinery=Generalist(), settings=("generalist_ema", "generalist_copy_start", "generalist_copy_every")))
 
 
 # ------------------------------------------------------------------------------------ distillation
@@ -536,7 +543,7 @@ register(Method("generalist", "Generalist", teacher="co-trained", custom_step=ge
 register(Method("ard", "ARD", teacher="robust", attack=attack_ce, terms=(
     Term("f(x')", "T(x)", "kl", weight=lambda c: c.distill_alpha * c.ard_tau**2, tau="ard_tau", tau_output="ard_tau"),
     Term("f(x)", "y", "ce", weight=lambda c: 1 - c.distill_alpha),
-), reducers=("robust teacher", "temperature")))
+), reducers=("robust teacher", "temperature"), settings=("distill_alpha", "ard_tau")))
 def iad_step(ctx: StepContext, x, y):
     """IAD (Zhu et al. 2022, IAD-I as coded by the authors): ARD's distillation plus, from the begin epoch on,
     mean_i (1 - P_T(y_i|x'_i)^b) KL(f(x_i)||f(x'_i)).
@@ -556,7 +563,7 @@ def iad_step(ctx: StepContext, x, y):
 
 register(Method("iad", "IAD", teacher="robust", custom_step=iad_step,
                 labels=("-", "T^tau(x), f(x) weighted by 1 - P_T(y|x')^b"),
-                reducers=("robust teacher", "temperature", "introspection")))
+                reducers=("robust teacher", "temperature", "introspection"), settings=("iad_tau", "iad_b", "iad_begin", "distill_alpha")))
 
 
 # RSLAD (Zi et al. 2021): 5/6 KL(T(x)||f(x')) + 1/6 KL(T(x)||f(x)); x' maximises KL(T(x)||f(x')) from
@@ -579,18 +586,31 @@ KD_AT_AUTO_NOTE = ("robust teacher, where the CKTAT paper's Table 2 lists Tclean
 register(Method("kd_at_auto", "KD-AT-Auto", teacher="robust", attack=attack_ce, terms=(
     Term("f(x')", "y", "ce", weight=lambda c: 1 - c.kd_rho),
     Term("f(x')", "T(x')", "ce", weight=lambda c: c.kd_rho * c.kd_tau**2, tau="kd_tau", tau_output="kd_tau"),
-), reducers=("temperature", "interpolation"), note=KD_AT_AUTO_NOTE))
+), reducers=("temperature", "interpolation"), note=KD_AT_AUTO_NOTE, settings=("kd_rho", "kd_tau")))
 
 
 # ------------------------------------------------------------------------------------------ CKTAT
 # Algorithm 1, lines 10-13: x' = attack(x, y) (the config's `attack_loss`, CE from a uniform start by default);
 # loss = Eq. 17, KL(T^tau(x) || f(x')) + beta KL(f(x) || f(x')) with tau = 5, beta = 6; the decisions the paper
 # leaves open are config fields (`losses.cktat_loss`): `teacher_weight` (and tau^2 with `tau_squared`) on
-# the distillation term, `detach_clean` on the consistency term.
+# the distillation term, `detach_clean` on the consistency term. `teacher_label=onehot` puts the one-hot label in
+# place of the teacher's (KL(onehot(y) || f(x')) = CE(f(x'), y)): Table 3a's "without KL(T(x), S(x'))" as a run
+# that still has a label, the student still started from the teacher's weights; that term is not in Table 2.
+def _teacher_term(label: str):
+    """The weight of CKTAT's first term when the run's `teacher_label` is `label` (zero otherwise)."""
+    def weight(c) -> float:
+        if c.teacher_label != label:
+            return 0.0
+        return c.teacher_weight * (c.tau**2 if c.tau_squared and label == "soft" else 1.0)
+    return weight
+
+
 register(Method("cktat", "CKTAT", teacher="clean", attack=attack_configured, terms=(
-    Term("f(x')", "T(x)", "kl", weight=lambda c: c.teacher_weight * (c.tau**2 if c.tau_squared else 1.0), tau="tau"),
+    Term("f(x')", "T(x)", "kl", weight=_teacher_term("soft"), tau="tau"),
+    Term("f(x')", "y", "ce", weight=_teacher_term("onehot"), table2=False),
     Term("f(x')", "f(x)", "kl", weight="beta", detach="detach_clean"),
-), reducers=("temperature", "initialisation"), init_from_teacher=True))
+), reducers=("temperature", "initialisation"), init_from_teacher=True,
+    settings=("tau", "beta", "teacher_weight", "tau_squared", "detach_clean", "teacher_label")))
 
 
 # ----------------------------------------------------------------------------------------- Cons-AT
@@ -619,7 +639,7 @@ def cons_at_step(ctx: StepContext, x, y):
 
 
 register(Method("cons_at", "Cons-AT", custom_step=cons_at_step, labels=("-", "y; f(x1') <-> f(x2') (JS_T)"),
-                reducers=("consistency of two views",), machinery=TwoViews()))
+                reducers=("consistency of two views",), machinery=TwoViews(), settings=("cons_lambda", "js_tau")))
 
 
 # -------------------------------------------------------------------------------------- RAAT, RAAT++
@@ -715,11 +735,11 @@ def raat_pp_step(ctx: StepContext, x, y):
 register(Method("raat", "RAAT", custom_step=raat_step,
                 labels=("-", "y at x+delta (boundary: x+eta*delta); f(mix x') : mix f(x)"),
                 reducers=("reduced perturbation for boundary samples", "interpolation consistency (DICAR)"),
-                machinery=TwoViews()))
+                machinery=TwoViews(), settings=("raat_eta", "raat_beta_gamma", "cons_lambda", "js_tau")))
 register(Method("raat_pp", "RAAT++", custom_step=raat_pp_step,
                 labels=("-", "y (boosted CE) at x+delta (boundary: x+eta*delta); f(x) weighted; f(mix x') : mix f(x)"),
                 reducers=("reduced perturbation for boundary samples", "interpolation consistency (DICAR)"),
-                machinery=TwoViews()))
+                machinery=TwoViews(), settings=("raat_eta", "raat_beta_gamma", "cons_lambda", "js_tau", "beta")))
 
 
 # ------------------------------------------------------------------------------------------- DUCAT
@@ -804,7 +824,7 @@ class DummyClasses(Machinery):
 
 register(Method("ducat", "DUCAT", custom_step=ducat_step,
                 labels=("(1 - w) y + w (y + C)", "y + C (dummy class)"),
-                reducers=("dummy classes with runtime recovery",), machinery=DummyClasses()))
+                reducers=("dummy classes with runtime recovery",), machinery=DummyClasses(), settings=("ducat_start", "ducat_w_benign", "ducat_w_adv", "ducat_recovery")))
 
 
 def method_name(text: str) -> str:

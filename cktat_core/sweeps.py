@@ -5,9 +5,9 @@ Torch-free: every function reads what `train.run` wrote (`result.json`) or numbe
 
 - `table3_row`: one row of Table 3 for a run: natural and PGD test accuracy at the last epoch and at the epoch
   chosen on validation, that epoch, its validation score, and (multi-view data) the probe accuracies.
-- `pick_on_validation`, `pick_sentence`: the swept value validation picks: the smallest one within the sampling
-  noise of the best validation score (the trainer's selection score: the best epoch's validation PGD accuracy);
-  never the test set.
+- `pick_on_validation`, `pick_sentence`: the swept value validation picks: the best validation score's (the
+  trainer's selection score: the best epoch's validation PGD accuracy), or the paper's value where that lies within
+  the sampling noise of the best; never the test set.
 - `sweep_rows`: the rows a page shows, each run against the full CKTAT run image by image (`noise.compare`).
 - `spearman`: rank correlation (scipy).
 """
@@ -49,14 +49,16 @@ def table3_row(res: dict, robust: str) -> dict:
     return out
 
 
-def pick_on_validation(histories: dict[float, list[dict]], n_val: int) -> dict:
-    """The swept value validation picks: the smallest value whose run's validation selection score (`best_epoch`)
-    lies within the sampling noise of the best run's (`noise.compare` on the n_val validation images), so a
-    difference that the validation split cannot resolve never moves the choice away from the least change.
+def pick_on_validation(histories: dict[float, list[dict]], n_val: int, default: float | None = None) -> dict:
+    """The swept value validation picks: the best run's value (its validation selection score, `best_epoch`), unless
+    `default` (the paper's value) lies within the sampling noise of it (`noise.compare` on the n_val validation
+    images): a difference the validation split cannot resolve never moves the choice away from the paper's setting.
+    Without a `default` (or when it was not swept), the smallest value within noise of the best.
 
-    Returns {"value", "score", "best", "best_score", "runner_up", "runner_up_score", "tied", "separated"}: `best` is
-    the highest-scoring value (ties: higher validation natural accuracy, then the smaller value), `runner_up` the
-    next one, `tied` every value within noise of the best, and `separated` whether the best is alone there."""
+    Returns {"value", "score", "best", "best_score", "runner_up", "runner_up_score", "tied", "separated",
+    "default"}: `best` is the highest-scoring value (ties: higher validation natural accuracy, then the smaller
+    value), `runner_up` the next one, `tied` every value within noise of the best, and `separated` whether the best
+    is alone there."""
     def rank(value):
         h = best_epoch(histories[value])
         return h[validation_key(histories[value])], h["val_natural"], -value
@@ -65,8 +67,12 @@ def pick_on_validation(histories: dict[float, list[dict]], n_val: int) -> dict:
     score = lambda v: rank(v)[0]
     top = score(order[0])
     tied = sorted(v for v in order if compare(top, score(v), n=n_val).word == WITHIN)
-    out = {"value": tied[0], "score": score(tied[0]), "best": order[0], "best_score": top, "runner_up": None,
-           "runner_up_score": None, "tied": tied, "separated": len(tied) == 1}
+    if default is not None and default in histories:
+        value = default if default in tied else order[0]
+    else:
+        value = tied[0]
+    out = {"value": value, "score": score(value), "best": order[0], "best_score": top, "runner_up": None,
+           "runner_up_score": None, "tied": tied, "separated": len(tied) == 1, "default": default}
     if len(order) > 1:
         out.update(runner_up=order[1], runner_up_score=score(order[1]))
     return out
@@ -80,14 +86,22 @@ def spearman(xs: list[float], ys: list[float]) -> float | None:
 
 
 def pick_sentence(pick: dict, name: str, profile: str, profile_value: float, n_val: int) -> str:
-    """The value validation picks for `name` ("tau"), and whether the profile uses it."""
+    """The value validation picks for `name` ("tau") by `pick_on_validation`'s rule, and whether the profile uses
+    it."""
     s = (f"The best validation PGD accuracy is {name} = {pick['best']:g}'s ({pick['best_score']:.1f}% on {n_val} "
          f"validation images)")
+    default = pick.get("default")
     if pick["separated"]:
         if pick["runner_up"] is not None:
             s += (f", further than the sampling noise from the runner-up, {name} = {pick['runner_up']:g} at "
                   f"{pick['runner_up_score']:.1f}%")
         s += f"; validation picks {name} = {pick['value']:g}"
+    elif default is not None and pick["value"] == default:
+        s += (f"; {name} = {', '.join(f'{v:g}' for v in pick['tied'])} all lie within the sampling noise of it, so "
+              f"validation cannot separate them and the paper's value stays, {name} = {pick['value']:g}")
+    elif default is not None:
+        s += (f"; the paper's {name} = {default:g} lies below it beyond the sampling noise, so validation picks "
+              f"{name} = {pick['value']:g}")
     else:
         s += (f"; {name} = {', '.join(f'{v:g}' for v in pick['tied'])} all lie within the sampling noise of it, so "
               f"validation cannot separate them and picks the smallest, {name} = {pick['value']:g}")

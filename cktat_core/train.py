@@ -70,10 +70,16 @@ DATA_KEYS = fields_in("data", "optim")
 TEACHER_KEYS = DATA_KEYS + fields_in("network", "teacher")
 THREAT_KEYS = fields_in("threat")
 RUNTIME_KEYS = set(fields_in("eval", "runtime"))
+METHOD_KEYS = set(fields_in("method"))
 
 
 def student_keys(cfg: Config) -> tuple[str, ...]:
-    return tuple(k for k in cfg.to_dict() if k not in RUNTIME_KEYS)
+    """The fields phase 2 depends on: every field but the evaluation and runtime ones, and of the per-method
+    settings only those the run's method reads (`Method.settings`): a profile that changes CKTAT's tau leaves the
+    finished runs of PGD-AT as they are. A run written when every method's settings were recorded still matches
+    (`_changed_settings` compares the fields asked for now)."""
+    own = set(METHODS[cfg.method].settings)
+    return tuple(k for k in cfg.to_dict() if k not in RUNTIME_KEYS and (k not in METHOD_KEYS or k in own))
 
 
 def _prepare(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:

@@ -75,7 +75,12 @@ def test_fingerprint_groups_keep_the_fields_that_checkpoints_record():
                                       "attack_loss", "val_attack_steps"}
     assert train.RUNTIME_KEYS == {"progress", "eval_steps", "eval_alpha_ratio", "eval_batch_size", "test_limit",
                                   "device", "data_dir", "download", "compile"}  # the test attack: not the training
-    assert set(train.student_keys(Config())) == {f.name for f in fields(Config)} - train.RUNTIME_KEYS
+    # phase 2: every other field, but of the per-method settings only those of the run's method
+    everything = {f.name for f in fields(Config)} - train.RUNTIME_KEYS
+    assert set(train.student_keys(Config())) == everything - train.METHOD_KEYS | {
+        "tau", "beta", "teacher_weight", "tau_squared", "detach_clean", "teacher_label"}  # CKTAT, the default
+    assert set(train.student_keys(Config(method="pgdat"))) == everything - train.METHOD_KEYS
+    assert set(train.student_keys(Config(method="trades"))) == everything - train.METHOD_KEYS | {"beta"}
 
 
 def _bad_value(f):

@@ -1,8 +1,10 @@
 """Every method's loss against the formula of SPEC 3/4, written out again here in numpy; RAAT's partition and
 DICAR on cases with a known answer; DUCAT's recovery; every method trains on the embedded dataset."""
 
+import dataclasses
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ import cktat_core.train as train_mod
 from conftest import run_cut_after_epoch
 from cktat_core import checkpoint as ckpt
 from cktat_core import losses, methods
-from cktat_core.config import from_profile, resolve
+from cktat_core.config import Config, from_profile, resolve
 from cktat_core.data import augment
 from cktat_core.errors import ConfigError
 from cktat_core.methods import METHODS, StepContext
@@ -440,6 +442,20 @@ def test_generalist_copies_the_mixed_teacher_back_in_copy_epochs(epoch, copied):
 
 # ------------------------------------------------------------------------------ training, end to end
 TRAINABLE = [m for m in METHODS if m != "clean"]
+READS: set[str] = set()  # the Config fields code in methods.py read (`Recording`)
+
+
+class Recording(Config):
+    """A Config that notes every field read from code in `cktat_core.methods` (steps, declared terms, machinery)."""
+
+    def __getattribute__(self, name):
+        if not name.startswith("_") and sys._getframe(1).f_globals.get("__name__") == "cktat_core.methods":
+            READS.add(name)
+        return object.__getattribute__(self, name)
+
+
+def recording(cfg: Config) -> Recording:
+    return Recording(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)})
 
 
 @pytest.mark.parametrize("method", TRAINABLE)
@@ -454,8 +470,12 @@ def test_every_method_trains_and_changes_the_weights(method, tiny, tmp_path, mon
 
     monkeypatch.setattr(train_mod, "train_phase", spy)
     cfg = from_profile("smoke", {**tiny, "method": method, "epochs": 1, "teacher_epochs": 1, "train_limit": 128,
-                                 "test_limit": 64, "val_size": 64})
-    res = train_mod.run(cfg, str(tmp_path))
+                                 "test_limit": 64, "val_size": 64, "ducat_start": 0.0})
+    READS.clear()
+    res = train_mod.run(recording(cfg), str(tmp_path))
+    # the per-method settings the method read are the ones it declares: its runs' settings (`train.student_keys`)
+    # hold exactly those, so a changed setting it reads is never mistaken for a finished run
+    assert READS & train_mod.METHOD_KEYS == set(METHODS[method].settings)
     last = ckpt.load(str(tmp_path / res["student"]["checkpoints"]["last"]))  # OUT/student for every method
     trained = last.get("student", last["model"])
     assert set(trained) == set(seen["start"])
@@ -564,12 +584,14 @@ REFERENCE_LOSSES = {
     "kd_at_auto": lambda o, y, c: losses.kd_at_loss(o["f(x')"], o["T(x')"], y, tau=c.kd_tau, rho=c.kd_rho),
     "cktat": lambda o, y, c: losses.cktat_loss(o["f(x')"], o["f(x)"], o["T(x)"], tau=c.tau, beta=c.beta,
                                                teacher_weight=c.teacher_weight, tau_squared=c.tau_squared,
-                                               detach_clean=c.detach_clean),
+                                               detach_clean=c.detach_clean, teacher_label=c.teacher_label,
+                                               labels=y),
 }
 DECLARED = [m for m in METHODS if METHODS[m].terms]
 SETTINGS = [{}, {"tau": 2.0, "beta": 3.0, "teacher_weight": 0.5, "tau_squared": True, "detach_clean": True,
                  "ltd_tau_teacher": 0.7, "ltd_tau_student": 2.0, "ard_tau": 4.0, "distill_alpha": 0.6,
-                 "kd_tau": 3.0, "kd_rho": 0.3}]
+                 "kd_tau": 3.0, "kd_rho": 0.3},
+            {"teacher_label": "onehot", "teacher_weight": 0.7, "tau": 3.0, "tau_squared": True}]
 
 
 def test_every_declared_method_has_a_reference_loss():

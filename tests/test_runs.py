@@ -45,10 +45,12 @@ def test_other_settings_are_not_taken_for_a_finished_run(tiny, tmp_path, monkeyp
     more = train_mod.run(cfg.replace(eval_steps=4), str(tmp_path))
     assert "pgd4" in more["student"]["last"]["test"]["attacks"] and "reused" not in more
     assert more["student"]["history"] == first["student"]["history"]
+    # a setting of another method (beta is TRADES's, not PGD-AT's): the same run, re-read as it is
+    assert train_mod.run(cfg.replace(beta=1.0, eval_steps=4), str(tmp_path))["reused"] is True
     # another training setting: refused, the finished checkpoint is left as it is
     before = (tmp_path / "student" / "last.pt").read_bytes()
     with pytest.raises(CheckpointError):
-        train_mod.run(cfg.replace(beta=1.0), str(tmp_path))
+        train_mod.run(cfg.replace(lr=2 * cfg.lr), str(tmp_path))
     assert (tmp_path / "student" / "last.pt").read_bytes() == before
 
 

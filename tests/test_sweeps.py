@@ -49,6 +49,23 @@ def test_pick_on_validation_keeps_the_smallest_value_the_noise_cannot_separate_f
     assert (far["value"], far["best"], far["separated"], far["tied"]) == (3.0, 3.0, True, [3.0])
 
 
+def test_pick_on_validation_keeps_the_papers_value_where_validation_cannot_separate_it_from_the_best():
+    sweep = {1.0: _history([70, 80.4]), 2.0: _history([80.2, 60]), 4.0: _history([80.8, 60]), 5.0: _history([20, 79])}
+    pick = sweeps.pick_on_validation(sweep, n_val=500, default=5.0)
+    assert (pick["best"], pick["value"], pick["score"], pick["default"]) == (4.0, 5.0, 79, 5.0)
+    assert 5.0 in pick["tied"] and not pick["separated"]
+    # the paper's value below the best beyond the noise: the best, not the smallest tied value
+    sweep[5.0] = _history([20, 16])
+    pick = sweeps.pick_on_validation(sweep, n_val=500, default=5.0)
+    assert (pick["value"], pick["tied"]) == (4.0, [1.0, 2.0, 4.0])
+    s = sweeps.pick_sentence(pick, "tau", "smoke", 4.0, 500)
+    assert "the paper's tau = 5 lies below it beyond the sampling noise, so validation picks tau = 4" in s
+    assert s.endswith("the same value.")
+    tied = sweeps.pick_on_validation({**sweep, 5.0: _history([79])}, n_val=500, default=5.0)
+    assert "validation cannot separate them and the paper's value stays, tau = 5" in \
+        sweeps.pick_sentence(tied, "tau", "cpu", 5.0, 500)
+
+
 def _result(last, best, history):
     ev = lambda nat, rob: {"test": {"n": 2000, "attacks": {"natural": {"accuracy": nat}, "pgd20": {"accuracy": rob}}}}
     return {"student": {"last": ev(*last), "best": {**ev(*best), "epoch": 2}, "history": history}}
@@ -109,7 +126,7 @@ def test_the_profile_tau_is_the_one_the_committed_sweep_picks_on_validation(prof
             res = json.load(fh)
         assert res["config"]["tau"] == tau and res["config"]["beta"] == base.beta
         histories[tau] = res["student"]["history"]
-    pick = sweeps.pick_on_validation(histories, n_val=base.val_size)
+    pick = sweeps.pick_on_validation(histories, n_val=base.val_size, default=Chapter("paper").config("cktat").tau)
     assert PROFILES[profile]["tau"] == pick["value"]
 
 

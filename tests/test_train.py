@@ -147,7 +147,7 @@ def test_result_json_has_what_the_book_reads(tiny, tmp_path):
     assert set(on_disk["teacher"]["probe_f2"]["attacks"]) == {"natural", "pgd3"}
     assert set(on_disk["student"]["best"]["probe_f2"]["attacks"]) == {"natural"}
     assert 1 <= on_disk["student"]["best"]["epoch"] <= 2
-    assert res["config"]["tau"] == 1.0  # the smoke profile's temperature
+    assert res["config"]["tau"] == 4.0  # the smoke profile's temperature
 
 
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
@@ -225,13 +225,13 @@ def test_fields_added_later_do_not_orphan_finished_runs(tiny, tmp_path):
     path = str(tmp_path / "student" / "last.pt")
     state = ckpt.load(path)
     fp = json.loads(state["fingerprint"])
-    assert fp.pop("hat_gamma") is not None  # pretend the run predates this field
+    assert fp.pop("teacher_label") == "soft"  # pretend the run predates this field (of CKTAT, the run's method)
     state["fingerprint"] = json.dumps(fp, sort_keys=True)
     ckpt.save_atomic(state, path)
     train_mod.run(cfg, str(tmp_path))  # resumes (nothing left to train)
     with pytest.raises(CheckpointError) as e:
-        train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1, hat_gamma=0.9), str(tmp_path))
-    assert "hat_gamma" in str(e.value)
+        train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1, teacher_label="onehot"), str(tmp_path))
+    assert "teacher_label" in str(e.value)
 
 
 def test_a_checkpoint_that_is_a_student_and_a_teacher_has_one_cached_evaluation():
