@@ -234,7 +234,7 @@ def seeds_sentence(row: dict, rows: list[dict]) -> str:
 def lead_sentence(best: dict, picked: dict, n: int) -> str:
     """How far the best candidate is ahead of the profile's, against the noise of one validation estimate each
     (`noise.compare`: two binomial margins on the `n` validation images)."""
-    from cktat_core.noise import ABOVE, compare
+    from cktat_book.noise import ABOVE, compare
 
     parts = [(key, compare(best[key], picked[key], n=n)) for key in ("val_robust", "val_natural")]
     beyond = [key for key, c in parts if c.word == ABOVE]

@@ -32,7 +32,7 @@ from .errors import ConfigError
 from .host import cpu_model
 from .methods import METHODS, StepContext
 from .models import MODELS, build_model, num_parameters
-from .report import duration  # noqa: F401  (`bench.duration`, as chapters call it)
+from .results import duration  # noqa: F401  (`bench.duration`, as chapters call it)
 from .runtime import (evaluation_precision, grad_scaler, maybe_compile, pick_device, precision_of,
                       uses_channels_last, versions)
 

@@ -29,7 +29,7 @@ def _fmt(v) -> str:
 
 def _acc_line(label: str, ev: dict) -> str:
     """One line of a final evaluation: every attack and probe set of `report.row`, sample groups left out."""
-    from .report import row
+    from .results import row
 
     return f"  {label:<22}" + "  ".join(f"{k} {_fmt(v)}%" for k, v in row(ev).items() if " " not in k)
 
@@ -120,15 +120,15 @@ def cmd_compare(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .book import build, sync_colab_cells
+    from cktat_book.site import build, sync_colab_cells
     from .config import from_profile, parse_overrides
-    from .reproduce import reproduce
+    from cktat_book.reproduce import reproduce
 
     if args.sync_colab:
         for path in sync_colab_cells():
             print(f"rewrote {os.path.relpath(path)}")
         return 0
-    from .reproduce import BOOK_DEFAULT, BOOK_PROFILES
+    from cktat_book.reproduce import BOOK_DEFAULT, BOOK_PROFILES
 
     overrides = parse_overrides(args.set or [])
     for profile in [args.profile] if args.profile else {BOOK_DEFAULT, *BOOK_PROFILES.values()}:
@@ -262,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_runs(args) -> int:
     import time
 
-    from .book_runs import STAGES, train_all
-    from .chapter import Chapter
+    from cktat_book.book_runs import STAGES, train_all
+    from cktat_book.chapter import Chapter
     from .config import from_profile, parse_overrides
 
     overrides = parse_overrides(args.set or [])

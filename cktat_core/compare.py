@@ -36,7 +36,7 @@ from . import checkpoint as ckpt
 from .config import from_profile, resolve
 from .errors import ConfigError
 from .methods import METHODS, frozen_teacher
-from .report import row
+from .results import row
 from .runtime import versions
 from .train import run, teacher_run
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cktat_core import attribution, verdicts, viz
+from cktat_book import attributions, figures
 from cktat_core.data import (DISTRACTOR, FEATURE_1, FEATURE_2, MULTIVIEW, REST, MultiViewSpec, TensorData,
                              feature_patterns, make_multiview)
 from cktat_core.models import build_model
@@ -145,12 +145,12 @@ def _cell_mass(maps):
     return maps.unfold(1, 8, 8).unfold(2, 8, 8).sum((-2, -1))  # (n, 4, 4)
 
 
-@pytest.mark.parametrize("method", attribution.METHODS)
+@pytest.mark.parametrize("method", attributions.METHODS)
 def test_the_patch_the_answer_depends_on_carries_the_most_attribution(method):
     model = OnePatch()
     x, y = _images_with_pattern_at_cell()
     assert (model(x).argmax(1) == y).all()
-    maps = attribution.attribution_maps(model, x, y, method, baseline=attribution.channel_mean_baseline(x),
+    maps = attributions.attribution_maps(model, x, y, method, baseline=attributions.channel_mean_baseline(x),
                                         batch_size=5)
     assert maps.shape == (12, 32, 32) and maps.dtype == torch.float32 and (maps >= 0).all()
     mass = _cell_mass(maps).flatten(1)
@@ -158,7 +158,7 @@ def test_the_patch_the_answer_depends_on_carries_the_most_attribution(method):
     layout = torch.zeros(12, 4, 4, dtype=torch.int8)
     layout[:, CELL[0], CELL[1]] = FEATURE_2
     layout[:, 3, 0] = FEATURE_1
-    shares = attribution.mass_shares(maps, layout)
+    shares = attributions.mass_shares(maps, layout)
     assert torch.allclose(sum(shares.values()), torch.ones(12), atol=1e-5)
     assert (shares["f2"] > shares["f1"]).all() and (shares["f2"] > shares["rest"] / 14).all()
     if method != "grad_cam":  # gradients outside the patch are exactly zero
@@ -167,18 +167,18 @@ def test_the_patch_the_answer_depends_on_carries_the_most_attribution(method):
 
 def test_grad_cam_reads_the_last_convolutional_block():
     net = build_model("resnet18", 10)
-    assert attribution.last_conv_block(net) is net.layer4
+    assert attributions.last_conv_block(net) is net.layer4
     cnn = build_model("small_cnn", 10)
-    assert attribution.last_conv_block(cnn) is [m for m in cnn.modules() if isinstance(m, nn.Conv2d)][-1]
+    assert attributions.last_conv_block(cnn) is [m for m in cnn.modules() if isinstance(m, nn.Conv2d)][-1]
     wrn = build_model("wrn28_10", 10)
-    assert attribution.last_conv_block(wrn) is wrn.block3
+    assert attributions.last_conv_block(wrn) is wrn.block3
     linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     x, y = _images_with_pattern_at_cell(4)
-    assert attribution.last_conv_block(linear) is None
-    assert attribution.attribution_maps(linear, x, y, "grad_cam") is None
-    assert attribution.attribution_maps(linear, x, y, "saliency").shape == (4, 32, 32)
+    assert attributions.last_conv_block(linear) is None
+    assert attributions.attribution_maps(linear, x, y, "grad_cam") is None
+    assert attributions.attribution_maps(linear, x, y, "saliency").shape == (4, 32, 32)
     with pytest.raises(Exception, match="must be one of"):
-        attribution.attribution_maps(linear, x, y, "lime")
+        attributions.attribution_maps(linear, x, y, "lime")
 
 
 def test_attributions_are_computed_in_eval_mode_and_float32():
@@ -190,9 +190,9 @@ def test_attributions_are_computed_in_eval_mode_and_float32():
         for _ in range(3):
             net(torch.rand(64, 3, 32, 32))
     net.eval()
-    reference = attribution.attribution_maps(net, x, y, "saliency")
+    reference = attributions.attribution_maps(net, x, y, "saliency")
     net.train()
-    got = attribution.attribution_maps(net, x, y, "saliency")
+    got = attributions.attribution_maps(net, x, y, "saliency")
     assert net.training and all(m.training for m in net.modules())  # the modes are given back
     assert torch.allclose(got, reference)
     xg = x.clone().requires_grad_(True)  # what a train-mode (batch statistics) saliency would have given
@@ -200,17 +200,17 @@ def test_attributions_are_computed_in_eval_mode_and_float32():
     assert not torch.allclose(xg.grad.sum(1).abs(), reference, atol=1e-4)
     double = build_model("small_cnn", 10).double()
     double.load_state_dict(net.state_dict())
-    maps = attribution.attribution_maps(double.eval(), x.double(), y, "integrated_gradients", baseline=0.5)
+    maps = attributions.attribution_maps(double.eval(), x.double(), y, "integrated_gradients", baseline=0.5)
     assert maps.dtype == torch.float32 and next(double.parameters()).dtype == torch.float64
-    assert torch.allclose(maps, attribution.attribution_maps(net, x, y, "integrated_gradients", baseline=0.5),
+    assert torch.allclose(maps, attributions.attribution_maps(net, x, y, "integrated_gradients", baseline=0.5),
                           rtol=1e-3, atol=1e-6)
 
 
 def test_captum_is_imported_only_when_a_map_is_computed():
-    code = ("import sys, torch\nfrom cktat_core import attribution, viz, verdicts\n"
+    code = ("import sys, torch\nfrom cktat_book import attributions, figures, capacity, mechanism\n"
             "assert 'captum' not in sys.modules, 'imported early'\n"
             "x = torch.rand(2, 3, 32, 32)\n"
-            "attribution.attribution_maps(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)), x, "
+            "attributions.attribution_maps(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)), x, "
             "torch.tensor([0, 1]), 'saliency')\n"
             "assert 'captum' in sys.modules\n")
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -228,15 +228,15 @@ def test_knowledge_points_count_the_pixels_near_the_maximum_inside_and_outside_t
     layout = torch.zeros(2, 4, 4, dtype=torch.int8)
     layout[:, 1, 2] = FEATURE_1
     layout[:, 0, 0] = DISTRACTOR
-    c = attribution.point_counts(maps, 0.3, layout)
+    c = attributions.point_counts(maps, 0.3, layout)
     assert c["total"].tolist() == [4, 0] and c["f1"].tolist() == [1, 0] and c["distractor"].tolist() == [3, 0]
     assert c["inside"].tolist() == [1, 0] and c["outside"].tolist() == [3, 0]
-    assert attribution.point_counts(maps, 0.05)["total"].tolist() == [1024, 0]
-    assert attribution.point_counts(maps, 0.6)["total"].tolist() == [1, 0]
-    assert set(attribution.point_counts(maps, 0.3)) == {"total"}  # no layout, no roles
-    even = attribution.area_shares(layout)
+    assert attributions.point_counts(maps, 0.05)["total"].tolist() == [1024, 0]
+    assert attributions.point_counts(maps, 0.6)["total"].tolist() == [1, 0]
+    assert set(attributions.point_counts(maps, 0.3)) == {"total"}  # no layout, no roles
+    even = attributions.area_shares(layout)
     assert even["f1"][0] == pytest.approx(1 / 16) and even["rest"][0] == pytest.approx(14 / 16)
-    shares = attribution.mass_shares(maps, layout)
+    shares = attributions.mass_shares(maps, layout)
     assert shares["f1"][0] == pytest.approx((1.0 + 63 * 0.1) / maps[0].sum())
     assert torch.isnan(shares["f1"][1])
 
@@ -244,12 +244,12 @@ def test_knowledge_points_count_the_pixels_near_the_maximum_inside_and_outside_t
 def test_the_images_are_a_fixed_seeded_choice_per_class():
     d = make_multiview(400, seed=2)
     before = d.groups["weak_f1"].clone()
-    a = attribution.per_class(d.y, (0, 3, 2), 2, seed=0, mask=d.groups["weak_f1"])
+    a = attributions.per_class(d.y, (0, 3, 2), 2, seed=0, mask=d.groups["weak_f1"])
     assert torch.equal(d.groups["weak_f1"], before)  # the mask is not written to
-    assert torch.equal(a, attribution.per_class(d.y, (0, 3, 2), 2, seed=0, mask=d.groups["weak_f1"]))
+    assert torch.equal(a, attributions.per_class(d.y, (0, 3, 2), 2, seed=0, mask=d.groups["weak_f1"]))
     assert d.y[a].tolist() == [0, 0, 3, 3, 2, 2] and d.groups["weak_f1"][a].all()
-    assert not torch.equal(a, attribution.per_class(d.y, (0, 3, 2), 2, seed=1, mask=d.groups["weak_f1"]))
-    many = attribution.choose(d.y, 10_000, seed=0, mask=d.groups["multi_view"])
+    assert not torch.equal(a, attributions.per_class(d.y, (0, 3, 2), 2, seed=1, mask=d.groups["weak_f1"]))
+    many = attributions.choose(d.y, 10_000, seed=0, mask=d.groups["multi_view"])
     assert len(many) == int(d.groups["multi_view"].sum()) and len(set(many.tolist())) == len(many)
 
 
@@ -266,34 +266,34 @@ def test_table5_is_measured_once_per_model_and_read_back_without_the_weights(tra
     ckpt.save_atomic(ckpt.model_checkpoint(model, "small_cnn", 10, {"dataset": "multiview", "width": 0},
                                            classes=10, method="pgdat"), path)
     test, _ = load_test("multiview", limit=200)
-    images = attribution.table5_images(test)
+    images = attributions.table5_images(test)
     assert len(images.idx) == sum(len(v) for v in images.chosen.values()) and set(images.spans) == set(images.chosen)
     asked = []
     ch = SimpleNamespace(out=str(tmp_path / "out"), weights=asked.append,
                          resolved=lambda m: SimpleNamespace(device="cpu", dataset="multiview"))
-    got = attribution.measured(ch, {"a model": path}, test, images)["a model"]
+    got = attributions.measured(ch, {"a model": path}, test, images)["a model"]
     assert asked == [path] and os.path.isfile(tmp_path / "out" / "eval" / "attributions_a_model.json")
-    base = attribution.channel_mean_baseline(test.x)
-    ig = attribution.attribution_maps(model, test.x[images.idx], test.y[images.idx], "integrated_gradients", base,
-                                      attribution.N_STEPS)
+    base = attributions.channel_mean_baseline(test.x)
+    ig = attributions.attribution_maps(model, test.x[images.idx], test.y[images.idx], "integrated_gradients", base,
+                                      attributions.N_STEPS)
     layout = test.layout[images.idx]
-    expected = attribution.point_counts(ig, attribution.MAIN, layout)
-    assert set(got["counts"]) == set(attribution.FRACTIONS)
-    assert all(torch.equal(got["counts"][attribution.MAIN][k], expected[k]) for k in expected)
-    shares = attribution.mass_shares(ig, layout)["f2"]
+    expected = attributions.point_counts(ig, attributions.MAIN, layout)
+    assert set(got["counts"]) == set(attributions.FRACTIONS)
+    assert all(torch.equal(got["counts"][attributions.MAIN][k], expected[k]) for k in expected)
+    shares = attributions.mass_shares(ig, layout)["f2"]
     assert torch.allclose(got["shares"]["integrated_gradients"]["f2"], shares, atol=1e-6, equal_nan=True)
-    grid = attribution.attribution_maps(model, test.x[images.grid], test.y[images.grid], "saliency", base)
+    grid = attributions.attribution_maps(model, test.x[images.grid], test.y[images.grid], "saliency", base)
     assert torch.allclose(got["grid"]["saliency"], grid, rtol=1e-3)  # kept to 4 significant digits
     os.remove(path)  # a clone
-    monkeypatch.setattr(attribution, "attribution_maps", lambda *a, **k: pytest.fail("recomputed"))
-    again = attribution.measured(ch, {"a model": path}, test, images)["a model"]
+    monkeypatch.setattr(attributions, "attribution_maps", lambda *a, **k: pytest.fail("recomputed"))
+    again = attributions.measured(ch, {"a model": path}, test, images)["a model"]
     assert asked == [path] and torch.equal(again["counts"][0.1]["total"], got["counts"][0.1]["total"])
 
 
 def test_the_grid_shares_one_colour_scale_per_method_and_outlines_the_patches():
     d = make_multiview(50, seed=2)
     maps = {"A": torch.rand(3, 32, 32), "B": 5 * torch.rand(3, 32, 32), "C": None}
-    fig = viz.attribution_grid(d.x[:3], maps, ["a", "b", "c"], layout=d.layout[:3], method="Saliency")
+    fig = figures.attribution_grid(d.x[:3], maps, ["a", "b", "c"], layout=d.layout[:3], method="Saliency")
     image_axes = fig.axes[:12]
     clims = {ax.images[0].get_clim() for ax in image_axes[3:9]}
     assert len(clims) == 1 and list(clims)[0][1] > 1.0  # B's larger values set the shared scale
@@ -301,12 +301,12 @@ def test_the_grid_shares_one_colour_scale_per_method_and_outlines_the_patches():
     outlined = sum(len(ax.patches) for ax in image_axes[:3])
     assert outlined == int((d.layout[:3] != REST).sum())
     # per row: each model divided by its own 99.5th percentile, so the small A is as visible as the large B
-    rows = viz.attribution_grid(d.x[:3], maps, ["a", "b", "c"], per_row=True).axes
+    rows = figures.attribution_grid(d.x[:3], maps, ["a", "b", "c"], per_row=True).axes
     assert {ax.images[0].get_clim() for ax in rows[3:9]} == {(0.0, 1.0)}
     shown = lambda k: np.percentile(np.concatenate([np.ma.getdata(rows[3 + 3 * k + j].images[0].get_array()).ravel()
                                                     for j in range(3)]), 99.5)
     assert shown(0) == pytest.approx(1.0, abs=1e-4) and shown(1) == pytest.approx(1.0, abs=1e-4)
-    fig2 = viz.sweep_lines([0.1, 0.5], {"inside": {"A": [3.0, 1.0]}, "outside": {"A": [5.0, 0.0]}}, "points")
+    fig2 = figures.sweep_lines([0.1, 0.5], {"inside": {"A": [3.0, 1.0]}, "outside": {"A": [5.0, 0.0]}}, "points")
     assert len(fig2.axes) == 2
 
 
@@ -314,13 +314,13 @@ def test_the_grid_shares_one_colour_scale_per_method_and_outlines_the_patches():
 
 def test_paired_order_uses_the_noise_of_the_paired_differences():
     a = [10.0, 12.0, 11.0, 13.0]
-    assert verdicts.paired_order([v + 1 for v in a], a) == 1  # constant difference: beyond any noise
-    assert verdicts.paired_order(a, [v + 1 for v in a]) == -1
-    assert verdicts.paired_order(a, a) == 0
-    assert verdicts.paired_order([1.0, -1.0, 1.0, -1.0], [0.0] * 4) == 0  # mean 0
-    assert verdicts.paired_order([2.0, -1.0, 2.0, -1.0], [0.0] * 4) == 0  # mean 0.5, standard error 0.87
+    assert attributions.paired_order([v + 1 for v in a], a) == 1  # constant difference: beyond any noise
+    assert attributions.paired_order(a, [v + 1 for v in a]) == -1
+    assert attributions.paired_order(a, a) == 0
+    assert attributions.paired_order([1.0, -1.0, 1.0, -1.0], [0.0] * 4) == 0  # mean 0
+    assert attributions.paired_order([2.0, -1.0, 2.0, -1.0], [0.0] * 4) == 0  # mean 0.5, standard error 0.87
     with pytest.raises(ValueError):
-        verdicts.paired_order([1.0], [1.0, 2.0])
+        attributions.paired_order([1.0], [1.0, 2.0])
 
 
 def _scores(cktat, trades, pgdat, n=40, seed=0):
@@ -331,26 +331,26 @@ def _scores(cktat, trades, pgdat, n=40, seed=0):
 
 
 def test_the_claim_check_matches_contradicts_or_leaves_open_the_papers_ranking():
-    ok = verdicts.claim_check(_scores(4, 2, 0))
+    ok = attributions.claim_check(_scores(4, 2, 0))
     assert ok["outcome"] == "matches" and ok["order"] == "CKTAT > TRADES > PGDAT"
-    s = verdicts.claim_sentence(ok, "knowledge points")
+    s = attributions.claim_sentence(ok, "knowledge points")
     assert "matches the paper's ranking CKTAT > TRADES > PGDAT" in s and "over 40 images" in s
-    bad = verdicts.claim_check(_scores(0, 2, 4))
+    bad = attributions.claim_check(_scores(0, 2, 4))
     assert bad["outcome"] == "contradicts" and bad["order"] == "PGDAT > TRADES > CKTAT"
     assert ("CKTAT", "PGDAT") in bad["reversed"]
-    said = verdicts.claim_sentence(bad, "knowledge points")
+    said = attributions.claim_sentence(bad, "knowledge points")
     assert "contradicts" in said and "over 40 images" in said
     assert "TRADES lies above CKTAT, PGDAT lies above CKTAT and PGDAT lies above TRADES beyond" in said
-    tie = verdicts.claim_check(_scores(4, 4, 0))
+    tie = attributions.claim_check(_scores(4, 4, 0))
     assert tie["outcome"] == "unresolved" and tie["tied"] == [("CKTAT", "TRADES")]
     assert tie["order"] in ("CKTAT ≈ TRADES > PGDAT", "TRADES ≈ CKTAT > PGDAT")
-    assert "neither confirms nor contradicts" in verdicts.claim_sentence(tie, "knowledge points")
-    assert "the difference CKTAT vs TRADES lies within it" in verdicts.claim_sentence(tie, "knowledge points")
-    assert "'≈': within noise, a paired t-test at p >= 0.05" in verdicts.claim_sentence(tie, "knowledge points")
-    assert "≈" not in verdicts.claim_sentence(ok, "knowledge points")
-    same = verdicts.threshold_sentence({0.1: ok, 0.3: ok, 0.5: ok}, 0.3)
+    assert "neither confirms nor contradicts" in attributions.claim_sentence(tie, "knowledge points")
+    assert "the difference CKTAT vs TRADES lies within it" in attributions.claim_sentence(tie, "knowledge points")
+    assert "'≈': within noise, a paired t-test at p >= 0.05" in attributions.claim_sentence(tie, "knowledge points")
+    assert "≈" not in attributions.claim_sentence(ok, "knowledge points")
+    same = attributions.threshold_sentence({0.1: ok, 0.3: ok, 0.5: ok}, 0.3)
     assert "same at all 3 thresholds from 10% to 50%" in same
-    mixed = verdicts.threshold_sentence({0.1: bad, 0.3: ok, 0.5: ok}, 0.3)
+    mixed = attributions.threshold_sentence({0.1: bad, 0.3: ok, 0.5: ok}, 0.3)
     assert "holds at 2 of the 3 thresholds" in mixed and "10%: contradicts" in mixed
 
 
@@ -358,27 +358,27 @@ def test_the_feature_reading_compares_each_model_with_an_even_spread():
     even = [12.5] * 30
     g = np.random.default_rng(1)
     shares = {"CKTAT": list(30 + g.normal(0, 2, 30)), "PGDAT": list(12.5 + g.normal(0, 2, 30))}
-    text = verdicts.feature_reading(shares, even, "feature 2", "the single-view images")
+    text = attributions.feature_reading(shares, even, "feature 2", "the single-view images")
     assert "CKTAT puts more there than even spreading would; PGDAT does not" in text and "12.5%" in text
-    assert "none of them" in verdicts.feature_reading({"PGDAT": shares["PGDAT"]}, even, "feature 2", "images")
+    assert "none of them" in attributions.feature_reading({"PGDAT": shares["PGDAT"]}, even, "feature 2", "images")
 
 
 def test_orders_agree_compares_rankings_not_values():
-    assert verdicts.orders_agree({"A": 70.0, "B": 60.0, "C": 10.0}, {"A": 81.0, "B": 65.0, "C": 23.0})
-    assert not verdicts.orders_agree({"A": 70.0, "B": 60.0, "C": 10.0}, {"A": 65.0, "B": 81.0, "C": 23.0})
+    assert attributions.orders_agree({"A": 70.0, "B": 60.0, "C": 10.0}, {"A": 81.0, "B": 65.0, "C": 23.0})
+    assert not attributions.orders_agree({"A": 70.0, "B": 60.0, "C": 10.0}, {"A": 65.0, "B": 81.0, "C": 23.0})
 
 
 def test_the_two_readings_of_table_5_are_set_side_by_side():
-    from cktat_core import claims
+    from cktat_book import claims
 
     mk = lambda name, verdict: claims.Claim("05_attributions", "Table 5", name, "m", None, 1.0, "n", verdict)
     ours = [mk("A over B", claims.REPRODUCED), mk("B over C", claims.WITHIN_NOISE)]
     theirs = [mk("A over B", claims.REPRODUCED), mk("B over C", claims.CONTRADICTED)]
-    brief = verdicts.attribution_comparison(ours, theirs, "cpu", "smoke", brief=True)
+    brief = attributions.attribution_comparison(ours, theirs, "cpu", "smoke", brief=True)
     assert brief.startswith("On the multi-view data (smoke profile) the same comparisons come out A over B: "
                             "reproduced; B over C: contradicted;")
     assert "the same verdict on 1 of 2" in brief
-    full = verdicts.attribution_comparison(ours, theirs, "cpu", "smoke")
+    full = attributions.attribution_comparison(ours, theirs, "cpu", "smoke")
     assert "- B over C: on real CIFAR-10 images within noise (n); on the multi-view data contradicted (n)." in full
     assert "same verdict on 1 of 2 comparisons: where they differ" in full
-    assert "nothing to set beside" in verdicts.attribution_comparison(ours, [], "cpu", "smoke")
+    assert "nothing to set beside" in attributions.attribution_comparison(ours, [], "cpu", "smoke")

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import yaml
 
-from cktat_core import book, reproduce
+from cktat_book import baselines, report, reproduce, site
 from cktat_core.errors import CktatError
 
 TINY = {"train_limit": 256, "val_size": 128, "test_limit": 128, "teacher_epochs": 1, "epochs": 1,
@@ -198,7 +198,7 @@ def test_the_table_of_contents_lists_every_chapter_once():
         toc = yaml.safe_load(fh)
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
     listed = sorted(f for f in files if f.startswith("book/chapters/"))
-    expected = sorted("book/chapters/" + os.path.basename(nb)[:-len(".ipynb")] for nb in book.chapter_notebooks(ROOT))
+    expected = sorted("book/chapters/" + os.path.basename(nb)[:-len(".ipynb")] for nb in site.chapter_notebooks(ROOT))
     assert listed == expected
 
 
@@ -210,16 +210,16 @@ def test_unknown_chapter_is_a_clear_error():
 # --- Colab --------------------------------------------------------------------------------------------
 
 def test_every_chapter_starts_with_a_colab_badge_to_its_own_notebook():
-    url, branch = book.repository(ROOT)
+    url, branch = site.repository(ROOT)
     tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    notebooks = book.chapter_notebooks(ROOT)
+    notebooks = site.chapter_notebooks(ROOT)
     assert len(notebooks) >= 4
     for path in notebooks:
         rel = os.path.relpath(path, ROOT).replace(os.sep, "/")
         nb = nbformat.read(path, as_version=4)
         first_md = next(c for c in nb.cells if c.cell_type == "markdown")
-        assert first_md.source.split("\n")[0] == book.colab_badge(rel, ROOT), rel
-        targets = book.badges(path)
+        assert first_md.source.split("\n")[0] == site.colab_badge(rel, ROOT), rel
+        targets = site.badges(path)
         assert targets, rel
         prefix = f"https://colab.research.google.com/github/{url.split('github.com/')[1]}/blob/{branch}/"
         for target in targets:
@@ -227,15 +227,15 @@ def test_every_chapter_starts_with_a_colab_badge_to_its_own_notebook():
             assert target[len(prefix):] == rel and os.path.isfile(os.path.join(ROOT, rel))
             assert not tracked or rel in tracked, f"{rel} is not in the repository"
         first_code = next(c for c in nb.cells if c.cell_type == "code")
-        assert first_code.source == book.colab_cell_source(ROOT), rel
+        assert first_code.source == site.colab_cell_source(ROOT), rel
         assert "remove-cell" in first_code.metadata.get("tags", [])
-    assert book.sync_colab_cells(ROOT) == []  # nothing left to rewrite
+    assert site.sync_colab_cells(ROOT) == []  # nothing left to rewrite
 
 
 def test_the_colab_cell_does_nothing_outside_colab(monkeypatch):
     cwd, path, env = os.getcwd(), list(__import__("sys").path), dict(os.environ)
     namespace = {}
-    exec(book.colab_cell_source(ROOT), namespace)
+    exec(site.colab_cell_source(ROOT), namespace)
     assert os.getcwd() == cwd and __import__("sys").path == path and dict(os.environ) == env
     assert "REPO" not in namespace
 
@@ -243,7 +243,7 @@ def test_the_colab_cell_does_nothing_outside_colab(monkeypatch):
 def test_the_repository_address_is_checked(tmp_path):
     (tmp_path / "_config.yml").write_text("repository:\n  url: not-a-url\n")
     with pytest.raises(CktatError):
-        book.repository(str(tmp_path))
+        site.repository(str(tmp_path))
 
 
 # --- publishing ---------------------------------------------------------------------------------------
@@ -305,15 +305,15 @@ def test_chapters_execute_and_the_book_builds(tmp_path):
     site = _site(tmp_path)
     executed = reproduce.execute_chapters("smoke", TINY, results=str(tmp_path / "results"),
                                           out_dir=str(site / "book" / "chapters"), root=ROOT)
-    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in book.chapter_notebooks(ROOT)]
+    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in site.chapter_notebooks(ROOT)]
     assert len(executed) >= 2
-    index = book.build(root=str(site))
+    index = site.build(root=str(site))
     assert os.path.exists(index)
     for nb in executed:
         name = os.path.basename(nb)
         html = (site / "_build" / "html" / "book" / "chapters" / name.replace(".ipynb", ".html")).read_text()
         assert "Traceback" not in html
-        assert book.colab_url(f"notebooks/{name}", ROOT) in html  # the badge, on the rendered page
+        assert site.colab_url(f"notebooks/{name}", ROOT) in html  # the badge, on the rendered page
     # every run a chapter asked for left its result behind
     assert (tmp_path / "results" / "runs" / "cktat" / "result.json").exists()
     _assert_local_mathjax(site / "_build" / "html")
@@ -357,7 +357,7 @@ def _glued(path, key="findings"):
 
 def _assert_scorecard_matches_the_chapters(executed, results):
     """The scorecard shows every saved claim with the verdict its chapter stated in its own findings."""
-    from cktat_core import claims
+    from cktat_book import claims
 
     found = claims.load_all(str(results))
     assert found, "the chapters saved their claims"
@@ -384,7 +384,7 @@ def test_chapters_execute_in_the_cpu_profile(tmp_path):
     """The committed book's profile, from the same notebooks, on random images in CIFAR-10's format: every chapter
     executes, saves its claims and opens with them, and the scorecard shows exactly those claims."""
     executed = _on_fake_cifar("cpu", tmp_path)
-    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in book.chapter_notebooks(ROOT)]
+    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in site.chapter_notebooks(ROOT)]
     _assert_scorecard_matches_the_chapters(executed, tmp_path / "results")
 
 
@@ -393,7 +393,7 @@ def test_chapters_execute_in_the_paper_profile(tmp_path):
     """The paper profile runs from the same notebooks: CIFAR-10 (here random images in its format), whose data
     has no probe images, so the chapters show what needs the multi-view data as a sentence, not a KeyError."""
     executed = _on_fake_cifar("paper", tmp_path)
-    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in book.chapter_notebooks(ROOT)]
+    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in site.chapter_notebooks(ROOT)]
     text = open(executed[0]).read()
     assert "no probe images" in text and "cifar10" in text
 
@@ -443,7 +443,7 @@ def test_the_committed_chapter_is_what_the_command_produces(tmp_path):
     Where the recorded inputs include checkpoints, which are not committed, a clean clone cannot re-read them
     and re-executing would retrain; where a file it read has changed since, other numbers are expected. Those
     chapters are left out, and the test says so when none is left."""
-    executed = [os.path.join(ROOT, "book", "chapters", os.path.basename(nb)) for nb in book.chapter_notebooks(ROOT)]
+    executed = [os.path.join(ROOT, "book", "chapters", os.path.basename(nb)) for nb in site.chapter_notebooks(ROOT)]
     committed = [p for p in executed if reproduce.recorded(p)]
     if not committed:
         pytest.skip("no executed chapter in book/chapters/: `cktat reproduce` writes them")
@@ -495,7 +495,7 @@ def test_the_committed_chapter_is_what_the_command_produces(tmp_path):
 # call) or draw a figure. Every other code cell only loads, reshapes or formats, and is folded (`hide-input`).
 TEACHING = ("report.source(", "report.declaration(", "ch.seeds(", "ch.variant(", "ch.run(", "ch.compare(",
             "book_runs.", "baselines.trained(", "baselines.masked_teacher(", "evaluate_checkpoint(", "evaluate(",
-            "fig = viz.", "viz.",
+            "fig = figures.", "figures.",
             "sweep_explorer(")
 
 
@@ -504,7 +504,7 @@ def _code_cells(path):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-@pytest.mark.parametrize("path", book.chapter_notebooks(ROOT), ids=os.path.basename)
+@pytest.mark.parametrize("path", site.chapter_notebooks(ROOT), ids=os.path.basename)
 def test_plumbing_is_folded_and_a_finding_opens_every_chapter(path):
     nb = nbformat.read(path, as_version=4)
     title = nb.cells[0].source
@@ -622,7 +622,7 @@ def test_no_committed_chapter_echoes_a_bare_value():
     reader has no use for: every execute_result of a committed chapter carries a rich view (a widget, a figure).
     An empty Markdown shows as its repr, `<IPython.core.display.Markdown object>`: none is displayed."""
     echoed = []
-    for path in book.chapter_notebooks(ROOT):
+    for path in site.chapter_notebooks(ROOT):
         executed = os.path.join(ROOT, "book", "chapters", os.path.basename(path))
         if not os.path.isfile(executed):
             continue

@@ -2,19 +2,19 @@
 
 import pytest
 
-from cktat_core import report, verdicts
+from cktat_book import capacity, report
 
 
 def test_capacity_pair_keeps_the_chapters_network_as_one_of_the_two():
-    assert verdicts.capacity_pair("resnet18", 0, 16) == {"small": {}, "large": {"model": "wrn34_10"}}
-    assert verdicts.capacity_pair("wrn34_10", 0, 16) == {"small": {"model": "resnet18"}, "large": {}}
-    assert verdicts.capacity_pair("preact_resnet18", 0, 16) == {"small": {"model": "resnet18"},
+    assert capacity.capacity_pair("resnet18", 0, 16) == {"small": {}, "large": {"model": "wrn34_10"}}
+    assert capacity.capacity_pair("wrn34_10", 0, 16) == {"small": {"model": "resnet18"}, "large": {}}
+    assert capacity.capacity_pair("preact_resnet18", 0, 16) == {"small": {"model": "resnet18"},
                                                                 "large": {"model": "wrn34_10"}}
-    assert verdicts.capacity_pair("small_cnn", 8, 16) == {"small": {"width": 4}, "large": {}}
-    assert verdicts.capacity_pair("small_cnn", 0, 16) == {"small": {"width": 8}, "large": {}}  # 0: the default
-    assert verdicts.capacity_pair("small_cnn", 5, 16) == {"small": {"width": 2}, "large": {}}
+    assert capacity.capacity_pair("small_cnn", 8, 16) == {"small": {"width": 4}, "large": {}}
+    assert capacity.capacity_pair("small_cnn", 0, 16) == {"small": {"width": 8}, "large": {}}  # 0: the default
+    assert capacity.capacity_pair("small_cnn", 5, 16) == {"small": {"width": 2}, "large": {}}
     with pytest.raises(ValueError):
-        verdicts.capacity_pair("small_cnn", 1, 16)
+        capacity.capacity_pair("small_cnn", 1, 16)
 
 
 def _ev(bits):
@@ -25,23 +25,23 @@ def _ev(bits):
 def test_teacher_contrast_image_by_image_and_its_tally():
     base = "1" * 500 + "0" * 500
     ev = {"robust": _ev("1" * 600 + "0" * 400), "clean": _ev("1" * 400 + "0" * 600), "pgdat": _ev(base)}
-    c = verdicts.teacher_contrast_paired(ev, {"natural": "natural", "robust": "pgd20"})
+    c = capacity.teacher_contrast_paired(ev, {"natural": "natural", "robust": "pgd20"})
     assert c["natural"] == {"robust": 1, "clean": -1, "robust_vs_clean": 1}
-    same = verdicts.teacher_contrast_paired({"robust": _ev(base), "clean": _ev(base), "pgdat": _ev(base)},
+    same = capacity.teacher_contrast_paired({"robust": _ev(base), "clean": _ev(base), "pgdat": _ev(base)},
                                            {"natural": "natural"})
     assert same["natural"] == {"robust": 0, "clean": 0, "robust_vs_clean": 0}
-    t = verdicts.teacher_tally([c, same])
+    t = capacity.teacher_tally([c, same])
     assert t["robust"] == {1: 2, -1: 0, 0: 1} and t["clean"] == {1: 0, -1: 2, 0: 1}
-    s = verdicts.teacher_tally_sentence("small", t)
+    s = capacity.teacher_tally_sentence("small", t)
     assert "of 3 comparisons" in s and "robust teacher the distilled student lies above in 2, below in 0" in s
 
 
 def test_the_capacity_check_says_whether_validation_separates_the_students():
-    from cktat_core import noise
+    from cktat_book import noise
 
     best = {"small": {"val_natural": 40.0, "val_pgd10": 20.0}, "large": {"val_natural": 50.0, "val_pgd10": 21.0}}
     sep = {k: noise.compare(best["large"][k], best["small"][k], n=1000) for k in ("val_natural", "val_pgd10")}
-    s = verdicts.capacity_check_sentence(best, sep, "val_pgd10", {"small": "w16", "large": "w32"}, 1000)
+    s = capacity.capacity_check_sentence(best, sep, "val_pgd10", {"small": "w16", "large": "w32"}, 1000)
     assert "above the small one beyond sampling noise" in s and "within sampling noise of each other" in s
     assert "the pair can test the claim" in s
 
@@ -50,11 +50,11 @@ def test_capacity_arrows_draws_one_arrow_per_source_method_and_accuracy():
     import matplotlib
 
     matplotlib.use("Agg")
-    from cktat_core import viz
+    from cktat_book import figures
 
     gaps = {"ours": {"ARD": {"natural": (-1.0, 2.0), "PGD": (-0.5, 0.5)}, "CKTAT": {"natural": (1.0, 1.5)}},
             "paper": {"ARD": {"natural": (-3.8, 2.0), "PGD": (-3.1, 1.4)}}}
-    fig = viz.capacity_arrows(gaps, ["natural", "PGD"], margins={"ours": {"ARD": {"natural": 0.7}}})
+    fig = figures.capacity_arrows(gaps, ["natural", "PGD"], margins={"ours": {"ARD": {"natural": 0.7}}})
     nat, pgd = fig.axes[:2]
     arrows = [a for a in nat.texts if a.arrow_patch is not None]
     assert len(arrows) == 3  # ours ARD, ours CKTAT, paper ARD
@@ -65,7 +65,7 @@ def test_capacity_arrows_draws_one_arrow_per_source_method_and_accuracy():
 
 
 def test_the_capacity_reading_counts_claims_and_compares_the_two_pairs():
-    from cktat_core import claims
+    from cktat_book import claims
 
     acc = {("PGDAT", "none", "small"): {"natural": 46.0, "pgd20": 26.0},
            ("PGDAT", "none", "large"): {"natural": 48.7, "pgd20": 27.6}}
@@ -73,7 +73,7 @@ def test_the_capacity_reading_counts_claims_and_compares_the_two_pairs():
     found = [claims.Claim("06", "Table 1", "a", "m", 1.0, 0.5, "n", claims.REPRODUCED),
              claims.Claim("06", "Table 1", "b", "m", 1.0, 0.5, "n", claims.WITHIN_NOISE),
              claims.Claim("06", "Table 1", "c", "m", 1.0, 0.5, "n", claims.WITHIN_NOISE)]
-    text = verdicts.capacity_reading(acc, paper, found, {"small": {}, "large": {}}, {"small": "s", "large": "l"},
+    text = capacity.capacity_reading(acc, paper, found, {"small": {}, "large": {}}, {"small": "s", "large": "l"},
                                      "pgd20", {"small": 61_338, "large": 242_474},
                                      {"resnet18": 11_173_962, "wrn34_10": 46_160_474})
     assert "1 is reproduced, 2 are within noise and 0 are contradicted" in text
@@ -83,7 +83,7 @@ def test_the_capacity_reading_counts_claims_and_compares_the_two_pairs():
 
 
 def test_the_capacity_reading_counts_the_signs_of_the_clean_teacher():
-    from cktat_core import claims
+    from cktat_book import claims
 
     acc = {("PGDAT", "none", k): {"natural": 46.0, "pgd20": 26.0} for k in ("small", "large")}
     paper = {"resnet18": {"PGDAT": [83.92, 51.71]}, "wrn34_10": {"PGDAT": [86.84, 56.82]}}
@@ -94,7 +94,7 @@ def test_the_capacity_reading_counts_the_signs_of_the_clean_teacher():
              sign("On the large student, ARD's natural accuracy (clean teacher) above PGD-AT's", 9.0, claims.REPRODUCED),
              sign("On the large student, ARD's PGD-20 accuracy (clean teacher) above PGD-AT's", -0.3,
                   claims.WITHIN_NOISE)]
-    text = verdicts.capacity_reading(acc, paper, found, {"small": {}, "large": {}}, {"small": "s", "large": "l"},
+    text = capacity.capacity_reading(acc, paper, found, {"small": {}, "large": {}}, {"small": "s", "large": "l"},
                                      "pgd20")
     assert "natural accuracy is above beyond noise in 2 of 2 method-student pairs and below in 0" in text
     assert "robust accuracy above in 0 and below in 1" in text and "along the trade-off" in text

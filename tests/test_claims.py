@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from cktat_core import claims, noise
+from cktat_book import ablations, baselines, capacity, claims, noise
 
 
 def _run(seed, nat_bits, rob_bits):
@@ -70,13 +70,13 @@ def test_method_pair_reads_the_papers_sign_and_judges_ours():
 
 
 def test_trend_and_ordering_use_spearman():
-    up = claims.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7])
+    up = ablations.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7])
     assert up.verdict == claims.REPRODUCED and up.ours == pytest.approx(1.0)
-    down = claims.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [1, 2, 3, 4, 5, 7])
+    down = ablations.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [1, 2, 3, 4, 5, 7])
     assert down.verdict == claims.CONTRADICTED
-    flat = claims.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [1, 3, 2, 2.5, 1.5, 2], [1, 2, 3, 4, 5, 7])
+    flat = ablations.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [1, 3, 2, 2.5, 1.5, 2], [1, 2, 3, 4, 5, 7])
     assert flat.verdict == claims.WITHIN_NOISE
-    order = claims.ordering("08", "Table 4", "natural", {k: v for k, v in zip("abcdefghi", range(9))},
+    order = baselines.ordering("08", "Table 4", "natural", {k: v for k, v in zip("abcdefghi", range(9))},
                             {k: v for k, v in zip("abcdefghi", range(9))})
     assert order.verdict == claims.REPRODUCED and order.ours == pytest.approx(1.0)
 
@@ -92,11 +92,11 @@ def test_capacity_claim_tests_the_change_of_the_gap_image_by_image():
             ("PGDAT", "none", "large"): r(base), ("ARD", "clean", "large"): r(better)}
     paper = {"resnet18": {"PGDAT": [83.92, 51.71], "ARD": [80.11, 48.60]},
              "wrn34_10": {"PGDAT": [86.84, 56.83], "ARD": [88.84, 58.22]}}
-    found = claims.capacity_claims("06", runs, paper, "pgd20")
+    found = capacity.capacity_claims("06", runs, paper, "pgd20")
     assert [c.verdict for c in found] == [claims.REPRODUCED, claims.REPRODUCED]
     assert found[0].ours == pytest.approx(10.0) and found[0].paper == pytest.approx(5.81)
     # a seed spread larger than the change makes it noise
-    noisy = claims.capacity_claims("06", runs, paper, "pgd20", {"natural": 3.0, "pgd20": 3.0})
+    noisy = capacity.capacity_claims("06", runs, paper, "pgd20", {"natural": 3.0, "pgd20": 3.0})
     assert [c.verdict for c in noisy] == [claims.WITHIN_NOISE, claims.WITHIN_NOISE]
 
 
@@ -128,24 +128,24 @@ def test_top_of_compares_with_our_best_rival_or_with_the_papers_first():
                                           "bits": bits}}}
     evals = {"CKTAT": ev("1" * 60 + "0" * 40), "LTD": ev("1" * 50 + "0" * 50), "HAT": ev("1" * 20 + "0" * 80)}
     paper = {"CKTAT": {"aa": 55.0}, "LTD": {"aa": 50.56}, "HAT": {"aa": 50.10}}
-    top = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", evals, paper)
+    top = baselines.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", evals, paper)
     assert top.claim.startswith("CKTAT has the highest") and top.paper == pytest.approx(4.44)
     assert top.ours == pytest.approx(10.0) and top.verdict == claims.REPRODUCED  # 10 images only CKTAT gets right
-    below = claims.top_of("08", "Table 4", "HAT", "aa", "AutoAttack", evals, paper)
+    below = baselines.top_of("08", "Table 4", "HAT", "aa", "AutoAttack", evals, paper)
     assert "below CKTAT's" in below.claim and below.ours == pytest.approx(-40.0) and below.verdict == claims.REPRODUCED
     # the paper's own Table 4: CKTAT's lead in AutoAttack (51.87 against LTD's 50.56) lies within its noise
     real = {"CKTAT": {"aa": 51.87}, "LTD": {"aa": 50.56}, "HAT": {"aa": 50.10}}
     # so the paper shows CKTAT at the top, tied: no row may be above it beyond our noise, and being above is no harm
-    level = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", evals, real)
+    level = baselines.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", evals, real)
     assert level.claim.startswith("No method is above CKTAT in AutoAttack accuracy") and "LTD" in level.claim
     assert level.ours == pytest.approx(10.0) and level.verdict == claims.REPRODUCED
     tied = {**evals, "LTD": ev("1" * 59 + "0" * 41)}  # one image apart
-    assert claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", tied, real).verdict == claims.REPRODUCED
+    assert baselines.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", tied, real).verdict == claims.REPRODUCED
     beaten = {**evals, "HAT": ev("1" * 100)}  # our best other row is HAT, 40 images above
-    lost = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", beaten, real)
+    lost = baselines.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", beaten, real)
     assert lost.ours == pytest.approx(-40.0) and lost.verdict == claims.CONTRADICTED
     # the methods the paper's text places above it are left out of the pool, ours and the paper's
-    spared = claims.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", beaten, real, excluding=("HAT",))
+    spared = baselines.top_of("08", "Table 4", "CKTAT", "aa", "AutoAttack", beaten, real, excluding=("HAT",))
     assert spared.claim.startswith("No method but HAT is above CKTAT") and spared.ours == pytest.approx(10.0)
     assert spared.verdict == claims.REPRODUCED
 
@@ -229,10 +229,10 @@ def test_an_ablation_that_collapsed_to_one_class_tests_nothing():
     full = _run(0, "1" * 500 + "0" * 500, "1" * 300 + "0" * 700)
     full["student"]["last"]["test"]["attacks"]["natural"].update(
         correct=500, per_class={c: 50.0 for c in "abcdefghij"})
-    assert claims.collapsed(full) is None
-    why = claims.collapsed(_collapsed_run())
+    assert ablations.collapsed(full) is None
+    why = ablations.collapsed(_collapsed_run())
     assert "collapsed" in why and "10.1%" in why and "automobile" in why
-    c = claims.ablation("07", "the teacher term", _collapsed_run(), full, [82.20, 55.34], [83.45, 56.80], "pgd20")
+    c = ablations.ablation("07", "the teacher term", _collapsed_run(), full, [82.20, 55.34], [83.45, 56.80], "pgd20")
     assert c.verdict == claims.UNTESTABLE and "collapsed" in c.noise
 
 
@@ -244,9 +244,9 @@ def test_an_ablation_follows_the_direction_the_paper_states_in_words():
         nat = run["student"]["last"]["test"]["attacks"]["natural"]
         nat.update(correct=nat["bits"].count("1"), per_class={c: nat["accuracy"] for c in "abcdefghij"})
     paper_ablated, paper_full = [82.50, 56.40], [83.45, 56.80]
-    by_numbers = claims.ablation("07", "the initialisation", lower, full, paper_ablated, paper_full, "pgd20", column=0)
+    by_numbers = ablations.ablation("07", "the initialisation", lower, full, paper_ablated, paper_full, "pgd20", column=0)
     assert "leaves unchanged" in by_numbers.claim and by_numbers.verdict == claims.CONTRADICTED
-    stated = claims.ablation("07", "the initialisation", lower, full, paper_ablated, paper_full, "pgd20", column=0,
+    stated = ablations.ablation("07", "the initialisation", lower, full, paper_ablated, paper_full, "pgd20", column=0,
                              stated=noise.BELOW)
     assert "lowers natural" in stated.claim and stated.verdict == claims.REPRODUCED
 
@@ -262,7 +262,7 @@ def test_capacity_signs_follow_each_methods_number_in_the_papers_table():
             ("PGDAT", "none", "large"): run(lo), ("LTD", "clean", "large"): run(hi)}
     paper = {"resnet18": {"PGDAT": [83.92, 51.71], "LTD": [80.0, 48.0]},
              "wrn34_10": {"PGDAT": [86.84, 56.82], "LTD": [84.42, 60.0]}}
-    found = {c.claim: c for c in claims.capacity_signs("06", runs, paper, "pgd20")}
+    found = {c.claim: c for c in capacity.capacity_signs("06", runs, paper, "pgd20")}
     small_nat = found["On the small student, LTD's natural accuracy (clean teacher) below PGD-AT's"]
     assert small_nat.verdict == claims.REPRODUCED and small_nat.ours == pytest.approx(-20.0)
     # the paper's text says "a dual increase" on WRN-34-10, but its LTD natural number is below PGD-AT's: the claim

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from cktat_core import noise
+from cktat_book import noise
 
 
 def _bits(n, right, seed):

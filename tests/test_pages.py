@@ -2,7 +2,8 @@
 
 import pytest
 
-from cktat_core import losses, noise, report
+from cktat_core import losses
+from cktat_book import baselines, headline, label_design, noise, raat_ducat, report
 
 
 def _run(seed, natural, robust, bits=None):
@@ -69,7 +70,7 @@ def test_durations_read_as_a_person_would_say_them():
 
 
 def test_the_headline_reading_speaks_where_ours_differ_from_the_paper():
-    from cktat_core import claims, verdicts
+    from cktat_book import claims
 
     hist = lambda first, last: {"student": {"history": [{"val_natural": first, "val_pgd10": 20.0},
                                                         {"val_natural": last, "val_pgd10": 28.0}]}}
@@ -77,37 +78,37 @@ def test_the_headline_reading_speaks_where_ours_differ_from_the_paper():
                        claims.CONTRADICTED)
     rob = claims.Claim("02", "Table 4", "CKTAT's PGD-20 accuracy above PGD-AT's", "p", 5.09, 0.75, "n",
                        claims.WITHIN_NOISE)
-    text = verdicts.headline_reading([nat, rob], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)])
+    text = headline.headline_reading([nat, rob], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)])
     assert text.startswith("**Our reading.**") and "75.4%" in text and "45.0% natural" in text
     assert "head start" in text and "+0.8 points here against the paper's +5.1" in text
     assert "110 epochs" not in text and "softened" not in text  # the paper states no schedule; tau may be 1
-    behind = verdicts.headline_reading([nat, rob], 75.4, [hist(45.0, 47.0)], [hist(30.0, 48.5)])
+    behind = headline.headline_reading([nat, rob], 75.4, [hist(45.0, 47.0)], [hist(30.0, 48.5)])
     assert "head start" not in behind  # CKTAT no longer ahead after its last epoch: no head start to speak of
     ok = claims.Claim("02", "Table 4", "x", "p", 1.0, 1.0, "n", claims.REPRODUCED)
-    assert verdicts.headline_reading([ok, ok], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)]) == ""
+    assert headline.headline_reading([ok, ok], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)]) == ""
 
 
 
 def test_the_label_design_reading_names_the_trade_off_only_where_trades_moved_along_it():
-    from cktat_core import claims, verdicts
+    from cktat_book import claims
 
     run = lambda nat, rob: {"student": {"history": [{"val_natural": 0.0, "val_pgd10": 0.0},
                                                     {"val_natural": nat, "val_pgd10": rob}]}}
     off = claims.Claim("03", "Table 4", "TRADES's PGD-20 accuracy above PGD-AT's", "p", 2.1, -2.4, "n",
                        claims.CONTRADICTED)
-    text = verdicts.label_design_reading([off], [run(57.0, 24.0), run(58.0, 25.0)], [run(56.0, 26.0)], 2, 10)
+    text = label_design.label_design_reading([off], [run(57.0, 24.0), run(58.0, 25.0)], [run(56.0, 26.0)], 2, 10)
     assert text.startswith("**Our reading.**") and "57.5% natural and 24.5% PGD-10" in text and "56.0% and 26.0%" in text
     assert "1 in 2 of the attack" in text and "paper's 10 it is 1 in 10" in text
-    ahead_on_both = verdicts.label_design_reading([off], [run(57.0, 27.0)], [run(56.0, 26.0)], 2, 10)
+    ahead_on_both = label_design.label_design_reading([off], [run(57.0, 27.0)], [run(56.0, 26.0)], 2, 10)
     assert "trade-off" not in ahead_on_both  # not a move along the trade-off: no such reading
     ok = claims.Claim("03", "Table 4", "TRADES's PGD-20 accuracy above PGD-AT's", "p", 2.1, 2.0, "n", claims.REPRODUCED)
     other = claims.Claim("03", "Table 4", "CKTAT's PGD-20 accuracy above PGD-AT's", "p", 2.1, -1.0, "n",
                          claims.CONTRADICTED)
-    assert verdicts.label_design_reading([ok, other], [run(57.0, 24.0)], [run(56.0, 26.0)], 2, 10) == ""
+    assert label_design.label_design_reading([ok, other], [run(57.0, 24.0)], [run(56.0, 26.0)], 2, 10) == ""
 
 
 def test_the_natural_lead_reading_names_the_rows_above_here_only():
-    from cktat_core import claims, verdicts
+    from cktat_book import claims
 
     ours = {"CKTAT": {"natural": 56.2, "aa": 25.0}, "HAT": {"natural": 62.4, "aa": 15.0},
             "PGDAT": {"natural": 53.5, "aa": 22.5}, "Generalist": {"natural": 58.0, "aa": 23.0}}
@@ -115,27 +116,27 @@ def test_the_natural_lead_reading_names_the_rows_above_here_only():
              "PGDAT": {"natural": 83.9, "aa": 43.8}, "Generalist": {"natural": 88.1, "aa": 46.0}}
     off = claims.Claim("08", "Table 4", "No method is above CKTAT in natural accuracy", "p", 0.3, -6.2, "n",
                        claims.CONTRADICTED)
-    text = verdicts.natural_lead_reading(off, ours, paper, "CKTAT", 16)
+    text = baselines.natural_lead_reading(off, ours, paper, "CKTAT", 16)
     assert "HAT (+6.2 natural, -10.0 AutoAttack)" in text and "Generalist" not in text  # above in the paper too
     assert "It sits further towards natural accuracy" in text and "over 8.9 points" in text and "over 5.6" in text
     both = {**ours, "HAT": {"natural": 62.4, "aa": 26.0}}  # above on both: not a move along the trade-off
-    assert "trade-off" not in verdicts.natural_lead_reading(off, both, paper, "CKTAT", 16)
+    assert "trade-off" not in baselines.natural_lead_reading(off, both, paper, "CKTAT", 16)
     ok = claims.Claim("08", "Table 4", "x", "p", 0.3, 0.1, "n", claims.REPRODUCED)
-    assert verdicts.natural_lead_reading(ok, ours, paper, "CKTAT", 16) == ""
+    assert baselines.natural_lead_reading(ok, ours, paper, "CKTAT", 16) == ""
 
 
 def test_the_raat_reading_weighs_the_share_of_boundary_samples():
-    from cktat_core import claims, verdicts
+    from cktat_book import claims
 
     off = claims.Claim("09", "RAAT Table 1", "RAAT's natural accuracy level with Cons-AT's", "p", 0.27, -1.68, "n",
                        claims.CONTRADICTED)
-    text = verdicts.raat_reading([off], 1.4)
+    text = raat_ducat.raat_reading([off], 1.4)
     assert "-1.7 points from Cons-AT's here, +0.3 in RAAT's Table 1" in text and "1.4% of the examples" in text
     assert "the consistency term makes the difference" in text
-    assert "consistency term makes" not in verdicts.raat_reading([off], 30.0)  # many examples: no such reading
+    assert "consistency term makes" not in raat_ducat.raat_reading([off], 30.0)  # many examples: no such reading
     ok = claims.Claim("09", "RAAT Table 1", "RAAT's natural accuracy level with Cons-AT's", "p", 0.27, 0.1, "n",
                       claims.REPRODUCED)
-    assert verdicts.raat_reading([ok], 1.4) == ""
+    assert raat_ducat.raat_reading([ok], 1.4) == ""
 
 def test_the_attacks_sentence_gives_the_training_step_and_the_tests_own():
     from cktat_core.config import from_profile, resolve

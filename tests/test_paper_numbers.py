@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NUMBERS = os.path.join(ROOT, "cktat_core", "paper_numbers.yaml")
+NUMBERS = os.path.join(ROOT, "cktat_book", "paper_numbers.yaml")
 PAPERS = os.path.join(ROOT, os.pardir, "shared", "papers")
 
 

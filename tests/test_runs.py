@@ -10,8 +10,9 @@ import time
 import pytest
 import torch
 
+from cktat_book import mechanism, noise, report
 from cktat_core import train as train_mod
-from cktat_core import verdicts
+
 from cktat_core.config import from_profile
 from cktat_core.errors import CheckpointError
 
@@ -147,13 +148,13 @@ def test_final_evaluation_runs_in_float32_on_a_cuda_configured_run(trained_cnn, 
 
 def test_verdicts_decide_from_sampling_noise():
     # 10 classes, 1000 probe images: chance 10%, two standard errors about 1.9 points
-    assert verdicts.above_chance(12.5, 1000, 10) and not verdicts.above_chance(11.5, 1000, 10)
-    assert not verdicts.above_chance(12.5, 100, 10)  # the same accuracy on 100 images is within noise
-    assert verdicts.not_below(70.0, 72.0, 1000) and not verdicts.not_below(60.0, 72.0, 1000)
+    assert mechanism.above_chance(12.5, 1000, 10) and not mechanism.above_chance(11.5, 1000, 10)
+    assert not mechanism.above_chance(12.5, 100, 10)  # the same accuracy on 100 images is within noise
+    assert noise.not_below(70.0, 72.0, 1000) and not noise.not_below(60.0, 72.0, 1000)
     hist = [{"epoch": e + 1, "val_pgd5": v, "val_natural": n} for e, (v, n) in
             enumerate([(4, 50), (78, 90), (1, 20), (79, 91)])]
-    assert verdicts.collapsed_epochs(hist, "val_pgd5") == [3]  # epoch 1 is the climb, not a collapse
-    assert verdicts.collapsed_epochs(hist, "val_natural") == [3]
+    assert mechanism.collapsed_epochs(hist, "val_pgd5") == [3]  # epoch 1 is the climb, not a collapse
+    assert mechanism.collapsed_epochs(hist, "val_natural") == [3]
 
 
 def _ev(test=None, n=1000, **probes):
@@ -168,11 +169,11 @@ def test_fair_test_premises():
     clean = _ev({"natural": 99.0, "pgd20": 2.0}, probe_f2={"natural": 99.0, "pgd20": 0.0})
     forgets = _ev({"natural": 90.0, "pgd20": 80.0}, probe_f2={"natural": 60.0, "pgd20": 10.0})
     keeps = _ev({"natural": 90.0, "pgd20": 80.0}, probe_f2={"natural": 98.5, "pgd20": 79.0})
-    t = verdicts.fair_test(f2_only, clean, forgets, "pgd20", 10)
+    t = mechanism.fair_test(f2_only, clean, forgets, "pgd20", 10)
     assert t["a"] and t["b"] and t["c"] and t["pgdat_probe_robust"] == 10.0
-    assert not verdicts.fair_test(f2_only, clean, keeps, "pgd20", 10)["c"]  # within noise of both: not "less"
+    assert not mechanism.fair_test(f2_only, clean, keeps, "pgd20", 10)["c"]  # within noise of both: not "less"
     at_chance = _ev({"natural": 11.0, "pgd20": 10.5})
-    assert not verdicts.fair_test(at_chance, clean, forgets, "pgd20", 10)["a"]
+    assert not mechanism.fair_test(at_chance, clean, forgets, "pgd20", 10)["a"]
 
 
 def test_coefficient_movement_from_the_patterns():
@@ -191,9 +192,9 @@ def test_coefficient_movement_from_the_patterns():
 
 def test_feature_kept_compares_with_the_teacher_and_with_chance():
     teacher = _ev(probe_f2={"natural": 99.8})
-    assert verdicts.feature_kept(_ev(probe_f2={"natural": 99.5}), teacher, "probe_f2", 10) == "kept"
-    assert verdicts.feature_kept(_ev(probe_f2={"natural": 23.1}), teacher, "probe_f2", 10) == "partly"
-    assert verdicts.feature_kept(_ev(probe_f2={"natural": 10.5}), teacher, "probe_f2", 10) == "lost"
+    assert mechanism.feature_kept(_ev(probe_f2={"natural": 99.5}), teacher, "probe_f2", 10) == "kept"
+    assert mechanism.feature_kept(_ev(probe_f2={"natural": 23.1}), teacher, "probe_f2", 10) == "partly"
+    assert mechanism.feature_kept(_ev(probe_f2={"natural": 10.5}), teacher, "probe_f2", 10) == "lost"
 
 
 def test_the_runs_say_which_training_of_their_teacher_they_learned_from():
@@ -205,13 +206,16 @@ def test_the_runs_say_which_training_of_their_teacher_they_learned_from():
                             "test": {"attacks": {"natural": {"accuracy": acc, "total": len(bits), "bits": bits}}}}}
 
     a, close, far = "1" * 700 + "0" * 300, "1" * 698 + "0" * 2 + "1" * 2 + "0" * 298, "1" * 400 + "0" * 600
-    assert verdicts.teacher_trainings({"x": run(a), "y": run(a), "pgdat": {"teacher": None}}) == ""
-    assert verdicts.teacher_trainings({"x": run(a), "y": run(far, "pgdat")}) == ""  # two teachers, one training each
-    text = verdicts.teacher_trainings({"x": run(a), "y": run(close), "z": run(a)}, shown={"attacks": run(close)[
+    assert report.teacher_trainings({"x": run(a), "y": run(a), "pgdat": {"teacher": None}}) == ""
+    assert report.teacher_trainings({"x": run(a), "y": run(far, "pgdat")}) == ""  # two teachers, one training each
+    text = report.teacher_trainings({"x": run(a), "y": run(close), "z": run(a)}, shown={"attacks": run(close)[
         "teacher"]["test"]["attacks"]})
     assert "2 trainings of the recipe of `teacher_clean`" in text and "within noise" in text
-    assert "70.00% for x, z; 70.00% for y" in text
-    assert "shows is training 2" in text
-    text = verdicts.teacher_trainings({"x": run(a), "y": run(far)}, shown={"attacks": run("0" * 1000)[
+    assert "the 70.00% (1) training taught x, z; the 70.00% (2) training taught y" in text
+    assert "Against the 70.00% (2) training" in text and "shows is the 70.00% (2) training" in text
+    text = report.teacher_trainings({"x": run(a), "y": run(far)}, shown={"attacks": run("0" * 1000)[
         "teacher"]["test"]["attacks"]})
-    assert "beyond noise" in text and "-30.00 points" in text and "later training" in text
+    assert "beyond noise" in text and "-30.00 points" in text and "(0.00%) taught none of these runs" in text
+    # the names do not depend on the order of the runs: a page that lists them the other way names them the same
+    again = report.teacher_trainings({"y": run(far), "x": run(a)})
+    assert "the 70.00% training taught x; the 40.00% training taught y" in again

@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from cktat_core import sweeps
-from cktat_core.chapter import Chapter, variant_name
+from cktat_book import ablations
+from cktat_book.chapter import Chapter, variant_name
 from cktat_core.config import PROFILES
 from cktat_core.eval_checkpoint import true_class_probability
 
@@ -21,49 +21,49 @@ def _history(scores, naturals=None):
 
 
 def test_spearman_on_known_orderings():
-    assert sweeps.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert sweeps.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert ablations.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert ablations.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     # ties share their average rank: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4) (scipy's, as the book uses it)
-    assert sweeps.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)
-    assert sweeps.spearman([1, 2, 3], [5, 5, 5]) is None
+    assert ablations.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)
+    assert ablations.spearman([1, 2, 3], [5, 5, 5]) is None
     with pytest.raises(ValueError):
-        sweeps.spearman([1, 2], [1])
+        ablations.spearman([1, 2], [1])
 
 
 def test_the_best_epoch_is_the_first_with_the_highest_validation_score():
     h = _history([10, 30, 30, 20])
-    assert sweeps.best_epoch(h)["epoch"] == 2
-    assert sweeps.validation_key(h) == "val_pgd5"
-    assert sweeps.validation_key([{"epoch": 1, "val_natural": 3}]) == "val_natural"
+    assert ablations.best_epoch(h)["epoch"] == 2
+    assert ablations.validation_key(h) == "val_pgd5"
+    assert ablations.validation_key([{"epoch": 1, "val_natural": 3}]) == "val_natural"
 
 
 def test_pick_on_validation_keeps_the_smallest_value_the_noise_cannot_separate_from_the_best():
     sweep = {1.0: _history([70, 80.4]), 2.0: _history([80.2, 60]), 4.0: _history([80.8, 60]), 5.0: _history([20, 16])}
-    pick = sweeps.pick_on_validation(sweep, n_val=500)
+    pick = ablations.pick_on_validation(sweep, n_val=500)
     assert (pick["best"], pick["value"], pick["tied"], pick["separated"]) == (4.0, 1.0, [1.0, 2.0, 4.0], False)
     assert pick["runner_up"] == 1.0 and pick["score"] == 80.4
     # an exact tie on the score goes to the higher validation natural accuracy for `best`
-    tie = sweeps.pick_on_validation({1.0: _history([80.6]), 2.0: _history([80.6], naturals=[90])}, 500)
+    tie = ablations.pick_on_validation({1.0: _history([80.6]), 2.0: _history([80.6], naturals=[90])}, 500)
     assert tie["best"] == 2.0 and tie["value"] == 1.0
-    far = sweeps.pick_on_validation({1.0: _history([60]), 3.0: _history([90])}, 500)
+    far = ablations.pick_on_validation({1.0: _history([60]), 3.0: _history([90])}, 500)
     assert (far["value"], far["best"], far["separated"], far["tied"]) == (3.0, 3.0, True, [3.0])
 
 
 def test_pick_on_validation_keeps_the_papers_value_where_validation_cannot_separate_it_from_the_best():
     sweep = {1.0: _history([70, 80.4]), 2.0: _history([80.2, 60]), 4.0: _history([80.8, 60]), 5.0: _history([20, 79])}
-    pick = sweeps.pick_on_validation(sweep, n_val=500, default=5.0)
+    pick = ablations.pick_on_validation(sweep, n_val=500, default=5.0)
     assert (pick["best"], pick["value"], pick["score"], pick["default"]) == (4.0, 5.0, 79, 5.0)
     assert 5.0 in pick["tied"] and not pick["separated"]
     # the paper's value below the best beyond the noise: the best, not the smallest tied value
     sweep[5.0] = _history([20, 16])
-    pick = sweeps.pick_on_validation(sweep, n_val=500, default=5.0)
+    pick = ablations.pick_on_validation(sweep, n_val=500, default=5.0)
     assert (pick["value"], pick["tied"]) == (4.0, [1.0, 2.0, 4.0])
-    s = sweeps.pick_sentence(pick, "tau", "smoke", 4.0, 500)
+    s = ablations.pick_sentence(pick, "tau", "smoke", 4.0, 500)
     assert "the paper's tau = 5 lies below it beyond the sampling noise, so validation picks tau = 4" in s
     assert s.endswith("the same value.")
-    tied = sweeps.pick_on_validation({**sweep, 5.0: _history([79])}, n_val=500, default=5.0)
+    tied = ablations.pick_on_validation({**sweep, 5.0: _history([79])}, n_val=500, default=5.0)
     assert "validation cannot separate them and the paper's value stays, tau = 5" in \
-        sweeps.pick_sentence(tied, "tau", "cpu", 5.0, 500)
+        ablations.pick_sentence(tied, "tau", "cpu", 5.0, 500)
 
 
 def _result(last, best, history):
@@ -72,14 +72,14 @@ def _result(last, best, history):
 
 
 def test_a_table3_row_holds_both_selections_and_the_validation_score():
-    row = sweeps.table3_row(_result((80, 70), (82, 75), _history([60, 75, 70])), "pgd20")
+    row = ablations.table3_row(_result((80, 70), (82, 75), _history([60, 75, 70])), "pgd20")
     assert row == {"natural": 80, "pgd20": 70, "best epoch": 2, "best natural": 82, "best pgd20": 75,
                    "val pgd20": 75}
 
 
 def test_the_explorer_shows_the_run_the_reader_picks():
     pytest.importorskip("ipywidgets")
-    from cktat_core.explorer import show_run, sweep_explorer
+    from cktat_book.explorer import show_run, sweep_explorer
 
     rows = {"tau 1": {"natural": 81.25, "pgd20": 71.5}, "tau 5": {"natural": 29.75, "pgd20": 5.5}}
     hist = {k: _history([10, 20]) for k in rows}
@@ -126,7 +126,7 @@ def test_the_profile_tau_is_the_one_the_committed_sweep_picks_on_validation(prof
             res = json.load(fh)
         assert res["config"]["tau"] == tau and res["config"]["beta"] == base.beta
         histories[tau] = res["student"]["history"]
-    pick = sweeps.pick_on_validation(histories, n_val=base.val_size, default=Chapter("paper").config("cktat").tau)
+    pick = ablations.pick_on_validation(histories, n_val=base.val_size, default=Chapter("paper").config("cktat").tau)
     assert PROFILES[profile]["tau"] == pick["value"]
 
 
@@ -145,21 +145,21 @@ def test_rows_are_compared_with_the_full_run_image_by_image():
     full = _res("1" * 600 + "0" * 400, "1" * 300 + "0" * 700)
     better = _res("1" * 600 + "0" * 400, "1" * 400 + "0" * 600)  # 100 more images right, none fewer
     same = _res("1" * 600 + "0" * 400, "0" * 10 + "1" * 300 + "0" * 690)
-    rows = sweeps.sweep_rows({"full": full, "better": better, "same": same}, full, "pgd20", paper={"full": [83.0, 55.0]})
+    rows = ablations.sweep_rows({"full": full, "better": better, "same": same}, full, "pgd20", paper={"full": [83.0, 55.0]})
     assert [r["vs full"] for r in rows] == ["-", "above", "within noise"]
     assert rows[1]["pgd20"] == "40.0 / 40.0" and rows[0]["paper PGD"] == 55.0 and rows[1]["paper PGD"] is None
     assert rows[0]["ours - paper"] == "-23.0 / -25.0" and rows[1]["ours - paper"] == "-"
     # a run-to-run spread larger than the difference makes it noise
-    assert sweeps.sweep_rows({"better": better}, full, "pgd20", spread=5.0)[0]["vs full"] == "within noise"
+    assert ablations.sweep_rows({"better": better}, full, "pgd20", spread=5.0)[0]["vs full"] == "within noise"
 
 
 def test_the_pick_sentence_says_whether_the_profile_agrees():
     pick = {"value": 1.0, "score": 80.4, "best": 4.0, "best_score": 80.8, "runner_up": 3.0, "runner_up_score": 80.6,
             "tied": [1.0, 3.0, 4.0], "separated": False}
-    s = sweeps.pick_sentence(pick, "tau", "smoke", 1.0, 500)
+    s = ablations.pick_sentence(pick, "tau", "smoke", 1.0, 500)
     assert s.endswith("tau = 1: the same value.") and "tau = 1, 3, 4 all lie within" in s and "picks the smallest" in s
-    assert "should be set to 1" in sweeps.pick_sentence(pick, "tau", "smoke", 5.0, 500)
-    assert "the paper's value; on these runs validation would pick 1" in sweeps.pick_sentence(pick, "tau", "paper", 5.0, 500)
+    assert "should be set to 1" in ablations.pick_sentence(pick, "tau", "smoke", 5.0, 500)
+    assert "the paper's value; on these runs validation would pick 1" in ablations.pick_sentence(pick, "tau", "paper", 5.0, 500)
 
 
 def test_variant_names_say_what_changes_and_share_the_teacher_of_their_settings(tmp_path):
@@ -175,11 +175,11 @@ def test_variant_names_say_what_changes_and_share_the_teacher_of_their_settings(
 
 
 def test_the_tau_reading_speaks_only_when_the_sweep_contradicts_the_paper():
-    from cktat_core import claims
+    from cktat_book import claims
 
     mass = {1.0: 0.6, 6.0: 0.15}
     against = [claims.Claim("07", "Table 3b", "natural rises", "rho", 0.9, -1.0, "n", claims.CONTRADICTED)]
-    text = sweeps.tau_reading(mass, 75.4, 10, against)
+    text = ablations.tau_reading(mass, 75.4, 10, against)
     assert text.startswith("**Our reading.**") and "75.4%" in text and "60% of its mass" in text and "15%" in text
     agree = [claims.Claim("07", "Table 3b", "natural rises", "rho", 0.9, 0.9, "n", claims.REPRODUCED)]
-    assert sweeps.tau_reading(mass, 75.4, 10, agree) == ""
+    assert ablations.tau_reading(mass, 75.4, 10, agree) == ""

@@ -7,7 +7,8 @@ import os
 import pytest
 import torch
 
-from cktat_core import baselines, checkpoint as ckpt, report, verdicts
+from cktat_core import checkpoint as ckpt
+from cktat_book import baselines, raat_ducat, report
 from cktat_core.data import load_test
 from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
 from cktat_core.errors import CheckpointError
@@ -16,25 +17,25 @@ from cktat_core.errors import CheckpointError
 # ------------------------------------------------------------------------------------- rank correlation
 def test_rank_agreement_p_separates_agreement_from_chance():
     a = list(range(9))
-    agree = lambda b: verdicts.rank_agreement({m: {"c": x} for m, x in zip("abcdefghi", a)},
+    agree = lambda b: baselines.rank_agreement({m: {"c": x} for m, x in zip("abcdefghi", a)},
                                               {m: {"c": x} for m, x in zip("abcdefghi", b)}, ["c"])["c"]
     assert agree([x * 2 for x in a])["p"] < 0.001
     reversed_ = agree(a[::-1])  # two-sided: a reversed order is beyond chance too, and is no agreement
     assert reversed_["rho"] == pytest.approx(-1.0) and reversed_["p"] < 0.001
-    text = verdicts.rank_sentence({"c": reversed_}, {"c": "C"})
+    text = baselines.rank_sentence({"c": reversed_}, {"c": "C"})
     assert "No column orders the methods as the paper does" in text and "other way round beyond chance" in text
     leaning = agree([4, 8, 0, 6, 2, 7, 1, 5, 3])  # a weakly negative correlation
     assert leaning["rho"] < 0 and leaning["p"] >= 0.05
-    text = verdicts.rank_sentence({"c": leaning}, {"c": "C"})
+    text = baselines.rank_sentence({"c": leaning}, {"c": "C"})
     assert "C leans the other way (a negative correlation), within chance" in text and "beyond chance;" not in text
 
 
 def test_rank_agreement_uses_the_methods_both_tables_have():
     ours = {"A": {"aa": 1.0}, "B": {"aa": 2.0}, "C": {"aa": 3.0}, "D": {"aa": 0.0}}
     paper = {"A": {"aa": 10.0}, "B": {"aa": 20.0}, "C": {"aa": 30.0}, "E": {"aa": 5.0}}
-    agree = verdicts.rank_agreement(ours, paper, ["aa"])["aa"]
+    agree = baselines.rank_agreement(ours, paper, ["aa"])["aa"]
     assert agree["n"] == 3 and agree["rho"] == pytest.approx(1.0)
-    text = verdicts.rank_sentence({"aa": agree}, {"aa": "AA"})
+    text = baselines.rank_sentence({"aa": agree}, {"aa": "AA"})
     assert "AA +1.00" in text and "3 methods" in text
 
 
@@ -46,11 +47,11 @@ ATTACKS = ["pgd20", "pgd100", "mim", "cw"]
 
 def test_relative_positions_are_scale_free():
     row = PAPER["A"]
-    pos = verdicts.relative_positions(row, ATTACKS)
+    pos = baselines.relative_positions(row, ATTACKS)
     assert pos["pgd20"] == pytest.approx(5 / 35) and pos["mim"] == pytest.approx(7 / 35)
     # the same profile at other accuracy levels (another dataset) has the same positions
     scaled = {k: 10 + v / 2 for k, v in row.items()}
-    assert verdicts.relative_positions(scaled, ATTACKS) == pytest.approx(pos)
+    assert baselines.relative_positions(scaled, ATTACKS) == pytest.approx(pos)
 
 
 def test_the_protocol_whose_attacks_sit_like_the_papers_is_the_closest():
@@ -58,23 +59,23 @@ def test_the_protocol_whose_attacks_sit_like_the_papers_is_the_closest():
     alike = {m: {k: 10 + v / 2 for k, v in r.items()} for m, r in PAPER.items()}
     other = {m: {**r, "pgd20": r["natural"] - 1, "pgd100": r["natural"] - 1} for m, r in PAPER.items()}
     cols = ["natural"] + ATTACKS + ["aa"]
-    dist = {"standard": verdicts.protocol_distance(alike, PAPER, cols, ATTACKS),
-            "compat-generalist": verdicts.protocol_distance(other, PAPER, cols, ATTACKS)}
+    dist = {"standard": baselines.protocol_distance(alike, PAPER, cols, ATTACKS),
+            "compat-generalist": baselines.protocol_distance(other, PAPER, cols, ATTACKS)}
     assert dist["standard"]["profile"] == pytest.approx(0.0) and dist["standard"]["n"] == 2
     assert dist["compat-generalist"]["profile"] > 0.3
     assert dist["compat-generalist"]["levels"] < dist["standard"]["levels"]  # the levels say the opposite
-    assert verdicts.closest_protocol(dist) == "standard"
-    assert verdicts.closest_protocol(dist, "levels") == "compat-generalist"
+    assert baselines.closest_protocol(dist) == "standard"
+    assert baselines.closest_protocol(dist, "levels") == "compat-generalist"
     same = {"standard": dist["standard"], "compat-generalist": dist["standard"]}
-    assert verdicts.closest_protocol(same) is None
-    assert verdicts.closest_protocol(dist, tolerance=1.0) is None  # a difference within the noise decides nothing
+    assert baselines.closest_protocol(same) is None
+    assert baselines.closest_protocol(dist, tolerance=1.0) is None  # a difference within the noise decides nothing
     # the noise of the relative positions shrinks with the images and grows as natural and AA accuracy close in
-    res = verdicts.profile_resolution(PAPER, ATTACKS, 500)
-    assert 0 < res < verdicts.profile_resolution(PAPER, ATTACKS, 100)
+    res = baselines.profile_resolution(PAPER, ATTACKS, 500)
+    assert 0 < res < baselines.profile_resolution(PAPER, ATTACKS, 100)
     narrow = {m: {**r, "natural": r["aa"] + 2} for m, r in PAPER.items()}
-    assert verdicts.profile_resolution(narrow, ATTACKS, 500) > res
-    assert "neither protocol" in verdicts.protocol_sentence(same, same_data=False)
-    text = verdicts.protocol_sentence(dist, same_data=True)
+    assert baselines.profile_resolution(narrow, ATTACKS, 500) > res
+    assert "neither protocol" in baselines.protocol_sentence(same, same_data=False)
+    text = baselines.protocol_sentence(dist, same_data=True)
     assert "most like the standard protocol" in text and "disagrees with the profile" in text
 
 
@@ -135,21 +136,21 @@ def test_evaluation_limits():
 
 # ---------------------------------------------------------------------------- errors every model makes
 def test_wrong_shares_on_a_known_case():
-    shares = verdicts.wrong_shares({"a": "0011", "b": "0101", "c": "0001"})
+    shares = raat_ducat.wrong_shares({"a": "0011", "b": "0101", "c": "0001"})
     assert shares["per_model"] == {"a": 50.0, "b": 50.0, "c": 75.0}
     assert shares["all"] == 25.0 and shares["any"] == 75.0 and shares["n"] == 4
     assert shares["independent"] == pytest.approx(100 * 0.5 * 0.5 * 0.75)
     with pytest.raises(ValueError):
-        verdicts.wrong_shares({"a": "01", "b": "011"})
+        raat_ducat.wrong_shares({"a": "01", "b": "011"})
 
 
 def test_shared_errors_beyond_chance():
     n = 400
-    same = verdicts.wrong_shares({"a": "0" * 100 + "1" * 300, "b": "0" * 100 + "1" * 300})
-    assert verdicts.shared_beyond_chance(same)  # 25% wrong under both, 6.25% if independent
-    apart = verdicts.wrong_shares({"a": "01" * (n // 2), "b": "0011" * (n // 4)})
-    assert apart["all"] == pytest.approx(apart["independent"]) and not verdicts.shared_beyond_chance(apart)
-    text = verdicts.wrong_under_all_sentence(same, 40, "PGD-20")
+    same = raat_ducat.wrong_shares({"a": "0" * 100 + "1" * 300, "b": "0" * 100 + "1" * 300})
+    assert raat_ducat.shared_beyond_chance(same)  # 25% wrong under both, 6.25% if independent
+    apart = raat_ducat.wrong_shares({"a": "01" * (n // 2), "b": "0011" * (n // 4)})
+    assert apart["all"] == pytest.approx(apart["independent"]) and not raat_ducat.shared_beyond_chance(apart)
+    text = raat_ducat.wrong_under_all_sentence(same, 40, "PGD-20")
     assert "25.0% are wrong under all 2" in text and "below that" in text and "beyond chance" in text
 
 
@@ -157,23 +158,23 @@ def test_shared_errors_beyond_chance():
 def test_errors_every_model_makes_clean_are_not_counted_as_the_attacks():
     """Two models that share their clean errors (the first 200 images) and are fooled independently elsewhere: the
     whole-set share looks beyond chance, the share among images both get right clean does not."""
-    from cktat_core import claims
+    from cktat_book import claims
 
     clean = {"a": "0" * 200 + "1" * 200, "b": "0" * 200 + "1" * 200}
     attacked = {"a": "0" * 200 + "01" * 100, "b": "0" * 200 + "0011" * 50}
-    shares = verdicts.wrong_shares(attacked, clean)
-    assert verdicts.shared_beyond_chance(shares)  # 62.5% against 56.25%: the clean errors
+    shares = raat_ducat.wrong_shares(attacked, clean)
+    assert raat_ducat.shared_beyond_chance(shares)  # 62.5% against 56.25%: the clean errors
     assert shares["clean_all"] == 50.0 and shares["core"]["n"] == 200
     assert shares["core"]["all"] == pytest.approx(shares["core"]["independent"])
-    assert not verdicts.shared_beyond_chance(shares["core"])
-    text = verdicts.wrong_under_all_sentence(shares, 40, "PGD-20")
+    assert not raat_ducat.shared_beyond_chance(shares["core"])
+    text = raat_ducat.wrong_under_all_sentence(shares, 40, "PGD-20")
     assert "50.0% of the test images are wrong for every model even without an attack" in text
     assert "On the 200 images every model classifies correctly clean" in text and "not more shared" in text
-    claim = claims.shared_errors("09", shares, 40, "PGD-20")
+    claim = raat_ducat.shared_errors("09", shares, 40, "PGD-20")
     assert claim.verdict == claims.WITHIN_NOISE and "correctly clean" in claim.claim and "200 images" in claim.noise
-    assert claims.shared_errors("09", verdicts.wrong_shares(attacked), 40, "PGD-20").verdict == claims.REPRODUCED
+    assert raat_ducat.shared_errors("09", raat_ducat.wrong_shares(attacked), 40, "PGD-20").verdict == claims.REPRODUCED
     with pytest.raises(ValueError):
-        verdicts.wrong_shares(attacked, {"a": clean["a"]})
+        raat_ducat.wrong_shares(attacked, {"a": clean["a"]})
 
 
 # ------------------------------------------------------------------------------------- per-image masks
@@ -232,18 +233,18 @@ def test_ducat_sentence_reads_the_gap_and_the_adaptive_autoattack():
     acc = lambda v: {"accuracy": v}
     last = {"test": {"attacks": {"natural": acc(90.0), "pgd20": acc(50.0), "pgd20_raw_head": acc(70.0),
                                  "pgd20_worst_case": acc(45.0)}}, "protocol_gap": {"pgd20_raw_head": 20.0}}
-    text = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0, "B": 40.0})
+    text = raat_ducat.ducat_sentence(last, "pgd20", {"A": 60.0, "B": 40.0})
     assert "keeps 70.0%" in text and "20.0 points more than the adaptive attack" in text
     assert "above 2 of the 2 other methods" in text and "it is above 1 of them" in text
     suite = {"n": 500, "attacks": {"natural": acc(91.0), "pgd20": acc(52.0), "aa": acc(30.0)}}
-    broken = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0}, suite, {"A": 55.0, "B": 50.0})
+    broken = raat_ducat.ducat_sentence(last, "pgd20", {"A": 60.0}, suite, {"A": 55.0, "B": 50.0})
     assert "below the AutoAttack accuracy of 2 of the 2" in broken and "does not survive" in broken
-    held = verdicts.ducat_sentence(last, "pgd20", {"A": 60.0}, suite, {"A": 30.5, "B": 20.0})
+    held = raat_ducat.ducat_sentence(last, "pgd20", {"A": 60.0}, suite, {"A": 30.5, "B": 20.0})
     assert "of 0 of the 2" in held and "holds up" in held
     same = {**last, "protocol_gap": {"pgd20_raw_head": 0.0}}
-    assert "both protocols report the same accuracy" in verdicts.ducat_sentence(same, "pgd20", {"A": 1.0})
+    assert "both protocols report the same accuracy" in raat_ducat.ducat_sentence(same, "pgd20", {"A": 1.0})
     # below most methods already under the authors' protocol: the adaptive attack is not what puts it there
-    weak = verdicts.ducat_sentence(last, "pgd20", {"A": 80.0, "B": 75.0}, suite, {"A": 55.0, "B": 50.0})
+    weak = raat_ducat.ducat_sentence(last, "pgd20", {"A": 80.0, "B": 75.0}, suite, {"A": 55.0, "B": 50.0})
     assert "already above only 0 of 2" in weak and "costs 20.0 points on top" in weak and "does not survive" not in weak
 
 
@@ -252,19 +253,19 @@ def test_ducat_phase_sentence_reads_the_dummy_class_epochs():
 
     cfg = Config(epochs=14)  # dummy classes from round(105 / 130 * 14) = 11 epochs on
     history = [{"epoch": e, "lr": 0.2 * (14 - e) / 13, "val_pgd10": 20.0 + e} for e in range(1, 15)]
-    text = verdicts.ducat_phase_sentence(cfg, history, "val_pgd10")
+    text = raat_ducat.ducat_phase_sentence(cfg, history, "val_pgd10")
     assert "as PGD-AT for 11 epochs and with its dummy classes from epoch 12 of 14" in text
     assert "over those 3 epochs" in text and "31.0% before them and 34.0% after the last" in text
-    assert "trained as PGD-AT throughout" in verdicts.ducat_phase_sentence(cfg, history[:5], "val_pgd10")
+    assert "trained as PGD-AT throughout" in raat_ducat.ducat_phase_sentence(cfg, history[:5], "val_pgd10")
 
 
 def test_the_warm_start_sentence_weighs_the_two_groups_against_the_spread_between_methods():
     rows = {"A": {"natural": 60.0}, "B": {"natural": 50.0}, "C": {"natural": 55.0},
             "D": {"natural": 52.0}, "E": {"natural": 59.0}, "F": {"natural": 50.5}}
     warm = {"A": True, "B": True, "C": True, "D": False, "E": False, "F": False}
-    text = verdicts.warm_start_sentence(rows, warm, 14)
+    text = baselines.warm_start_sentence(rows, warm, 14)
     assert "mean natural accuracy of 55.0%, the others (D 52.0, E 59.0, F 50.5) 53.8%" in text
     assert "within the spread between methods" in text and "does not show" in text
     apart = {m: {"natural": 80.0 + i if warm[m] else 40.0 + i} for i, m in enumerate(rows)}
-    assert "above beyond the spread between methods" in verdicts.warm_start_sentence(apart, warm, 14)
-    assert "too few" in verdicts.warm_start_sentence(rows, {**warm, "B": False, "C": False}, 14)
+    assert "above beyond the spread between methods" in baselines.warm_start_sentence(apart, warm, 14)
+    assert "too few" in baselines.warm_start_sentence(rows, {**warm, "B": False, "C": False}, 14)

@@ -7,8 +7,8 @@ the site is built from. The executed copy's metadata holds, under `cktat.fingerp
   execution counts or notebook metadata, so opening and saving a notebook without editing it changes nothing);
 - `parameters`: the parameters papermill injected (`profile`, `overrides`, `progress`, and `results` when a
   results folder was given);
-- `library`: SHA-256 over the path and content of every `.py` file of `cktat_core/`;
-- `paper_numbers`: SHA-256 of `cktat_core/paper_numbers.yaml`;
+- `library`: SHA-256 over the path and content of every `.py` file of `cktat_core/` and `cktat_book/`;
+- `paper_numbers`: SHA-256 of `cktat_book/paper_numbers.yaml`;
 - `results`: every file under the chapter's results folder (`results/<profile>/` or the folder given) that
   the chapter opened for reading during its execution and did not itself write in that execution
   (`result.json` files, summaries, evaluations, checkpoints), with its path relative to that folder and its
@@ -45,11 +45,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .book import chapter_notebooks, repo_root, results_dir
-from .errors import CktatError
-from .report import duration
+import cktat_core
+from cktat_core.errors import CktatError
+from cktat_core.results import duration
 
-LIBRARY = os.path.dirname(os.path.abspath(__file__))
+from .site import chapter_notebooks, repo_root, results_dir
+
+LIBRARY = os.path.dirname(os.path.abspath(__file__))  # the book's package (its paper_numbers.yaml)
+PACKAGES = (os.path.dirname(os.path.abspath(cktat_core.__file__)), LIBRARY)  # what a chapter's code runs
 METADATA_KEY = "cktat"
 
 _TRACKER = r'''
@@ -133,14 +136,16 @@ def notebook_hash(path: str) -> str:
     return _sha256(json.dumps(cells, sort_keys=True).encode())
 
 
-def library_hash(package: str | None = None) -> str:
-    """SHA-256 over the relative path and content of every .py file of the library."""
-    package = package or LIBRARY
+def library_hash(packages: tuple[str, ...] | None = None) -> str:
+    """SHA-256 over the relative path and content of every .py file of the library and of the book's package
+    (`PACKAGES`: what a chapter's code runs)."""
     h = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True)):
-        h.update(os.path.relpath(path, package).encode() + b"\0")
-        with open(path, "rb") as fh:
-            h.update(fh.read() + b"\0")
+    for package in packages or PACKAGES:
+        root = os.path.dirname(package)
+        for path in sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True)):
+            h.update(os.path.relpath(path, root).encode() + b"\0")
+            with open(path, "rb") as fh:
+                h.update(fh.read() + b"\0")
     return h.hexdigest()
 
 
@@ -374,7 +379,7 @@ def _following_runs(progress: Progress, results_folder: str) -> Iterator[None]:
     """Point `train.RUN_LOG` at a fresh file for the kernel and echo each line it appends, while the block runs."""
     import threading
 
-    from .train import RUN_LOG
+    from cktat_core.train import RUN_LOG
 
     with tempfile.TemporaryDirectory(prefix="cktat-runs-") as folder:
         log = os.path.join(folder, "runs.jsonl")
@@ -412,8 +417,8 @@ def _following_runs(progress: Progress, results_folder: str) -> Iterator[None]:
 def check_data(profile: str, overrides: dict[str, Any] | None, names: list[str]) -> None:
     """Before stale chapters of a profile on CIFAR execute: the images they need are there and intact, else one
     DataError line naming the folder to fill (or the file that is truncated or foreign)."""
-    from .config import from_profile
-    from .data import MULTIVIEW_DATASETS, load_splits
+    from cktat_core.config import from_profile
+    from cktat_core.data import MULTIVIEW_DATASETS, load_splits
 
     cfg = from_profile(profile, overrides)
     if cfg.dataset in MULTIVIEW_DATASETS:

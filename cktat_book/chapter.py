@@ -20,12 +20,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .book import results_dir
-from .compare import compare
-from .config import Config, from_profile, resolve
-from .data import dataset_defaults
-from .methods import METHODS, frozen_teacher
-from .train import EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, restore_checkpoint, run, teacher_run
+from .site import results_dir
+from cktat_core.compare import compare
+from cktat_core.config import Config, from_profile, resolve
+from cktat_core.data import dataset_defaults
+from cktat_core.methods import METHODS, frozen_teacher
+from cktat_core.train import EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, restore_checkpoint, run, teacher_run
 
 PATH_FIELDS = ("teacher_checkpoint", "init_checkpoint")
 SEEDS = (0, 1, 2)  # the seeds of the runs whose spread the book measures (PGD-AT, TRADES, CKTAT)

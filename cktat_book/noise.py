@@ -30,7 +30,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
-from .checks import noise_margin
+from cktat_core.checks import noise_margin
 
 ABOVE, WITHIN, BELOW = "above", "within noise", "below"
 ALPHA = 0.05  # two-sided level of every test here
@@ -263,3 +263,12 @@ def split_half(bits: str) -> Comparison:
     a, b = bits[:half], bits[half:2 * half]
     acc = lambda s: 100.0 * s.count("1") / max(len(s), 1)
     return compare(acc(a), acc(b), n=half)
+
+
+def not_below(a: float, b: float, n: int) -> bool:
+    """Accuracy a (%) is not below b beyond the noise of two accuracies on n images (`noise.compare`)."""
+    return compare(a, b, n=n).word != BELOW
+
+def within_noise(a: float, b: float, n: int) -> bool:
+    """Accuracies a and b (%) on n images each lie within noise of each other (`noise.compare`)."""
+    return compare(a, b, n=n).word == WITHIN

@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 
 from .chapter import SEEDS, Chapter
-from .errors import ConfigError
-from .methods import METHODS
+from cktat_core.errors import ConfigError
+from cktat_core.methods import METHODS
 from .noise import ABOVE, BELOW
-from .verdicts import capacity_pair
+from .capacity import capacity_pair
 
 HEADLINE = ("pgdat", "trades", "cktat")
 TAUS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # Table 3b, at the profile's beta
@@ -80,7 +80,7 @@ def ladder_rungs(ch: Chapter) -> dict[str, dict]:
     """The budget ladder's settings beyond the profile's own ("1x"): twice and four times its epochs, and the
     paper's training attack (attack steps and step size of the `paper` profile) at its epochs. A rung that changes
     nothing (the paper attack in the paper profile) is left out."""
-    from .config import from_profile
+    from cktat_core.config import from_profile
 
     base, paper = ch.config("pgdat"), from_profile("paper")
     rungs = {"2x epochs": {"epochs": 2 * base.epochs}, "4x epochs": {"epochs": 4 * base.epochs}}
@@ -105,7 +105,7 @@ def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[
     epoch on the attack suite's test images (`baselines.evaluation_limit`), cached in <out>/eval/<run>_aa.json:
     the headline difference under AutoAttack with the seeds' spread (chapter 02)."""
     from . import baselines
-    from .eval_checkpoint import evaluate_checkpoint
+    from cktat_core.eval_checkpoint import evaluate_checkpoint
 
     limit = baselines.evaluation_limit(ch.profile, ch.overrides)
     version = baselines.aa_version(ch.profile)
@@ -128,7 +128,7 @@ def attribution_models(ch: Chapter) -> tuple[dict, dict[str, str]]:
 def teacher_mass(ch: Chapter, taus=TAUS) -> dict[float, float]:
     """Chapter 07's reading of tau: the clean teacher's mean softened probability of the true class on the
     validation split, per tau (`eval_checkpoint.true_class_mass`, cached in <out>/eval)."""
-    from .eval_checkpoint import true_class_mass
+    from cktat_core.eval_checkpoint import true_class_mass
 
     return true_class_mass(ch.teacher("clean")["checkpoint"], ch.config("cktat"), taus,
                            f"{ch.out}/eval/teacher_true_class_mass.json", restore=ch.weights)
@@ -138,9 +138,9 @@ def analyses(ch: Chapter) -> None:
     """What chapters 04, 05 and 07 compute from the weights of the shared runs, each cached with the results, so
     the chapters re-execute in a clone without the weights: chapter 04's suite of the clean teacher behind input
     rounding (`baselines.masked_teacher`; its suites of PGD-AT, TRADES and CKTAT are Table 4's rows), chapter 05's
-    attribution maps (`attribution.measured`) and chapter 07's softened labels (`teacher_mass`)."""
-    from . import attribution, baselines
-    from .data import load_test
+    attribution maps (`attributions.measured`) and chapter 07's softened labels (`teacher_mass`)."""
+    from . import attributions, baselines
+    from cktat_core.data import load_test
 
     summary, paths = attribution_models(ch)
     limit = baselines.evaluation_limit(ch.profile, ch.overrides)
@@ -148,7 +148,7 @@ def analyses(ch: Chapter) -> None:
                              baselines.eps_sweep(summary["config"]["eps"]))
     cfg = ch.resolved("pgdat")
     test, _ = load_test(cfg.dataset, cfg.data_dir, cfg.test_limit, cfg.download)
-    attribution.measured(ch, paths, test, attribution.table5_images(test))
+    attributions.measured(ch, paths, test, attributions.table5_images(test))
     teacher_mass(ch)
 
 

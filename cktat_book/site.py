@@ -21,7 +21,7 @@ import sys
 
 import yaml
 
-from .errors import CktatError
+from cktat_core.errors import CktatError
 
 COLAB = "https://colab.research.google.com/github"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"

@@ -1,5 +1,5 @@
-"""Which pixels a model relies on: Table 5 of the CKTAT paper ("visualization of knowledge points learned by
-different models"), rendered with Captum and counted.
+"""Chapter 05 (the paper's Table 5): which pixels a model relies on ("visualization of knowledge points learned
+by different models"), rendered with Captum, counted, and read against the paper's ranking.
 
 The paper (Sec. 5.3, Table 5) shows, for CIFAR-10 airplane, cat and bird images, the pixels PGD-AT, TRADES
 and CKTAT rely on, and reads them as "CKTAT learns more discriminatory features, followed by TRADES, while
@@ -24,7 +24,9 @@ held in another precision is attributed through a float32 copy). Captum is impor
 computed.
 
 `table5_images`, `measure` and `measured` are chapter 05's: which test images, and every number and picture it
-shows from one model, cached per model so that the chapter re-executes without the weights.
+shows from one model, cached per model so that the chapter re-executes without the weights. `claim_check`,
+`claim_sentence`, `threshold_sentence`, `feature_reading` and `attribution_comparison` read those numbers against
+the paper's ranking (per image, the same images for every model: a paired test).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from typing import Iterator
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .attacks import eval_mode
-from .data import DISTRACTOR, FEATURE_1, FEATURE_2, PATCH_ROLES, REST
-from .errors import CktatError
+from cktat_core.attacks import eval_mode
+from cktat_core.data import DISTRACTOR, FEATURE_1, FEATURE_2, PATCH_ROLES, REST
+from cktat_core.errors import CktatError
+
+from .report import listed, mean_of
 
 METHODS = ("integrated_gradients", "saliency", "grad_cam")
 TITLES = {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "grad_cam": "Grad-CAM"}
@@ -278,9 +281,9 @@ def measured(ch, paths: dict[str, str], test, images: Images) -> dict[str, dict]
     """`measure` for each model (name -> checkpoint path), cached per model in <out>/eval/attributions_<name>.json
     (`cache.computed`): a clone re-executes chapter 05 from these files without the weights. The tensors come back
     as tensors ("grid": (N, H, W) per method, "counts" by fraction (float) and "shares" by method: per image)."""
-    from .cache import computed
-    from .checkpoint import load_classifier
-    from .runtime import pick_device
+    from cktat_core.cache import computed
+    from cktat_core.checkpoint import load_classifier
+    from cktat_core.runtime import pick_device
 
     device = pick_device(ch.resolved("pgdat").device)
     baseline = channel_mean_baseline(test.x)
@@ -295,3 +298,122 @@ def measured(ch, paths: dict[str, str], test, images: Images) -> dict[str, dict]
                      "counts": {float(t): {k: torch.tensor(v) for k, v in c.items()} for t, c in r["counts"].items()},
                      "shares": {m: {k: torch.tensor(v) for k, v in s.items()} for m, s in r["shares"].items()}}
     return out
+
+
+# Sec. 5.3 of the CKTAT paper: "CKTAT learns more discriminatory features, followed by TRADES, while PGDAT learns
+# far fewer feature knowledge points" (Table 5, pictures only), as a ranking from most to fewest.
+TABLE5_CLAIM = ("CKTAT", "TRADES", "PGDAT")
+
+def paired_order(a: list[float], b: list[float]) -> int:
+    """1 when the per-image values `a` lie above `b` (the same images, in the same order) beyond chance, -1 when
+    below, 0 when within: the sign of `noise.compare_values` (a paired t-test)."""
+    from .noise import compare_values
+
+    return compare_values(a, b).sign
+
+def claim_check(scores: dict[str, list[float]], claim: tuple[str, ...] = TABLE5_CLAIM) -> dict:
+    """Does a per-image measure (e.g. knowledge points on the class's own feature patches) order the models as
+    `claim` (most first)? Every pair of the claim is compared with `paired_order`.
+
+    Returns "outcome": "matches" (every pair in the claimed order beyond noise), "contradicts" (some pair
+    reversed beyond noise) or "unresolved" (no pair reversed, some within noise); "reversed" and "tied": the
+    pairs (claimed higher, claimed lower) of each kind; "means"; "order": the models by mean, most first, joined
+    by ">" or, within noise, "≈"; "n": images per model.
+    """
+    pairs = [(claim[i], claim[j]) for i in range(len(claim)) for j in range(i + 1, len(claim))]
+    signs = {p: paired_order(scores[p[0]], scores[p[1]]) for p in pairs}
+    reversed_ = [p for p, s in signs.items() if s < 0]
+    tied = [p for p, s in signs.items() if s == 0]
+    outcome = "contradicts" if reversed_ else "unresolved" if tied else "matches"
+    means = {m: mean_of(scores[m]) for m in claim}
+    ranked = sorted(claim, key=lambda m: -means[m])
+    order = ranked[0]
+    for hi, lo in zip(ranked, ranked[1:]):
+        order += (" > " if paired_order(scores[hi], scores[lo]) > 0 else " ≈ ") + lo
+    return {"outcome": outcome, "reversed": reversed_, "tied": tied, "means": means, "order": order,
+            "ranked": ranked, "n": len(scores[claim[0]])}
+
+def orders_agree(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Whether two measures of the same models (e.g. a mean attribution share and a probe accuracy) rank them in
+    the same order, highest first."""
+    return sorted(a, key=lambda m: -a[m]) == sorted(a, key=lambda m: -b[m])
+
+def claim_sentence(check: dict, measure: str, claim: tuple[str, ...] = TABLE5_CLAIM, digits: int = 1,
+                   unit: str = "") -> str:
+    """The page's sentence for one `claim_check`: the measured order with the means, and whether it matches,
+    contradicts or leaves open the paper's ranking."""
+    means = ", ".join(f"{m} {check['means'][m]:.{digits}f}{unit}" for m in check["ranked"])
+    said = " > ".join(claim)
+
+    def pairs(ps):
+        return listed([f"{a} vs {b}" for a, b in ps])
+
+    tie = " ('≈': within noise, a paired t-test at p >= 0.05)" if "≈" in check["order"] else ""
+    head = f"By {measure}, over {check['n']:,} images ({means}), the models order as {check['order']}{tie}. "
+    if check["outcome"] == "matches":
+        return head + f"This matches the paper's ranking {said}: every pair lies in that order beyond sampling noise."
+    if check["outcome"] == "contradicts":
+        rev = listed([f"{b} lies above {a}" for a, b in check["reversed"]])
+        return head + (f"This contradicts the paper's ranking {said}: {rev} beyond sampling noise"
+                       + (f" (the difference {pairs(check['tied'])} lies within it)" if len(check["tied"]) == 1
+                          else f" (the differences {pairs(check['tied'])} lie within it)" if check["tied"] else "")
+                       + ".")
+    return head + (f"This neither confirms nor contradicts the paper's ranking {said}: no pair is reversed beyond "
+                   f"sampling noise, but the difference{'s' if len(check['tied']) > 1 else ''} "
+                   f"{pairs(check['tied'])} lie{'' if len(check['tied']) > 1 else 's'} within it.")
+
+def threshold_sentence(checks: dict[float, dict], main: float) -> str:
+    """Whether the outcome of `claim_check` at the main threshold holds over a sweep of thresholds (fractions
+    of each image's maximum attribution)."""
+    ts = sorted(checks)
+    same = [t for t in ts if checks[t]["outcome"] == checks[main]["outcome"]]
+    span = f"{len(ts)} thresholds from {ts[0]:.0%} to {ts[-1]:.0%} of each image's maximum"
+    if len(same) == len(ts):
+        return f"The outcome is the same at all {span}: it does not hinge on the threshold."
+    other = ", ".join(f"{t:.0%}: {checks[t]['outcome']} ({checks[t]['order']})" for t in ts if t not in same)
+    return (f"The outcome at {main:.0%} holds at {len(same)} of the {span}; elsewhere it differs ({other}), so the "
+            f"ranking depends on the threshold.")
+
+def feature_reading(shares: dict[str, list[float]], even: list[float], feature: str, images: str) -> str:
+    """Which models put more of their attribution on `feature`'s patches than a map spread evenly over the image
+    would (`even`: that share per image, the patches' area), beyond chance (`paired_order`), on `images`.
+    `shares`: per model, the per-image share (%) on those patches."""
+    above = [m for m, s in shares.items() if paired_order(s, even) > 0]
+    below = [m for m in shares if m not in above]
+    values = ", ".join(f"{m} {mean_of(s):.1f}%" for m, s in shares.items())
+    text = (f"On {images}, the share of attribution on the {feature} patches is {values}, against "
+            f"{mean_of(even):.1f}% for a map spread evenly over the image. ")
+    if not above:
+        return text + f"No model puts more there than even spreading would: none of them relies on {feature}."
+    if not below:
+        return text + f"Every model puts more there than even spreading would: all of them look at {feature}."
+    return text + (f"{', '.join(above)} put{'s' if len(above) == 1 else ''} more there than even spreading would; "
+                   f"{', '.join(below)} do{'es' if len(below) == 1 else ''} not, beyond sampling noise.")
+
+def attribution_comparison(ours: list, theirs: list, profile: str, other: str, brief: bool = False) -> str:
+    """Chapter 05's two readings side by side: its claims in this profile and those it saved in `other` (the
+    multi-view data against real images), and whether they agree; `brief`: that last sentence only, with the
+    other data's verdicts (for the chapter's opening)."""
+    if not theirs:
+        return (f"The {other} profile's execution of this chapter has saved no claims in this copy of the book, so "
+                f"there is nothing to set beside ours.")
+    data = {"smoke": "the multi-view data", "cpu": "real CIFAR-10 images", "paper": "CIFAR-10 (paper profile)"}
+    mine = {c.claim: c for c in ours}
+    if brief:
+        same = sum(c.claim in mine and mine[c.claim].verdict == c.verdict for c in theirs)
+        told = "; ".join(f"{c.claim}: {c.verdict}" for c in theirs)
+        return (f"On {data.get(other, other)} ({other} profile) the same comparisons come out {told}; the same "
+                f"verdict on {same} of {len(theirs)} (the last section compares the two readings).")
+    lines = []
+    for c in theirs:
+        m = mine.get(c.claim)
+        here = f"{m.verdict} ({m.noise})" if m else "not measured"
+        lines.append(f"- {c.claim}: on {data.get(profile, profile)} {here}; on {data.get(other, other)} {c.verdict} "
+                     f"({c.noise}).")
+    same = [c.claim for c in theirs if c.claim in mine and mine[c.claim].verdict == c.verdict]
+    lines.append(f"\nThe two data sets give the same verdict on {len(same)} of {len(theirs)} comparisons"
+                 + ("." if len(same) == len(theirs) else
+                    ": where they differ, the multi-view verdict counts points on the known discriminative patches, "
+                    "the real-image one counts every pixel above the threshold, which rewards maps that spread "
+                    "attribution over many pixels, the background included."))
+    return "\n".join(lines)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import theory
-from .data import DISTRACTOR, FEATURE_1, FEATURE_2, TensorData
+from . import mechanism as theory
+from cktat_core.data import DISTRACTOR, FEATURE_1, FEATURE_2, TensorData
 
 
 def _plt():

@@ -1,5 +1,5 @@
-"""Table 3 of the paper (002) as data: ablation and sweep rows of CKTAT runs and the value a sweep picks on the
-validation split. The paper's claims about them are judged in `claims` (`ablation`, `trend`).
+"""Chapter 07 (the paper's Table 3): ablation and sweep rows of CKTAT runs, the value a sweep picks on the
+validation split, and the paper's claims about them (`ablation`, `trend`, by the rules of `claims`).
 
 Torch-free: every function reads what `train.run` wrote (`result.json`) or numbers taken from it.
 
@@ -10,11 +10,14 @@ Torch-free: every function reads what `train.run` wrote (`result.json`) or numbe
   the sampling noise of the best; never the test set.
 - `sweep_rows`: the rows a page shows, each run against the full CKTAT run image by image (`noise.compare`).
 - `spearman`: rank correlation (scipy).
+- `ablation`, `trend`, `collapsed`: Table 3a's and the sweeps' claims; a run that collapsed to chance tests nothing.
+- `tau_reading`: our reading of the tau sweep where it contradicts the paper.
 """
 
 from __future__ import annotations
 
-from .noise import WITHIN, compare, compare_evaluations
+from .claims import LEVEL, WITHIN_NOISE, Claim, judged, paper_margin, side, untestable, verdict
+from .noise import ABOVE, BELOW, WITHIN, compare, compare_evaluations, p_text
 from .noise import spearman as noise_spearman
 from .report import row
 
@@ -150,3 +153,66 @@ def tau_reading(mass: dict[float, float], teacher_accuracy: float, num_classes: 
             f"difficult for the adversarial training model to learn\". We think a teacher this uncertain has little to "
             f"give up: a higher temperature mostly removes what the student could learn from it, so here the trend "
             f"runs the other way. These runs do not test that reading.")
+
+
+def trend(chapter: str, section: str, claim: str, measure: str, values: list[float], ours: list[float],
+          paper: list[float], alpha: float = 0.05) -> Claim:
+    """A claim that an accuracy rises (or falls) along a sweep: the paper's Spearman correlation between the swept
+    values and its accuracies sets the direction; ours is judged by the two-sided Spearman test
+    (`scipy.stats.spearmanr`) over our runs: the same sign at p < alpha reproduces the claim, the opposite sign
+    contradicts it, anything else is within noise. `paper` and `ours` are the two correlations."""
+    from .noise import spearman
+
+    rho_paper, _ = spearman(values, paper, "two-sided")
+    rho, p = spearman(values, ours, "two-sided")
+    if rho_paper is None or rho_paper == 0:
+        return untestable(chapter, section, claim, measure, rho_paper, "the paper's values show no trend")
+    if rho is None:
+        return Claim(chapter, section, claim, measure, rho_paper, None, "our accuracies are constant", WITHIN_NOISE)
+    word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
+    return Claim(chapter, section, claim, measure, rho_paper, rho,
+                 f"Spearman over {len(values)} runs, {p_text(p)}", verdict(ABOVE if rho_paper > 0 else BELOW, word))
+
+def collapsed(result: dict, alpha: float = 0.05) -> str | None:
+    """Why a run's network cannot test a claim, or None: its natural test accuracy is not above chance (one over the
+    number of classes) beyond noise (`scipy.stats.binomtest`, one-sided), as for a network that gives every image
+    the same label."""
+    from scipy.stats import binomtest
+
+    nat = result["student"]["last"]["test"]["attacks"]["natural"]
+    classes = nat.get("per_class") or {}
+    if not classes:
+        return None
+    chance = 1 / len(classes)
+    if binomtest(nat["correct"], nat["total"], chance, alternative="greater").pvalue < alpha:
+        return None
+    full = [c for c, acc in classes.items() if acc == 100.0]
+    label = f"; every {full[0]} image is right and every other class wrong" if len(full) == 1 else ""
+    return (f"the run collapsed: natural accuracy {nat['accuracy']:.1f}% on {nat['total']:,} images, chance "
+            f"{100 * chance:.1f}%{label}")
+
+def ablation(chapter: str, part: str, ablated: dict, full: dict, paper_ablated: list[float],
+             paper_full: list[float], attack: str, column: int = 1, spread: float | None = None,
+             stated: str | None = None) -> Claim:
+    """Table 3a: removing `part` of CKTAT ("the clean-model initialisation") moves `attack` accuracy as in the paper
+    (its column `column`: 0 natural, 1 PGD). The direction is the one the paper's numbers show beyond their own noise
+    (`side`), or `stated` (ABOVE or BELOW) where the paper's text states it in words (Sec. 5.1: removing the
+    initialisation or the teacher term "resulted in a decrease in the natural accuracy and robust accuracy"), which
+    is the claim the paper makes. Ours: the ablated run against the full run on the same test images (McNemar), with
+    the full run's seed spread (`spread`) as the run-to-run margin. An ablated run that collapsed to chance
+    (`collapsed`) tests nothing: the claim is not testable, with the reason."""
+    from .noise import compare_evaluations
+
+    label = "natural" if column == 0 else attack.replace("pgd", "PGD-")
+    effect = paper_ablated[column] - paper_full[column]
+    noise = paper_margin(paper_ablated[column], paper_full[column])
+    direction = stated or side(effect, noise)
+    word = {BELOW: "lowers", ABOVE: "raises", LEVEL: "leaves unchanged"}[direction]
+    metric = "natural" if column == 0 else attack
+    claim, measure = f"Removing {part} {word} {label} accuracy", f"ablated - full CKTAT, {label} (points)"
+    why = collapsed(ablated)
+    if why:
+        return untestable(chapter, "Table 3a", claim, measure, effect, why)
+    return judged(chapter, "Table 3a", claim, measure, effect,
+                  compare_evaluations(ablated["student"]["last"], full["student"]["last"], metric, spread), direction,
+                  noise)

@@ -7,10 +7,14 @@ from `paper_numbers.yaml` (transcribed from the papers) and are always labelled 
 from __future__ import annotations
 
 import functools
-import json
+import math
 import os
 
 import yaml
+
+from cktat_core.results import duration, load_result, row  # noqa: F401  (chapters read them as report.*)
+
+from .noise import WITHIN, bits_of, compare_evaluations
 
 GROUP_COLUMNS = {"single_view": "single-view", "weak_f1": "single-view, feature 1 weak",
                  "weak_f2": "single-view, feature 2 weak", "multi_view": "multi-view"}
@@ -21,48 +25,6 @@ def paper_numbers() -> dict:
     """Every number the papers report (CKTAT, RAAT), as transcribed in paper_numbers.yaml."""
     with open(os.path.join(os.path.dirname(__file__), "paper_numbers.yaml")) as fh:
         return yaml.safe_load(fh)
-
-
-def load_result(run_dir: str) -> dict:
-    with open(os.path.join(run_dir, "result.json")) as fh:
-        return json.load(fh)
-
-
-def row(evaluation: dict) -> dict:
-    """One final evaluation (`train.final_evaluation`) as the flat row every table of the book is made from.
-
-    Keys: "natural" and each attack by name ("pgd20"), "<attack> <group>" for each sample group of the multi-view
-    data ("natural weak_f1", "pgd20 multi_view"), each probe set ("probe_f1", "probe_f2"; under attack
-"probe_f2 pgd20"), and for a method's
-    extra protocols (DUCAT's raw head) "<attack>_minus_<first attack>", the protocol gap.
-    """
-    attacks = evaluation["test"]["attacks"]
-    out = {name: a["accuracy"] for name, a in attacks.items()}
-    for name, a in attacks.items():
-        for group, value in a.get("groups", {}).items():
-            out[f"{name} {group}"] = value
-    for key, value in evaluation.items():
-        if key.startswith("probe"):
-            for name, a in value["attacks"].items():
-                out[key if name == "natural" else f"{key} {name}"] = a["accuracy"]
-    first = next((k for k in attacks if k != "natural"), None)
-    for name, gap in evaluation.get("protocol_gap", {}).items():
-        out[f"{name}_minus_{first}"] = gap
-    return out
-
-
-summary = row  # the name chapters written before `row` use
-
-
-def duration(seconds: float) -> str:
-    """"40.0 s", "12.5 min", "3.2 h", "2.1 days"."""
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 1,
@@ -131,17 +93,17 @@ def table4_row(method: str, evaluation: dict, aa_from: dict | None = None) -> di
     computed them (`metrics`), the evaluation's flags, and how many of the checks that ran (a check needing an
     attack the protocol did not run is "not run") passed."""
     attacks = evaluation["attacks"]
-    row = {"method": method, "protocol": evaluation["protocol"], "n": evaluation["n"],
+    line = {"method": method, "protocol": evaluation["protocol"], "n": evaluation["n"],
            **{c: attacks[c]["accuracy"] for c in TABLE4_ATTACKS if c in attacks}}
     metrics = evaluation["metrics"]
-    if "aa" not in row and aa_from is not None:  # natural accuracy is the same under both protocols
-        row["aa"], metrics = aa_from["attacks"]["aa"]["accuracy"], aa_from["metrics"]
-    row["nrr"], row["clean/AA mean"] = metrics["nrr_aa"], metrics["clean_aa_mean"]
+    if "aa" not in line and aa_from is not None:  # natural accuracy is the same under both protocols
+        line["aa"], metrics = aa_from["attacks"]["aa"]["accuracy"], aa_from["metrics"]
+    line["nrr"], line["clean/AA mean"] = metrics["nrr_aa"], metrics["clean_aa_mean"]
     checks = evaluation.get("checks", {})
     ran = [v for v in checks.values() if not v.startswith("not run")]
-    row["checks passed"] = f"{sum(v == 'passed' for v in ran)} of {len(ran)}"
-    row["flags"] = ", ".join(f["check"] for f in evaluation.get("flags", [])) or "none"
-    return row
+    line["checks passed"] = f"{sum(v == 'passed' for v in ran)} of {len(ran)}"
+    line["flags"] = ", ".join(f["check"] for f in evaluation.get("flags", [])) or "none"
+    return line
 
 
 # ---- what a chapter says about its runs
@@ -160,12 +122,12 @@ def seed_rows(runs: dict[str, list[dict]], attacks: list[str], names: dict[str, 
     names = names or {}
     out = []
     for method, results in runs.items():
-        row = {"method": names.get(method, method), "seeds": len(results)}
+        line = {"method": names.get(method, method), "seeds": len(results)}
         for a in attacks:
             values = [r["student"]["last"]["test"]["attacks"][a]["accuracy"] for r in results]
-            row[a] = mean_sd(values)
-            row[f"{a} per seed"] = ", ".join(f"{v:.1f}" for v in values)
-        out.append(row)
+            line[a] = mean_sd(values)
+            line[f"{a} per seed"] = ", ".join(f"{v:.1f}" for v in values)
+        out.append(line)
     return out
 
 
@@ -182,7 +144,7 @@ def data_sentence(result: dict, data_dir: str = "data") -> str:
               "every official training image")
     text = (f"Images: real {s['dataset'].upper().replace('CIFAR', 'CIFAR-')}, {picked} ({n['train']:,} for training, "
             f"{n['val']:,} held out for validation) and the first {n['test']:,} official test images.")
-    from .data import cifar_provenance
+    from cktat_core.data import cifar_provenance
 
     prov = cifar_provenance(s["dataset"], data_dir)
     if prov is None:
@@ -225,21 +187,21 @@ def paper_beside(ours: dict[str, dict[str, list[float]]], paper: dict[str, list[
 
     out = []
     for method, cols in ours.items():
-        row = {"method": method}
+        line = {"method": method}
         for i, c in enumerate(columns):
             values = cols[c]
-            row[f"ours {c}"] = mean_sd(values)
+            line[f"ours {c}"] = mean_sd(values)
             if method in paper:
-                row[f"paper {c}"] = f"{paper[method][i]:.{digits}f}"
-                row[f"{c}: ours - paper"] = f"{statistics.fmean(values) - paper[method][i]:+.{digits}f}"
-        out.append(row)
+                line[f"paper {c}"] = f"{paper[method][i]:.{digits}f}"
+                line[f"{c}: ours - paper"] = f"{statistics.fmean(values) - paper[method][i]:+.{digits}f}"
+        out.append(line)
     return out
 
 
 def declaration(method: str) -> str:
     """A method's declaration in `methods.py` (the comment above it and its `register(Method(...))` call) as a
     markdown code block: the loss terms and Table 2's row come from these lines."""
-    from . import methods
+    from cktat_core import methods
 
     with open(methods.__file__) as fh:
         lines = fh.read().splitlines()
@@ -291,3 +253,59 @@ def halves(result: dict, attack: str = "natural") -> tuple[float, float] | None:
         return None
     h = len(b) // 2
     return 100.0 * b[:h].count("1") / max(h, 1), 100.0 * b[h:2 * h].count("1") / max(h, 1)
+
+
+
+
+def mean_of(v: list[float]) -> float:
+    """The mean of the values that are numbers (an image without a value is NaN, as `noise.compare_values` skips)."""
+    kept = [x for x in v if not math.isnan(x)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def listed(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def teacher_trainings(runs: dict[str, dict], shown: dict | None = None) -> str:
+    """Which training of its frozen teacher each of `runs` (name -> `train.run` result) learned from, told apart by
+    the teacher's per-image test results that each run recorded: "" when all the runs of each teacher learned from
+    one training. Otherwise, per teacher (its run folder), one sentence: the trainings of its recipe, each named by
+    its natural test accuracy (a name that does not depend on the page) with the runs it taught, each compared with
+    `shown` (the teacher's own evaluation, as the page shows it; `noise.compare_evaluations`, paired on the same test
+    images), and whether `shown` taught any of them. Two trainings of one recipe are two teachers: training does
+    not repeat bit for bit across machines, so runs trained before a teacher's weights were kept with the results
+    learned from trainings of their own."""
+    teachers: dict[str, dict[str, tuple[dict, list[str]]]] = {}
+    for name, r in runs.items():
+        t = r.get("teacher") or {}
+        key = bits_of({"test": t["test"]}) if t.get("test") else None
+        if key:
+            folder = t.get("checkpoint", "").replace("\\", "/").split("/")
+            teacher = next((p for p in folder if p not in ("", ".", "..")), "the teacher")
+            teachers.setdefault(teacher, {}).setdefault(key, ({"test": t["test"]}, []))[1].append(name)
+    acc = lambda e: (e["test"] if "test" in e else e)["attacks"]["natural"]["accuracy"]
+    out = []
+    for teacher, groups in teachers.items():
+        if len(groups) < 2:
+            continue
+        trainings = sorted(groups.items(), key=lambda kv: -acc(kv[1][0]))
+        names = [f"{acc(e):.2f}%" for _, (e, _) in trainings]
+        if len(set(names)) < len(names):  # equal accuracies: numbered in the order of the list
+            names = [f"{n} ({i + 1})" for i, n in enumerate(names)]
+        name = {k: n for (k, _), n in zip(trainings, names)}
+        ref = bits_of(shown) if shown is not None else None
+        base = ref if ref in groups else trainings[0][0]
+        text = (f"These runs learned from {len(trainings)} trainings of the recipe of `{teacher}`, two teachers of one "
+                "recipe, named here by their natural test accuracy: "
+                + "; ".join(f"the {name[k]} training taught {', '.join(runs_)}" for k, (_, runs_) in trainings) + ". ")
+        others = [(k, compare_evaluations(e, groups[base][0])) for k, (e, _) in trainings if k != base]
+        text += (f"Against the {name[base]} training, "
+                 + "; ".join(f"the {name[k]} one differs {'within noise' if d.word == WITHIN else 'beyond noise'} "
+                             f"({d.evidence(2)})" for k, d in others) + ".")
+        if shown is not None:
+            text += (f" The teacher this page shows is the {name[base]} training." if ref in groups else
+                     f" The teacher this page shows ({acc(shown):.2f}%) taught none of these runs.")
+        out.append(text)
+    return " ".join(out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 
 from .report import markdown_table
-from .viz import _plt, tradeoff
+from .figures import _plt, tradeoff
 
 
 def show_run(label: str, rows: dict[str, dict], histories: dict[str, list[dict]], panels: dict[str, dict],

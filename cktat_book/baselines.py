@@ -1,0 +1,387 @@
+"""Chapter 08 (the CKTAT paper's Table 4), and the rows chapter 09 shares: runs, attack suites, claims, readings.
+
+A row is a label (the paper's), a method with the fields it changes, and the stem of its evaluation files.
+`trained` gets every row's run through the chapter's shared runs folder: PGDAT, TRADES and CKTAT from
+`Chapter.compare` (the runs chapters 02-04 use), the others from `Chapter.variant` (runs/mart, runs/cktat_beta0,
+...), so a run is trained once for the whole book. `evaluated` runs the Table 4 attack suite under both protocols
+with the same calls and file names as the evaluation chapter (`<out>/eval/<stem>_standard.json`,
+`<stem>_compat-generalist.json`), so a checkpoint is evaluated once; a smaller image count than that chapter's
+gets files of its own (`..._n200.json`). `masks` stores which test images each model gets right under its own
+PGD-20 (`eval_checkpoint.per_image_correct`).
+
+The page's claims and sentences: the orderings against the paper's (`ordering`, `rank_agreement`), where CKTAT
+stands (`top_of`), one row against another (`suite_pair`), which protocol the paper's numbers resemble
+(`protocol_distance`, `protocol_sentence`) and our readings (`warm_start_sentence`, `natural_lead_reading`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+
+from cktat_core.checks import noise_margin
+from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
+
+from .chapter import Chapter
+from .claims import LEVEL, NOT_BELOW, WITHIN_NOISE, WORDS, Claim, judged, paper_margin, side, verdict
+from .noise import ABOVE, BELOW, WITHIN, p_text
+from .noise import spearman as spearman_test
+from .report import PAPER_TABLE4_KEYS, TABLE4_ATTACKS, listed, load_result, mean_of, paper_numbers, paper_table
+
+SHARED = ["pgdat", "trades", "cktat"]  # the compare run of chapters 02-04
+COMPAT_ATTACKS = "natural,fgsm,pgd20,pgd100,mim,cw"  # AutoAttack runs once, under the standard protocol
+HEADERS = {"natural": "natural", "pgd20": "PGD-20", "pgd100": "PGD-100", "mim": "MIM", "cw": "CW-inf", "aa": "AA",
+           "nrr": "NRR", "clean/AA mean": "(natural + AA) / 2"}
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str  # as the paper's table writes it
+    method: str
+    fields: dict = field(default_factory=dict)
+    stem: str = ""  # evaluation files: <out>/eval/<stem>_<protocol>.json (default: the label)
+
+    @property
+    def file_stem(self) -> str:
+        return self.stem or self.label
+
+
+# CKTAT Table 4 (CIFAR-10 and CIFAR-100, ResNet-18). LTD starts from the clean teacher (the paper's row says
+# "clean training model initialization"; `ltd` initialises from its teacher by default).
+TABLE4 = (Row("PGDAT", "pgdat"), Row("TRADES", "trades"), Row("MART", "mart"), Row("LBGAT", "lbgat"),
+          Row("LTD", "ltd"), Row("HAT", "hat"), Row("Generalist", "generalist"),
+          Row("CKTAT (beta=0)", "cktat", {"beta": 0.0}, "CKTAT_beta0"),
+          Row("CKTAT (beta=6)", "cktat", {"beta": 6.0}, "CKTAT"))
+# RAAT Table 1 (the paper's spellings), then DUCAT and CKTAT beside them.
+RAAT_TABLE1 = (Row("PGD-AT", "pgdat", stem="PGDAT"), Row("TRADES", "trades"), Row("MART", "mart"),
+               Row("Cons-AT", "cons_at"), Row("RAAT", "raat"), Row("RAAT++", "raat_pp", stem="RAATpp"),
+               Row("DUCAT", "ducat"), Row("CKTAT", "cktat", {"beta": 6.0}))
+
+
+# Test images of the attack suite per profile (every test image elsewhere): 200 in smoke; 1,000 on real images, where
+# 200 would leave a binomial error of about 3 points, as large as the differences between methods.
+SUITE_IMAGES = {"smoke": 200, "cpu": 1000}
+# AutoAttack's version per profile ("standard" elsewhere): "apgd" (APGD-CE, APGD-T) where the budget does not allow
+# FAB-T and Square: on two CPU cores the standard version costs several times the apgd version per image
+# (`benchmarks/bench_cpu_run.py` times both; the Benchmarks page), hours the real-image book's budget does not have.
+AA_VERSIONS = {"smoke": "apgd", "cpu": "apgd"}
+AA_WORDS = {"standard": "APGD-CE, APGD-T, FAB-T and Square, as the paper's AutoAttack",
+            "apgd": "APGD-CE and APGD-T only: the cheaper version without FAB-T and Square"}
+
+
+def evaluation_limit(profile: str, overrides: dict, eval_limit: int | None = None) -> int:
+    """Test images of an attack suite: `eval_limit`, else the overrides' test_limit, else the profile's
+    `SUITE_IMAGES` (0: all): the count chapters 04, 08 and 09 share, so their files are computed once."""
+    if eval_limit is not None:
+        return eval_limit
+    return overrides.get("test_limit") or SUITE_IMAGES.get(profile, 0)
+
+
+def aa_version(profile: str, asked: str | None = None) -> str:
+    """The AutoAttack version of a profile's suite (`AA_VERSIONS`), unless one is asked for."""
+    return asked or AA_VERSIONS.get(profile, "standard")
+
+
+def eps_sweep(eps: float) -> list[float]:
+    """The budgets of the suite's PGD-20 sweep: eps x 1, 2, 4, 8, up to budgets where even a robust model breaks."""
+    return [m * eps for m in (1, 2, 4, 8)]
+
+
+def trained(ch: Chapter, rows) -> dict[str, dict]:
+    """Each row's run (`train.run`'s result) with "run_dir" and "checkpoint" (the last epoch's, which is what the
+    tables evaluate), trained once and re-read by every chapter that asks."""
+    summary = ch.compare(SHARED)
+    shared = {r["method"]: r["run_dir"] for r in summary["rows"]}
+    out = {}
+    for row in rows:
+        if row.method in shared and not row.fields:
+            res = {**load_result(shared[row.method]), "run_dir": shared[row.method]}
+        else:
+            res = ch.variant(row.method, **row.fields)
+        out[row.label] = {**res, "checkpoint": os.path.join(res["run_dir"], res["student"]["checkpoints"]["last"])}
+    return out
+
+
+def _suffix(limit: int, shared_limit: int) -> str:
+    return "" if limit == shared_limit else f"_n{limit}"
+
+
+def evaluated(ch: Chapter, rows, runs: dict[str, dict], limit: int, aa_version: str,
+              shared_limit: int) -> dict[str, dict]:
+    """Per row, {"standard": ..., "compat-generalist": ...}: the evaluation chapter's two calls of
+    `evaluate_checkpoint` (all attacks with the eps sweep; the compat protocol without AutoAttack), on `limit`
+    test images, cached in <out>/eval (shared with that chapter when `limit` is its `shared_limit`)."""
+    sweep = eps_sweep(ch.resolved("pgdat").eps)
+    suffix = _suffix(limit, shared_limit)
+    out = {}
+    for row in rows:
+        path, base = runs[row.label]["checkpoint"], f"{ch.out}/eval/{row.file_stem}"
+        out[row.label] = {  # the weights are needed (`Chapter.weights`) only where a file is not reused
+            "standard": evaluate_checkpoint(path, "all", limit=limit, aa_version=aa_version, eps_sweep=sweep,
+                                            progress=ch.progress, out=f"{base}_standard{suffix}.json", reuse=True,
+                                            restore=ch.weights),
+            "compat-generalist": evaluate_checkpoint(path, COMPAT_ATTACKS, limit=limit, protocol="compat-generalist",
+                                                     progress=ch.progress, out=f"{base}_compat-generalist{suffix}.json",
+                                                     reuse=True, restore=ch.weights)}
+    return out
+
+
+def masked_teacher(ch: Chapter, checkpoint: str, limit: int, aa_version: str, sweep: list[float]) -> dict:
+    """Chapter 04's test of the checks, on the clean teacher (`checkpoint`): "plain" (natural, FGSM, PGD-20);
+    "masked", the same network behind 8-bit input rounding (`models.InputQuantized`: a zero input gradient, which
+    the checks must flag), with AutoAttack's `aa_version` and the eps `sweep`; and "masked_standard", on the first
+    "few" (100) images, AutoAttack's standard version, whose Square attack needs no gradient. Cached in
+    <out>/eval/teacher_*.json; the weights are needed only where a file is not reused."""
+    run = lambda attacks, name, **kw: evaluate_checkpoint(checkpoint, attacks, progress=ch.progress, reuse=True,
+                                                          restore=ch.weights, out=f"{ch.out}/eval/{name}.json", **kw)
+    plain = run("natural,fgsm,pgd20", "teacher_standard", limit=limit)
+    few = min(100, plain["n"])
+    return {"plain": plain, "few": few,
+            "masked": run("natural,fgsm,pgd20,aa", "teacher_rounded", limit=limit, aa_version=aa_version,
+                          eps_sweep=sweep, round_input=True),
+            "masked_standard": run("natural,pgd20,aa", f"teacher_rounded_aa_standard_n{few}", limit=few,
+                                   aa_version="standard", round_input=True)}
+
+
+def masks(ch: Chapter, rows, runs: dict[str, dict], limit: int, attack: str = "pgd20") -> dict[str, str]:
+    """Per row, which of the first `limit` test images its model classifies correctly under its own `attack`,
+    as a bit string ("1": right; `per_image_correct`, cached in <out>/eval/<stem>_<attack>_mask[_nN].json)."""
+    suffix = f"_n{limit}" if limit else ""
+    out = {}
+    for row in rows:
+        path, file = runs[row.label]["checkpoint"], f"{ch.out}/eval/{row.file_stem}_{attack}_mask{suffix}.json"
+        out[row.label] = per_image_correct(path, attack, limit=limit, out=file, restore=ch.weights)["bits"]
+    return out
+
+
+def paper_table4(dataset: str) -> tuple[dict[str, dict], str]:
+    """The paper's Table 4 for `dataset` (method label -> {column: value}) and which table it is: CIFAR-100's for
+    cifar100, CIFAR-10's for every other dataset (the multi-view data is compared with CIFAR-10's)."""
+    p = paper_numbers()["cktat"]
+    key = "table4_cifar100" if dataset == "cifar100" else "table4_cifar10"
+    return paper_table(p[key], TABLE4_ATTACKS, PAPER_TABLE4_KEYS), "CIFAR-100" if dataset == "cifar100" else "CIFAR-10"
+
+
+def rank_agreement(ours: dict[str, dict], paper: dict[str, dict], columns: list[str]) -> dict[str, dict]:
+    """Per column: Spearman's rho between our methods' values and the paper's (the methods both have), its two-sided
+    p-value (`noise.spearman`, scipy; as `claims.ordering` judges the same question) and the number of methods."""
+    out = {}
+    for c in columns:
+        names = [m for m in ours if m in paper and ours[m].get(c) is not None and paper[m].get(c) is not None]
+        rho, p = spearman_test([ours[m][c] for m in names], [paper[m][c] for m in names], "two-sided")
+        out[c] = {"rho": rho, "p": p, "n": len(names)}
+    return out
+
+def relative_positions(row: dict, attacks: list[str], low: str = "aa", high: str = "natural") -> dict[str, float]:
+    """Where each attack's accuracy lies between AutoAttack's (0) and natural accuracy (1): a scale-free profile
+    of how strong each attack is, comparable between datasets whose accuracies differ."""
+    span = row[high] - row[low]
+    return {a: (row[a] - row[low]) / span if span else 0.0 for a in attacks}
+
+def protocol_distance(ours: dict[str, dict], paper: dict[str, dict], columns: list[str],
+                      attacks: list[str]) -> dict[str, float]:
+    """How far one protocol's table (`ours`: method -> row, with "natural" and "aa") sits from the paper's:
+    "levels", the mean absolute difference of the accuracies in `columns`; "profile", the mean absolute
+    difference of the attacks' `relative_positions` (0 = each attack removes the same share of the way from
+    natural accuracy to AutoAttack's as in the paper); "n", the methods compared."""
+    names = [m for m in ours if m in paper]
+    levels = [abs(ours[m][c] - paper[m][c]) for m in names for c in columns]
+    prof = [abs(relative_positions(ours[m], attacks)[a] - relative_positions(paper[m], attacks)[a])
+            for m in names for a in attacks]
+    return {"levels": mean_of(levels) if levels else None, "profile": mean_of(prof) if prof else None, "n": len(names)}
+
+def profile_resolution(rows: dict[str, dict], attacks: list[str], n: int) -> float:
+    """The sampling noise of a mean `relative_positions` difference over these rows (method -> row) on n images:
+    per entry, the noise of an attack's accuracy against AutoAttack's (`noise_margin`) over the row's span
+    (natural - AA), averaged, and divided by the square root of the number of entries averaged."""
+    per = [noise_margin(r[a], r["aa"], n) / max(r["natural"] - r["aa"], noise_margin(r["natural"], r["aa"], n))
+           for r in rows.values() for a in attacks]
+    return mean_of(per) / math.sqrt(len(per))
+
+def closest_protocol(distances: dict[str, dict], key: str = "profile", tolerance: float = 0.0) -> str | None:
+    """The protocol whose table sits closest to the paper's by `key` of `protocol_distance`; None when the
+    closest two differ by no more than `tolerance` (e.g. `profile_resolution`: the page cannot tell them apart)."""
+    ranked = sorted(distances, key=lambda p: distances[p][key])
+    if len(ranked) > 1 and distances[ranked[1]][key] - distances[ranked[0]][key] <= tolerance:
+        return None
+    return ranked[0]
+
+def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: float = 0.05) -> str:
+    """The page's sentence on `rank_agreement`: which columns order the methods as the paper does beyond chance
+    (one-sided p below `alpha`), which do not, and which are reversed (rho < 0)."""
+    shown = {c: v for c, v in agreement.items() if v["rho"] is not None}
+    if not shown:
+        return "No column has enough distinct values to compare the orderings."
+    parts = ", ".join(f"{headers.get(c, c)} {v['rho']:+.2f} (p = {v['p']:.2f})" for c, v in shown.items())
+    agree = [headers.get(c, c) for c, v in shown.items() if v["p"] < alpha and v["rho"] > 0]
+    against = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0]
+    n = max(v["n"] for v in shown.values())
+    text = f"Spearman's rank correlation between our ordering of the {n} methods and the paper's, per column: {parts}. "
+    if agree:
+        text += (f"Only {listed(agree)} order{'s' if len(agree) == 1 else ''} the methods as the paper does beyond "
+                 f"chance (two-sided Spearman test, p < {alpha})" if len(agree) < len(shown) else
+                 f"Every column orders the methods as the paper does beyond chance (p < {alpha})")
+    else:
+        text += f"No column orders the methods as the paper does beyond chance (p < {alpha})"
+    if against:
+        reversed_ = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0 and v["p"] < alpha]  # two-sided p
+        leaning = [h for h in against if h not in reversed_]
+        if reversed_:
+            text += f"; {listed(reversed_)} order{'s' if len(reversed_) == 1 else ''} them the other way round beyond chance"
+        if leaning:
+            text += (f"; {listed(leaning)} lean{'s' if len(leaning) == 1 else ''} the other way (a negative correlation), "
+                     f"within chance")
+    return text + "."
+
+def protocol_sentence(distances: dict[str, dict], same_data: bool, resolution: float = 0.0,
+                      level_noise: float = 0.0) -> str:
+    """Which protocol's table the paper's numbers resemble (`protocol_distance` per protocol): by the attacks'
+    relative positions (a difference within `resolution`, `profile_resolution`, decides nothing), and by the
+    levels (within `level_noise` points: nothing) only when our data is the paper's (`same_data`)."""
+    near = closest_protocol(distances, tolerance=resolution)
+    prof = " and ".join(f"{d['profile']:.2f} under the {p} protocol" for p, d in distances.items())
+    text = (f"Place each attack's accuracy between AutoAttack's (0) and natural accuracy (1): the paper's rows then "
+            f"differ from ours by a mean of {prof}; "
+            + (f"the paper's numbers look most like the {near} protocol. " if near else
+               f"the two distances differ by less than their sampling noise ({resolution:.2f}), so by this measure the "
+               f"paper's numbers look like neither protocol more than the other. "))
+    levels = " and ".join(f"{d['levels']:.1f} under {p}" for p, d in distances.items())
+    if same_data:
+        lv = closest_protocol(distances, "levels", level_noise)
+        return text + (f"The accuracies themselves differ from the paper's by a mean of {levels} points"
+                       + ("." if lv is None else f", closest under {lv}" +
+                          (" as well." if lv == near else ", which disagrees with the profile.")))
+    return text + (f"The accuracies themselves differ by {levels} points, but our data is not the paper's: that "
+                   f"difference measures the datasets, not the reproduction, so only the orderings and the relative "
+                   f"positions are compared.")
+
+def table_noise(n: int, cells: int) -> float:
+    """The sampling noise of a mean over `cells` accuracies, each on n images (two binomial standard errors at 50%,
+    the worst case, divided by the square root of the number of cells)."""
+    return noise_margin(50.0, 50.0, n) / math.sqrt(max(cells, 1))
+
+def warm_start_sentence(rows: dict[str, dict], warm: dict[str, bool], epochs: int) -> str:
+    """How the rows that start from the clean teacher compare in natural accuracy with those that start from
+    scratch (`warm`: label -> starts from the teacher): the two groups' means, weighed by Welch's test over the rows
+    (`noise.compare`; a method is one sample, so the spread is the spread between methods)."""
+    from .noise import WITHIN, compare, p_text
+
+    yes = [m for m in rows if warm[m]]
+    no = [m for m in rows if not warm[m]]
+    if not yes or not no:
+        return ""
+    values = lambda ms: [rows[m]["natural"] for m in ms]
+    each = lambda ms: ", ".join(f"{m} {rows[m]['natural']:.1f}" for m in ms)
+    text = (f"After {epochs} epoch{'s' * (epochs != 1)}, the rows that start from the clean teacher ({each(yes)}) have "
+            f"a mean natural accuracy of {statistics.fmean(values(yes)):.1f}%, the others ({each(no)}) "
+            f"{statistics.fmean(values(no)):.1f}%")
+    if len(yes) < 2 or len(no) < 2:
+        return text + "; one row on a side is too few to weigh the difference."
+    c = compare(values(yes), values(no))
+    test = f"Welch's t-test over the {len(yes)} and {len(no)} rows"
+    if c.word == WITHIN:
+        return text + (f": the difference lies within the spread between methods ({test}, {p_text(c.p)}), so this "
+                       f"table does not show that starting from the clean model weighs on this column.")
+    return text + (f": {'above' if c.difference > 0 else 'below'} beyond the spread between methods ({test}, "
+                   f"{p_text(c.p)}); the rows differ in more than their start, so this says no more than that.")
+
+def natural_lead_reading(claim, rows: dict[str, dict], paper: dict[str, dict], target: str, epochs: int) -> str:
+    """Our reading of chapter 08's natural-accuracy claim where it is not reproduced: the rows above `target` in
+    natural accuracy here but not in the paper, with how far each lies from `target` in natural and in AutoAttack
+    accuracy (`rows` and `paper`: label -> {column: accuracy}); when every one of them is below `target` in
+    AutoAttack accuracy, they sit further towards natural accuracy on the trade-off, and the spread of the rows'
+    natural accuracy here against the paper's says how far apart the methods land. An interpretation these runs do
+    not test. Empty when the claim is reproduced or no row is above `target` here only."""
+    if claim.verdict == "reproduced":
+        return ""
+    t, p = rows[target], paper[target]
+    above = [m for m in rows if m != target and m in paper and rows[m]["natural"] > t["natural"]
+             and paper[m]["natural"] <= p["natural"]]
+    if not above:
+        return ""
+    span = lambda table: max(v["natural"] for v in table.values()) - min(v["natural"] for v in table.values())
+    each = ", ".join(f"{m} ({rows[m]['natural'] - t['natural']:+.1f} natural, {rows[m]['aa'] - t['aa']:+.1f} "
+                     f"AutoAttack)" for m in above)
+    text = f"**Our reading.** Above {target} in natural accuracy here, below it in the paper: {each}. "
+    if all(rows[m]["aa"] < t["aa"] for m in above):
+        text += (f"{'It sits' if len(above) == 1 else 'They sit'} further towards natural accuracy on the trade-off "
+                 f"between the two, not above {target} on both. Our {len(rows)} rows spread over "
+                 f"{span(rows):.1f} points of natural accuracy, the paper's over {span({m: paper[m] for m in rows if m in paper}):.1f}: "
+                 f"we think that after {epochs} epochs each method still sits where its loss weights first put it on "
+                 f"that trade-off, where the paper's longer training brings the rows closer together. These runs do "
+                 f"not test that; a longer schedule would.")
+    return text.strip()
+
+
+def ordering(chapter: str, section: str, column: str, ours: dict[str, float], paper: dict[str, float],
+             alpha: float = 0.05) -> Claim:
+    """Our ordering of the methods in one column agrees with the paper's: Spearman's correlation between our values
+    and the paper's over the methods both have, two-sided test (`scipy.stats.spearmanr`); a positive correlation at
+    p < alpha reproduces the ordering, a negative one contradicts it."""
+    from .noise import spearman
+
+    names = [m for m in ours if m in paper and ours[m] is not None and paper[m] is not None]
+    rho, p = spearman([ours[m] for m in names], [paper[m] for m in names], "two-sided")
+    claim = f"The {column} ordering of the {len(names)} methods"
+    measure = "Spearman rho of ours against the paper's"
+    if rho is None:
+        return Claim(chapter, section, claim, measure, None, None, "constant values", WITHIN_NOISE)
+    word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
+    return Claim(chapter, section, claim, measure, None, rho, f"Spearman over {len(names)} methods, {p_text(p)}",
+                 verdict(ABOVE, word))
+
+def suite_accuracy(evaluation: dict, attack: str) -> float:
+    return evaluation["attacks"][attack]["accuracy"]
+
+def top_of(chapter: str, section: str, method: str, column: str, label: str, evals: dict[str, dict],
+           paper: dict[str, dict], spread: float | None = None, excluding: tuple[str, ...] = ()) -> Claim:
+    """Where `method` stands in `column` as the paper's numbers put it, among the methods but `excluding` (those
+    the paper's text places above it: Sec. 5.2, CKTAT's natural accuracy "is only weaker than Generalist and
+    PGDAT"), compared image by image on the attack suite's test images (`evals`: label -> `evaluate` result):
+    - first beyond the paper's noise ("has the highest accuracy"): ours against our best other method, ABOVE;
+    - first or second within the paper's noise of its first (`side` says LEVEL): the paper shows it at the top, tied;
+      "no method is above it", ours against our best other method, NOT_BELOW (level or above reproduces it);
+    - below the paper's first beyond its noise: ours against that method, BELOW.
+    `spread`: one run's seed spread, the run-to-run margin of two single runs (`noise.compare`)."""
+    from .noise import compare_evaluations
+
+    pool = [m for m in paper if m != method and m not in excluding]
+    paper_rival = max(pool, key=lambda m: paper[m][column])
+    lead = paper[method][column] - paper[paper_rival][column]
+    noise = paper_margin(paper[method][column], paper[paper_rival][column])
+    direction = side(lead, noise)
+    but = "" if not excluding else " but " + (excluding[0] if len(excluding) == 1 else
+                                             f"{', '.join(excluding[:-1])} and {excluding[-1]}")
+    if direction in (ABOVE, LEVEL):
+        rival = max((m for m in evals if m != method and m not in excluding),
+                    key=lambda m: suite_accuracy(evals[m], column))
+        measure = f"{method} - the best other method{but} ({label}, points)"
+        if direction == ABOVE:
+            text = f"{method} has the highest {label} accuracy of the {len(evals) - len(excluding)} methods{but}"
+        else:
+            text = (f"No method{but} is above {method} in {label} accuracy (the paper's lead over {paper_rival} "
+                    f"lies within its noise)")
+            direction = NOT_BELOW
+    else:
+        rival = paper_rival
+        text = f"{method}'s {label} accuracy {WORDS[direction]} {paper_rival}'s"
+        measure = f"{method} - {paper_rival} ({label}, points)"
+    return judged(chapter, section, text, measure, lead,
+                  compare_evaluations(evals[method], evals[rival], column, spread), direction, noise)
+
+def suite_pair(chapter: str, section: str, first: str, second: str, column: str, label: str, evals: dict[str, dict],
+               paper: dict[str, dict], spread: float | None = None, stated: str | None = None) -> Claim:
+    """`first` against `second` in one column (`evals`: label -> evaluation on the same test images), compared image
+    by image (McNemar) with `spread`, one run's seed spread, as the run-to-run margin of two single runs. The
+    direction is the one the paper's numbers show beyond their own noise, or `stated` (ABOVE or BELOW) where the
+    paper's text states it in words."""
+    from .noise import compare_evaluations
+
+    effect = paper[first][column] - paper[second][column]
+    noise = paper_margin(paper[first][column], paper[second][column])
+    direction = stated or side(effect, noise)
+    return judged(chapter, section, f"{first}'s {label} accuracy {WORDS[direction]} {second}'s",
+                  f"{first} - {second}, {label} (points)", effect,
+                  compare_evaluations(evals[first], evals[second], column, spread), direction, noise)

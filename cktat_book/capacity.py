@@ -1,0 +1,195 @@
+"""Chapter 06 (the paper's Table 1): does a teacher help a small student less than a large one?
+
+The pair of students (`capacity_pair`), the claims of Table 1 and of Sec. 4.2's reading of it (`capacity`,
+`capacity_claims`, `capacity_signs`), each teacher against PGD-AT image by image (`teacher_contrast_paired`,
+`teacher_tally`) and the page's sentences (`capacity_check_sentence`, `capacity_reading`). Torch-free.
+"""
+
+from __future__ import annotations
+
+from .claims import LEVEL, PAPER_IMAGES, WORDS, Claim, judged, paper_margin, side
+from .noise import ABOVE, BELOW, WITHIN, Comparison
+
+
+# Sec. 4.2 and Table 1 of the CKTAT paper: with a clean teacher, ARD, IAD, RSLAD, LTD and LBGAT lose natural and
+# robust accuracy against PGD-AT on ResNet-18 ("a dual decrease") and gain both on WRN-34-10 ("a dual increase").
+RESNET_FAMILY = ("resnet18", "preact_resnet18", "wrn34_10", "wrn28_10")
+
+def capacity_pair(model: str, width: int, default_width: int) -> dict[str, dict]:
+    """The smaller and the larger student of Table 1, as the config fields that change from the chapter's network
+    ({} for the chapter's own network, so its runs are the ones every other chapter shares).
+
+    ResNet-18 and WRN-34-10 (the paper's pair) when the chapter's network is a ResNet or a WRN; the small CNN at
+    half its width and at its width otherwise (`width` 0 means `default_width`). A network that cannot be halved
+    (width 1) raises ValueError."""
+    if model in RESNET_FAMILY:
+        return {"small": {} if model == "resnet18" else {"model": "resnet18"},
+                "large": {} if model == "wrn34_10" else {"model": "wrn34_10"}}
+    w = width or default_width
+    if w < 2:
+        raise ValueError(f"a width of {w} cannot be halved for a smaller student")
+    return {"small": {"width": w // 2}, "large": {}}
+
+def teacher_tally(contrasts: list[dict[str, dict[str, int]]]) -> dict[str, dict[int, int]]:
+    """How many (method, accuracy) comparisons of `teacher_contrast` fall above (1), below (-1) and within (0)
+    noise, per comparison ("robust", "clean": against PGD-AT; "robust_vs_clean")."""
+    out = {k: {1: 0, -1: 0, 0: 0} for k in ("robust", "clean", "robust_vs_clean")}
+    for c in contrasts:
+        for signs in c.values():
+            for k, v in signs.items():
+                out[k][v] += 1
+    return out
+
+def teacher_tally_sentence(student: str, tally: dict[str, dict[int, int]]) -> str:
+    """The page's sentence for one student's `teacher_tally`."""
+    def part(k):
+        t = tally[k]
+        return f"above in {t[1]}, below in {t[-1]}, within noise in {t[0]}"
+    total = sum(tally["robust"].values())
+    return (f"On the {student} student, of {total} comparisons (method x accuracy) with PGD-AT: with the robust "
+            f"teacher the distilled student lies {part('robust')}; with the clean teacher {part('clean')}. The robust "
+            f"teacher against the clean one: {part('robust_vs_clean')}.")
+
+def capacity_check_sentence(best: dict[str, dict[str, float]], sep: dict, val_robust: str, name: dict[str, str],
+                            n_val: int) -> str:
+    """Whether the two students differ on validation (PGD-AT's best validation accuracies; `sep`: key ->
+    `noise.Comparison` of the large against the small student), and what that means for the chapter's question."""
+    said = {"above": "the large student lies above the small one beyond sampling noise",
+            "below": "the large student lies BELOW the small one beyond sampling noise",
+            "within noise": "the two lie within sampling noise of each other"}
+    vr = val_robust.replace("val_pgd", "PGD-")
+    text = (f"Best validation accuracy of PGD-AT over the epochs ({n_val:,} validation images): natural "
+            f"{best['small']['val_natural']:.1f}% ({name['small']}) and {best['large']['val_natural']:.1f}% "
+            f"({name['large']}): {said[sep['val_natural'].word]}; {vr} {best['small'][val_robust]:.1f}% and "
+            f"{best['large'][val_robust]:.1f}%: {said[sep[val_robust].word]}. ")
+    if any(c.word == "above" for c in sep.values()):
+        return text + "So the two students differ in what adversarial training gets out of them, and the pair can test the claim."
+    return text + ("So validation does not show that the larger network gets more out of adversarial training: the pair "
+                   "below may not test the paper's capacity question, and what follows has to be read with that in mind.")
+
+def teacher_contrast_paired(ev: dict[str, dict], metrics: dict[str, str]) -> dict[str, dict[str, int]]:
+    """For one method on one student: each teacher's effect against PGD-AT per accuracy and the robust teacher
+    against the clean one, image by image (`noise.compare_evaluations`: McNemar where the evaluations hold per-image
+    results). `ev`: {"robust", "clean", "pgdat"} final evaluations; `metrics`: label -> attack."""
+    from .noise import compare_evaluations
+
+    sign = lambda a, b, att: compare_evaluations(ev[a], ev[b], att).sign
+    return {label: {"robust": sign("robust", "pgdat", att), "clean": sign("clean", "pgdat", att),
+                    "robust_vs_clean": sign("robust", "clean", att)} for label, att in metrics.items()}
+
+def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict[str, str], robust: str,
+                     sizes: dict[str, int] | None = None, paper_sizes: dict[str, int] | None = None) -> str:
+    """Chapter 06's closing reading, from its numbers: how much the attack takes from PGD-AT on each student, how far
+    apart the two students' PGD-AT runs are against the paper's pair (and, with `sizes` {"small", "large"} and
+    `paper_sizes` {"resnet18", "wrn34_10"} parameter counts, how much each pair grows the network), and how the
+    claims came out."""
+    drop = {k: acc["PGDAT", "none", k]["natural"] - acc["PGDAT", "none", k][robust] for k in pair}
+    p_drop = {k: paper[net]["PGDAT"][0] - paper[net]["PGDAT"][1] for k, net in (("small", "resnet18"), ("large", "wrn34_10"))}
+    ours_gap = [acc["PGDAT", "none", "large"][c] - acc["PGDAT", "none", "small"][c] for c in ("natural", robust)]
+    paper_gap = [paper["wrn34_10"]["PGDAT"][i] - paper["resnet18"]["PGDAT"][i] for i in (0, 1)]
+    by = {v: [c.claim for c in found if c.verdict == v] for v in ("reproduced", "within noise", "contradicted")}
+    text = (f"The attack takes {drop['small']:.1f} points from PGD-AT's natural accuracy on the small student and "
+            f"{drop['large']:.1f} on the large one (the paper: {p_drop['small']:.1f} on ResNet-18, {p_drop['large']:.1f} "
+            f"on WRN-34-10). Our two students' PGD-AT runs differ by {ours_gap[0]:+.1f} natural and {ours_gap[1]:+.1f} "
+            f"robust points, the paper's pair by {paper_gap[0]:+.1f} and {paper_gap[1]:+.1f}. ")
+    signs = [c for c in found if c.section == "Table 1 (signs)" and c.ours is not None]
+    if signs:
+        decided = lambda nat, up: sum(1 for c in signs if ("natural" in c.claim) == nat and c.verdict != "within noise"
+                                      and (c.ours > 0) == up)
+        n = sum(1 for c in signs if "natural" in c.claim)
+        text += (f"With the clean teacher, against PGD-AT of the same student, natural accuracy is above beyond noise in "
+                 f"{decided(True, True)} of {n} method-student pairs and below in {decided(True, False)}; robust "
+                 f"accuracy above in {decided(False, True)} and below in {decided(False, False)}")
+        along = decided(True, True) > decided(True, False) and decided(False, False) > decided(False, True)
+        text += (": the clean teacher moves our students along the trade-off, more natural and less robust accuracy, "
+                 "where the paper reads a dual decrease on its small student and a dual increase on its large one. "
+                 if along else ". ")
+    count = lambda n, what: f"{n} {'is' if n == 1 else 'are'} {what}"
+    text += (f"Of the {len(found)} claims, {count(len(by['reproduced']), 'reproduced')}, "
+             f"{count(len(by['within noise']), 'within noise')} and {count(len(by['contradicted']), 'contradicted')}. ")
+    if not (by["within noise"] or by["contradicted"]):
+        return text
+    text += "Our reading: "
+    if sizes and paper_sizes:
+        ours_x, paper_x = sizes["large"] / sizes["small"], paper_sizes["wrn34_10"] / paper_sizes["resnet18"]
+        text += (f"both pairs grow the network by a similar factor in parameters ({ours_x:.1f}x here, {paper_x:.1f}x "
+                 f"from ResNet-18 to WRN-34-10), ")
+    moves = lambda o, p: "less" if abs(o) < abs(p) else "as much or more"
+    text += (f"yet PGD-AT's robust accuracy moves {moves(ours_gap[1], paper_gap[1])} between our students than "
+             f"between the paper's ({ours_gap[1]:+.1f} against {paper_gap[1]:+.1f} points), and its natural accuracy "
+             f"{moves(ours_gap[0], paper_gap[0])} ({ours_gap[0]:+.1f} against {paper_gap[0]:+.1f}). We think networks "
+             f"this far from fitting CIFAR-10, trained for a few epochs, leave a teacher's effect little room to change "
+             f"with capacity, so most of the changes the claims look for lie inside our noise.")
+    return text
+
+
+def capacity(chapter: str, method: str, metric: str, label: str, runs: dict, paper: dict[str, dict[str, list[float]]],
+             spread: float | None = None) -> Claim:
+    """Table 1 for one method and accuracy: its gap to PGD-AT (clean teacher; `runs[(method, capacity)]` and
+    `runs[("PGDAT", capacity)]`, results of `train.run`) changes from the small to the large student as the paper's
+    numbers change from ResNet-18 to WRN-34-10 (`paper[network][method]` = [natural, PGD]). Ours: the per-image
+    paired test of the four models (`noise.compare_change`), with PGD-AT's seed spread."""
+    from .noise import Z, change_margin, compare_change
+
+    col = 0 if metric == "natural" else 1
+    effect = ((paper["wrn34_10"][method][col] - paper["wrn34_10"]["PGDAT"][col])
+              - (paper["resnet18"][method][col] - paper["resnet18"]["PGDAT"][col]))
+    ev = {k: runs[k]["student"]["last"]["test"]["attacks"][metric] for k in
+          ((method, "large"), ("PGDAT", "large"), (method, "small"), ("PGDAT", "small"))}
+    accs = tuple(e["accuracy"] for e in ev.values())
+    bits = [e.get("bits") for e in ev.values()]
+    if all(bits) and len({len(b) for b in bits}) == 1:
+        ours = compare_change((bits[0], bits[1]), (bits[2], bits[3]), accs, spread)
+    else:  # no per-image results: the binomial margin of four accuracies (and the seeds' spread)
+        diff = (accs[0] - accs[1]) - (accs[2] - accs[3])
+        n = min(e["total"] for e in ev.values())
+        margin = max(change_margin(accs, n), Z * 2 * spread if spread else 0.0)
+        word = WITHIN if abs(diff) <= margin else (ABOVE if diff > 0 else BELOW)
+        ours = Comparison(word, diff, None, margin, f"binomial margin of four accuracies, {n:,} images each", margin)
+    pa = [paper[net][m][col] for net in ("wrn34_10", "resnet18") for m in (method, "PGDAT")]
+    noise = change_margin(pa, PAPER_IMAGES)
+    direction = side(effect, noise)
+    word = {ABOVE: "grows", BELOW: "shrinks", LEVEL: "does not change"}[direction]
+    return judged(chapter, "Table 1", f"{method}'s {label} gap to PGD-AT (clean teacher) {word} with capacity",
+                  f"change of {method} - PGD-AT, {label}, small to large student (points)", effect, ours, direction,
+                  noise)
+
+def capacity_claims(chapter: str, runs: dict, paper: dict[str, dict[str, list[float]]], attack: str,
+                    spread: dict[str, float | None] | None = None) -> list[Claim]:
+    """`capacity` for every method of the paper's Table 1 and both accuracies, from `book_runs.capacity`'s runs
+    ((title, teacher, capacity) -> result; the clean or co-trained teacher's run of each method)."""
+    spread = spread or {}
+    by_method = {(m, k): res for (m, t, k), res in runs.items() if t in ("none", "clean", "clean (co-trained)")}
+    robust = attack.replace("pgd", "PGD-")
+    return [capacity(chapter, m, metric, label, by_method, paper, spread.get(metric))
+            for m in paper["resnet18"] if m != "PGDAT"
+            for metric, label in (("natural", "natural"), (attack, robust))]
+
+def capacity_signs(chapter: str, runs: dict, paper: dict[str, dict[str, list[float]]], attack: str,
+                   spread: dict[str, float | None] | None = None) -> list[Claim]:
+    """Table 1's signs, as Sec. 4.2 of the paper reads them: with a clean teacher each method against PGD-AT on the
+    same student, per accuracy, on the small student (ResNet-18 in the paper) and on the large one (WRN-34-10).
+    The paper's text says "a dual decrease" on ResNet-18 and "a dual increase" on WRN-34-10; each claim here takes
+    the direction of the paper's own number for that method (`side`: above, below, or level within its noise), so
+    where its Table 1 departs from its text the claim follows the table. Ours: McNemar on the same test images with
+    PGD-AT's seed spread (`spread`: accuracy -> spread) as the run-to-run margin."""
+    from .noise import compare_evaluations
+
+    spread = spread or {}
+    by_method = {(m, k): res for (m, t, k), res in runs.items() if t in ("none", "clean", "clean (co-trained)")}
+    robust = attack.replace("pgd", "PGD-")
+    out = []
+    for k, net in (("small", "resnet18"), ("large", "wrn34_10")):
+        for m in paper[net]:
+            if m == "PGDAT" or (m, k) not in by_method:
+                continue
+            for i, (metric, label) in enumerate((("natural", "natural"), (attack, robust))):
+                effect = paper[net][m][i] - paper[net]["PGDAT"][i]
+                noise = paper_margin(paper[net][m][i], paper[net]["PGDAT"][i])
+                direction = side(effect, noise)
+                ours = compare_evaluations(by_method[m, k]["student"]["last"], by_method["PGDAT", k]["student"]["last"],
+                                           metric, spread.get(metric))
+                out.append(judged(chapter, "Table 1 (signs)", f"On the {k} student, {m}'s {label} accuracy (clean "
+                                  f"teacher) {WORDS[direction]} PGD-AT's", f"{m} - PGD-AT, {label}, {k} student (points)",
+                                  effect, ours, direction, noise))
+    return out
