@@ -139,14 +139,39 @@ def _download_cifar(name: str, data_dir: str) -> None:
 OFFICIAL_FILE_SIZE = {"cifar10": (10000, 10000), "cifar100": (50000, 10000)}  # (each training file, the test file)
 
 
+# What an official CIFAR python batch holds besides dicts, lists, bytes and numbers: numpy arrays (rebuilt by
+# `_reconstruct`), their dtypes, and numpy scalars. Anything else a pickle names is never called.
+CIFAR_PICKLE_GLOBALS = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                        for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ForeignPickle(Exception):
+    def __init__(self, module: str, name: str):
+        super().__init__(f"{module}.{name}")
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what the official CIFAR batches hold (`CIFAR_PICKLE_GLOBALS`): a file naming any
+    other callable or class (`os.system`, a class of another module) stops before anything it names runs."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in CIFAR_PICKLE_GLOBALS:
+            raise _ForeignPickle(module, name)
+        return super().find_class(module, name)
+
+
 def _read_batch(name: str, fpath: str, folder: str, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """One official python batch file: (images (N, 3, 32, 32) uint8, labels (N,)); a file that is not one (not a
-    pickle, other keys, other shapes, labels out of range) is a DataError naming it."""
+    pickle, a pickle that names anything but numpy's arrays, other keys, other shapes, labels out of range) is a
+    DataError naming it. The file is read with `CifarUnpickler`: nothing in it runs."""
     try:
         with open(fpath, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
+            d = CifarUnpickler(fh, encoding="bytes").load()
     except FileNotFoundError:
         raise DataError(f"{name}: {fpath} is missing; the folder {folder} is incomplete") from None
+    except _ForeignPickle as e:
+        raise DataError(f"{name}: {fpath} is not a CIFAR python batch: it names {e}, which an official batch never "
+                        f"holds; nothing in it was run") from None
     except Exception as e:
         raise DataError(f"{name}: {fpath} is not a CIFAR python batch ({type(e).__name__})") from None
     try:

@@ -170,6 +170,38 @@ def test_a_foreign_file_is_one_clear_error_naming_it(tmp_path, content, words):
     assert "data_batch_4" in str(e.value) and words in str(e.value)
 
 
+class _CreatesAFile:
+    """Unpickled, it would call open(path, "w"): a file appears where nothing should run."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickle_that_would_run_code_is_refused_before_anything_runs(tmp_path, capsys):
+    """A batch file naming a callable (here `open`, which would create a file) is one error naming the file and
+    what it held; the callable never runs, from the library or from `cktat train` (exit 2, one line)."""
+    from cktat_core.cli import main
+
+    folder = _write_fake_cifar(str(tmp_path))
+    marker = tmp_path / "created"
+    with open(os.path.join(folder, "data_batch_1"), "wb") as fh:
+        pickle.dump({b"data": _CreatesAFile(str(marker)), b"labels": [0]}, fh)
+    with pytest.raises(DataError) as e:
+        load_cifar("cifar10", str(tmp_path), train=True, per_file=20)
+    assert "data_batch_1" in str(e.value) and "names io.open" in str(e.value)
+    assert not marker.exists()
+    assert main(["train", "--profile", "cpu", "--out", str(tmp_path / "run"), "--set", f"data_dir={tmp_path}",
+                 "train_per_file=20", "epochs=1", "teacher_epochs=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data_batch_1" in err[0] and "names io.open" in err[0]
+    assert not marker.exists()
+    # the official format still loads: numpy arrays, dtypes and numpy scalars are what it holds
+    assert len(load_cifar("cifar10", str(tmp_path), train=False, per_file=20)) == 20
+
+
 def test_the_data_folder_is_found_from_any_working_directory_and_through_the_environment(tmp_path, monkeypatch):
     from cktat_core import data
 
