@@ -125,11 +125,13 @@ class PhaseResult:
 
 def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, phase_dir: str, epochs: int,
                 lr: float, keys: tuple[str, ...], teacher: nn.Module | None = None, desc: str = "train",
-                model_name: str | None = None) -> PhaseResult:
+                model_name: str | None = None, stop_after: int | None = None) -> PhaseResult:
     """Train `model` with `method` for `epochs`, resuming from `phase_dir/last.pt` if it exists.
 
     `keys`: the config fields this phase depends on (stored in its checkpoints; a mismatch on resume is an
-    error, so a finished run is never overwritten by a different one).
+    error, so a finished run is never overwritten by a different one). `stop_after`: train at most this many epochs
+    in this call (a session with a time limit); the next call resumes where it stopped, and ends with the weights of
+    an uninterrupted run.
     """
     device = next(model.parameters()).device
     os.makedirs(phase_dir, exist_ok=True)
@@ -179,7 +181,7 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
     val_attacks = {f"pgd{cfg.val_attack_steps}": None} if method.adversarial else {}
     bar = tqdm(total=epochs * nb, initial=start * nb, desc=desc, disable=not cfg.progress or not is_main_process(),
                unit="step", dynamic_ncols=True, file=sys.stderr)
-    for epoch in range(start, epochs):
+    for epoch in range(start, epochs if stop_after is None else min(epochs, start + stop_after)):
         t0 = time.perf_counter()
         model.train()
         for m in extra.values():
