@@ -199,21 +199,41 @@ def paper_beside(ours: dict[str, dict[str, list[float]]], paper: dict[str, list[
 
 
 def declaration(method: str) -> str:
-    """A method's declaration in `methods.py` (the comment above it and its `register(Method(...))` call) as a
-    markdown code block: the loss terms and Table 2's row come from these lines."""
+    """A method's declaration in `methods.py` (the comment above it and its `register(Method(...))` call, with the
+    private helpers the call names, `_teacher_term` for CKTAT) as a markdown code block: the loss terms and Table 2's
+    row come from these lines."""
+    import re
+
     from cktat_core import methods
 
     with open(methods.__file__) as fh:
         lines = fh.read().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f'register(Method("{method}"'))
-    first = start
-    while first > 0 and lines[first - 1].startswith("#") and not lines[first - 1].startswith("# ---"):
-        first -= 1
     end, depth = start, 0
     for end in range(start, len(lines)):
         depth += lines[end].count("(") - lines[end].count(")")
         if depth <= 0:
             break
+    helpers = set(re.findall(r"\b(_[a-z][a-z_0-9]*)\(", "\n".join(lines[start:end + 1])))
+    first = start
+    while first > 0 and not lines[first - 1].startswith("# ---"):
+        above = lines[first - 1]
+        match = re.match(r"def (_[a-z_0-9]+)\(", above)
+        if above.startswith("#") or (match and match.group(1) in helpers):
+            first -= 1
+        elif not above.strip() or above.startswith((" ", "\t")) or above.startswith(('"""', ")")):
+            j = first - 1  # inside or between blocks: keep going only if a needed helper starts above
+            while j > 0 and (not lines[j].strip() or lines[j].startswith((" ", "\t"))):
+                j -= 1
+            m = re.match(r"def (_[a-z_0-9]+)\(", lines[j])
+            if m and m.group(1) in helpers:
+                first = j
+            else:
+                break
+        else:
+            break
+    while first < start and not lines[first].strip():
+        first += 1
     return "```python\n" + "\n".join(lines[first:end + 1]) + "\n```"
 
 

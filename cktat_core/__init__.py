@@ -12,28 +12,27 @@ torchvision is never imported here; it is only used to download CIFAR on request
 
 __version__ = "0.1.0"
 
-# The public names, each a one-line summary; the modules below hold the rest.
-__all__ = [
-    "fit",              # train any method on your network and data: resumable, checkpointed (`fitting.fit`)
-    "evaluate_suite",   # your network under the Table 4 attack suite, with sanity checks (`fitting.evaluate_suite`)
-    "FitResult",        # what `fit` returns: the trained network, its teacher, history and test accuracy
-    "METHODS",          # every method as a label design, by name (`methods.METHODS`; `cktat methods` prints Table 2)
-    "Config",           # every setting of a run, the paper's by default (`config.Config`)
-    "from_profile",     # a named profile's Config: "paper", "cpu", "smoke" (`config.from_profile`)
-    "run",              # one run of the book's two-phase trainer on a library network and dataset (`train.run`)
-    "evaluate_checkpoint",  # `cktat eval` as a call: a saved checkpoint under the suite (`eval_checkpoint`)
-    "build_model",      # a network of the papers by name: resnet18, wrn34_10, small_cnn, ... (`models.build_model`)
-    "pgd",              # the PGD attack (`attacks.pgd`)
-]
+# The public names: where each lives and what it is, one line each (`help(cktat_core)` lists them).
+PUBLIC = {
+    "fit": ("fitting", "train any method of the library on your network and data; resumable, checkpointed"),
+    "evaluate_suite": ("fitting", "your network under the Table 4 attack suite, with the sanity checks"),
+    "FitResult": ("fitting", "what `fit` returns: the trained network, its teacher, history, test accuracy"),
+    "METHODS": ("methods", "every method as a label design, by name (`cktat methods` prints Table 2)"),
+    "Config": ("config", "every setting of a run; the paper's by default"),
+    "from_profile": ("config", "a named profile's Config: paper, cpu or smoke"),
+    "run": ("train", "one run of the two-phase trainer on a network and dataset of the library"),
+    "evaluate_checkpoint": ("eval_checkpoint", "`cktat eval` as a call: a saved checkpoint under the suite"),
+    "build_model": ("models", "a network of the papers by name: resnet18, wrn34_10, small_cnn, ..."),
+    "pgd": ("attacks", "the PGD attack"),
+}
+__all__ = list(PUBLIC)
+__doc__ += "\nPublic names:\n" + "\n".join(f"    {k:<20} {line}" for k, (_, line) in PUBLIC.items()) + "\n"
 
 
 def __getattr__(name: str):
     """The public names, imported on first use: `import cktat_core` stays light (no torch) for the command line."""
-    homes = {"fit": "fitting", "evaluate_suite": "fitting", "FitResult": "fitting", "METHODS": "methods", "Config": "config",
-             "from_profile": "config", "run": "train", "evaluate_checkpoint": "eval_checkpoint",
-             "build_model": "models", "pgd": "attacks"}
-    if name not in homes:
+    if name not in PUBLIC:
         raise AttributeError(f"module 'cktat_core' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f".{homes[name]}", __name__), name)
+    return getattr(importlib.import_module(f".{PUBLIC[name][0]}", __name__), name)

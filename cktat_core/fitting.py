@@ -48,8 +48,9 @@ class FitResult:
     """What `fit` returns: the trained network as its method deploys it (`model`; DUCAT's recovered C-way classifier),
     the frozen teacher (None for methods without one), the student phase's per-epoch validation `history`, the epoch
     validation picked (`best_epoch`, its weights in `out/student/best.pt`), whether every epoch is trained
-    (`finished`: False after a call that `stop_after` cut short) and, with test data, natural and PGD-20 accuracy of
-    the last epoch on it (`test`)."""
+    (`finished`: False after a call that `stop_after` cut short), with test data natural and PGD-20 accuracy of
+    the last epoch on it (`test`), and per phase ("teacher", "student") the epochs earlier calls had trained
+    (`resumed_at`; a phase this call did not reach is absent)."""
 
     model: nn.Module
     teacher: nn.Module | None
@@ -59,6 +60,7 @@ class FitResult:
     out: str
     test: dict | None = None
     settings: dict = field(default_factory=dict)
+    resumed_at: dict = field(default_factory=dict)
 
 
 def as_data(data, num_classes: int | None = None) -> TensorData:
@@ -150,17 +152,19 @@ def fit(net: nn.Module, train, *, method: str = "cktat", val=None, test=None, ou
                           f"{width} outputs", width)
     os.makedirs(out, exist_ok=True)
 
-    frozen, kind = None, frozen_teacher(m, cfg)
+    frozen, kind, resumed = None, frozen_teacher(m, cfg), {}
     if kind is not None:
         if teacher is None:
             teacher = _prepare(_fresh(net, cfg.seed), cfg, device)
             phase1 = METHODS["clean"] if kind == "clean" else METHODS["pgdat"]
-            keys = _keys(DATA_KEYS + ("model", "teacher_epochs", "teacher_lr") + (THREAT_KEYS if kind == "robust" else ()))
+            threat = THREAT_KEYS if kind == "robust" else ()
+            keys = _keys(DATA_KEYS + ("model", "teacher_epochs", "teacher_lr") + threat)
             done = train_phase(teacher, phase1, splits, cfg, os.path.join(out, "teacher"), cfg.teacher_epochs,
                                cfg.teacher_lr, keys, desc=f"phase 1: {kind} teacher", model_name=cfg.model,
                                stop_after=stop_after)
+            resumed["teacher"] = done.resumed_at
             if len(done.history) < cfg.teacher_epochs:  # cut short: the student waits for a finished teacher
-                return _result(cfg, net, done.model, [], 0, False, out, None)
+                return _result(cfg, net, done.model, [], 0, False, out, None, resumed)
         frozen = _prepare(teacher, cfg, device).eval()
         for p in frozen.parameters():
             p.requires_grad_(False)
@@ -170,6 +174,7 @@ def fit(net: nn.Module, train, *, method: str = "cktat", val=None, test=None, ou
     res = train_phase(student, m, splits, cfg, os.path.join(out, "student"), cfg.epochs, cfg.lr,
                       _keys(student_keys(cfg)), teacher=frozen, desc=f"{method}", model_name=cfg.model,
                       stop_after=stop_after)
+    resumed["student"] = res.resumed_at
     finished = len(res.history) == cfg.epochs
     deployed = m.machinery.classifier(res.model, cfg, classes)
     scores = None
@@ -178,14 +183,14 @@ def fit(net: nn.Module, train, *, method: str = "cktat", val=None, test=None, ou
         with evaluation_precision(device):
             ev = evaluate(deployed, splits.test, [f"pgd{cfg.eval_steps}"], threat, cfg.eval_batch_size, seed=cfg.seed)
         scores = {k: v["accuracy"] for k, v in ev["attacks"].items()}
-    return _result(cfg, deployed, frozen, res.history, res.best_epoch, finished, out, scores)
+    return _result(cfg, deployed, frozen, res.history, res.best_epoch, finished, out, scores, resumed)
 
 
-def _result(cfg: Config, model, teacher, history, best_epoch, finished, out, test) -> FitResult:
+def _result(cfg: Config, model, teacher, history, best_epoch, finished, out, test, resumed) -> FitResult:
     settings = {k: v for k, v in cfg.to_dict().items() if k in student_keys(cfg)}
-    res = FitResult(model, teacher, history, best_epoch, finished, out, test, settings)
+    res = FitResult(model, teacher, history, best_epoch, finished, out, test, settings, resumed)
     ckpt.write_text_atomic(json.dumps({"settings": settings, "history": history, "best_epoch": best_epoch,
-                                       "finished": finished, "test": test}, indent=1),
+                                       "finished": finished, "test": test, "resumed_at": resumed}, indent=1),
                            os.path.join(out, "result.json"))
     return res
 

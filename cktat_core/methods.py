@@ -421,7 +421,8 @@ register(Method("lbgat", "LBGAT", teacher="co-trained", attack=attack_kl, terms=
 register(Method("ltd", "LTD", teacher="clean", attack=attack_kl, terms=(
     Term("f(x)", "T(x)", "kl", tau="ltd_tau_teacher", tau_output="ltd_tau_student"),
     Term("f(x')", "f(x)", "kl", weight="beta"),
-), reducers=("temperature", "initialisation"), init_from_teacher=True, settings=("ltd_tau_teacher", "ltd_tau_student", "beta")))
+), reducers=("temperature", "initialisation"), init_from_teacher=True,
+                settings=("ltd_tau_teacher", "ltd_tau_student", "beta")))
 
 
 # -------------------------------------------------------------------------------------------- HAT
@@ -442,7 +443,8 @@ def hat_step(ctx: StepContext, x, y):
 
 register(Method("hat", "HAT", teacher="clean", custom_step=hat_step,
                 labels=("y", "f(x); f(x + h(x'-x)) : argmax H(x')"),
-                reducers=("helper examples (no need to defend larger perturbations)",), settings=("hat_beta", "hat_gamma", "hat_h")))
+                reducers=("helper examples (no need to defend larger perturbations)",),
+                settings=("hat_beta", "hat_gamma", "hat_h")))
 
 
 # ------------------------------------------------------------------------------------- Generalist
@@ -531,7 +533,8 @@ class Generalist(Machinery):
 
 register(Method("generalist", "Generalist", teacher="co-trained", custom_step=generalist_step,
                 labels=("y (clean learner)", "y (adversarial learner)"),
-                reducers=("decoupled learners", "mixed EMA teachers"), machinery=Generalist(), settings=("generalist_ema", "generalist_copy_start", "generalist_copy_every")))
+                reducers=("decoupled learners", "mixed EMA teachers"), machinery=Generalist(),
+                settings=("generalist_ema", "generalist_copy_start", "generalist_copy_every")))
 
 
 # ------------------------------------------------------------------------------------ distillation
@@ -563,7 +566,8 @@ def iad_step(ctx: StepContext, x, y):
 
 register(Method("iad", "IAD", teacher="robust", custom_step=iad_step,
                 labels=("-", "T^tau(x), f(x) weighted by 1 - P_T(y|x')^b"),
-                reducers=("robust teacher", "temperature", "introspection"), settings=("iad_tau", "iad_b", "iad_begin", "distill_alpha")))
+                reducers=("robust teacher", "temperature", "introspection"),
+                settings=("iad_tau", "iad_b", "iad_begin", "distill_alpha")))
 
 
 # RSLAD (Zi et al. 2021): 5/6 KL(T(x)||f(x')) + 1/6 KL(T(x)||f(x)); x' maximises KL(T(x)||f(x')) from
@@ -824,7 +828,8 @@ class DummyClasses(Machinery):
 
 register(Method("ducat", "DUCAT", custom_step=ducat_step,
                 labels=("(1 - w) y + w (y + C)", "y + C (dummy class)"),
-                reducers=("dummy classes with runtime recovery",), machinery=DummyClasses(), settings=("ducat_start", "ducat_w_benign", "ducat_w_adv", "ducat_recovery")))
+                reducers=("dummy classes with runtime recovery",), machinery=DummyClasses(),
+                settings=("ducat_start", "ducat_w_benign", "ducat_w_adv", "ducat_recovery")))
 
 
 def method_name(text: str) -> str:

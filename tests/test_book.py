@@ -287,36 +287,36 @@ def test_mathjax_is_served_from_the_site():
 # --- the whole book, executed on a tiny configuration ---------------------------------------------------
 
 def _site(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
+    folder = tmp_path / "site"
+    folder.mkdir()
     for name in ["_config.yml", "_toc.yml"]:
-        shutil.copy(os.path.join(ROOT, name), site / name)
-    shutil.copytree(os.path.join(ROOT, "book"), site / "book", ignore=shutil.ignore_patterns("chapters"))
-    shutil.copytree(os.path.join(ROOT, "_static"), site / "_static")  # the pages' stylesheet
-    shutil.copytree(os.path.join(ROOT, "benchmarks", "results"), site / "benchmarks" / "results")  # included pages
+        shutil.copy(os.path.join(ROOT, name), folder / name)
+    shutil.copytree(os.path.join(ROOT, "book"), folder / "book", ignore=shutil.ignore_patterns("chapters"))
+    shutil.copytree(os.path.join(ROOT, "_static"), folder / "_static")  # the pages' stylesheet
+    shutil.copytree(os.path.join(ROOT, "benchmarks", "results"), folder / "benchmarks" / "results")  # included pages
     for example in ("standard_resnet18",):  # the example's generated page
-        (site / "examples" / example).mkdir(parents=True)
-        shutil.copy(os.path.join(ROOT, "examples", example, "RESULTS.md"), site / "examples" / example / "RESULTS.md")
-    return site
+        (folder / "examples" / example).mkdir(parents=True)
+        shutil.copy(os.path.join(ROOT, "examples", example, "RESULTS.md"), folder / "examples" / example / "RESULTS.md")
+    return folder
 
 
 @pytest.mark.slow
 def test_chapters_execute_and_the_book_builds(tmp_path):
-    site = _site(tmp_path)
+    folder = _site(tmp_path)
     executed = reproduce.execute_chapters("smoke", TINY, results=str(tmp_path / "results"),
-                                          out_dir=str(site / "book" / "chapters"), root=ROOT)
+                                          out_dir=str(folder / "book" / "chapters"), root=ROOT)
     assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in site.chapter_notebooks(ROOT)]
     assert len(executed) >= 2
-    index = site.build(root=str(site))
+    index = site.build(root=str(folder))
     assert os.path.exists(index)
     for nb in executed:
         name = os.path.basename(nb)
-        html = (site / "_build" / "html" / "book" / "chapters" / name.replace(".ipynb", ".html")).read_text()
+        html = (folder / "_build" / "html" / "book" / "chapters" / name.replace(".ipynb", ".html")).read_text()
         assert "Traceback" not in html
         assert site.colab_url(f"notebooks/{name}", ROOT) in html  # the badge, on the rendered page
     # every run a chapter asked for left its result behind
     assert (tmp_path / "results" / "runs" / "cktat" / "result.json").exists()
-    _assert_local_mathjax(site / "_build" / "html")
+    _assert_local_mathjax(folder / "_build" / "html")
     _assert_scorecard_matches_the_chapters(executed, tmp_path / "results")
 
 

@@ -46,7 +46,8 @@ def test_cktat_on_your_network_resumes_to_the_weights_of_an_uninterrupted_run(da
     assert set(whole.test) == {"natural", "pgd3"} and 0 <= whole.test["pgd3"] <= whole.test["natural"] <= 100
     saved = json.loads((tmp_path / "whole" / "result.json").read_text())
     assert saved["finished"] and saved["settings"]["model"] == "TinyNet" and saved["settings"]["tau"] == 5.0
-    assert (tmp_path / "whole" / "teacher" / "last.pt").is_file() and (tmp_path / "whole" / "student" / "best.pt").is_file()
+    assert (tmp_path / "whole" / "teacher" / "last.pt").is_file()
+    assert (tmp_path / "whole" / "student" / "best.pt").is_file()
     cut = fit(_net(), train, method="cktat", val=val, test=test, out=str(tmp_path / "cut"), stop_after=1, **FAST)
     assert not cut.finished and len(cut.history) == 1 and cut.test is None
     again = fit(_net(), train, method="cktat", val=val, test=test, out=str(tmp_path / "cut"), **FAST)
@@ -92,3 +93,13 @@ def test_bad_input_is_one_clear_error(data, tmp_path):
     ducat = fit(_net(classes=20), train, method="ducat", val=val, out=str(tmp_path / "d"),
                 **{**FAST, "epochs": 1, "ducat_start": 0.0})
     assert ducat.model(val[0][:4]).shape == (4, 10)  # deployed as its recovered 10-way classifier
+
+
+def test_every_public_name_resolves_and_is_listed_with_its_line():
+    import cktat_core
+
+    for name in cktat_core.__all__:
+        assert getattr(cktat_core, name) is not None
+        assert f"    {name:<20} {cktat_core.PUBLIC[name][1]}" in cktat_core.__doc__
+    with pytest.raises(AttributeError):
+        cktat_core.nothing_here
