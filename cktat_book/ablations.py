@@ -156,22 +156,28 @@ def tau_reading(mass: dict[float, float], teacher_accuracy: float, num_classes: 
 
 
 def trend(chapter: str, section: str, claim: str, measure: str, values: list[float], ours: list[float],
-          paper: list[float], alpha: float = 0.05) -> Claim:
-    """A claim that an accuracy rises (or falls) along a sweep: the paper's Spearman correlation between the swept
-    values and its accuracies sets the direction; ours is judged by the two-sided Spearman test
+          paper: list[float], alpha: float = 0.05, stated: str | None = None,
+          rests_on: tuple[str, ...] = ()) -> Claim:
+    """A claim that an accuracy rises (or falls) along a sweep: the direction the paper's text states (`stated`:
+    ABOVE rises, BELOW falls; Sec. 5.1 for tau and for beta's natural accuracy), else the sign of the paper's
+    Spearman correlation between the swept values and its accuracies; ours is judged by the two-sided Spearman test
     (`scipy.stats.spearmanr`) over our runs: the same sign at p < alpha reproduces the claim, the opposite sign
     contradicts it, anything else is within noise. `paper` and `ours` are the two correlations."""
     from .noise import spearman
 
     rho_paper, _ = spearman(values, paper, "two-sided")
     rho, p = spearman(values, ours, "two-sided")
-    if rho_paper is None or rho_paper == 0:
-        return untestable(chapter, section, claim, measure, rho_paper, "the paper's values show no trend")
+    rows = tuple(rests_on)
+    if stated is None and (rho_paper is None or rho_paper == 0):
+        return untestable(chapter, section, claim, measure, rho_paper, "the paper's values show no trend", rows)
+    direction = stated or (ABOVE if rho_paper > 0 else BELOW)
+    source = "text" if stated else "numbers"
     if rho is None:
-        return Claim(chapter, section, claim, measure, rho_paper, None, "our accuracies are constant", WITHIN_NOISE)
+        return Claim(chapter, section, claim, measure, rho_paper, None, "our accuracies are constant", WITHIN_NOISE,
+                     rests_on=rows, source=source)
     word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
-    return Claim(chapter, section, claim, measure, rho_paper, rho,
-                 f"Spearman over {len(values)} runs, {p_text(p)}", verdict(ABOVE if rho_paper > 0 else BELOW, word))
+    return Claim(chapter, section, claim, measure, rho_paper, rho, f"Spearman over {len(values)} runs, {p_text(p)}",
+                 verdict(direction, word), rests_on=rows, source=source)
 
 def collapsed(result: dict, alpha: float = 0.05) -> str | None:
     """Why a run's network cannot test a claim, or None: its natural test accuracy is not above chance (one over the
@@ -193,13 +199,13 @@ def collapsed(result: dict, alpha: float = 0.05) -> str | None:
 
 def ablation(chapter: str, part: str, ablated: dict, full: dict, paper_ablated: list[float],
              paper_full: list[float], attack: str, column: int = 1, spread: float | None = None,
-             stated: str | None = None) -> Claim:
+             stated: str | None = None, rests_on: tuple[str, ...] = ()) -> Claim:
     """Table 3a: removing `part` of CKTAT ("the clean-model initialisation") moves `attack` accuracy as in the paper
     (its column `column`: 0 natural, 1 PGD). The direction is the one the paper's numbers show beyond their own noise
     (`side`), or `stated` (ABOVE or BELOW) where the paper's text states it in words (Sec. 5.1: removing the
     initialisation or the teacher term "resulted in a decrease in the natural accuracy and robust accuracy"), which
     is the claim the paper makes. Ours: the ablated run against the full run on the same test images (McNemar), with
-    the full run's seed spread (`spread`) as the run-to-run margin. An ablated run that collapsed to chance
+    the pooled seed spread's upper bound (`spread`) as the run-to-run margin. An ablated run that collapsed to chance
     (`collapsed`) tests nothing: the claim is not testable, with the reason."""
     from .noise import compare_evaluations
 
@@ -212,7 +218,7 @@ def ablation(chapter: str, part: str, ablated: dict, full: dict, paper_ablated: 
     claim, measure = f"Removing {part} {word} {label} accuracy", f"ablated - full CKTAT, {label} (points)"
     why = collapsed(ablated)
     if why:
-        return untestable(chapter, "Table 3a", claim, measure, effect, why)
+        return untestable(chapter, "Table 3a", claim, measure, effect, why, rests_on)
     return judged(chapter, "Table 3a", claim, measure, effect,
                   compare_evaluations(ablated["student"]["last"], full["student"]["last"], metric, spread), direction,
-                  noise)
+                  noise, rests_on, stated=stated is not None)

@@ -20,7 +20,7 @@ import os
 from .chapter import SEEDS, Chapter
 from cktat_core.errors import ConfigError
 from cktat_core.methods import METHODS
-from .noise import ABOVE, BELOW
+from .noise import ABOVE, BELOW, Spread
 from .capacity import capacity_pair
 
 HEADLINE = ("pgdat", "trades", "cktat")
@@ -45,7 +45,29 @@ PAPER_ABLATIONS = {"the clean-model initialisation": "clean_model_init",
 PAPER_STATED = {"the clean-model initialisation": (BELOW, BELOW),
                 TEACHER_TERM: (BELOW, BELOW),
                 "the consistency term KL(S(x), S(x'))": (ABOVE, BELOW)}
+# The trends Sec. 5.1 states in words, (sweep, column 0 natural / 1 robust) -> direction: "as tau increases, both
+# the model's natural accuracy and robust accuracy increase"; "if better natural accuracy is desired, a smaller beta
+# can be chosen". (Of beta's robust accuracy the text says only that beta = 6 is best: its numbers set that claim.)
+PAPER_TRENDS = {("tau", 0): ABOVE, ("tau", 1): ABOVE, ("beta", 0): BELOW}
 DISTILLERS = ("ard", "iad", "rslad", "ltd")  # Table 1's methods with a frozen teacher, clean or robust
+
+
+def seeded(ch: Chapter, **fields) -> dict[str, list[dict]]:
+    """method -> its seeds' runs, for every method trained with the book's seeds on the network of `fields`: PGD-AT,
+    TRADES and CKTAT on the profile's own network (`headline`), PGD-AT on another (chapter 06's small student)."""
+    if not fields:
+        return headline(ch)
+    return {"pgdat": ch.seeds("pgdat", **fields)}
+
+
+def spreads(ch: Chapter, attacks: tuple[str, ...], **fields) -> dict[str, Spread | None]:
+    """attack -> the run-to-run spread of the network of `fields`, pooled over its seeded methods (`seeded`,
+    `noise.pooled_spread`): the margin a single run of that network is judged against is its `upper` bound."""
+    from .noise import pooled_spread
+
+    runs = seeded(ch, **fields)
+    return {a: pooled_spread({m: [r["student"]["last"]["test"]["attacks"][a]["accuracy"] for r in rs]
+                              for m, rs in runs.items()}) for a in attacks}
 
 
 def headline(ch: Chapter, methods=HEADLINE, seeds=SEEDS) -> dict[str, list[dict]]:
@@ -162,7 +184,8 @@ def distilled(ch: Chapter, method: str, kind: str, checkpoint: str, **fields) ->
 def capacity(ch: Chapter, default_width: int = 16) -> dict:
     """Table 1's runs: {"pair": {"small": fields, "large": fields}, "teachers": {capacity: clean teacher run},
     "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)"
-    (LBGAT) or "robust" (the same capacity's PGD-AT run, last epoch).
+    (LBGAT) or "robust" (the same capacity's PGD-AT run, last epoch). PGD-AT is trained with the book's seeds on both
+    students, so each student's runs are judged against its own spread (`spreads`).
 
     The chapter's own network is trained first: its clean teacher and its PGD-AT are the runs every chapter shares,
     whose weights a clone trains again for the distillers, so the runs that need those weights follow at once."""
@@ -172,7 +195,7 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
     runs = {}
     for k in sorted(pair, key=lambda k: bool(pair[k])):  # the network with no changed field, the shared one, first
         f = pair[k]
-        pgdat = ch.variant("pgdat", **f)
+        pgdat = ch.seeds("pgdat", **f)[0]  # with the book's seeds: each student's own run-to-run spread
         runs["PGDAT", "none", k] = pgdat
         runs["CKTAT", "clean", k] = ch.variant("cktat", **f)
         for m in DISTILLERS:

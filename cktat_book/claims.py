@@ -1,12 +1,29 @@
-"""The paper's claims as the book tests them: one row per claim, with the paper's number, ours, the noise it is
+"""The papers' claims as the book tests them: one row per claim, with the paper's number, ours, the noise it is
 judged against and a verdict, computed by the chapter that shows it and gathered by the scorecard page.
 
-A `Claim` is built from a `noise.Comparison` of our two sides (`judged`): the paper states a direction ("CKTAT's
-natural accuracy is above PGD-AT's"), and our comparison either shows it ("reproduced"), shows nothing beyond the
-noise ("within noise") or shows the opposite ("contradicted"); a claim this profile cannot test says so ("not
-testable in this profile"). A chapter saves its claims with `save` into `<results>/claims/<chapter>.json` (written
-only when they changed, so re-executing a current chapter changes no file) and opens its page with `findings`; the
-scorecard reads every chapter's file (`load_all`) and shows `scorecard_rows`. Torch-free.
+One rule set, for every page:
+
+1. **The direction.** Where the paper's text states a direction (an ablation "resulted in a decrease", CKTAT's
+   natural accuracy "is only weaker than Generalist and PGDAT"), the claim is the text's (`stated`; the claim records
+   `source="text"`). Elsewhere the paper's numbers set it: "above" or "below" when its two numbers differ beyond
+   their own noise, "level" when they lie within it (`side`). The paper's noise is two binomial standard errors of
+   the difference on its 10,000 test images (`paper_margin`); where its text and its numbers disagree, the scorecard's
+   audit says so (`scorecard.audit`).
+2. **Level, decided the same way for both sides.** One band, the paper's noise for that difference, decides "level"
+   for the paper's numbers and for ours (an equivalence test): ours reproduce a level claim when our 95% interval for
+   the difference lies inside the band, contradict it when our interval lies wholly outside it (a difference larger
+   than the band, beyond our noise), and are within noise otherwise. "Not below" (first or tied first) is reproduced
+   when our interval's low end lies above minus the band and contradicted when its high end lies below it.
+3. **A direction.** Reproduced when our comparison (`noise.compare`: Welch over seeds, McNemar on the same images,
+   with the pooled seed spread as the run-to-run margin of single runs) shows it beyond our noise, contradicted when it
+   shows the opposite, within noise otherwise.
+4. **A number.** A claim about a quantity (DUCAT's "up to 40%") is judged on that quantity: reproduced when the
+   paper's value lies inside our 95% interval, contradicted when it lies outside (`quantity`).
+
+A claim records the rows of `paper_numbers.yaml` it rests on (`rests_on`), so the scorecard can mark those that rest on
+a row its audit of the paper's own numbers flags. A chapter saves its claims with `save` into
+`<results>/claims/<chapter>.json` (written only when they changed, so re-executing a current chapter changes no
+file) and opens its page with `findings`; the scorecard reads every chapter's file (`load_all`). Torch-free.
 """
 
 from __future__ import annotations
@@ -41,33 +58,31 @@ class Claim:
     noise: str
     verdict: str
     signed: bool = True  # the measure is a difference or a correlation (shown with its sign), not a level
+    rests_on: tuple[str, ...] = ()  # the rows of paper_numbers.yaml it rests on ("cktat.table4_cifar10.PGDAT")
+    source: str = "numbers"  # where its direction comes from: the paper's "numbers" or its "text"
 
     @property
     def difference(self) -> float | None:
         return None if self.paper is None or self.ours is None else self.ours - self.paper
 
 
-def verdict(direction: str, word: str, ours: Comparison | None = None, paper_noise: float | None = None) -> str:
-    """The verdict on a claim that our side lies in `direction` (ABOVE, BELOW, LEVEL: the paper's two sides lie
-    within their own noise, or NOT_BELOW: level or above) when our comparison says `word`.
-
-    A difference our test does not detect is not evidence that there is none. A LEVEL claim is reproduced only when
-    our interval for the difference (`ours.difference` +- `ours.half_width`) lies inside the paper's own noise
-    `paper_noise` (an equivalence test: our evidence rules out any difference the paper's numbers could have shown),
-    and contradicted when ours differs beyond the noise; otherwise it is within noise. A NOT_BELOW claim is
-    reproduced when ours is above, or when our interval's lower end lies above -`paper_noise`; contradicted when
-    ours is below."""
+def verdict(direction: str, word: str, ours: Comparison | None = None, band: float | None = None) -> str:
+    """The verdict on a claim that our side lies in `direction` (ABOVE, BELOW, LEVEL or NOT_BELOW) when our comparison
+    `ours` says `word` (rules 2 and 3 of the module docstring). LEVEL and NOT_BELOW need our interval
+    (`ours.difference` +- `ours.half_width`) and the `band` that decided the paper's side: the same band decides ours.
+    A difference our test does not detect is not evidence that there is none: it only reproduces a level claim when
+    our interval excludes every difference as large as the band."""
     if direction in (LEVEL, NOT_BELOW):
-        if ours is None or ours.half_width is None or paper_noise is None:
-            raise ValueError(f"a {direction!r} claim needs our comparison with its half_width and the paper's noise")
+        if ours is None or ours.half_width is None or band is None:
+            raise ValueError(f"a {direction!r} claim needs our comparison with its half_width and the band")
         low, high = ours.difference - ours.half_width, ours.difference + ours.half_width
         if direction == LEVEL:
-            if word != WITHIN:
-                return CONTRADICTED
-            return REPRODUCED if -paper_noise <= low and high <= paper_noise else WITHIN_NOISE
-        if word == BELOW:
-            return CONTRADICTED
-        return REPRODUCED if word == ABOVE or low >= -paper_noise else WITHIN_NOISE
+            if -band <= low and high <= band:
+                return REPRODUCED
+            return CONTRADICTED if low > band or high < -band else WITHIN_NOISE
+        if low >= -band:
+            return REPRODUCED
+        return CONTRADICTED if high < -band else WITHIN_NOISE
     if direction not in (ABOVE, BELOW):
         raise ValueError(f"a claimed direction is {ABOVE!r}, {BELOW!r} or {LEVEL!r}, not {direction!r}")
     if word == WITHIN:
@@ -95,37 +110,50 @@ WORDS = {ABOVE: "above", BELOW: "below", LEVEL: "level with", NOT_BELOW: "not be
 
 
 def judged(chapter: str, section: str, claim: str, measure: str, paper: float | None, ours: Comparison,
-           direction: str | None = None, paper_noise: float | None = None) -> Claim:
-    """A claim whose paper effect `paper` (points, signed) sets the direction (or `direction`, from `side`: ABOVE,
-    BELOW, LEVEL or NOT_BELOW, the last two with the paper's own noise `paper_noise`), judged by our comparison
-    `ours` (`verdict`); a claim the paper states without a number (`paper` None) must give its direction. A paper
-    effect of exactly zero with no direction given is not testable."""
+           direction: str | None = None, band: float | None = None, rests_on: tuple[str, ...] = (),
+           stated: bool = False) -> Claim:
+    """A claim whose paper effect `paper` (points, signed) sets the direction (or `direction`: ABOVE, BELOW, LEVEL or
+    NOT_BELOW, the last two with the `band` that decides them; `stated`: the direction is the paper's text's), judged
+    by our comparison `ours` (`verdict`); a claim the paper states without a number (`paper` None) must give its
+    direction. A paper effect of exactly zero with no direction given is not testable."""
     if direction is None:
         if paper is None:
             raise ValueError(f"{claim!r}: a claim needs the paper's effect or a direction")
         if paper == 0:
-            return untestable(chapter, section, claim, measure, paper, "the paper's two numbers are equal")
+            return untestable(chapter, section, claim, measure, paper, "the paper's two numbers are equal",
+                              rests_on)
         direction = ABOVE if paper > 0 else BELOW
     level = direction in (LEVEL, NOT_BELOW)
-    return Claim(chapter, section, claim, measure, paper, ours.difference,
-                 _evidence(ours, paper_noise if level else None), verdict(direction, ours.word, ours, paper_noise))
+    return Claim(chapter, section, claim, measure, paper, ours.difference, _evidence(ours, band if level else None),
+                 verdict(direction, ours.word, ours, band), rests_on=tuple(rests_on),
+                 source="text" if stated else "numbers")
 
 
-def _evidence(c: Comparison, paper_noise: float | None = None) -> str:
+def quantity(chapter: str, section: str, claim: str, measure: str, paper: float, ours: float, low: float, high: float,
+             test: str, rests_on: tuple[str, ...] = (), signed: bool = False) -> Claim:
+    """A claim about a quantity (rule 4): the paper's `paper` against our `ours` with its 95% interval `low` to `high`
+    (from `test`): reproduced when the paper's value lies inside our interval, contradicted when outside."""
+    return Claim(chapter, section, claim, measure, paper, ours, f"{test}: our 95% interval {low:.1f} to {high:.1f}",
+                 REPRODUCED if low <= paper <= high else CONTRADICTED, signed=signed, rests_on=tuple(rests_on),
+                 source="text")
+
+
+def _evidence(c: Comparison, band: float | None = None) -> str:
     """What a comparison was judged against, without its difference (the claim shows that): "McNemar, 5000 paired
-    images, p = 0.003"; for a claim of no difference also our interval's half-width against the paper's noise."""
+    images, p = 0.003"; for a claim of no difference also our interval's half-width against the band."""
     parts = [c.test]
     if c.p is not None:
         parts.append(p_text(c.p))
     if c.margin is not None:
         parts.append(f"noise {c.margin:.1f} points")
-    if paper_noise is not None and c.half_width is not None:
-        parts.append(f"our interval ±{c.half_width:.1f} points against the paper's noise {paper_noise:.1f}")
+    if band is not None and c.half_width is not None:
+        parts.append(f"our interval ±{c.half_width:.1f} points against the band ±{band:.1f} (the paper's noise)")
     return ", ".join(parts)
 
 
-def untestable(chapter: str, section: str, claim: str, measure: str, paper: float | None, why: str) -> Claim:
-    return Claim(chapter, section, claim, measure, paper, None, why, UNTESTABLE)
+def untestable(chapter: str, section: str, claim: str, measure: str, paper: float | None, why: str,
+               rests_on: tuple[str, ...] = ()) -> Claim:
+    return Claim(chapter, section, claim, measure, paper, None, why, UNTESTABLE, rests_on=tuple(rests_on))
 
 
 def value(v: float | None, signed: bool, digits: int = 1) -> str:
@@ -256,7 +284,7 @@ def load_all(results: str) -> list[Claim]:
     out = []
     for path in paths:
         with open(path) as fh:
-            out += [Claim(**c) for c in json.load(fh)["claims"]]
+            out += [Claim(**{**c, "rests_on": tuple(c.get("rests_on", ()))}) for c in json.load(fh)["claims"]]
     return out
 
 
@@ -290,18 +318,23 @@ def versus(a: list[dict], b: list[dict], attack: str, spread: float | None = Non
 
 
 def method_pair(chapter: str, section: str, runs: dict[str, list[dict]], first: str, second: str,
-                paper_first: list[float], paper_second: list[float], attack: str, names: dict[str, str]) -> list[Claim]:
-    """"`first` above (below, level with) `second`" in natural and in robust accuracy, as the paper's numbers (its
-    columns 0 and 1: natural, PGD) show it beyond their own noise (`side`), against ours (`versus`), one claim each."""
+                paper_first: list[float], paper_second: list[float], attack: str, names: dict[str, str],
+                stated: tuple[str | None, str | None] = (None, None), rests_on: tuple[str, ...] = (),
+                spread: dict[str, float | None] | None = None) -> list[Claim]:
+    """"`first` above (below, level with) `second`" in natural and in robust accuracy (the paper's columns 0 and 1:
+    natural, PGD), one claim each: the direction the paper's text states for that column (`stated`: ABOVE, BELOW or
+    None), else the one its numbers show (`side`); ours by `versus` (Welch over the seeds where both sides have
+    several, else McNemar with `spread`, column -> the pooled seed spread's upper bound, as the run-to-run margin)."""
     robust = attack.replace("pgd", "PGD-")
     out = []
     for i, (metric, label) in enumerate((("natural", "natural accuracy"), (attack, f"{robust} accuracy"))):
         effect = paper_first[i] - paper_second[i]
-        noise = paper_margin(paper_first[i], paper_second[i])
-        direction = side(effect, noise)
+        band = paper_margin(paper_first[i], paper_second[i])
+        direction = stated[i] or side(effect, band)
         out.append(judged(chapter, section, f"{names[first]}'s {label} {WORDS[direction]} {names[second]}'s",
                           f"{names[first]} - {names[second]}, {label} (points)", effect,
-                          versus(runs[first], runs[second], metric), direction, noise))
+                          versus(runs[first], runs[second], metric, (spread or {}).get(metric)), direction, band,
+                          rests_on, stated=stated[i] is not None))
     return out
 
 

@@ -13,8 +13,9 @@ def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], att
     PGD-AT in natural and below it in robust accuracy, what we think moves it along that trade-off: its attack, which
     maximises a KL divergence that is nearly zero where it starts (0.001 from the clean image, Zhang et al.), so the first
     of this profile's `attack_steps` steps climbs a gradient with little direction, where PGD-AT's cross-entropy
-    climbs from its first step; with the paper's `paper_steps` the first step matters less. An interpretation these
-    runs do not test. Empty when every claim naming TRADES is reproduced."""
+    climbs from its first step; with the `paper_steps` of the book's `paper` profile (PGD-10, the setting RAAT and
+    Pang et al. train with: the CKTAT paper states no training attack) the first step matters less. An interpretation
+    these runs do not test. Empty when every claim naming TRADES is reproduced."""
     off = [c for c in found if c.verdict != "reproduced" and "TRADES" in c.claim]
     if not off:
         return ""
@@ -32,7 +33,8 @@ def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], att
                  "where it starts, 0.001 from the clean image, so the gradient of its first step carries little "
                  f"direction, where PGD-AT's cross-entropy attack climbs from its first step. With this profile's "
                  f"{attack_steps} training step{'s' * (attack_steps != 1)} that first step is "
-                 f"{'all' if attack_steps == 1 else f'1 in {attack_steps}'} of the attack, with the paper's "
-                 f"{paper_steps} it is 1 in {paper_steps}: TRADES's students here train against weaker adversarial "
+                 f"{'all' if attack_steps == 1 else f'1 in {attack_steps}'} of the attack; with the {paper_steps} "
+                 f"steps of the book's `paper` profile (the setting RAAT trains with; the CKTAT paper states no "
+                 f"training attack) it is 1 in {paper_steps}: TRADES's students here train against weaker adversarial "
                  "examples. These runs do not test that; TRADES trained with more attack steps would.")
     return text.strip()

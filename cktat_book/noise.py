@@ -97,6 +97,64 @@ def seed_spread(values: Sequence[float]) -> float | None:
     return statistics.stdev(values) if len(values) >= 2 else None
 
 
+@dataclass(frozen=True)
+class Spread:
+    """The run-to-run spread of one network's runs, pooled over every seeded method: `sd` (the pooled standard
+    deviation of one run's accuracy), `df` (its degrees of freedom: runs minus methods), `upper` (the one-sided 95%
+    upper confidence bound of that standard deviation, from the chi-square distribution of df * s^2 / sigma^2),
+    `methods` and `runs` (how many of each it pools)."""
+
+    sd: float
+    df: int
+    upper: float
+    methods: int
+    runs: int
+
+    def sentence(self, what: str = "accuracy") -> str:
+        """"3 methods, 9 runs: pooled standard deviation 0.3 points (6 degrees of freedom), at most 0.6 at 95%"."""
+        return (f"{self.methods} methods, {self.runs} runs: pooled standard deviation of one run's {what} "
+                f"{self.sd:.2f} points ({self.df} degrees of freedom), at most {self.upper:.2f} at 95% confidence")
+
+
+def pooled_spread(groups: dict[str, Sequence[float]], confidence: float = 0.95) -> Spread | None:
+    """The seeds' spread of one network pooled over every method with at least two seeds (`groups`: method -> its
+    seeds' accuracies): a standard deviation from three seeds is uncertain by several times itself, and pooling the
+    methods trained under one budget (whose spreads estimate the same training noise) gives it more degrees of
+    freedom. Its upper confidence bound is the margin a single run is judged against. None without two seeds of any
+    method."""
+    from scipy.stats import chi2
+
+    kept = [list(v) for v in groups.values() if len(v) >= 2]
+    if not kept:
+        return None
+    df = sum(len(v) - 1 for v in kept)
+    ss = sum(sum((x - statistics.fmean(v)) ** 2 for x in v) for v in kept)
+    sd = math.sqrt(ss / df)
+    upper = math.sqrt(ss / chi2.ppf(1 - confidence, df))
+    return Spread(sd, df, upper, len(kept), sum(len(v) for v in kept))
+
+
+def detectable_difference(n: int, discordant: float, z: float = Z) -> float:
+    """The smallest difference (points) between two models on the same `n` images that a paired test can tell from
+    noise when a share `discordant` (0 to 1) of the images gets different answers from the two: z standard errors of
+    the mean per-image difference when that difference is zero (`paired_half_width`)."""
+    return 100 * z * math.sqrt(max(discordant, 0.0) / max(n, 1))
+
+
+def detectable_sentence(n: int, shares: Sequence[float], attack: str = "AutoAttack") -> str:
+    """What the page's images can resolve: on `n` images, with the share of images on which two compared models
+    disagree (`shares`, one per pair compared; the median is used), the smallest difference a paired test detects."""
+    q = statistics.median(shares) if shares else 0.0
+    return (f"On {n:,} test images, where two of these models disagree on {100 * q:.0f}% of the images under "
+            f"{attack} (the median over the pairs compared), a difference smaller than "
+            f"{detectable_difference(n, q):.1f} points cannot be told from test-image noise.")
+
+
+def discordance(bits_a: str, bits_b: str) -> float:
+    """The share of images on which two models' per-image results differ."""
+    return sum(x != y for x, y in zip(bits_a, bits_b)) / max(len(bits_a), 1)
+
+
 def compare(a: float | Sequence[float], b: float | Sequence[float], *, n: int | None = None,
             bits: tuple[str, str] | None = None, spread: float | None = None, alpha: float = ALPHA) -> Comparison:
     """a against b (accuracies in %, or lists of per-seed accuracies): see the module docstring for the evidence

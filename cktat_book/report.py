@@ -27,6 +27,51 @@ def paper_numbers() -> dict:
         return yaml.safe_load(fh)
 
 
+def show(markdown: str) -> None:
+    """Display `markdown` in the running notebook, or nothing when it is empty (a reading that only exists where a
+    claim is not reproduced)."""
+    if markdown:
+        from IPython.display import Markdown, display
+
+        display(Markdown(markdown))
+
+
+AA_TITLES = {"apgd": "AA (APGD-CE, APGD-T)", "standard": "AutoAttack"}
+
+
+def aa_title(version: str) -> str:
+    """What a table calls AutoAttack's `version`: the standard one (APGD-CE, APGD-T, FAB-T, Square) is AutoAttack;
+    the cheaper two-attack one says which attacks it ran."""
+    return AA_TITLES.get(version, f"AutoAttack ({version})")
+
+
+def paper_cktat(tau: float, beta: float) -> tuple[str, list[float]] | None:
+    """The paper's CKTAT row at `tau` and `beta` (CIFAR-10, ResNet-18) and its key in `paper_numbers.yaml`: Table 4 at
+    tau 5 with beta 6 or 0 (every attack column), Table 3b at beta 6 (tau 1 to 6), Table 3c at tau 5 (beta 0 to 7),
+    natural and PGD accuracy. None where the paper reports no row at that setting: a run at another setting is never
+    compared with a row of another."""
+    p = paper_numbers()["cktat"]
+    if tau == 5 and beta in (0, 6):
+        key = f"CKTAT_beta{beta:g}"
+        return f"cktat.table4_cifar10.{key}", p["table4_cifar10"][key]
+    if beta == 6 and tau in p["table3b_tau"]:
+        return f"cktat.table3b_tau.{tau:g}", p["table3b_tau"][tau]
+    if tau == 5 and beta in p["table3c_beta"]:
+        return f"cktat.table3c_beta.{beta:g}", p["table3c_beta"][beta]
+    return None
+
+
+TABLE_NAMES = {"table4_cifar10": "Table 4a", "table4_cifar100": "Table 4b", "table1_capacity": "Table 1",
+               "table3a_remove": "Table 3a", "table3b_tau": "Table 3b, tau =", "table3c_beta": "Table 3c, beta ="}
+
+
+def row_name(key: str) -> str:
+    """A row of `paper_numbers.yaml` as a page names it: "cktat.table4_cifar10.CKTAT_beta6" -> "Table 4a
+    CKTAT_beta6", "cktat.table3b_tau.5" -> "Table 3b, tau = 5"."""
+    parts = key.split(".")[1:]
+    return " ".join([TABLE_NAMES.get(parts[0], parts[0]), *parts[1:]]) if parts else key
+
+
 def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 1,
                    headers: dict[str, str] | None = None) -> str:
     """A GitHub/MyST markdown table; floats rounded to `digits`, missing values shown as a dash."""
@@ -263,6 +308,25 @@ def run_costs(runs: dict[str, dict], teachers: dict[str, dict] | None = None) ->
 def bits(result: dict, attack: str = "natural", which: str = "last") -> str:
     """A run's per-image results under `attack` on the test set ("1": right), as its final evaluation stored them."""
     return result["student"][which]["test"]["attacks"][attack]["bits"]
+
+
+def image_split(result: dict, attack: str, official: int | None) -> dict | None:
+    """A run's accuracy on two parts of its test images, compared as two binomial samples (`noise.compare`): with
+    `official` (how many of the first test images carry the official pixels, `data.cifar_provenance`), those against
+    the JPEG-decoded rest; without, the first half against the second, two samples of one distribution. None for a
+    run whose evaluation stored no per-image results."""
+    from .noise import compare
+
+    b = result["student"]["last"]["test"]["attacks"][attack].get("bits")
+    if not b:
+        return None
+    k = official if official and official < len(b) else len(b) // 2
+    first, rest = b[:k], b[k:2 * k] if not official else b[k:]
+    acc = lambda part: 100.0 * part.count("1") / max(len(part), 1)
+    c = compare(acc(first), acc(rest), n=min(len(first), len(rest)))
+    names = (f"official pixels ({len(first):,})", f"JPEG-decoded ({len(rest):,})") if official else \
+        (f"first half ({len(first):,})", f"second half ({len(rest):,})")
+    return {"parts": names, "accuracies": (acc(first), acc(rest)), "comparison": c}
 
 
 def halves(result: dict, attack: str = "natural") -> tuple[float, float] | None:

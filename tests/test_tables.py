@@ -170,9 +170,12 @@ def test_errors_every_model_makes_clean_are_not_counted_as_the_attacks():
     text = raat_ducat.wrong_under_all_sentence(shares, 40, "PGD-20")
     assert "50.0% of the test images are wrong for every model even without an attack" in text
     assert "On the 200 images every model classifies correctly clean" in text and "not more shared" in text
+    # DUCAT's claim is its number: up to 40% of the adversarial examples wrong for every model. Here 62.5% of the 400
+    # images are, with a Wilson interval that excludes 40: contradicted; 60 lies inside it
     claim = raat_ducat.shared_errors("09", shares, 40, "PGD-20")
-    assert claim.verdict == claims.WITHIN_NOISE and "correctly clean" in claim.claim and "200 images" in claim.noise
-    assert raat_ducat.shared_errors("09", raat_ducat.wrong_shares(attacked), 40, "PGD-20").verdict == claims.REPRODUCED
+    assert claim.ours == 62.5 and claim.paper == 40 and claim.verdict == claims.CONTRADICTED
+    assert "400 images" in claim.noise and claim.rests_on == ("ducat.wrong_under_every_model_cifar10",)
+    assert raat_ducat.shared_errors("09", shares, 60, "PGD-20").verdict == claims.REPRODUCED
     with pytest.raises(ValueError):
         raat_ducat.wrong_shares(attacked, {"a": clean["a"]})
 

@@ -1,0 +1,116 @@
+"""The scorecard's audit of the paper's own numbers, the pooled noise, the paper's row at our setting, the controls
+and the split of the test images by pixel source: each against numbers with a known answer."""
+
+import copy
+import math
+
+import pytest
+from scipy.stats import chi2
+
+from cktat_book import claims, headline, noise, report, scorecard
+
+
+def test_the_audit_finds_the_papers_inconsistencies_by_the_claims_rules():
+    found = scorecard.audit()
+    same = [f for f in found if f.check == "same_setting"]
+    # LBGAT: 45.80 in Table 1, 49.57 in Table 4a for the same setting; PGD-AT's two rows agree, and Table 3b's tau = 5
+    # (56.81) and Table 4a's CKTAT (56.80) differ by far less than their noise
+    assert [f.rows for f in same] == [("cktat.table1_capacity.resnet18.LBGAT", "cktat.table4_cifar10.LBGAT")]
+    assert "45.80 against 49.57" in same[0].text
+    drops = next(f for f in found if f.check == "attack_drops" and "Table 4a" in f.text)
+    large, small = drops.groups
+    assert "cktat.table4_cifar10.PGDAT" in large and "cktat.table4_cifar10.TRADES" in large
+    assert "cktat.table4_cifar10.CKTAT_beta6" in small and "cktat.table4_cifar10.HAT" in small
+    text = [f for f in found if f.check == "text_against_table"]
+    bad = " ".join(f.text for f in text if f.kind == "inconsistent")
+    assert "RSLAD 86.93 against" in bad and "LTD 84.42 against" in bad  # Sec. 4.2's dual decrease and increase
+    assert "Table 4b CKTAT_beta6 57.20 against Table 4b HAT 59.19" in bad  # "only weaker than Generalist and PGDAT"
+    weak = " ".join(f.text for f in text if f.kind == "not shown")
+    assert "beta = 7 56.89" in weak  # "beta = 6 is the best choice": beta = 7 is 0.09 higher, within the noise
+    assert "Table 4b MART 28.11 in MIM" in weak and "Table 4b MART 27.61 in CW" in weak
+    assert [f.kind for f in found] == sorted((f.kind for f in found), key=lambda k: k != "inconsistent")
+
+
+def test_a_consistent_paper_has_nothing_to_audit():
+    """The same rules on numbers that agree with each other and with the text find nothing: the audit can come out
+    either way."""
+    paper = copy.deepcopy(report.paper_numbers())
+    c = paper["cktat"]
+    flat = lambda nat, rob: [nat] + [rob] * 5  # PGD-100 takes nothing from PGD: every drop within the noise
+    table4 = {"PGDAT": flat(85, 30), "TRADES": flat(70, 30), "MART": flat(70, 30), "LBGAT": flat(70, 25),
+              "LTD": flat(70, 55), "HAT": flat(70, 55), "Generalist": flat(95, 30), "CKTAT_beta0": flat(90, 50),
+              "CKTAT_beta6": flat(80, 60)}
+    c["table4_cifar10"], c["table4_cifar100"] = copy.deepcopy(table4), copy.deepcopy(table4)
+    c["table1_capacity"] = {"resnet18": {m: [80, 25] for m in c["table1_capacity"]["resnet18"]},
+                            "wrn34_10": {m: [90, 60] for m in c["table1_capacity"]["wrn34_10"]}}
+    c["table1_capacity"]["resnet18"].update(PGDAT=[85, 30], LBGAT=[70, 25])
+    c["table1_capacity"]["wrn34_10"]["PGDAT"] = [80, 50]
+    c["table3b_tau"] = {t: [80 - 5 * abs(t - 5), 60 - 5 * abs(t - 5)] for t in range(1, 7)}
+    c["table3c_beta"] = {b: [80 + (6 - b) * 10 / 6, 60 - abs(6 - b) * 10 / 6] for b in range(8)}
+    c["table3a_remove"] = {"clean_model_init": [75, 55], "kl_teacher_adv": [75, 55], "kl_consistency": [90, 50]}
+    assert scorecard.audit(paper) == []
+    c["table4_cifar10"]["HAT"][2] = 40  # one row now loses 15 points from PGD to PGD-100
+    assert [f.check for f in scorecard.audit(paper)] == ["attack_drops"]
+
+
+def test_a_claim_is_marked_when_it_rests_on_an_inconsistent_row():
+    found = scorecard.audit()
+    mk = lambda *rows: claims.Claim("02", "Table 4", "x", "m", 1.0, 1.0, "n", claims.REPRODUCED, rests_on=rows)
+    across = mk("cktat.table4_cifar10.CKTAT_beta6", "cktat.table4_cifar10.PGDAT")  # the two groups of the drops
+    within = mk("cktat.table4_cifar10.TRADES", "cktat.table4_cifar10.PGDAT")  # both lose several points
+    lbgat = mk("cktat.table4_cifar10.LBGAT")
+    assert [f.check for f in scorecard.marked(across, found)] == ["attack_drops"]
+    assert scorecard.marked(within, found) == []
+    assert [f.check for f in scorecard.marked(lbgat, found)] == ["same_setting"]
+    rows = scorecard.table_rows([across, within], found)
+    assert rows[0]["verdict"].endswith(" †") and not rows[1]["verdict"].endswith("†")
+    assert "1 of the 2 claims" in scorecard.audit_sentence(found, [across, within])
+
+
+def test_the_pooled_spread_and_its_upper_bound():
+    s = noise.pooled_spread({"a": [1.0, 2.0, 3.0], "b": [2.0, 2.0, 2.0], "c": [5.0]})
+    assert (s.df, s.methods, s.runs) == (4, 2, 6)  # a method with one seed adds nothing
+    assert s.sd == pytest.approx(math.sqrt(2 / 4))
+    assert s.upper == pytest.approx(math.sqrt(2 / chi2.ppf(0.05, 4))) and s.upper > 2 * s.sd
+    assert noise.pooled_spread({"a": [1.0]}) is None
+    assert noise.detectable_difference(1000, 0.1) == pytest.approx(2.0)
+    assert "1.9 points" in noise.detectable_sentence(1000, [0.08, 0.1])
+
+
+def test_the_papers_cktat_row_is_the_one_at_our_setting():
+    assert report.paper_cktat(5.0, 6.0)[0] == "cktat.table4_cifar10.CKTAT_beta6"
+    assert report.paper_cktat(5.0, 0.0)[0] == "cktat.table4_cifar10.CKTAT_beta0"
+    assert report.paper_cktat(1.0, 6.0) == ("cktat.table3b_tau.1", [81.64, 53.40])  # the paper's own tau = 1 row
+    assert report.paper_cktat(5.0, 3.0) == ("cktat.table3c_beta.3", [84.54, 55.62])
+    assert report.paper_cktat(2.0, 3.0) is None
+    assert report.row_name("cktat.table3b_tau.1") == "Table 3b, tau = 1"
+
+
+def _run(seed, nat, rob):
+    ev = lambda bits: {"accuracy": 100 * bits.count("1") / len(bits), "total": len(bits), "bits": bits}
+    return {"seed": seed, "student": {"last": {"test": {"attacks": {"natural": ev(nat), "pgd20": ev(rob)}}}}}
+
+
+def test_a_gain_survives_a_control_only_when_cktat_stays_above_it():
+    n = 1000
+    bits = lambda k: "1" * k + "0" * (n - k)
+    cktat = [_run(s, bits(600 + s), bits(300 + s)) for s in range(3)]
+    pgdat = [_run(s, bits(500 + s), bits(250 + s)) for s in range(3)]
+    control = _run(0, bits(600), bits(250))  # the teacher's start gives the natural gain, not the robust one
+    rows = headline.control_rows(cktat, {"pgdat": pgdat}, {"pgdat": control}, {"natural": "natural", "R": "pgd20"},
+                                 {"natural": 0.2, "pgd20": 0.2}, {"pgdat": "PGD-AT"})
+    assert [r["the gain"] for r in rows] == ["gone", "survives"]
+    text = headline.control_sentence(rows)
+    assert "1 survives the control (R accuracy over PGD-AT)" in text and "1 does not (natural accuracy" in text
+    flat = headline.control_rows(pgdat, {"pgdat": pgdat}, {"pgdat": control}, {"natural": "natural"},
+                                 {"natural": 0.2}, {"pgdat": "PGD-AT"})
+    assert flat[0]["the gain"] == "no gain" and "no gain to explain" in headline.control_sentence(flat)
+
+
+def test_the_test_images_split_by_where_their_pixels_come_from():
+    run = _run(0, "1" * 100 + "0" * 300, "0" * 400)
+    by_source = report.image_split(run, "natural", 100)
+    assert by_source["parts"] == ("official pixels (100)", "JPEG-decoded (300)")
+    assert by_source["accuracies"] == (100.0, 0.0) and by_source["comparison"].word == noise.ABOVE
+    halves = report.image_split(run, "natural", None)
+    assert halves["parts"] == ("first half (200)", "second half (200)") and halves["accuracies"] == (50.0, 0.0)
