@@ -419,3 +419,30 @@ def rows_above(evals: dict[str, dict], target: str, columns: list[str], spread: 
     if not parts:
         return ""
     return f"Rows above {target} in our table, per column (points above it): " + "; ".join(parts) + "."
+
+
+SPAN_READING = ("We read the rows above CKTAT in natural accuracy here (below it in the paper) as the short schedule's "
+                "doing: each method still sits where its loss first puts it on the trade-off, and a longer schedule "
+                "brings the rows closer together, those rows down towards CKTAT.")
+
+
+def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | None, target: str, above: list[str],
+                        spread: float | None, rung: str, cost: str):
+    """Chapter 08's reading of its natural-accuracy claim, tested by the Table 4 rows at the ladder's longest schedule
+    (`long`: label -> run, None when not trained): the row with the largest natural lead over `target` here (of
+    `above`) should lose it, the change of its lead from `short` to `long` BELOW beyond the noise (`budget.change`)."""
+    from . import budget
+
+    if not above:
+        return []
+    run = f"the Table 4 rows at the ladder's {rung} schedule"
+    if long is None:
+        return [budget.untested("08_baselines", claim.claim, SPAN_READING, run, cost)]
+    lead = lambda runs, m: (runs[m]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"]
+                            - runs[target]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"])
+    first = max(above, key=lambda m: lead(short, m))
+    c = budget.change(short, long, first, target, "natural", spread)
+    verdict = budget.test_reading(c, BELOW)
+    shows = (f"{first}'s natural lead over {target} goes from {lead(short, first):+.1f} to {lead(long, first):+.1f} "
+             f"points with {rung}.")
+    return [budget.Reading("08_baselines", claim.claim, SPAN_READING, run, verdict, f"change {c.evidence()}", shows)]

@@ -122,6 +122,23 @@ def ladder(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]]:
     return out
 
 
+def reading_runs(ch: Chapter) -> dict[str, dict]:
+    """The runs the chapters' readings name beyond the ladder (chapter 09: RAAT without its reduced perturbation,
+    `raat_eta=1`, DICAR alone), trained by the `readings` stage."""
+    return {"raat without the reduced perturbation": ch.variant("raat", raat_eta=1.0)}
+
+
+def ladder_finished(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]] | None:
+    """The rungs of `ladder` whose runs are all finished in this results folder, read without training anything (the
+    readings of chapters 02 and 03 use them; chapter 10 trains them); None when the profile's own runs are missing."""
+    out = {}
+    for rung, fields in {"1x": {}, **ladder_rungs(ch)}.items():
+        runs = {m: ch.finished(m, **fields) for m in methods}
+        if all(runs.values()):
+            out[rung] = runs
+    return out if "1x" in out else None
+
+
 def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """method -> per seed, the AutoAttack evaluation (natural and `aa`, the profile's version) of the run's last
     epoch on the attack suite's test images (`baselines.evaluation_limit`), cached in <out>/eval/<run>_aa.json:
@@ -207,7 +224,7 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
     return {"pair": pair, "teachers": teachers, "runs": runs}
 
 
-STAGES = ("pgdat", "tau", "headline", "table3", "controls", "analyses", "table4", "capacity", "ladder")
+STAGES = ("pgdat", "tau", "headline", "table3", "controls", "analyses", "table4", "capacity", "ladder", "readings")
 
 
 def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
@@ -254,5 +271,7 @@ def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
             capacity(ch)
         elif stage == "ladder":
             ladder(ch)
+        elif stage == "readings":
+            reading_runs(ch)
         say(f"stage {stage}: done")
 

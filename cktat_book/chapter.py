@@ -25,7 +25,8 @@ from cktat_core.compare import compare
 from cktat_core.config import Config, from_profile, resolve
 from cktat_core.data import dataset_defaults
 from cktat_core.methods import METHODS, frozen_teacher
-from cktat_core.train import EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, restore_checkpoint, run, teacher_run
+from cktat_core.train import (EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, read_finished, restore_checkpoint, run,
+                              run_settings, teacher_checkpoint_path, teacher_run)
 
 PATH_FIELDS = ("teacher_checkpoint", "init_checkpoint")
 SEEDS = (0, 1, 2)  # the seeds of the runs whose spread the book measures (PGD-AT, TRADES, CKTAT)
@@ -118,6 +119,24 @@ class Chapter:
         rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.runs))
         return os.path.basename(path) if rel.startswith("..") else rel.split(os.sep)[0]
 
+    def _planned(self, method: str, fields: dict, train_teacher: bool = True) -> tuple[Config, str]:
+        """The config and run name `variant` uses (the shared teacher's checkpoint filled in, trained when
+        `train_teacher`, else only named)."""
+        base, cfg = self.config(method), self.config(method, **fields)
+        name = variant_name(method, base, cfg)
+        kind = frozen_teacher(METHODS[method], cfg)
+        if kind is not None:
+            shared = self.teacher_dir(kind, **fields)
+            if not cfg.teacher_checkpoint:
+                path = (self.teacher(kind, **fields)["checkpoint"] if train_teacher else
+                        teacher_checkpoint_path(shared, resolve(self._teacher_config(**fields))))
+                cfg = cfg.replace(teacher_checkpoint=path)
+            elif self._run_of(cfg.teacher_checkpoint) != os.path.basename(shared):
+                name += f"_teacher-{self._run_of(cfg.teacher_checkpoint)}"
+        if cfg.init_checkpoint:
+            name += f"_init-{self._run_of(cfg.init_checkpoint)}"
+        return cfg, name
+
     def variant(self, method: str, **fields) -> dict:
         """Train (or re-read) `method` with `fields` changed from the chapter's config, in `runs/<variant_name>`.
 
@@ -125,19 +144,18 @@ class Chapter:
         A checkpoint given in `fields` enters the name as the run folder it comes from: `init_checkpoint` of
         runs/teacher_clean/... adds "_init-teacher_clean", a teacher_checkpoint other than the shared teacher's
         "_teacher-<folder>". Returns the run's result (`train.run`) with "run_dir" and "name" added."""
-        base, cfg = self.config(method), self.config(method, **fields)
-        name = variant_name(method, base, cfg)
-        kind = frozen_teacher(METHODS[method], cfg)
-        if kind is not None:
-            shared = self.teacher_dir(kind, **fields)
-            if not cfg.teacher_checkpoint:
-                cfg = cfg.replace(teacher_checkpoint=self.teacher(kind, **fields)["checkpoint"])
-            elif self._run_of(cfg.teacher_checkpoint) != os.path.basename(shared):
-                name += f"_teacher-{self._run_of(cfg.teacher_checkpoint)}"
-        if cfg.init_checkpoint:
-            name += f"_init-{self._run_of(cfg.init_checkpoint)}"
+        cfg, name = self._planned(method, fields)
         res = run(cfg, os.path.join(self.runs, name))
         return {**res, "name": name, "run_dir": os.path.join(self.runs, name)}
+
+    def finished(self, method: str, **fields) -> dict | None:
+        """The run `variant(method, **fields)` would train, if it is finished in this results folder (nothing is
+        trained or loaded): its result with "name" and "run_dir", else None. A page that shows a run only when the
+        build trained it asks this."""
+        cfg, name = self._planned(method, fields, train_teacher=False)
+        out = os.path.join(self.runs, name)
+        done = read_finished(out, run_settings(resolve(cfg), out))
+        return None if done is None else {**done, "name": name, "run_dir": out}
 
     def seeds(self, method: str, seeds=SEEDS, **fields) -> list[dict]:
         """`variant(method, seed=s, **fields)` for every seed of `seeds` (the first is the profile's own run). A

@@ -208,7 +208,7 @@ def opening(claims: list[Claim], digits: int = 1, most: int = 4, listed: int = 1
 
 # The chapters that test claims of the papers and save them (a test checks this against the notebooks).
 CHAPTERS = ("02_cktat", "03_label_design", "05_attributions", "06_capacity", "07_ablations", "08_baselines",
-            "09_raat_ducat")
+            "09_raat_ducat")  # chapter 10 tests no claim of a paper: it gathers the readings the others saved
 
 
 def folder(results: str) -> str:
@@ -229,10 +229,14 @@ def pending_sentence(results: str, profile: str) -> str:
             f"in the {profile} profile ({', '.join(left)}), so their claims are missing from this page.")
 
 
-def save(results: str, chapter: str, claims: list[Claim]) -> str:
-    """Write a chapter's claims to `<results>/claims/<chapter>.json`, only when they differ from what is there."""
+def save(results: str, chapter: str, claims: list[Claim], readings: list | None = None) -> str:
+    """Write a chapter's claims (and its tested readings, `budget.Reading`) to `<results>/claims/<chapter>.json`, only
+    when they differ from what is there."""
     path = os.path.join(folder(results), f"{chapter}.json")
-    text = json.dumps({"chapter": chapter, "claims": [asdict(c) for c in claims]}, indent=1) + "\n"
+    doc = {"chapter": chapter, "claims": [asdict(c) for c in claims]}
+    if readings:
+        doc["readings"] = [asdict(r) for r in readings]
+    text = json.dumps(doc, indent=1) + "\n"
     os.makedirs(os.path.dirname(path), exist_ok=True)
     _write_if_changed(path, text)
     write_index(results)
@@ -285,6 +289,18 @@ def load_all(results: str) -> list[Claim]:
     for path in paths:
         with open(path) as fh:
             out += [Claim(**{**c, "rests_on": tuple(c.get("rests_on", ()))}) for c in json.load(fh)["claims"]]
+    return out
+
+
+def load_readings(results: str) -> list[dict]:
+    """Every chapter's saved readings (`budget.Reading` as dicts), in chapter order."""
+    index = os.path.join(folder(results), INDEX)
+    names = json.load(open(index))["chapters"] if os.path.isfile(index) else \
+        [os.path.basename(p)[:-len(".json")] for p in _chapter_files(results)]
+    out = []
+    for name in names:
+        with open(os.path.join(folder(results), f"{name}.json")) as fh:
+            out += json.load(fh).get("readings", [])
     return out
 
 

@@ -311,3 +311,38 @@ def seed_scatter(ours: dict[str, list[tuple[float, float]]], paper: dict[str, tu
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ---- the budget ladder (chapter 10)
+def ladder(rows: list[dict], epochs: dict[str, int], band: dict[str, float | None], attack_rung: str | None = None):
+    """One panel per headline difference and accuracy (`budget.ladder_rows`: "difference", "accuracy", a value per
+    rung and "paper"): ours against the student's epochs (`epochs`: rung -> epochs), the paper's training attack at
+    the profile's epochs as its own marker (`attack_rung`), the paper's difference as a dashed line, and, around the
+    1x value, the band a change must leave to exceed the run-to-run noise (`band`: accuracy label -> half-width)."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 3, figsize=(11.5, 6.2), squeeze=False)
+    pairs = list(dict.fromkeys(r["difference"] for r in rows))
+    labels = list(dict.fromkeys(r["accuracy"] for r in rows))
+    for row in rows:
+        ax = axes[labels.index(row["accuracy"])][pairs.index(row["difference"])]
+        rungs = [k for k in epochs if k in row]
+        xs, ys = [epochs[k] for k in rungs], [row[k] for k in rungs]
+        ax.plot(xs, ys, marker="o", color="C0", label="ours, by epochs")
+        half = band.get(row["accuracy"])
+        if half:
+            ax.axhspan(row["1x"] - half, row["1x"] + half, color="C0", alpha=0.12, label="noise of a change from 1x")
+        if attack_rung and attack_rung in row:
+            ax.plot([epochs["1x"]], [row[attack_rung]], marker="*", markersize=12, linestyle="none", color="C3",
+                    label="ours, the paper's attack")
+        ax.axhline(row["paper"], linestyle="--", color="black", linewidth=1, label="the paper")
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs)
+        ax.set_xticklabels([str(x) for x in xs])
+        ax.set_title(f"{row['difference']}, {row['accuracy']}", fontsize=9)
+        ax.set_xlabel("student epochs")
+        ax.set_ylabel("difference (points)")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig

@@ -9,7 +9,8 @@ labels' doing (`control_rows`, `control_sentence`).
 
 from __future__ import annotations
 
-from .claims import Claim, judged, untestable
+from . import budget
+from .claims import CONTRADICTED, Claim, judged, untestable
 from .noise import ABOVE, compare, compare_evaluations, detectable_sentence, discordance
 
 
@@ -123,3 +124,20 @@ def autoattack_detectable(aa: dict[str, list[dict]], first: str, second: str) ->
              if a["attacks"]["aa"].get("bits") and b["attacks"]["aa"].get("bits")]
     shares = [discordance(a["attacks"]["aa"]["bits"], b["attacks"]["aa"]["bits"]) for a, b in pairs]
     return detectable_sentence(aa[first][0]["n"], shares) if shares else ""
+
+
+NATURAL_LEAD = ("We read CKTAT's natural lead over PGD-AT as the clean initialisation's head start, which the profile's "
+                "short schedule leaves in place: a longer schedule should shrink it.")
+
+
+def readings(found: list[Claim], ladder: dict | None, spread: dict[str, float | None]) -> list[budget.Reading]:
+    """Chapter 02's readings of its contradicted claims, each tested by the run it names (`budget.ladder_reading`):
+    CKTAT's natural accuracy above PGD-AT's where the text places it below is the head start, which four times the
+    epochs should shrink (the ladder's 4x rung)."""
+    out = []
+    nat = next((c for c in found if c.claim.startswith("CKTAT's natural accuracy") and c.verdict == CONTRADICTED
+                and (c.ours or 0) > 0), None)
+    if nat is not None:
+        out.append(budget.ladder_reading("02_cktat", nat.claim, NATURAL_LEAD, ladder, "cktat", "pgdat", "natural",
+                                         "4x epochs", budget.BELOW, spread.get("natural"), "natural accuracy"))
+    return out

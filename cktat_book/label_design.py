@@ -4,6 +4,9 @@ reproduced. Torch-free.
 
 from __future__ import annotations
 
+from . import budget
+from .claims import CONTRADICTED
+
 
 
 def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], attack_steps: int,
@@ -38,3 +41,25 @@ def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], att
                  f"training attack) it is 1 in {paper_steps}: TRADES's students here train against weaker adversarial "
                  "examples. These runs do not test that; TRADES trained with more attack steps would.")
     return text.strip()
+
+
+WEAK_FIRST_STEP = ("We read TRADES's place on the trade-off (towards natural accuracy, against the paper's) as its "
+                   "training attack's doing: its first step climbs a KL divergence that is nearly zero where it starts, "
+                   "and with two steps that step is half the attack. With the paper's attack (PGD-10, step 2/255) "
+                   "TRADES should move towards robust accuracy against PGD-AT.")
+
+
+def readings(found: list, ladder: dict | None, spread: dict[str, float | None], attack: str) -> list[budget.Reading]:
+    """Chapter 03's readings of its contradicted claims on TRADES against PGD-AT, tested by the ladder's rung with the
+    paper's training attack: TRADES - PGD-AT should fall in natural and rise in robust accuracy."""
+    out = []
+    for c in found:
+        if c.verdict != CONTRADICTED or not c.claim.startswith("TRADES's") or "PGD-AT" not in c.claim:
+            continue
+        natural = "natural" in c.claim
+        out.append(budget.ladder_reading("03_label_design", c.claim, WEAK_FIRST_STEP, ladder, "trades", "pgdat",
+                                         "natural" if natural else attack, "paper attack",
+                                         budget.BELOW if natural else budget.ABOVE,
+                                         spread.get("natural" if natural else attack),
+                                         "natural accuracy" if natural else f"{attack.replace('pgd', 'PGD-')} accuracy"))
+    return out

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 
-from .claims import Claim, quantity
-from .noise import not_below
+from . import budget
+from .claims import REPRODUCED, Claim, quantity
+from .noise import ABOVE, BELOW, compare_evaluations, not_below
 
 
 def wrong_shares(masks: dict[str, str], clean: dict[str, str] | None = None) -> dict:
@@ -182,3 +183,33 @@ def shared_errors(chapter: str, shares: dict, claim_share: float, attack: str) -
                     f"by every model", "share of test images every model gets wrong under its own attack (%)",
                     claim_share, shares["all"], 100 * ci.low, 100 * ci.high, f"Wilson interval on {n:,} images",
                     rests_on=("ducat.wrong_under_every_model_cifar10",))
+
+
+DICAR_READING = ("We read RAAT's natural accuracy below Cons-AT's as DICAR's doing, not the reduced perturbation's, "
+                 "which changed the training input of few examples: RAAT without the reduced perturbation (eta = 1, "
+                 "DICAR alone) should stay below Cons-AT.")
+
+
+def raat_reading_tested(found: list[Claim], without: dict | None, raat: dict, cons_at: dict,
+                        spread: float | None, cost: str) -> list[budget.Reading]:
+    """Chapter 09's reading of RAAT's natural accuracy against Cons-AT's, where that claim is not reproduced and
+    RAAT lies below, tested by `without` (RAAT with `raat_eta=1`: the reduced perturbation removed): supported when
+    it stays below Cons-AT beyond the noise; not supported when it rises above RAAT beyond the noise (the reduced
+    perturbation was what held RAAT down); within noise otherwise. Image by image on the runs' test images, with
+    `spread` (the pooled seed spread's upper bound) as the run-to-run margin."""
+    claim = next((c for c in found if c.claim.startswith("RAAT's natural accuracy") and "Cons-AT" in c.claim
+                  and c.verdict != REPRODUCED and (c.ours or 0) < 0), None)
+    if claim is None:
+        return []
+    run = "RAAT without its reduced perturbation (`runs/raat_raat_eta1`)"
+    if without is None:
+        return [budget.untested("09_raat_ducat", claim.claim, DICAR_READING, run, cost)]
+    ev = lambda r: r["student"]["last"]
+    below = compare_evaluations(ev(without), ev(cons_at), "natural", spread)
+    raised = compare_evaluations(ev(without), ev(raat), "natural", spread)
+    verdict = (budget.SUPPORTED if below.word == BELOW else
+               budget.NOT_SUPPORTED if raised.word == ABOVE or below.word == ABOVE else budget.WITHIN_NOISE)
+    shows = (f"Without the reduced perturbation RAAT's natural accuracy lies {below.difference:+.1f} points from "
+             f"Cons-AT's and {raised.difference:+.1f} from RAAT's.")
+    return [budget.Reading("09_raat_ducat", claim.claim, DICAR_READING, run, verdict,
+                           f"against Cons-AT: {below.evidence()}; against RAAT: {raised.evidence()}", shows)]

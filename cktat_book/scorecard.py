@@ -240,16 +240,45 @@ CHECK_NAMES = {"attack_drops": "PGD to PGD-100", "same_setting": "one setting, t
                "text_against_table": "the text against its tables"}
 
 
-def table_rows(found: list[Claim], findings: list[Finding], link=lambda chapter: chapter) -> list[dict]:
+def table_rows(found: list[Claim], findings: list[Finding], link=lambda chapter: chapter,
+               readings: list[dict] | None = None) -> list[dict]:
     """The scorecard's rows (`claims.scorecard_rows`) with where each claim's direction comes from (the paper's text
-    or its numbers) and a † on a claim that rests on a row an inconsistency of the audit concerns (`marked`)."""
+    or its numbers), a † on a claim that rests on a row an inconsistency of the audit concerns (`marked`), and, for a
+    claim with a reading (`readings`, `claims.load_readings`), that reading's verdict and the run that decided it."""
     from .claims import scorecard_rows
 
     out = []
     for c, line in zip(found, scorecard_rows(found, link)):
         mark = " †" if marked(c, findings) else ""
-        out.append({**line, "verdict": line["verdict"] + mark, "direction from": c.source})
+        r = reading_of(c, readings or [])
+        out.append({**line, "verdict": line["verdict"] + mark, "direction from": c.source,
+                    "reading": "-" if r is None else f"{r['verdict']} ({r['run']})"})
     return out
+
+
+def reading_of(claim: Claim, readings: list[dict]) -> dict | None:
+    """The reading a chapter saved for `claim` (same chapter, same claim), or None."""
+    return next((r for r in readings if r["chapter"] == claim.chapter and r["claim"] == claim.claim), None)
+
+
+def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
+    """How many contradicted claims the small budget explains (a reading its run supports), how many stand at every
+    budget we ran (a reading its run does not support, or decides within noise), and how many have a reading no run
+    within the budget tests, or none."""
+    from .budget import NOT_TESTED, SUPPORTED
+
+    bad = [c for c in found if c.verdict == "contradicted"]
+    if not bad:
+        return ""
+    verdicts = [(reading_of(c, readings) or {}).get("verdict") for c in bad]
+    explained = sum(v == SUPPORTED for v in verdicts)
+    untested = sum(v == NOT_TESTED for v in verdicts)
+    none = sum(v is None for v in verdicts)
+    stand = len(bad) - explained - untested - none
+    return (f"Of the {len(bad)} contradicted claims, {explained} {'is' if explained == 1 else 'are'} explained by the "
+            f"small budget (a reading the run it names supports, chapter 10), {stand} stand at every budget we ran (the "
+            f"run does not support the reading, or decides it within noise), {untested} have a reading no run within "
+            f"the budget tests, and {none} have no reading.")
 
 
 def finding_rows(findings: list[Finding], kind: str) -> list[dict]:

@@ -182,8 +182,8 @@ class Config:
     # Cons-AT, RAAT, RAAT++: weight of the JS consistency (DICAR) term
     cons_lambda: float = setting(1.0, "method", at_least(0))
     js_tau: float = setting(0.5, "method", above(0))  # Cons-AT, RAAT, RAAT++: JS temperature
-    # RAAT: reduced perturbation x + eta * delta for boundary samples
-    raat_eta: float = setting(0.1, "method", within(0, 1, "()"))
+    # RAAT: reduced perturbation x + eta * delta for boundary samples (1: no reduction, DICAR alone)
+    raat_eta: float = setting(0.1, "method", within(0, 1, "(]"))
     # RAAT: DICAR ratio m = max(l, 1 - l), l ~ Beta(gamma, gamma)
     raat_beta_gamma: float = setting(0.75, "method", above(0))
     # DUCAT: soft dummy-class targets from this fraction of the epochs

@@ -118,7 +118,7 @@ def test_each_bound_is_open_or_closed_as_written():
 
 @pytest.mark.parametrize("item,message", [
     ("beta=-1", "beta: must be >= 0"), ("kd_rho=2", "kd_rho: must be in [0, 1]"),
-    ("raat_eta=0", "raat_eta: must be in (0, 1)"), ("momentum=1", "momentum: must be in [0, 1)"),
+    ("raat_eta=0", "raat_eta: must be in (0, 1]"), ("momentum=1", "momentum: must be in [0, 1)"),
     ("lr_milestones=0.5,1.5", "lr_milestones: must be fractions in (0, 1]"),
     ("batch_size=1", "batch_size: must be >= 2"),
     ("teacher_model=vgg", "teacher_model: must be empty or one of"), ("device=tpu", "device: must be auto, cpu, cuda"),

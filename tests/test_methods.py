@@ -676,7 +676,7 @@ def test_cli_teacher_flag_and_paper_spelling(tiny, tmp_path, capsys):
     assert "ducat_recovery" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("item,field", [("raat_eta=1", "raat_eta"), ("js_tau=0", "js_tau"),
+@pytest.mark.parametrize("item,field", [("raat_eta=1.5", "raat_eta"), ("js_tau=0", "js_tau"),
                                         ("kd_rho=1.5", "kd_rho"), ("generalist_copy_every=0",
                                                                    "generalist_copy_every")])
 def test_bad_method_settings_name_the_field(item, field):

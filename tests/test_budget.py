@@ -1,0 +1,88 @@
+"""The budget ladder's reading of a difference along the budget, and the readings tested by the runs they name:
+against runs with known per-image results."""
+
+import pytest
+
+from cktat_book import baselines, budget, claims, headline, noise, raat_ducat
+
+
+def _run(nat, rob, seconds=100.0):
+    ev = lambda bits: {"accuracy": 100 * bits.count("1") / len(bits), "total": len(bits), "bits": bits}
+    return {"wall_seconds": seconds, "student": {"last": {"test": {"attacks": {"natural": ev(nat), "pgd20": ev(rob)}}}}}
+
+
+N = 1000
+bits = lambda k: "1" * k + "0" * (N - k)
+
+
+def _ladder(lead_1x, lead_4x):
+    """CKTAT's natural lead over PGD-AT: `lead_1x` images at the profile's budget, `lead_4x` with four times it."""
+    return {"1x": {"cktat": _run(bits(500 + lead_1x), bits(300)), "pgdat": _run(bits(500), bits(300)),
+                   "trades": _run(bits(500), bits(300))},
+            "4x epochs": {"cktat": _run(bits(500 + lead_4x), bits(300)), "pgdat": _run(bits(500), bits(300)),
+                          "trades": _run(bits(500), bits(300))}}
+
+
+def test_a_difference_moves_towards_the_paper_away_or_within_noise():
+    ladder = _ladder(60, 0)  # a 6-point lead that the longer schedule removes
+    c = budget.change(ladder["1x"], ladder["4x epochs"], "cktat", "pgdat", "natural", 0.2)
+    assert c.word == noise.BELOW and c.difference == pytest.approx(-6.0)
+    assert budget.movement(c, 6.0, -0.5) == "towards the paper"  # the paper's difference lies below
+    assert budget.movement(c, 6.0, 9.0) == "away from the paper"
+    still = budget.change(ladder["1x"], _ladder(60, 58)["4x epochs"], "cktat", "pgdat", "natural", 0.2)
+    assert budget.movement(still, 6.0, -0.5) == "within noise"
+    # a large run-to-run spread makes even a 6-point change noise
+    assert budget.change(ladder["1x"], ladder["4x epochs"], "cktat", "pgdat", "natural", 3.0).word == noise.WITHIN
+    seeds = {m: [r] for m, r in ladder["1x"].items()}
+    paper = {"pgdat": [83.92, 51.71], "trades": [82.40, 53.84], "cktat": [83.45, 56.80]}
+    moves = budget.movements(ladder, seeds, "pgd20", paper, {"natural": 0.2, "pgd20": 0.2}, ("4x epochs",))
+    first = moves[0]
+    assert (first["first"], first["attack"], first["movement"]) == ("cktat", "natural", "towards the paper")
+    text = budget.movement_sentence(moves, {"natural": "natural", "pgd20": "PGD-20"})
+    assert "From 1x to 4x epochs, of the 6 differences" in text and "towards the paper: CKTAT - PGD-AT in natural" in text
+    rows = budget.ladder_rows(ladder, seeds, "pgd20", paper, {"pgd20": "PGD-20"})
+    assert rows[0]["1x"] == pytest.approx(6.0) and rows[0]["4x epochs"] == pytest.approx(0.0)
+    assert rows[0]["paper"] == pytest.approx(-0.47)
+
+
+def _claim(text, verdict, ours):
+    return claims.Claim("02_cktat", "Table 4", text, "m", -0.47, ours, "n", verdict)
+
+
+def test_a_reading_is_supported_not_supported_or_within_noise_by_the_run_it_names():
+    found = [_claim("CKTAT's natural accuracy below PGD-AT's", claims.CONTRADICTED, 6.0)]
+    gone = headline.readings(found, _ladder(60, 0), {"natural": 0.2})
+    assert [r.verdict for r in gone] == [budget.SUPPORTED] and budget.shown(gone[0])
+    assert "goes from +6.0 to +0.0 points" in gone[0].shows and "4x epochs" in gone[0].run
+    grows = headline.readings(found, _ladder(60, 120), {"natural": 0.2})[0]
+    assert grows.verdict == budget.NOT_SUPPORTED and not budget.shown(grows)
+    assert "replaced by what the run shows" in grows.sentence()
+    assert headline.readings(found, _ladder(60, 59), {"natural": 0.2})[0].verdict == budget.WITHIN_NOISE
+    untested = headline.readings(found, None, {"natural": 0.2})[0]
+    assert untested.verdict == budget.NOT_TESTED and "would cost" in untested.evidence
+    assert headline.readings([_claim("CKTAT's natural accuracy below PGD-AT's", claims.REPRODUCED, -1.0)],
+                             _ladder(60, 0), {"natural": 0.2}) == []  # a reproduced claim needs no reading
+
+
+def test_the_raat_reading_is_decided_by_raat_without_its_reduced_perturbation():
+    found = [claims.Claim("09_raat_ducat", "RAAT Table 1", "RAAT's natural accuracy level with Cons-AT's", "m", 0.27,
+                          -3.0, "n", claims.CONTRADICTED)]
+    raat, cons = _run(bits(500), bits(300)), _run(bits(530), bits(300))
+    still = raat_ducat.raat_reading_tested(found, _run(bits(500), bits(300)), raat, cons, 0.2, "10 min")[0]
+    assert still.verdict == budget.SUPPORTED  # without it RAAT stays 3 points below Cons-AT
+    risen = raat_ducat.raat_reading_tested(found, _run(bits(560), bits(300)), raat, cons, 0.2, "10 min")[0]
+    assert risen.verdict == budget.NOT_SUPPORTED
+    missing = raat_ducat.raat_reading_tested(found, None, raat, cons, 0.2, "10 min")[0]
+    assert missing.verdict == budget.NOT_TESTED and "10 min" in missing.evidence
+
+
+def test_the_natural_lead_reading_of_table4_waits_for_the_long_rows():
+    claim = claims.Claim("08_baselines", "Table 4", "CKTAT has the highest natural accuracy", "m", 1.0, -4.0, "n",
+                         claims.CONTRADICTED)
+    short = {"CKTAT": _run(bits(500), bits(300)), "HAT": _run(bits(560), bits(300))}
+    long = {"CKTAT": _run(bits(500), bits(300)), "HAT": _run(bits(500), bits(300))}
+    done = baselines.natural_lead_tested(claim, short, long, "CKTAT", ["HAT"], 0.2, "4x epochs", "2 h")[0]
+    assert done.verdict == budget.SUPPORTED and "+6.0 to +0.0" in done.shows
+    wait = baselines.natural_lead_tested(claim, short, None, "CKTAT", ["HAT"], 0.2, "4x epochs", "2 h")[0]
+    assert wait.verdict == budget.NOT_TESTED and "2 h" in wait.evidence
+    assert budget.cost([_run(bits(1), bits(1), 1800.0)], 4) == "2.0 h of this machine"
