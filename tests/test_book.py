@@ -52,6 +52,7 @@ def tiny_book(tmp_path, monkeypatch):
     (lib / "module.py").write_text("A = 1\n")
     (lib / "paper_numbers.yaml").write_text("table: 1\n")
     monkeypatch.setattr(reproduce, "LIBRARY", str(lib))
+    monkeypatch.setattr(reproduce, "PACKAGES", (str(lib),))  # the code a chapter runs: this copy alone
     monkeypatch.setattr(reproduce, "BOOK_DEFAULT", "smoke")  # these chapters' book profile
     results = tmp_path / "results"
     results.mkdir()
@@ -144,7 +145,7 @@ def test_a_chapter_reading_what_an_earlier_one_wrote_executes_in_the_same_call(t
 
 
 def _saves_claims(name):
-    return ('from cktat_core import claims\n'
+    return ('from cktat_book import claims\n'
             f'claims.save(results, "{name}", [claims.untestable("{name}", "s", "a claim", "m", None, "why")])')
 
 
@@ -154,7 +155,7 @@ def test_a_new_chapter_saving_claims_makes_the_scorecard_stale_and_no_other_chap
     root, lib, results, run, lines = tiny_book
     _notebook(root / "notebooks" / "04_first.ipynb", _saves_claims("04_first"))
     _notebook(root / "notebooks" / "06_card.ipynb",
-              'from cktat_core import claims\nprint("counted", len(claims.load_all(results)))')
+              'from cktat_book import claims\nprint("counted", len(claims.load_all(results)))')
     assert set(run().values()) == {"executed"}
     assert set(run(force=True).values()) == {"executed"}  # now with its claims and the index already there
     card = root / "book" / "chapters" / "06_card.ipynb"
@@ -374,8 +375,12 @@ def _assert_scorecard_matches_the_chapters(executed, results):
     rows = [line for line in shown.splitlines() if line.startswith("| [")]
     assert len(rows) == len(found)
     in_sections = [c for section in claims.by_section(found).values() for c in section]  # the page's order
-    for c, line in zip(in_sections, rows):
-        assert f"[{c.claim}](" in line and f"| {c.verdict} |" in line
+    from cktat_book import scorecard
+
+    findings = scorecard.audit()
+    for c, line in zip(in_sections, rows):  # the verdict, with its mark where it rests on an inconsistent row
+        mark = " †" if scorecard.marked(c, findings) else ""
+        assert f"[{c.claim}](" in line and f"| {c.verdict}{mark} |" in line
     assert str(len(found)) in _glued(by_chapter["99_scorecard"])
 
 
@@ -496,7 +501,7 @@ def test_the_committed_chapter_is_what_the_command_produces(tmp_path):
 TEACHING = ("report.source(", "report.declaration(", "ch.seeds(", "ch.variant(", "ch.run(", "ch.compare(",
             "book_runs.", "baselines.trained(", "baselines.masked_teacher(", "evaluate_checkpoint(", "evaluate(",
             "fig = figures.", "figures.",
-            "sweep_explorer(")
+            "sweep_explorer(", "register(Method(", "fit(", "evaluate_suite(")
 
 
 def _code_cells(path):

@@ -98,7 +98,8 @@ def test_the_label_design_reading_names_the_trade_off_only_where_trades_moved_al
                        claims.CONTRADICTED)
     text = label_design.label_design_reading([off], [run(57.0, 24.0), run(58.0, 25.0)], [run(56.0, 26.0)], 2, 10)
     assert text.startswith("**Our reading.**") and "57.5% natural and 24.5% PGD-10" in text and "56.0% and 26.0%" in text
-    assert "1 in 2 of the attack" in text and "paper's 10 it is 1 in 10" in text
+    assert "1 in 2 of the attack" in text and "10 steps of the book's `paper` profile" in text and "1 in 10" in text
+    assert "the CKTAT paper states no training attack" in text and "paper's 10" not in text  # it states none
     ahead_on_both = label_design.label_design_reading([off], [run(57.0, 27.0)], [run(56.0, 26.0)], 2, 10)
     assert "trade-off" not in ahead_on_both  # not a move along the trade-off: no such reading
     ok = claims.Claim("03", "Table 4", "TRADES's PGD-20 accuracy above PGD-AT's", "p", 2.1, 2.0, "n", claims.REPRODUCED)
