@@ -21,7 +21,7 @@ from .chapter import SEEDS, Chapter
 from cktat_core.errors import ConfigError
 from cktat_core.methods import METHODS
 from .noise import ABOVE, BELOW, Spread
-from .capacity import capacity_pair
+from .capacity import capacity_candidates, separated, separation
 
 HEADLINE = ("pgdat", "trades", "cktat")
 TAUS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # Table 3b, at the profile's beta
@@ -198,18 +198,40 @@ def distilled(ch: Chapter, method: str, kind: str, checkpoint: str, **fields) ->
     return ch.variant(method, **fields, **extra, teacher_checkpoint=checkpoint)
 
 
+AUTHORS_ROBUST = ("ard", "iad", "rslad")  # distilled by their authors from a larger robust teacher
+
+
+def capacity_checks(ch: Chapter, default_width: int = 16) -> list[tuple[dict, dict]]:
+    """(pair, separation) for the candidate pairs of students (`capacity.capacity_candidates`), cheapest first, up to
+    the first whose students' PGD-AT differ beyond noise on validation in both accuracies (`capacity.separated`):
+    each candidate costs one PGD-AT run of its small student, so the pair is chosen by measurement at the cheapest
+    cost that finds one."""
+    r = ch.resolved("pgdat")
+    out = []
+    for pair in capacity_candidates(r.model, r.width, default_width):
+        runs = {k: ch.variant("pgdat", **f) for k, f in pair.items()}
+        sep = separation(runs["small"]["student"]["history"], runs["large"]["student"]["history"],
+                         runs["small"]["data"]["val"])
+        out.append((pair, sep))
+        if separated(sep):
+            break
+    return out
+
+
 def capacity(ch: Chapter, default_width: int = 16) -> dict:
-    """Table 1's runs: {"pair": {"small": fields, "large": fields}, "teachers": {capacity: clean teacher run},
-    "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)"
-    (LBGAT) or "robust" (the same capacity's PGD-AT run, last epoch). PGD-AT is trained with the book's seeds on both
-    students, so each student's runs are judged against its own spread (`spreads`).
+    """Table 1's runs on the pair of students `capacity_checks` chooses: {"pair": {"small": fields, "large": fields},
+    "checks": [(pair, separation), ...], "teachers": {capacity: clean teacher run}, "runs": {(method title, teacher,
+    capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)" (LBGAT), "robust" (the same
+    capacity's PGD-AT run, last epoch) or "robust (large)" (the large student's PGD-AT distilled into the small
+    student, as ARD's, IAD's and RSLAD's authors distil a larger robust model). PGD-AT is trained with the book's seeds
+    on both students, so each student's runs are judged against its own spread (`spreads`).
 
     The chapter's own network is trained first: its clean teacher and its PGD-AT are the runs every chapter shares,
     whose weights a clone trains again for the distillers, so the runs that need those weights follow at once."""
-    r = ch.resolved("pgdat")
-    pair = capacity_pair(r.model, r.width, default_width)
+    checks = capacity_checks(ch, default_width)
+    pair = checks[-1][0]
     teachers = {k: ch.teacher("clean", **f) for k, f in pair.items()}
-    runs = {}
+    runs, robust = {}, {}
     for k in sorted(pair, key=lambda k: bool(pair[k])):  # the network with no changed field, the shared one, first
         f = pair[k]
         pgdat = ch.seeds("pgdat", **f)[0]  # with the book's seeds: each student's own run-to-run spread
@@ -218,10 +240,12 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
         for m in DISTILLERS:
             runs[METHODS[m].title, "clean", k] = distilled(ch, m, "clean", teachers[k]["checkpoint"], **f)
         runs["LBGAT", "clean (co-trained)", k] = ch.variant("lbgat", **f)
-        robust = os.path.join(pgdat["run_dir"], pgdat["student"]["checkpoints"]["last"])
+        robust[k] = os.path.join(pgdat["run_dir"], pgdat["student"]["checkpoints"]["last"])
         for m in DISTILLERS:
-            runs[METHODS[m].title, "robust", k] = distilled(ch, m, "robust", robust, **f)
-    return {"pair": pair, "teachers": teachers, "runs": runs}
+            runs[METHODS[m].title, "robust", k] = distilled(ch, m, "robust", robust[k], **f)
+    for m in AUTHORS_ROBUST:
+        runs[METHODS[m].title, "robust (large)", "small"] = distilled(ch, m, "robust", robust["large"], **pair["small"])
+    return {"pair": pair, "checks": checks, "teachers": teachers, "runs": runs}
 
 
 STAGES = ("pgdat", "tau", "headline", "table3", "controls", "analyses", "table4", "capacity", "ladder", "readings")

@@ -43,7 +43,22 @@ def test_the_capacity_check_says_whether_validation_separates_the_students():
     sep = {k: noise.compare(best["large"][k], best["small"][k], n=1000) for k in ("val_natural", "val_pgd10")}
     s = capacity.capacity_check_sentence(best, sep, "val_pgd10", {"small": "w16", "large": "w32"}, 1000)
     assert "above the small one beyond sampling noise" in s and "within sampling noise of each other" in s
-    assert "the pair can test the claim" in s
+    assert not capacity.separated(sep) and "this pair may not test" in s  # robust accuracy does not separate them
+    both = {**best, "large": {"val_natural": 50.0, "val_pgd10": 30.0}}
+    sep = {k: noise.compare(both["large"][k], both["small"][k], n=1000) for k in ("val_natural", "val_pgd10")}
+    assert capacity.separated(sep) and "the pair can test the claim" in capacity.capacity_check_sentence(
+        both, sep, "val_pgd10", {"small": "w16", "large": "w32"}, 1000)
+
+
+def test_the_candidate_pairs_go_from_half_to_a_quarter_of_the_width_and_are_measured_on_validation():
+    assert capacity.capacity_candidates("small_cnn", 32, 16) == [{"small": {"width": 16}, "large": {}},
+                                                                {"small": {"width": 8}, "large": {}}]
+    assert capacity.capacity_candidates("resnet18", 0, 16) == [{"small": {}, "large": {"model": "wrn34_10"}}]
+    history = lambda nat, rob: [{"val_natural": nat - 5, "val_pgd10": rob - 5}, {"val_natural": nat, "val_pgd10": rob}]
+    sep = capacity.separation(history(40.0, 20.0), history(50.0, 30.0), 1000)
+    assert set(sep) == {"val_natural", "val_pgd10"} and capacity.separated(sep)
+    assert sep["val_pgd10"].difference == pytest.approx(10.0)  # best epoch against best epoch
+    assert not capacity.separated(capacity.separation(history(40.0, 20.0), history(50.0, 21.0), 1000))
 
 
 def test_capacity_arrows_draws_one_arrow_per_source_method_and_accuracy():
