@@ -114,3 +114,16 @@ def test_the_test_images_split_by_where_their_pixels_come_from():
     assert by_source["accuracies"] == (100.0, 0.0) and by_source["comparison"].word == noise.ABOVE
     halves = report.image_split(run, "natural", None)
     assert halves["parts"] == ("first half (200)", "second half (200)") and halves["accuracies"] == (50.0, 0.0)
+
+
+def test_a_table_names_the_autoattack_it_ran_and_the_rows_above_cktat():
+    from cktat_book import baselines
+
+    assert report.aa_title("apgd") == "AA (APGD-CE, APGD-T)" and report.aa_title("standard") == "AutoAttack"
+    ev = lambda k: {"attacks": {a: {"accuracy": k / 10, "total": 1000, "bits": "1" * k + "0" * (1000 - k)}
+                                for a in ("pgd20", "cw")}}
+    evals = {"CKTAT": ev(300), "MART": ev(360), "HAT": ev(305), "PGDAT": ev(250)}
+    text = baselines.rows_above(evals, "CKTAT", ["pgd20", "cw"], {"pgd20": 0.2, "cw": 0.2}, {"pgd20": "PGD-20"})
+    assert text.startswith("Rows above CKTAT in our table") and "PGD-20: MART (+6.0) beyond the noise; HAT (+0.5) "\
+        "within it" in text and "cw: MART (+6.0)" in text and "PGDAT" not in text
+    assert baselines.rows_above({"CKTAT": ev(300), "PGDAT": ev(250)}, "CKTAT", ["pgd20"], {}, {}) == ""
