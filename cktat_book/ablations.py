@@ -19,13 +19,7 @@ from __future__ import annotations
 from .claims import LEVEL, WITHIN_NOISE, Claim, judged, paper_margin, side, untestable, verdict
 from .noise import ABOVE, BELOW, WITHIN, compare, compare_evaluations, p_text
 from .noise import spearman as noise_spearman
-from .report import row
-
-
-def validation_key(history: list[dict]) -> str:
-    """The validation accuracy the trainer selects the best epoch on: its PGD accuracy (natural for clean runs)."""
-    keys = [k for k in history[0] if k.startswith("val_pgd")]
-    return keys[0] if keys else "val_natural"
+from .report import row, validation_key  # noqa: F401  (chapter 07 calls ablations.validation_key)
 
 
 def best_epoch(history: list[dict]) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import budget
 from .claims import CONTRADICTED, Claim, judged, untestable
 from .noise import ABOVE, compare, compare_evaluations, detectable_sentence, discordance
+from .report import validation_mean, validation_robust_key
 
 
 
@@ -22,9 +23,9 @@ def headline_reading(found: list, teacher_natural: float, cktat: list[dict], pgd
     off = [c for c in found if c.verdict != "reproduced"]
     if not off:
         return ""
-    first = lambda runs, key: sum(r["student"]["history"][0][key] for r in runs) / len(runs)
-    last = lambda runs, key: sum(r["student"]["history"][-1][key] for r in runs) / len(runs)
-    vr = next(k for k in cktat[0]["student"]["history"][0] if k.startswith("val_pgd"))
+    first = lambda runs, key: validation_mean(runs, key, 0)
+    last = lambda runs, key: validation_mean(runs, key)
+    vr = validation_robust_key(cktat)
     n = len(cktat)
     text = (f"**Our reading.** CKTAT starts from a clean teacher that classifies {teacher_natural:.1f}% of the test "
             f"images. Means over the {n} seed{'s' * (n != 1)} of each method, on the validation images: after its "
@@ -95,7 +96,7 @@ def control_sentence(rows: list[dict]) -> str:
 def autoattack_rows(aa: dict[str, list[dict]], names: dict[str, str]) -> list[dict]:
     """Per method and seed (`aa`: method -> per seed an `evaluate` result with natural and `aa`), its natural and
     AutoAttack accuracy on the suite's images."""
-    from .report import aa_title
+    from .report import aa_title  # noqa: E402
 
     return [{"method": names[m], "seed": i, "images": e["n"], "natural": e["attacks"]["natural"]["accuracy"],
              aa_title(e["attacks"]["aa"].get("version", "standard")): e["attacks"]["aa"]["accuracy"]}

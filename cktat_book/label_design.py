@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from . import budget
 from .claims import CONTRADICTED
+from .report import validation_mean, validation_robust_key
 
 
 
@@ -22,8 +23,8 @@ def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], att
     off = [c for c in found if c.verdict != "reproduced" and "TRADES" in c.claim]
     if not off:
         return ""
-    last = lambda runs, key: sum(r["student"]["history"][-1][key] for r in runs) / len(runs)
-    vr = next(k for k in trades[0]["student"]["history"][-1] if k.startswith("val_pgd"))
+    last = validation_mean
+    vr = validation_robust_key(trades)
     attack = vr[4:].upper().replace("PGD", "PGD-")
     nat = {m: last(runs, "val_natural") for m, runs in (("trades", trades), ("pgdat", pgdat))}
     rob = {m: last(runs, vr) for m, runs in (("trades", trades), ("pgdat", pgdat))}

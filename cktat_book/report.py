@@ -347,6 +347,23 @@ def mean_of(v: list[float]) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
+def validation_mean(runs: list[dict], key: str, epoch: int = -1) -> float:
+    """The mean over `runs` (seeds) of one epoch's validation accuracy `key` ("val_natural"; the last epoch by
+    default): where runs end on the images that selected nothing."""
+    return sum(r["student"]["history"][epoch][key] for r in runs) / len(runs)
+
+
+def validation_key(history: list[dict]) -> str:
+    """The validation accuracy the trainer selects the best epoch on: its PGD accuracy (natural for clean runs)."""
+    keys = [k for k in history[0] if k.startswith("val_pgd")]
+    return keys[0] if keys else "val_natural"
+
+
+def validation_robust_key(runs: list[dict]) -> str:
+    """The validation accuracy key the runs select on ("val_pgd10", `validation_key`)."""
+    return validation_key(runs[0]["student"]["history"])
+
+
 def listed(items: list[str]) -> str:
     """"a", "a and b", "a, b and c"."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
