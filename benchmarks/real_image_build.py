@@ -96,6 +96,31 @@ def validation_natural(pgdat: list[dict]) -> dict:
             "se": 100 * (p * (1 - p) / n) ** 0.5}
 
 
+# The later parts of the build, each with a budget of its own, counted apart: the runs (and the attack-suite files of
+# `eval/`) each part trained, told by name. The verdicts: CKTAT at the paper's tau with the committed clean teachers
+# (every CKTAT run of Table 3 and the headline, each seed with its own teacher), the controls, PGD-AT's seeds trained
+# again for their per-seed AutoAttack and the small student's seeds. The budget: the ladder's rungs and the runs the
+# chapters' readings name.
+PARTS = {
+    "the verdicts (tau 5, committed teachers, independent seeds, controls, per-seed AutoAttack)": {
+        "hours": 8.0,
+        "runs": lambda n: (n.startswith("cktat") or n.startswith("teacher_clean") or "_init-teacher_clean" in n
+                           or n in ("pgdat_seed1", "pgdat_seed2") or n.startswith("pgdat_width16_seed"))
+        and not _ladder_or_reading(n),
+        "eval": lambda f: f.endswith("_aa.json") or f.startswith(("CKTAT", "teacher_", "attributions_cktat",
+                                                                   "attributions_clean_teacher"))},
+    "the budget ladder and the readings' runs": {
+        "hours": 10.0,
+        "runs": lambda n: _ladder_or_reading(n),
+        "eval": lambda f: "_epochs" in f or "width8" in f},
+}
+
+
+def _ladder_or_reading(name: str) -> bool:
+    return ("_epochs32" in name or "_epochs64" in name or "attack_steps10" in name or name.startswith("raat_raat_eta")
+            or "width8" in name)
+
+
 PGDAT_SEEDS = ("pgdat", "pgdat_seed1", "pgdat_seed2")
 VARIED = ("width", "epochs", "attack_steps", "alpha_ratio", "lr")  # what tells the profile's points apart (PGD-AT's)
 
@@ -187,12 +212,13 @@ def main(argv=None) -> int:
     resumed = sorted(k for k, (_, r) in timed.items() if r)
     untimed_validation = [k for k in resumed if not validation_timed(runs[k])]
     students = {k: s for k, s in seconds.items() if not k.startswith("teacher_")}
-    suite = 0.0
+    suite, eval_seconds = 0.0, {}
     for p in glob.glob(f"{folder}/eval/*.json"):  # attack suites, per-image masks, what chapters compute from weights
         ev = load(p)
         attacks = sum(a.get("seconds", 0.0) for a in ev.get("attacks", {}).values())
         attacks += sum(pt.get("seconds", 0.0) for pt in (ev.get("eps_sweep") or {}).get("points", []))
-        suite += attacks or ev.get("seconds", 0.0)
+        eval_seconds[os.path.basename(p)] = attacks or ev.get("seconds", 0.0)
+        suite += eval_seconds[os.path.basename(p)]
     chapters, pending = {}, []
     book = os.path.abspath(folder) == os.path.join(ROOT, "results", "cpu")  # the executed chapters read this one
     for p in sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb"))) if book else []:
@@ -220,6 +246,10 @@ def main(argv=None) -> int:
            "pgdat_validation": validation_natural(pgdat) if pgdat else None,
            "earlier": earlier_points() if book else []}
     out["machines"] = machines_of(runs, students)
+    out["parts"] = {name: {"runs": sorted(k for k in seconds if part["runs"](k)),
+                           "run_seconds": sum(t for k, t in seconds.items() if part["runs"](k)),
+                           "eval_seconds": sum(t for f, t in eval_seconds.items() if part["eval"](f)),
+                           "budget_hours": part["hours"]} for name, part in PARTS.items()}
     out["met"] = {"natural": (out["pgdat"]["natural"] or 0) >= TARGETS["natural"],
                   "pgd20": (out["pgdat"]["pgd20"] or 0) >= TARGETS["pgd20"],
                   "median_run_s": (out["median_run_seconds"] or 1e9) <= TARGETS["median_run_s"],
@@ -285,6 +315,16 @@ def markdown(o: dict) -> str:
              f"Of the total: {o['runs']} runs and {o['teachers']} teacher{'s' * (o['teachers'] != 1)}, {o['run_seconds_total'] / 3600:.2f} h; "
              f"the attack suites, {o['suite_seconds'] / 3600:.2f} h. The slowest run: `{o['slowest']}`, "
              f"{o['slowest_seconds']:.0f} s."]
+    parts = o.get("parts") or {}
+    if any(p["runs"] for p in parts.values()):
+        lines += ["", "The later parts of the build, counted apart against their own budgets (runs told by name, "
+                  "`PARTS` in `benchmarks/real_image_build.py`; their evaluation files beside them):", "",
+                  "| part | runs | training and evaluation | attack suites | total | budget |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, p in parts.items():
+            total = (p["run_seconds"] + p["eval_seconds"]) / 3600
+            lines.append(f"| {name} | {len(p['runs'])} | {p['run_seconds'] / 3600:.2f} h | {p['eval_seconds'] / 3600:.2f} h "
+                         f"| {total:.2f} h | {p['budget_hours']:.0f} h, {'met' if total <= p['budget_hours'] else '**not met**'} |")
     ms = o.get("machines") or {}
     if len(ms) > 1:
         lines += ["", "The runs were timed on more than one machine, so the figures above mix them: " + "; ".join(
