@@ -64,10 +64,9 @@ def pick_on_validation(histories: dict[float, list[dict]], n_val: int, default: 
     score = lambda v: rank(v)[0]
     top = score(order[0])
     tied = sorted(v for v in order if compare(top, score(v), n=n_val).word == WITHIN)
-    if default is not None and default in histories:
-        value = default if default in tied else order[0]
-    else:
-        value = tied[0]
+    if default not in histories:
+        default = None  # the paper's value was not swept: nothing to keep
+    value = (default if default in tied else order[0]) if default is not None else tied[0]
     out = {"value": value, "score": score(value), "best": order[0], "best_score": top, "runner_up": None,
            "runner_up_score": None, "tied": tied, "separated": len(tied) == 1, "default": default}
     if len(order) > 1:
@@ -133,7 +132,7 @@ def sweep_rows(runs: dict[str, dict], full: dict, robust: str, spread: float | N
 
 
 def tau_reading(mass: dict[float, float], teacher_accuracy: float, num_classes: int, claims: list) -> str:
-    """Our reading of the tau sweep where it contradicts the paper (`claims`: the two tau trends of `claims.trend`),
+    """Our reading of the tau sweep where it contradicts the paper (`claims`: the two tau trends of `trend`),
     from the page's numbers: how much of the clean teacher's softened label stays on the true class as tau grows
     (`eval_checkpoint.true_class_probability`), and how accurate that teacher is."""
     contradicted = [c for c in claims if c.verdict == "contradicted"]

@@ -166,7 +166,7 @@ def paper_table4(dataset: str) -> tuple[dict[str, dict], str]:
 
 def rank_agreement(ours: dict[str, dict], paper: dict[str, dict], columns: list[str]) -> dict[str, dict]:
     """Per column: Spearman's rho between our methods' values and the paper's (the methods both have), its two-sided
-    p-value (`noise.spearman`, scipy; as `claims.ordering` judges the same question) and the number of methods."""
+    p-value (`noise.spearman`, scipy; as `ordering` judges the same question) and the number of methods."""
     out = {}
     for c in columns:
         names = [m for m in ours if m in paper and ours[m].get(c) is not None and paper[m].get(c) is not None]
@@ -210,7 +210,7 @@ def closest_protocol(distances: dict[str, dict], key: str = "profile", tolerance
 
 def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: float = 0.05) -> str:
     """The page's sentence on `rank_agreement`: which columns order the methods as the paper does beyond chance
-    (one-sided p below `alpha`), which do not, and which are reversed (rho < 0)."""
+    (two-sided p below `alpha`), which do not, and which are reversed (rho < 0)."""
     shown = {c: v for c, v in agreement.items() if v["rho"] is not None}
     if not shown:
         return "No column has enough distinct values to compare the orderings."
@@ -310,8 +310,9 @@ def natural_lead_reading(claim, rows: dict[str, dict], paper: dict[str, dict], t
                  f"between the two, not above {target} on both. Our {len(rows)} rows spread over "
                  f"{span(rows):.1f} points of natural accuracy, the paper's over {span({m: paper[m] for m in rows if m in paper}):.1f}: "
                  f"we think that after {epochs} epochs each method still sits where its loss weights first put it on "
-                 f"that trade-off, where the paper's longer training brings the rows closer together. These runs do "
-                 f"not test that; a longer schedule would.")
+                 f"that trade-off" + (", where the paper's longer training brings the rows closer together"
+                                      if span(rows) > span({m: paper[m] for m in rows if m in paper}) else "")
+                 + ". The reading's test, the rows at a longer schedule, follows.")
     return text.strip()
 
 
@@ -433,7 +434,7 @@ def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | N
     `above`) should lose it, the change of its lead from `short` to `long` BELOW beyond the noise (`budget.change`)."""
     from . import budget
 
-    if not above:
+    if not above or claim.verdict != "contradicted":
         return []
     run = f"the Table 4 rows at the ladder's {rung} schedule"
     if long is None:

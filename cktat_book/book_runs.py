@@ -92,7 +92,7 @@ CONTROLS = ("pgdat", "trades")  # the baselines started from CKTAT's clean teach
 
 def controls(ch: Chapter) -> dict[str, dict]:
     """PGD-AT and TRADES started from the clean teacher's weights, as CKTAT is (`runs/pgdat_init-teacher_clean`):
-    CKTAT's initialisation and the teacher's 30 clean epochs of compute, without its labels. What CKTAT gains over
+    CKTAT's initialisation and the teacher's clean epochs of compute, without its labels. What CKTAT gains over
     them is the teacher's labels' doing (chapters 02 and 03)."""
     start = ch.teacher("clean")["checkpoint"]
     return {m: ch.variant(m, init_checkpoint=start) for m in CONTROLS}
@@ -255,8 +255,10 @@ def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
     """Every run the table chapters read, trained (or re-read) through the chapters' own calls, without executing
     a notebook, in an order that checks the profile first: `pgdat`, PGD-AT with the book's seeds (the profile's
     targets); `tau`, the clean teacher and the temperature sweep (the profile's tau, picked on validation); then
-    `headline` (chapters 02, 03), `table3` (07), `analyses` (what chapters 04, 05 and 07 compute from the weights),
-    `table4`, the rows of chapters 08 and 09 with their attack suites and per-image results, and `capacity` (06).
+    `headline` (chapters 02, 03; with each seed's AutoAttack), `table3` (07), `controls` (PGD-AT and TRADES from the
+    clean teacher: 02, 03), `analyses` (what chapters 04, 05 and 07 compute from the weights), `table4`, the rows of
+    chapters 08 and 09 with their attack suites and per-image results, `capacity` (06), `ladder` (10) and
+    `readings` (the runs the chapters' readings name).
     Into a results folder other than the book's, with overrides, it builds a new point of a profile while the
     committed book keeps reading its own.
 

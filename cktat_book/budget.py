@@ -57,6 +57,8 @@ def change(base: dict[str, dict], rung: dict[str, dict], first: str, second: str
 def movement(c: Comparison, start: float, paper: float) -> str:
     """"towards the paper", "away from the paper" or "within noise": the sign of a change `c` of our difference
     (from `start`) against the side on which the paper's difference lies."""
+    if paper != paper:  # NaN: the paper reports no row at this setting
+        return "no paper row"
     if c.word == WITHIN or paper == start:
         return "within noise"
     towards = (c.word == ABOVE) == (paper > start)
@@ -102,7 +104,7 @@ def movement_sentence(moves: list[dict], labels: dict[str, str]) -> str:
     for rung in dict.fromkeys(m["rung"] for m in moves):
         group = [m for m in moves if m["rung"] == rung]
         parts = []
-        for word in ("towards the paper", "away from the paper", "within noise"):
+        for word in ("towards the paper", "away from the paper", "within noise", "no paper row"):
             names = [f"{NAMES[m['first']]} - {NAMES[m['second']]} in {labels.get(m['attack'], m['attack'])} "
                      f"({m['comparison'].difference:+.1f})" for m in group if m["movement"] == word]
             if names:
@@ -117,7 +119,7 @@ class Reading:
     """A chapter's reading of a contradicted claim (`claim`, its text), as a prediction tested by a run: `text` (the
     reading in words), `run` (which run tests it), `verdict` (SUPPORTED, NOT_SUPPORTED or WITHIN_NOISE), `evidence`
     (the numbers that decided it), `shows` (what the run shows, in words: it replaces a reading the run does not
-    support)."""
+    support), `budget` (whether the reading blames the small budget, tested by a larger one, or another cause)."""
 
     chapter: str
     claim: str
@@ -126,6 +128,7 @@ class Reading:
     verdict: str
     evidence: str
     shows: str = ""
+    budget: bool = True  # the reading blames the small budget (a larger one tests it), not another cause
 
     def sentence(self) -> str:
         out = f"**Reading, tested.** {self.text} Tested by {self.run}: **{self.verdict}** ({self.evidence})."
@@ -162,9 +165,10 @@ def ladder_reading(chapter: str, claim: str, text: str, ladder: dict[str, dict[s
     return Reading(chapter, claim, text, run, verdict, f"change {c.evidence()}", shows)
 
 
-def untested(chapter: str, claim: str, text: str, run: str, cost: str) -> Reading:
+def untested(chapter: str, claim: str, text: str, run: str, cost: str, budget: bool = True) -> Reading:
     """A reading no committed run tests: which run would, and what it would cost."""
-    return Reading(chapter, claim, text, run, NOT_TESTED, f"not run within the budget: it would cost {cost}")
+    return Reading(chapter, claim, text, run, NOT_TESTED, f"not run within the budget: it would cost {cost}",
+                   budget=budget)
 
 
 def as_dicts(readings: list[Reading]) -> list[dict]:

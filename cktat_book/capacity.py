@@ -1,6 +1,6 @@
 """Chapter 06 (the paper's Table 1): does a teacher help a small student less than a large one?
 
-The pair of students (`capacity_pair`), the claims of Table 1 and of Sec. 4.2's reading of it (`capacity`,
+The pair of students (`capacity_candidates`, `separation`), the claims of Table 1 and of Sec. 4.2's reading of it (`capacity`,
 `capacity_claims`, `capacity_signs`), each teacher against PGD-AT image by image (`teacher_contrast_paired`,
 `teacher_tally`) and the page's sentences (`capacity_check_sentence`, `capacity_reading`). Torch-free.
 """
@@ -91,13 +91,15 @@ def capacity_check_sentence(best: dict[str, dict[str, float]], sep: dict, val_ro
     return text + ("So validation does not show that the larger network gets more out of adversarial training in both "
                    "accuracies: this pair may not test the paper's capacity question.")
 
-def teacher_contrast_paired(ev: dict[str, dict], metrics: dict[str, str]) -> dict[str, dict[str, int]]:
+def teacher_contrast_paired(ev: dict[str, dict], metrics: dict[str, str],
+                            spread: dict[str, float | None] | None = None) -> dict[str, dict[str, int]]:
     """For one method on one student: each teacher's effect against PGD-AT per accuracy and the robust teacher
     against the clean one, image by image (`noise.compare_evaluations`: McNemar where the evaluations hold per-image
-    results). `ev`: {"robust", "clean", "pgdat"} final evaluations; `metrics`: label -> attack."""
+    results, with `spread`, attack -> the student's pooled seed spread's upper bound, as the run-to-run margin). `ev`:
+    {"robust", "clean", "pgdat"} final evaluations; `metrics`: label -> attack."""
     from .noise import compare_evaluations
 
-    sign = lambda a, b, att: compare_evaluations(ev[a], ev[b], att).sign
+    sign = lambda a, b, att: compare_evaluations(ev[a], ev[b], att, (spread or {}).get(att)).sign
     return {label: {"robust": sign("robust", "pgdat", att), "clean": sign("clean", "pgdat", att),
                     "robust_vs_clean": sign("robust", "clean", att)} for label, att in metrics.items()}
 
@@ -136,14 +138,14 @@ def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict
     text += "Our reading: "
     if sizes and paper_sizes:
         ours_x, paper_x = sizes["large"] / sizes["small"], paper_sizes["wrn34_10"] / paper_sizes["resnet18"]
-        text += (f"both pairs grow the network by a similar factor in parameters ({ours_x:.1f}x here, {paper_x:.1f}x "
-                 f"from ResNet-18 to WRN-34-10), ")
+        text += (f"our pair grows the network {ours_x:.1f}x in parameters, the paper's {paper_x:.1f}x from ResNet-18 to "
+                 f"WRN-34-10, ")
     moves = lambda o, p: "less" if abs(o) < abs(p) else "as much or more"
     text += (f"yet PGD-AT's robust accuracy moves {moves(ours_gap[1], paper_gap[1])} between our students than "
              f"between the paper's ({ours_gap[1]:+.1f} against {paper_gap[1]:+.1f} points), and its natural accuracy "
              f"{moves(ours_gap[0], paper_gap[0])} ({ours_gap[0]:+.1f} against {paper_gap[0]:+.1f}). We think networks "
              f"this far from fitting CIFAR-10, trained for a few epochs, leave a teacher's effect little room to change "
-             f"with capacity, so most of the changes the claims look for lie inside our noise.")
+             f"with capacity: {len(by['within noise'])} of the {len(found)} claims lie inside our noise.")
     return text
 
 

@@ -42,7 +42,7 @@ def _short(value) -> str:
 
 def variant_name(prefix: str, base: Config, cfg: Config, keys=None) -> str:
     """`prefix` followed by `_<field><value>` for every field (of `keys`, default all) where `cfg` differs from
-    `base`, in the config's field order; checkpoint paths never enter a name (say what they are with another field,
+    `base`, sorted by name; checkpoint paths never enter a name (say what they are with another field,
     e.g. teacher_kind). variant_name("cktat", base, base.replace(tau=3.0, beta=0.0)) == "cktat_beta0_tau3"."""
     a, b = base.to_dict(), cfg.to_dict()
     keys = set(keys or a)

@@ -15,10 +15,14 @@ One rule set, for every page:
    than the band, beyond our noise), and are within noise otherwise. "Not below" (first or tied first) is reproduced
    when our interval's low end lies above minus the band and contradicted when its high end lies below it.
 3. **A direction.** Reproduced when our comparison (`noise.compare`: Welch over seeds, McNemar on the same images,
-   with the pooled seed spread as the run-to-run margin of single runs) shows it beyond our noise, contradicted when it
-   shows the opposite, within noise otherwise.
-4. **A number.** A claim about a quantity (DUCAT's "up to 40%") is judged on that quantity: reproduced when the
-   paper's value lies inside our 95% interval, contradicted when it lies outside (`quantity`).
+   with the pooled seed spread as the run-to-run margin of single runs; for a change of a gap, Table 1's, the paired
+   test of four models, `noise.compare_change`) shows it beyond our noise, contradicted when it shows the opposite,
+   within noise otherwise.
+4. **A number.** A claim about a quantity the text states (DUCAT's "up to 40%") is judged on that quantity:
+   reproduced when the paper's value lies inside our 95% interval, contradicted when it lies outside (`quantity`).
+5. **A trend or an ordering** (a sweep, the ranking of Table 4's rows): Spearman's rank correlation, the text's
+   direction or the sign of the paper's own correlation against ours, two-sided at p < 0.05 (`ablations.trend`,
+   `baselines.ordering`); within noise, the claim says our ordering has no detectable relation to the paper's.
 
 A claim records the rows of `paper_numbers.yaml` it rests on (`rests_on`), so the scorecard can mark those that rest on
 a row its audit of the paper's own numbers flags. A chapter saves its claims with `save` into
@@ -92,8 +96,9 @@ def verdict(direction: str, word: str, ours: Comparison | None = None, band: flo
 
 def side(effect: float, margin: float | None = None) -> str:
     """The direction the paper's numbers show: LEVEL when the effect lies within the paper's own sampling `margin`
-    (two binomial standard errors on its test images; `paper_margin`), else ABOVE or BELOW by its sign."""
-    if margin is not None and abs(effect) <= margin:
+    (two binomial standard errors on its test images; `paper_margin`) or is exactly zero, else ABOVE or BELOW by its
+    sign."""
+    if (margin is not None and abs(effect) <= margin) or effect == 0:
         return LEVEL
     return ABOVE if effect > 0 else BELOW
 

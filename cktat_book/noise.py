@@ -18,8 +18,9 @@ standard deviation of one run's accuracy over seeds, `seed_spread`) adds that: a
 z * sqrt(2) * spread, the noise of the difference of two runs.
 
 Every comparison also carries `half_width`, the half-width of a 95% interval for the difference (the t interval of
-the seeds or of the per-image differences, two standard errors of the paired or unpaired difference, plus the
-seeds' margin where one is given): how large a difference the evidence could have missed. A claim that two methods
+the seeds or of the per-image differences; two standard errors of the paired difference plus the seeds' margin
+where one is given; for two single accuracies without per-image results, the larger of their binomial margin and
+the seeds' margin): how large a difference the evidence could have missed. A claim that two methods
 are level is only reproduced when that interval is narrow enough (`claims.verdict`). Torch-free.
 """
 

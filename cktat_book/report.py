@@ -45,6 +45,9 @@ def aa_title(version: str) -> str:
     return AA_TITLES.get(version, f"AutoAttack ({version})")
 
 
+TABLE4_CKTAT = "cktat.table4_cifar10.CKTAT_beta6"  # the row Sec. 5.2's statements are about (tau 5, beta 6)
+
+
 def paper_cktat(tau: float, beta: float) -> tuple[str, list[float]] | None:
     """The paper's CKTAT row at `tau` and `beta` (CIFAR-10, ResNet-18) and its key in `paper_numbers.yaml`: Table 4 at
     tau 5 with beta 6 or 0 (every attack column), Table 3b at beta 6 (tau 1 to 6), Table 3c at tau 5 (beta 0 to 7),

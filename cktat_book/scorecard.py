@@ -233,7 +233,7 @@ def audit_sentence(findings: list[Finding], claims: list[Claim]) -> str:
     return (f"The paper's own numbers: {len(bad)} inconsistenc{'y' if len(bad) == 1 else 'ies'} beyond their noise "
             f"and {len(weak)} statement{'s' * (len(weak) != 1)} of the text that its numbers show only within their "
             f"noise; {len(resting)} of the {len(claims)} claims this book tests rest on a row an inconsistency "
-            f"concerns (marked † in the table above).")
+            f"concerns (marked † in the tables below).")
 
 
 CHECK_NAMES = {"attack_drops": "PGD to PGD-100", "same_setting": "one setting, two tables",
@@ -262,23 +262,27 @@ def reading_of(claim: Claim, readings: list[dict]) -> dict | None:
 
 
 def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
-    """How many contradicted claims the small budget explains (a reading its run supports), how many stand at every
-    budget we ran (a reading its run does not support, or decides within noise), and how many have a reading no run
-    within the budget tests, or none."""
+    """How many contradicted claims the small budget explains (a reading that blames the budget, supported by the
+    larger budget's run), how many another cause explains (a supported reading that blames something else), how many
+    stand at every budget we ran (the run does not support the reading, or decides it within noise), and how many
+    have a reading no run within the budget tests, or none."""
     from .budget import NOT_TESTED, SUPPORTED
 
     bad = [c for c in found if c.verdict == "contradicted"]
     if not bad:
         return ""
-    verdicts = [(reading_of(c, readings) or {}).get("verdict") for c in bad]
-    explained = sum(v == SUPPORTED for v in verdicts)
-    untested = sum(v == NOT_TESTED for v in verdicts)
-    none = sum(v is None for v in verdicts)
-    stand = len(bad) - explained - untested - none
-    return (f"Of the {len(bad)} contradicted claims, {explained} {'is' if explained == 1 else 'are'} explained by the "
-            f"small budget (a reading the run it names supports, chapter 10), {stand} stand at every budget we ran (the "
-            f"run does not support the reading, or decides it within noise), {untested} have a reading no run within "
-            f"the budget tests, and {none} have no reading.")
+    readings_of = [reading_of(c, readings) or {} for c in bad]
+    count = lambda test: sum(1 for r in readings_of if test(r))
+    budget = count(lambda r: r.get("verdict") == SUPPORTED and r.get("budget", True))
+    other = count(lambda r: r.get("verdict") == SUPPORTED and not r.get("budget", True))
+    untested = count(lambda r: r.get("verdict") == NOT_TESTED)
+    none = count(lambda r: not r)
+    stand = len(bad) - budget - other - untested - none
+    return (f"Of the {len(bad)} contradicted claims, {budget} {'is' if budget == 1 else 'are'} explained by the small "
+            f"budget (a reading that blames it, supported by a larger budget's run, chapter 10), {other} by another "
+            f"cause a run supports, {stand} stand at every budget we ran (the run does not support the reading, or "
+            f"decides it within noise), {untested} have a reading no run within the budget tests, and {none} have no "
+            f"reading.")
 
 
 def finding_rows(findings: list[Finding], kind: str) -> list[dict]:

@@ -241,7 +241,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # half of one at width 16; chapter 06 trains width 4 beside it for the capacity question), PGD-5 with step
     # 0.4 eps for training and validation (PGD-20 for the test). lr 0.01: at 0.02 adversarial training started
     # from the clean weights swings between robust and broken epochs (chapter 01 shows both curves). tau: the
-    # value chapter 07's sweep picks on the validation split (`sweeps.pick_on_validation`: the best, since the
+    # value chapter 07's sweep picks on the validation split (`ablations.pick_on_validation` of the book: the best, since the
     # paper's 5 lies below it beyond the sampling noise; a test checks that this line and the committed sweep agree). eval_batch_size 256: on a CPU, attacks on batches of 1000 run
     # 2.6x slower per image (the activations leave the cache).
     "smoke": {
@@ -269,7 +269,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # (14 epochs of PGD-3 at lr 0.1, `results/cpu-lr0.1`, then at lr 0.2, `results/cpu-lr0.2`) missed the 50%
     # natural-accuracy target on the test images; this point had to clear the targets on validation by the margin
     # they lost from validation to test, and did. tau: the paper's 5, which chapter 07's sweep keeps because the
-    # validation split cannot separate it from the best value (`sweeps.pick_on_validation`; a test checks that this
+    # validation split cannot separate it from the best value (`ablations.pick_on_validation` of the book; a test checks that this
     # line and the committed sweep agree). Training in bf16
     # where the CPU has bf16 instructions, every evaluation in float32.
     "cpu": {

@@ -146,7 +146,8 @@ def fit(net: nn.Module, train, *, method: str = "cktat", val=None, test=None, ou
     splits = Splits(data.to(device), held.to(device), (as_data(test, classes) if test is not None else held).to(device))
     head = m.machinery.head_size(classes)
     with torch.no_grad():
-        width = net.eval()(held.x[:2].cpu()).shape[1]
+        where = next((p.device for p in net.parameters()), torch.device("cpu"))
+        width = net.eval()(held.x[:2].to(where)).shape[1]
     if width != head:
         raise ConfigError("net", f"{method} trains a {head}-way head on {classes} classes; this network gives "
                           f"{width} outputs", width)

@@ -92,7 +92,7 @@ def test_the_capacity_reading_counts_claims_and_compares_the_two_pairs():
                                      "pgd20", {"small": 61_338, "large": 242_474},
                                      {"resnet18": 11_173_962, "wrn34_10": 46_160_474})
     assert "1 is reproduced, 2 are within noise and 0 are contradicted" in text
-    assert "(4.0x here, 4.1x from ResNet-18 to WRN-34-10)" in text
+    assert "our pair grows the network 4.0x in parameters, the paper's 4.1x from ResNet-18 to WRN-34-10" in text
     assert "robust accuracy moves less" in text and "(+1.6 against +5.1 points)" in text
     assert "natural accuracy less (+2.7 against +2.9)" in text
 
