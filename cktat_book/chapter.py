@@ -13,6 +13,10 @@ Runs live in `<results>/runs/<name>` (default results: `<repo>/results/<profile>
 a run trained by one chapter is re-read by the next (`train.run` returns a finished run's saved result).
 `variant` names a run after what it changes (`variant_name`), so two chapters that ask for the same change get the
 same run, and a change that is no change (tau=5 when the profile's tau is 5) is the chapter's `compare` run.
+
+With `train` False (`CKTAT_TRAIN=0` in the environment: `cktat reproduce --no-train` sets it for the kernel) a
+chapter trains nothing: asked for a run, a teacher or a checkpoint that is not finished here, it stops with
+`RunPending` naming it, and `cktat reproduce` turns the page into one that says which run it waits for.
 """
 
 from __future__ import annotations
@@ -24,12 +28,29 @@ from .site import results_dir
 from cktat_core.compare import compare
 from cktat_core.config import Config, from_profile, resolve
 from cktat_core.data import dataset_defaults
+from cktat_core.errors import CktatError
 from cktat_core.methods import METHODS, frozen_teacher
-from cktat_core.train import (EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, read_finished, restore_checkpoint, run,
-                              run_settings, teacher_checkpoint_path, teacher_run)
+from cktat_core.train import (EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, missing_weights, read_finished,
+                              restore_checkpoint, run, run_settings, teacher_checkpoint_path, teacher_run,
+                              teacher_settings)
 
 PATH_FIELDS = ("teacher_checkpoint", "init_checkpoint")
 SEEDS = (0, 1, 2)  # the seeds of the runs whose spread the book measures (PGD-AT, TRADES, CKTAT)
+TRAIN_ENV = "CKTAT_TRAIN"  # "0": chapters train nothing (`Chapter.train`)
+
+
+class RunPending(CktatError):
+    """A chapter that may not train (`Chapter.train` False) asked for something that is not finished here: `path`,
+    a run folder (or a checkpoint a finished run wrote that is not kept here), relative to the results folder.
+    The message starts with that path (`cktat reproduce` reads it back from the kernel's error)."""
+
+    def __init__(self, path: str, what: str = "is not trained in this results folder"):
+        self.path = path
+        super().__init__(f"{path} {what}")
+
+
+def _training_allowed() -> bool:
+    return os.environ.get(TRAIN_ENV, "1") != "0"
 
 
 def _short(value) -> str:
@@ -58,6 +79,7 @@ class Chapter:
     overrides: dict = field(default_factory=dict)
     results: str | None = None
     progress: bool = True
+    train: bool = field(default_factory=_training_allowed)
 
     @property
     def out(self) -> str:
@@ -81,15 +103,26 @@ class Chapter:
         """`config` with the dataset's defaults filled in (eps, alpha, augmentation, teacher lr)."""
         return resolve(self.config(method, **fields))
 
+    def _require(self, out: str, settings: dict) -> None:
+        """Nothing, unless the chapter may not train and the run in `out` is not finished with `settings`."""
+        if not self.train and read_finished(out, settings) is None:
+            raise RunPending(os.path.relpath(out, self.out))
+
     def compare(self, methods: list[str], **fields) -> dict:
         """`compare.compare` over the shared runs folder; its summary goes to `out/summaries/<m1>_<m2>....json`."""
+        for m in methods if not self.train else ():
+            cfg, _ = self._planned(m, fields)  # its teacher checked first
+            out = os.path.join(self.runs, m)
+            self._require(out, run_settings(resolve(cfg), out))
         path = os.path.join(self.out, "summaries", "_".join(methods) + ".json")
         return compare(methods, self.profile, self.runs, {**self.overrides, "progress": self.progress, **fields},
                        summary_path=path)
 
     def run(self, name: str, method: str, **fields) -> dict:
         """Train (or re-read) one run, `runs/<name>`, of `method` with `fields` on top of the chapter's config."""
-        return run(self.config(method, **fields), os.path.join(self.runs, name))
+        cfg, out = self.config(method, **fields), os.path.join(self.runs, name)
+        self._require(out, run_settings(resolve(cfg), out))
+        return run(cfg, out)
 
     def _teacher_config(self, **fields) -> Config:
         """The chapter's config with those of `fields` a stand-alone teacher run depends on (`train.teacher_settings`);
@@ -105,12 +138,16 @@ class Chapter:
 
     def teacher(self, kind: str = "clean", **fields) -> dict:
         """Train (or re-read) that teacher (`train.teacher_run`); its checkpoint, history and test evaluation."""
-        return teacher_run(self._teacher_config(**fields), kind, self.teacher_dir(kind, **fields))
+        cfg, out = self._teacher_config(**fields), self.teacher_dir(kind, **fields)
+        self._require(out, teacher_settings(resolve(cfg), kind))
+        return teacher_run(cfg, kind, out)
 
     def weights(self, path: str) -> str:
         """`path`, a checkpoint written by a run, once it is here: a clone holds the committed results, never the
         checkpoints, so a missing one is trained again first from its run's result.json
         (`train.restore_checkpoint`, with this chapter's device and data folder)."""
+        if not self.train and missing_weights(path):
+            raise RunPending(os.path.relpath(path, self.out), "is not here: its run's result is, its weights are not")
         restore_checkpoint(path, self.resolved("pgdat"))
         return path
 
@@ -145,7 +182,9 @@ class Chapter:
         runs/teacher_clean/... adds "_init-teacher_clean", a teacher_checkpoint other than the shared teacher's
         "_teacher-<folder>". Returns the run's result (`train.run`) with "run_dir" and "name" added."""
         cfg, name = self._planned(method, fields)
-        res = run(cfg, os.path.join(self.runs, name))
+        out = os.path.join(self.runs, name)
+        self._require(out, run_settings(resolve(cfg), out))
+        res = run(cfg, out)
         return {**res, "name": name, "run_dir": os.path.join(self.runs, name)}
 
     def finished(self, method: str, **fields) -> dict | None:
@@ -166,4 +205,4 @@ class Chapter:
 
     def sibling(self, profile: str) -> "Chapter":
         """The same chapter in another profile, with that profile's default results folder (to read what it saved)."""
-        return Chapter(profile, {}, None, self.progress)
+        return Chapter(profile, {}, None, self.progress, self.train)

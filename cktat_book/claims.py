@@ -248,6 +248,14 @@ def save(results: str, chapter: str, claims: list[Claim], readings: list | None 
     return path
 
 
+def withdraw(results: str, chapter: str) -> None:
+    """Remove a chapter's saved claims (its page no longer shows them: `reproduce._pending_page`)."""
+    path = os.path.join(folder(results), f"{chapter}.json")
+    if os.path.exists(path):
+        os.remove(path)
+        write_index(results)
+
+
 INDEX = "index.json"  # the chapters that saved claims: read by `load_all`, so a new chapter makes the scorecard stale
 
 

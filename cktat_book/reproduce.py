@@ -27,6 +27,13 @@ startup file installs a `sys.addaudithook` hook. The hook sees every `open` (and
 writes end with) of a path under the results folder and appends `r PATH` or `w PATH` to a file that this module
 reads back after the chapter ran. The notebook itself is not modified.
 
+`train=False` (`cktat reproduce --no-train`) executes the stale chapters on what the results folder holds and trains
+nothing (`chapter.TRAIN_ENV` for the kernel): a chapter that asks for a run that is not finished there stops
+with `chapter.RunPending`, and its page becomes one that names that run and shows no number (`_pending_page`);
+its saved claims are withdrawn, so the scorecard counts it as not executed. The fingerprint records the run and
+the state of its result.json (`pending`); without training, such a page is current until that result changes,
+with training it is always stale. The committed book is built this way while its runs are trained.
+
 A chapter that fails stops the run with one line naming the notebook, the cell and the error; the chapters
 executed before it keep their new copies, the failing chapter keeps its previous copy (still stale) and its
 partial execution is left in `book/chapters/NN_name.failed.ipynb`.
@@ -172,13 +179,29 @@ def recorded(executed: str) -> dict[str, Any] | None:
         return None
 
 
-def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str) -> list[str]:
-    """Why `chapter` must be re-executed (empty: its executed copy is current). See the module docstring."""
+def pending_state(path: str, results_folder: str) -> str | None:
+    """What a pending page waits for, as it stands: a run folder's result.json (its SHA-256, None when absent), or
+    a checkpoint ("here" or None)."""
+    full = os.path.join(results_folder, path)
+    if path.endswith(".pt"):
+        return "here" if os.path.isfile(full) else None
+    result = os.path.join(full, "result.json")
+    return file_hash(result) if os.path.isfile(result) else None
+
+
+def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str, train: bool = True) -> list[str]:
+    """Why `chapter` must be re-executed (empty: its executed copy is current). See the module docstring; a page
+    waiting for a run is stale when training is allowed, else when what it waits for changed."""
     old = recorded(chapter.executed)
     if old is None:
         return ["not executed yet" if not os.path.exists(chapter.executed) else "no fingerprint"]
     now = fingerprint_inputs(chapter, params)
     reasons = [f"{key.replace('_', ' ')} changed" for key in now if old.get(key) != now[key]]
+    waits = old.get("pending")
+    if waits and train:
+        reasons.append(f"waits for {waits['path']}")
+    elif waits and pending_state(waits["path"], results_folder) != waits["state"]:
+        reasons.append(f"{waits['path']} changed")
     for rel, digest in sorted((old.get("results") or {}).items()):
         path = os.path.join(results_folder, rel)
         if not os.path.isfile(path):
@@ -190,6 +213,21 @@ def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str)
 
 
 @contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """`env` in this process's environment (which the kernel inherits) while the block runs."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
 def _recording_reads(results_folder: str) -> Iterator[str]:
     """Environment for the kernel that records its opens under `results_folder`; yields the log's path."""
     with tempfile.TemporaryDirectory(prefix="cktat-ipython-") as ipython_dir:
@@ -198,17 +236,8 @@ def _recording_reads(results_folder: str) -> Iterator[str]:
         with open(os.path.join(startup, "00-cktat-record-reads.py"), "w") as fh:
             fh.write(_TRACKER)
         log = os.path.join(ipython_dir, "opened.txt")
-        env = {"IPYTHONDIR": ipython_dir, "CKTAT_TRACK_ROOT": results_folder, "CKTAT_TRACK_OUT": log}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with _environment({"IPYTHONDIR": ipython_dir, "CKTAT_TRACK_ROOT": results_folder, "CKTAT_TRACK_OUT": log}):
             yield log
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 @contextmanager
@@ -240,21 +269,33 @@ def results_read(log: str, results_folder: str) -> dict[str, str]:
             if not p.endswith(".tmp") and os.path.isfile(p)}
 
 
-def execute(chapter: Chapter, params: dict[str, Any], results_folder: str) -> dict[str, Any]:
-    """Execute one chapter with papermill into its executed copy, with its fingerprint; returns the fingerprint."""
+PENDING = "RunPending"  # the exception a chapter that may not train raises (`chapter.RunPending`)
+
+
+def execute(chapter: Chapter, params: dict[str, Any], results_folder: str, train: bool = True) -> dict[str, Any]:
+    """Execute one chapter with papermill into its executed copy, with its fingerprint; returns the fingerprint
+    (with "pending" when, not allowed to train, the chapter waits for a run: `_pending_page`)."""
     import papermill as pm
+
+    from .chapter import TRAIN_ENV
 
     inputs = fingerprint_inputs(chapter, params)
     os.makedirs(os.path.dirname(chapter.executed), exist_ok=True)
     partial = chapter.executed[:-len(".ipynb")] + ".failed.ipynb"
     t0 = time.perf_counter()
-    with _recording_reads(results_folder) as log:
+    with _recording_reads(results_folder) as log, _environment({TRAIN_ENV: "1" if train else "0"}):
         try:
             with _quiet_stderr(log + ".stderr"):  # the kernel's own log lines would break the chapter's line
                 pm.execute_notebook(chapter.source, partial, parameters=params, kernel_name="python3",
                                     cwd=os.path.dirname(chapter.source), progress_bar=False)
         except pm.PapermillExecutionError as e:
             error = (e.evalue or "").strip().splitlines()
+            if e.ename == PENDING and not train and error:
+                path = error[0].split(" ", 1)[0]
+                fingerprint = {**inputs, "results": results_read(log, results_folder),
+                               "pending": {"path": path, "state": pending_state(path, results_folder)}}
+                _pending_page(chapter, partial, params, fingerprint, time.perf_counter() - t0)
+                return fingerprint
             shown = os.path.relpath(partial) if not os.path.relpath(partial).startswith("..") else partial
             raise CktatError(f"{os.path.basename(chapter.source)}: cell {_source_cell(partial, e.cell_index)} "
                              f"(In [{e.exec_count}]) failed: {e.ename}: {error[0] if error else ''} "
@@ -303,6 +344,37 @@ def _finish(partial: str, target: str, fingerprint: dict[str, Any], seconds: flo
     nb.metadata[METADATA_KEY] = {"fingerprint": fingerprint, "seconds": round(seconds, 1)}
     nbformat.write(nb, partial)
     os.replace(partial, target)
+
+
+def _pending_page(chapter: Chapter, partial: str, params: dict[str, Any], fingerprint: dict[str, Any],
+                  seconds: float) -> None:
+    """The page of a chapter waiting for a run: its opening cell (badge and title, without the findings a run
+    would have glued) and one paragraph naming the run, written atomically in place of its executed copy; the
+    partial execution is removed and the chapter's saved claims are withdrawn (`claims.withdraw`)."""
+    import nbformat
+
+    from . import claims
+
+    source = nbformat.read(chapter.source, as_version=4)
+    first = next((c for c in source.cells if c.cell_type == "markdown"), None)
+    opening = "\n".join(line for line in (first.source if first else "").splitlines() if "{glue" not in line)
+    path, profile = fingerprint["pending"]["path"], params["profile"]
+    what = "checkpoint" if path.endswith(".pt") else "run"
+    note = (f"**This page is waiting for a {what}.** It reads `{path}`, which the {profile} results do not hold "
+            f"yet, so it shows none of its numbers rather than ones an earlier version of its code produced. "
+            f"`cktat runs --profile {profile}` trains the book's runs (a stopped build resumes where it stopped) and "
+            f"`cktat reproduce` then executes this page; the notebook, opened in Colab from the badge above, "
+            f"trains what it needs itself.")
+    page = nbformat.v4.new_notebook(metadata=source.metadata)
+    page.cells = [nbformat.v4.new_markdown_cell(opening.strip()), nbformat.v4.new_markdown_cell(note)]
+    page.metadata[METADATA_KEY] = {"fingerprint": fingerprint, "seconds": round(seconds, 1)}
+    tmp = chapter.executed + ".tmp"
+    nbformat.write(page, tmp)
+    os.replace(tmp, chapter.executed)
+    if os.path.exists(partial):
+        os.remove(partial)
+    results = params.get("results") or results_dir(profile)
+    claims.withdraw(results, chapter.name)
 
 
 # The profile each chapter of the committed book is executed in: the multi-view mechanism in `smoke`, every table
@@ -433,10 +505,11 @@ def check_data(profile: str, overrides: dict[str, Any] | None, names: list[str])
 
 def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = None, only: list[str] | None = None,
               results: str | None = None, force: bool = False, root: str | None = None, out_dir: str | None = None,
-              echo=print) -> list[tuple[Chapter, str]]:
+              echo=print, train: bool = True) -> list[tuple[Chapter, str]]:
     """Re-execute the stale chapters (all with `force`), in book order, printing one line per chapter
     (`reused` or `executed in N s (why)`), one line per run a chapter trains (with the runs and time left), and
-    the total. Returns (chapter, "reused" | "executed" | "kept") pairs.
+    the total. Returns (chapter, "reused" | "executed" | "kept" | "pending") pairs; with `train` False nothing is
+    trained and a chapter waiting for a run gets a page that says so ("pending", see the module docstring).
 
     The book (profile None) without the data of a profile keeps that profile's stale chapters as committed ("kept",
     a line says what is stale and where the data goes), so the site still builds; asking for the profile (or
@@ -456,7 +529,7 @@ def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = Non
         target = _target(chapter, prof, root, out_dir)
         params = parameters(prof, overrides, results)
         folder = os.path.realpath(results_dir(prof, results))
-        jobs.append((target, prof, params, folder, ["--force"] if force else stale_reasons(target, params, folder)))
+        jobs.append((target, prof, params, folder, ["--force"] if force else stale_reasons(target, params, folder, train)))
     width = max(len(c.name) for c, *_ in jobs)
     missing = {}  # the book (no profile asked): a profile whose data is not here keeps its committed pages
     for prof in dict.fromkeys(p for _, p, _, _, why in jobs if why):
@@ -486,10 +559,10 @@ def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = Non
                  f"not here" + (", the committed page stays" if os.path.exists(chapter.executed) else ""))
             done.append((chapter, "kept"))
             continue
-        if not reasons and not force and prof not in missing and any(how == "executed" for _, how in done):
+        if not reasons and not force and prof not in missing and any(how in ("executed", "pending") for _, how in done):
             # a chapter executed in this call may have rewritten what this one reads (the scorecard reads the
             # claims every chapter before it saves): decided again now, not at the start
-            reasons = stale_reasons(chapter, params, folder)
+            reasons = stale_reasons(chapter, params, folder, train)
         if not reasons:
             echo(f"{tag}  reused")
             done.append((chapter, "reused"))
@@ -498,18 +571,23 @@ def reproduce(profile: str | None = None, overrides: dict[str, Any] | None = Non
         t0 = time.perf_counter()
         try:
             with _following_runs(progress, folder):
-                execute(chapter, params, folder)
+                fingerprint = execute(chapter, params, folder, train)
         except BaseException:
             echo(f"{tag}  failed")
             raise
         where = "" if os.path.dirname(chapter.executed) == os.path.join(root, "book", "chapters") else \
             f" into {os.path.relpath(chapter.executed, root)}"
+        if "pending" in fingerprint:
+            echo(f"{tag}  waits for {fingerprint['pending']['path']}: its page says so{where}")
+            done.append((chapter, "pending"))
+            continue
         echo(f"{tag}  executed in {time.perf_counter() - t0:.0f} s{where}")
         done.append((chapter, "executed"))
     n_exec = sum(1 for _, how in done if how == "executed")
     n_kept = sum(1 for _, how in done if how == "kept")
-    echo(f"total: {len(done)} chapters, {n_exec} executed, {len(done) - n_exec - n_kept} reused"
-         + (f", {n_kept} stale but kept" if n_kept else "") + f", in {time.perf_counter() - t_start:.0f} s")
+    n_wait = sum(1 for _, how in done if how == "pending")
+    echo(f"total: {len(done)} chapters, {n_exec} executed, {len(done) - n_exec - n_kept - n_wait} reused"
+         + (f", {n_wait} waiting for runs" if n_wait else "") + (f", {n_kept} stale but kept" if n_kept else "") + f", in {time.perf_counter() - t_start:.0f} s")
     for prof, err in missing.items():
         echo(f"the stale {prof} chapters were not executed; to execute them: {err}")
     return done

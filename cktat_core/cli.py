@@ -6,7 +6,7 @@
     cktat bench [--model resnet18|wrn34_10|small_cnn] [--batch N]
     torchrun --nproc_per_node=N -m cktat_core.cli train ...   (one process per GPU; rank 0 writes and prints)
     cktat compare --methods pgdat,trades,cktat --profile smoke --out runs/compare [--summary results/x.json]
-    cktat reproduce [--chapters 01,05] [--profile cpu|smoke|paper] [--force] [--results DIR]   (alias: cktat book)
+    cktat reproduce [--chapters 01,05] [--profile cpu|smoke|paper] [--force] [--no-train] [--results DIR]   (alias: cktat book)
     cktat runs --profile cpu [--set epochs=16 ...] [--results DIR] [--stages pgdat,tau,...]
 
 Bad input (an out-of-range value, an unknown name, a missing dataset or a corrupt checkpoint) prints one
@@ -135,7 +135,7 @@ def cmd_reproduce(args) -> int:
         from_profile(profile, overrides)  # bad values stop here, before any notebook runs
     if not args.build_only:
         only = [o.strip() for o in args.chapters.split(",") if o.strip()] if args.chapters else None
-        reproduce(args.profile, overrides, only, args.results, force=args.force)
+        reproduce(args.profile, overrides, only, args.results, force=args.force, train=not args.no_train)
     if not args.no_build:
         print(f"book: {build()}")
     return 0
@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="execute the selected chapters even when none is stale")
     b.add_argument("--results", default=None, help="folder for the runs (default results/<profile>)")
     b.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="config overrides for every chapter")
+    b.add_argument("--no-train", action="store_true",
+                   help="train nothing: a chapter whose runs are not all finished gets a page naming the run it waits for")
     b.add_argument("--no-build", action="store_true", help="execute the stale chapters only")
     b.add_argument("--build-only", action="store_true", help="build the site from the chapters already executed")
     b.add_argument("--sync-colab", action="store_true",

@@ -577,12 +577,9 @@ def restore_checkpoint(path: str, cfg: Config) -> None:
     data folder), into its own folder, resuming where a stopped retraining left off; its result.json is
     rewritten. Nothing happens when no finished run claims the file (loading it then fails with a
     `CheckpointError` naming the path)."""
-    if not path:
+    if not missing_weights(path):
         return
-    found = cache.run_of_checkpoint(path)
-    if found is None or (os.path.exists(path) and written_by_run(path, *found)):
-        return
-    folder, saved = found
+    folder, saved = cache.run_of_checkpoint(path)
     known = set(cfg.to_dict())
     fields = {k: v for k, v in saved["settings"].items() if k in known}
     if "kind" in saved:  # a stand-alone teacher run
@@ -592,6 +589,15 @@ def restore_checkpoint(path: str, cfg: Config) -> None:
         if fields.get(key):
             fields[key] = os.path.normpath(os.path.join(folder, fields[key]))
     run(cfg.replace(**fields), folder, retrain=True)
+
+
+def missing_weights(path: str) -> bool:
+    """Whether `restore_checkpoint(path)` would train: a finished run claims checkpoint `path` and the weights its
+    result.json describes are not here."""
+    if not path:
+        return False
+    found = cache.run_of_checkpoint(path)
+    return found is not None and not (os.path.exists(path) and written_by_run(path, *found))
 
 
 def written_by_run(path: str, folder: str, saved: dict) -> bool:

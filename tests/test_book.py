@@ -587,6 +587,48 @@ def test_the_book_executes_chapter_01_on_the_multiview_data_and_the_tables_on_re
     assert built >= 2, "chapter 01 and at least one table chapter are executed in their book profiles"
 
 
+PENDING = ('import os\n'
+           'class RunPending(Exception):  # the name `cktat_book.chapter.RunPending` carries\n'
+           '    pass\n'
+           'if not os.path.isfile(os.path.join(results, "runs", "late", "result.json")):\n'
+           '    if os.environ.get("CKTAT_TRAIN") == "0":  # as `Chapter.train` reads it\n'
+           '        raise RunPending("runs/late is not trained in this results folder")\n'
+           '    print("late run trained")\n'
+           'else:\n'
+           '    print("late run read")')
+
+
+def test_without_training_a_chapter_waiting_for_a_run_says_so_until_the_run_lands(tiny_book):
+    """`cktat reproduce --no-train`: a chapter that asks for a run the results do not hold becomes a page naming
+    that run (its title kept, no output, its saved claims withdrawn), current while the run is missing, stale
+    as soon as it lands or whenever training is allowed; the next chapter still executes."""
+    root, lib, results, run, lines = tiny_book
+    nb = nbformat.read(root / "notebooks" / "02_plain.ipynb", as_version=4)
+    nb.cells[0].source = "# A late chapter\n\n{glue:md}`findings`"
+    nb.cells[-1].source = PENDING
+    nbformat.write(nb, root / "notebooks" / "02_plain.ipynb")
+    (results / "claims").mkdir()
+    (results / "claims" / "02_plain.json").write_text('{"chapter": "02_plain", "claims": []}')
+    assert run(train=False) == {"01_reads": "executed", "02_plain": "pending"}
+    assert any(re.search(r"02_plain\s+waits for runs/late: its page says so", x) for x in lines), lines
+    assert "1 waiting for runs" in lines[-1]
+    page = nbformat.read(root / "book" / "chapters" / "02_plain.ipynb", as_version=4)
+    assert [c.cell_type for c in page.cells] == ["markdown", "markdown"]
+    assert page.cells[0].source == "# A late chapter" and "`runs/late`" in page.cells[1].source
+    assert not (root / "book" / "chapters" / "02_plain.failed.ipynb").exists()
+    assert not (results / "claims" / "02_plain.json").exists()
+    assert json.loads((results / "claims" / "index.json").read_text()) == {"chapters": []}
+    assert run(train=False) == {"01_reads": "reused", "02_plain": "reused"}
+    assert run(train=True)["02_plain"] == "executed"  # training allowed: it trains what it waits for
+    # back to waiting, then the run lands: stale without training too, and it executes
+    assert run(train=False, force=True)["02_plain"] == "pending"
+    (results / "runs" / "late").mkdir(parents=True)
+    (results / "runs" / "late" / "result.json").write_text("{}")
+    assert run(train=False) == {"01_reads": "reused", "02_plain": "executed"}
+    page = nbformat.read(root / "book" / "chapters" / "02_plain.ipynb", as_version=4)
+    assert "late run read" in json.dumps(page.cells[-1].outputs)
+
+
 def test_the_book_without_a_profiles_data_keeps_its_committed_pages(tiny_book, monkeypatch, tmp_path):
     """The README's first command on a clone without CIFAR-10: the stale real-image chapters keep their committed
     pages (one line each says why) and the rest executes; asking for that profile stops with the data error."""
@@ -609,14 +651,15 @@ def test_the_book_without_a_profiles_data_keeps_its_committed_pages(tiny_book, m
 def test_a_clean_clone_finds_every_committed_chapter_current():
     """The README's first command builds the site from the committed chapters without executing one: every
     chapter's executed copy in book/chapters/ records the notebook, library, paper numbers and parameters of
-    this commit, and every result file it read is committed unchanged (checkpoints aside, `stale_reasons`).
+    this commit, and every result file it read is committed unchanged (checkpoints aside, `stale_reasons`); a
+    page waiting for a run (`cktat reproduce --no-train`) waits for one that is still not committed.
     A change to the library or a result after the last `cktat reproduce` fails here until the chapters are
     re-executed."""
     stale = {}
     for chapter in reproduce.chapters(root=ROOT):
         profile = reproduce.book_profile(chapter)
         params = reproduce.parameters(profile, None, None)
-        why = reproduce.stale_reasons(chapter, params, os.path.join(ROOT, "results", profile))
+        why = reproduce.stale_reasons(chapter, params, os.path.join(ROOT, "results", profile), train=False)
         if why:
             stale[chapter.name] = why[:3]
     assert not stale, f"stale committed chapters (run `cktat reproduce`): {stale}"

@@ -219,3 +219,34 @@ def test_the_runs_say_which_training_of_their_teacher_they_learned_from():
     # the names do not depend on the order of the runs: a page that lists them the other way names them the same
     again = report.teacher_trainings({"y": run(far), "x": run(a)})
     assert "the 70.00% training taught x; the 40.00% training taught y" in again
+
+
+def test_a_chapter_that_may_not_train_reads_finished_runs_and_names_the_first_missing_one(tmp_path, monkeypatch):
+    """`Chapter.train` False (`cktat reproduce --no-train`): the committed smoke runs are re-read as they are, and a
+    run, a teacher or a checkpoint that is not finished stops the chapter with `RunPending` naming it, before any
+    training starts."""
+    from cktat_book.chapter import TRAIN_ENV, Chapter, RunPending
+
+    monkeypatch.setattr(train_mod, "train_phase", lambda *a, **k: pytest.fail("a chapter that may not train trained"))
+    committed = Chapter("smoke", progress=False, train=False)
+    assert committed.variant("pgdat")["name"] == "pgdat"
+    assert committed.teacher()["kind"] == "clean"
+    with pytest.raises(RunPending, match=r"^runs/pgdat_epochs1 is not trained"):
+        committed.variant("pgdat", epochs=1)
+    shutil.copytree(os.path.join(committed.runs, "pgdat"), tmp_path / "runs" / "pgdat",
+                    ignore=shutil.ignore_patterns("*.pt"))  # as a clone holds it: the result, not the weights
+    copy = Chapter("smoke", results=str(tmp_path), progress=False, train=False)
+    assert copy.compare(["pgdat"])["rows"][0]["method"] == "pgdat"
+    with pytest.raises(RunPending, match=r"^runs/teacher_clean is not trained"):  # a CKTAT run asks its teacher first
+        copy.variant("cktat")
+    with pytest.raises(RunPending, match=r"^runs/teacher_clean is not trained"):
+        copy.compare(["pgdat", "cktat"])
+    with pytest.raises(RunPending, match=r"^runs/other is not trained"):
+        copy.run("other", "pgdat")
+    last = copy.variant("pgdat")["student"]["checkpoints"]["last"]
+    with pytest.raises(RunPending, match=r"^runs/pgdat/student/last.pt is not here"):
+        copy.weights(os.path.join(copy.runs, "pgdat", last))
+    monkeypatch.setenv(TRAIN_ENV, "0")
+    assert Chapter("smoke").train is False and committed.sibling("cpu").train is False
+    monkeypatch.setenv(TRAIN_ENV, "1")
+    assert Chapter("smoke").train is True
