@@ -230,8 +230,9 @@ def pending_sentence(results: str, profile: str) -> str:
     left = pending(results)
     if not left:
         return ""
-    return (f"Not counted yet: {len(left)} of the {len(CHAPTERS)} chapters that test claims have not been executed "
-            f"in the {profile} profile ({', '.join(left)}), so their claims are missing from this page.")
+    return (f"Not counted yet: {len(left)} of the {len(CHAPTERS)} chapters that test claims have saved none in the "
+            f"{profile} profile ({', '.join(left)}: not executed there yet, or waiting for a run their page names), so "
+            f"their claims are missing from this page.")
 
 
 def save(results: str, chapter: str, claims: list[Claim], readings: list | None = None) -> str:
