@@ -449,8 +449,8 @@ def test_the_committed_chapter_is_what_the_command_produces(tmp_path):
     and re-executing would retrain; where a file it read has changed since, other numbers are expected. Those
     chapters are left out, and the test says so when none is left."""
     executed = [os.path.join(ROOT, "book", "chapters", os.path.basename(nb)) for nb in site.chapter_notebooks(ROOT)]
-    committed = [p for p in executed if reproduce.recorded(p)]
-    if not committed:
+    committed = [p for p in executed if reproduce.recorded(p) and "pending" not in reproduce.recorded(p)]
+    if not committed:  # a page waiting for a run shows no number to compare
         pytest.skip("no executed chapter in book/chapters/: `cktat reproduce` writes them")
     meta = {p: json.load(open(p))["metadata"]["cktat"] for p in committed}
 
