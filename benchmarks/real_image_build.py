@@ -294,7 +294,7 @@ def markdown(o: dict) -> str:
     yes = lambda k: "met" if o["met"][k] else "**not met**"
     m = o["machine"]
     lines = ["# The real-image book: its cost and its targets", "",
-             f"Read from `{o['results']}/` after the build (this summary written on {m['cpu']}, {m['cores']} cores). "
+             f"Read from the runs finished in `{o['results']}/` (this summary written on {m['cpu']}, {m['cores']} cores; while a build is under way it counts only what has landed). "
              f"Every run's wall time includes its per-epoch validation and its final test evaluation; the attack suite "
              f"of the Table 4 chapters is counted separately.", ""]
     if o["chapters_pending"]:
