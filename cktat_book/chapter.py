@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .site import results_dir
 from cktat_core.compare import compare
@@ -103,9 +104,10 @@ class Chapter:
         """`config` with the dataset's defaults filled in (eps, alpha, augmentation, teacher lr)."""
         return resolve(self.config(method, **fields))
 
-    def _require(self, out: str, settings: dict) -> None:
-        """Nothing, unless the chapter may not train and the run in `out` is not finished with `settings`."""
-        if not self.train and read_finished(out, settings) is None:
+    def _require(self, out: str, settings: Callable[[], dict]) -> None:
+        """Nothing, unless the chapter may not train and the run in `out` is not finished with `settings()` (called
+        only then: a chapter that trains does not compute them twice)."""
+        if not self.train and read_finished(out, settings()) is None:
             raise RunPending(os.path.relpath(out, self.out))
 
     def compare(self, methods: list[str], **fields) -> dict:
@@ -113,7 +115,7 @@ class Chapter:
         for m in methods if not self.train else ():
             cfg, _ = self._planned(m, fields)  # its teacher checked first
             out = os.path.join(self.runs, m)
-            self._require(out, run_settings(resolve(cfg), out))
+            self._require(out, lambda: run_settings(resolve(cfg), out))
         path = os.path.join(self.out, "summaries", "_".join(methods) + ".json")
         return compare(methods, self.profile, self.runs, {**self.overrides, "progress": self.progress, **fields},
                        summary_path=path)
@@ -121,7 +123,7 @@ class Chapter:
     def run(self, name: str, method: str, **fields) -> dict:
         """Train (or re-read) one run, `runs/<name>`, of `method` with `fields` on top of the chapter's config."""
         cfg, out = self.config(method, **fields), os.path.join(self.runs, name)
-        self._require(out, run_settings(resolve(cfg), out))
+        self._require(out, lambda: run_settings(resolve(cfg), out))
         return run(cfg, out)
 
     def _teacher_config(self, **fields) -> Config:
@@ -139,7 +141,7 @@ class Chapter:
     def teacher(self, kind: str = "clean", **fields) -> dict:
         """Train (or re-read) that teacher (`train.teacher_run`); its checkpoint, history and test evaluation."""
         cfg, out = self._teacher_config(**fields), self.teacher_dir(kind, **fields)
-        self._require(out, teacher_settings(resolve(cfg), kind))
+        self._require(out, lambda: teacher_settings(resolve(cfg), kind))
         return teacher_run(cfg, kind, out)
 
     def weights(self, path: str) -> str:
@@ -183,7 +185,7 @@ class Chapter:
         "_teacher-<folder>". Returns the run's result (`train.run`) with "run_dir" and "name" added."""
         cfg, name = self._planned(method, fields)
         out = os.path.join(self.runs, name)
-        self._require(out, run_settings(resolve(cfg), out))
+        self._require(out, lambda: run_settings(resolve(cfg), out))
         res = run(cfg, out)
         return {**res, "name": name, "run_dir": os.path.join(self.runs, name)}
 

@@ -4,8 +4,8 @@ A clone holds the committed results, never the checkpoints. A chapter re-execute
 from the weights (an attack suite, attribution maps, a teacher's softened labels) from these files instead of
 training the run again. A cached file is reused only when it was computed from the same request: the same
 arguments and the same weights. The weights are named by the run that wrote them (`weights_identity`: the
-training history its result.json records), which a clone has; where the checkpoint is here, its path, size and
-time must match too. A run trained again (`train.restore_checkpoint`) writes another history, so what was computed
+training history its result.json records), which a clone has; only a checkpoint that no run claims is named by
+its file (path, size and time). A run trained again (`train.restore_checkpoint`) writes another history, so what was computed
 from its earlier weights is computed again, never shown beside the new run's numbers.
 """
 
@@ -73,18 +73,18 @@ def request(checkpoint: str, **fields) -> dict:
 
 
 def reused(out: str | None, now: dict) -> dict | None:
-    """The result saved at `out` when it was computed from the same request `now`, else None. When the checkpoint
-    is not here, the file keys are not compared (the weights' identity still is); when both name the weights'
-    identity, the path is not (a results folder may move)."""
+    """The result saved at `out` when it was computed from the same request `now`, else None. When both name the
+    weights' identity (the training their run records), that identity decides and the file keys are not compared:
+    a results folder may move, and a clone's copy of a committed checkpoint has its own time. When the checkpoint
+    is not here, the file keys are not compared either; otherwise (no run claims the file) the same file must be
+    here, unchanged."""
     if not (out and os.path.isfile(out)):
         return None
     with open(out) as fh:
         previous = json.load(fh)
     saved, now = previous.get("request") or {}, json.loads(json.dumps(now))
-    if now["size"] is None:
+    if now["size"] is None or ("weights" in saved and "weights" in now):
         saved, now = ({k: v for k, v in r.items() if k not in FILE_KEYS} for r in (saved, now))
-    elif "weights" in saved and "weights" in now:  # named by its run: a moved results folder is still the same
-        saved, now = ({k: v for k, v in r.items() if k != "checkpoint"} for r in (saved, now))
     return previous if saved == now else None
 
 

@@ -255,7 +255,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "attack_steps": 5,
         "val_attack_steps": 5,
         "alpha_ratio": 0.4,
-        "tau": 4.0,
+        "tau": 2.0,
         "val_size": 500,
         "eval_batch_size": 256,
         "amp": False,

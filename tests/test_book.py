@@ -12,7 +12,8 @@ import nbformat
 import pytest
 import yaml
 
-from cktat_book import baselines, report, reproduce, site
+from cktat_book import baselines, book_runs, report, reproduce, site
+from cktat_book.chapter import Chapter
 from cktat_core.errors import CktatError
 
 TINY = {"train_limit": 256, "val_size": 128, "test_limit": 128, "teacher_epochs": 1, "epochs": 1,
@@ -337,12 +338,13 @@ def _fake_cifar10(folder, per_batch: int = 40, test: int = 60) -> None:
             pickle.dump(batch, fh)
 
 
-def _on_fake_cifar(profile, tmp_path):
-    """Every chapter executed in `profile` on random images in CIFAR-10's format (no download, no real data)."""
+def _on_fake_cifar(profile, tmp_path, only=None):
+    """The chapters (`only`, all by default) executed in `profile` on random images in CIFAR-10's format (no
+    download, no real data)."""
     _fake_cifar10(tmp_path / "data")
     over = {**TINY, "data_dir": str(tmp_path / "data"), "model": "small_cnn", "train_limit": 96, "val_size": 64,
             "train_per_file": 40, "test_limit": 48, "batch_size": 32, "eval_batch_size": 48}
-    return reproduce.execute_chapters(profile, over, results=str(tmp_path / "results"),
+    return reproduce.execute_chapters(profile, over, only=only, results=str(tmp_path / "results"),
                                       out_dir=str(tmp_path / "chapters"), root=ROOT)
 
 
@@ -393,14 +395,28 @@ def test_chapters_execute_in_the_cpu_profile(tmp_path):
     _assert_scorecard_matches_the_chapters(executed, tmp_path / "results")
 
 
+# The chapters whose pages take a path of their own in the paper profile; the cpu profile's test executes every
+# chapter on the same kind of data (CIFAR-10's format) with the same tiny overrides, which leaves the paper profile
+# only these paths to show: 01 (CIFAR-10 has no probe images: a sentence, not a KeyError), 07 (validation's pick
+# beside the paper's own tau, `ablations.pick_sentence`) and 08 (CIFAR-100 beside CIFAR-10). Chapter 10's own
+# path (no "paper attack" rung) is the profile's, which tiny overrides of the attack undo: checked on the configs.
+PAPER_PATHS = ["01", "07", "08"]
+
+
 @pytest.mark.slow
-def test_chapters_execute_in_the_paper_profile(tmp_path):
-    """The paper profile runs from the same notebooks: CIFAR-10 (here random images in its format), whose data
-    has no probe images, so the chapters show what needs the multi-view data as a sentence, not a KeyError."""
-    executed = _on_fake_cifar("paper", tmp_path)
-    assert [os.path.basename(p) for p in executed] == [os.path.basename(p) for p in site.chapter_notebooks(ROOT)]
+def test_the_chapters_with_a_path_of_their_own_execute_in_the_paper_profile(tmp_path):
+    """The paper profile runs from the same notebooks, on random images in CIFAR-10's format (`PAPER_PATHS`)."""
+    executed = _on_fake_cifar("paper", tmp_path, only=PAPER_PATHS)
+    assert [os.path.basename(p)[:2] for p in executed] == PAPER_PATHS
     text = open(executed[0]).read()
     assert "no probe images" in text and "cifar10" in text
+    assert "The paper profile uses tau = 5" in open(executed[1]).read()
+    assert "CIFAR-100" in open(executed[2]).read()
+
+
+def test_the_ladder_has_a_paper_attack_rung_only_where_the_profile_trains_with_another_attack():
+    assert list(book_runs.ladder_rungs(Chapter("cpu"))) == ["2x epochs", "4x epochs", "paper attack"]
+    assert list(book_runs.ladder_rungs(Chapter("paper"))) == ["2x epochs", "4x epochs"]
 
 
 def _assert_local_mathjax(html_dir):

@@ -53,7 +53,7 @@ def test_a_cached_result_is_read_back_without_the_weights_and_computed_again_for
     assert len(restored) == 3
 
 
-def test_a_present_checkpoint_must_be_the_same_file_but_may_have_moved(tmp_path):
+def test_weights_named_by_their_run_are_the_same_in_a_moved_folder_and_in_a_clone(tmp_path):
     folder, path = _run_folder(tmp_path)
     open(path, "wb").write(b"weights")
     out = str(tmp_path / "eval" / "x.json")
@@ -63,8 +63,10 @@ def test_a_present_checkpoint_must_be_the_same_file_but_may_have_moved(tmp_path)
     os.rename(folder, tmp_path / "moved")
     moved = str(tmp_path / "moved" / "student" / "last.pt")
     assert cache.computed(moved, out, compute, limit=5)["value"] == 1  # the same weights in a moved folder
-    os.utime(moved, (1, 1))
-    assert cache.computed(moved, out, compute, limit=5)["value"] == 2  # the file changed
+    os.utime(moved, (1, 1))  # a clone's copy of a committed checkpoint: same bytes, its own time
+    assert cache.computed(moved, out, compute, limit=5)["value"] == 1
+    (tmp_path / "moved" / "result.json").write_text(json.dumps({"student": {"history": [{"train_loss": 0.5}]}}))
+    assert cache.computed(moved, out, compute, limit=5)["value"] == 2  # its run was trained again
 
 
 def test_a_request_without_a_run_still_compares_the_file(tmp_path):
@@ -75,6 +77,8 @@ def test_a_request_without_a_run_still_compares_the_file(tmp_path):
     out = str(tmp_path / "r.json")
     cache.computed(path, out, lambda p: {"v": 1}, limit=1)
     assert cache.reused(out, cache.request(path, limit=1))["v"] == 1
+    os.utime(path, (1, 1))  # no run names these weights: the file itself must be unchanged
+    assert cache.reused(out, cache.request(path, limit=1)) is None
     os.remove(path)  # a clone: the file keys are not compared
     assert cache.reused(out, cache.request(path, limit=1))["v"] == 1
 

@@ -8,7 +8,7 @@ import torch
 
 import cktat_core.train as train_mod
 from cktat_core import checkpoint as ckpt
-from cktat_core.config import from_profile
+from cktat_core.config import PROFILES, Config, from_profile
 from cktat_core.errors import CheckpointError
 from cktat_core.methods import METHODS
 
@@ -147,7 +147,7 @@ def test_result_json_has_what_the_book_reads(tiny, tmp_path):
     assert set(on_disk["teacher"]["probe_f2"]["attacks"]) == {"natural", "pgd3"}
     assert set(on_disk["student"]["best"]["probe_f2"]["attacks"]) == {"natural"}
     assert 1 <= on_disk["student"]["best"]["epoch"] <= 2
-    assert res["config"]["tau"] == 4.0  # the smoke profile's temperature
+    assert res["config"]["tau"] == PROFILES["smoke"]["tau"] != Config.tau  # the smoke profile's temperature, not the default
 
 
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
