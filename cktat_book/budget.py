@@ -131,7 +131,10 @@ class Reading:
     budget: bool = True  # the reading blames the small budget (a larger one tests it), not another cause
 
     def sentence(self) -> str:
-        out = f"**Reading, tested.** {self.text} Tested by {self.run}: **{self.verdict}** ({self.evidence})."
+        """The reading on the page, after the claim it reads (one reading may explain two claims: each is tested
+        on its own quantity)."""
+        out = (f"**Reading of \u201c{self.claim}\u201d, tested.** {self.text} Tested by {self.run}: "
+               f"**{self.verdict}** ({self.evidence}).")
         return out + (f" {self.shows}" if self.shows else "")
 
 

@@ -57,6 +57,7 @@ def test_a_reading_is_supported_not_supported_or_within_noise_by_the_run_it_name
     grows = headline.readings(found, _ladder(60, 120), {"natural": 0.2})[0]
     assert grows.verdict == budget.NOT_SUPPORTED and not budget.shown(grows)
     assert "replaced by what the run shows" in grows.sentence()
+    assert grows.claim == found[0].claim and f"\u201c{found[0].claim}\u201d" in grows.sentence()  # named on the page
     assert headline.readings(found, _ladder(60, 59), {"natural": 0.2})[0].verdict == budget.WITHIN_NOISE
     untested = headline.readings(found, None, {"natural": 0.2})[0]
     assert untested.verdict == budget.NOT_TESTED and "would cost" in untested.evidence
