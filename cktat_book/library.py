@@ -62,22 +62,35 @@ def page(profile: str, overrides: dict | None = None, progress: bool = True) -> 
                 {**fit, "eps": eps, "progress": progress}, suite)
 
 
-def resume_sentence(fits: dict, settings: dict) -> str:
-    """What each method's second call found (`FitResult.resumed_at`): the phase and epoch it resumed at, or a finished
-    run re-read; every one ends with all its epochs (`finished`)."""
+def resume_sentence(cuts: dict, fits: dict, settings: dict) -> str:
+    """What each method's two calls did (`FitResult.resumed_at`, `finished`): the first, cut after one epoch of a
+    phase, and the second, which resumed it at that phase and epoch; every run ends with all its epochs. Where the
+    first call already found the run finished, an earlier execution of the page made both calls, and the sentence
+    says so instead of presenting a re-read as a resumption."""
+    epochs = {"teacher": settings.get("teacher_epochs") or 0, "student": settings.get("epochs") or 0}
+
+    def started(r):  # the phases a call found begun but not finished
+        return [p for p in ("teacher", "student") if p in r.resumed_at and r.resumed_at[p] < epochs[p]]
+
+    ok = all(r.finished for r in fits.values())
+    end = "Every run ends with all its epochs trained." if ok else "Some run did not finish."
+    earlier = [m for m, r in cuts.items() if r.finished and not started(r)]
+    if earlier and len(earlier) == len(cuts):
+        return (f"This execution found the runs of {', '.join(earlier)} finished by an earlier execution of this page "
+                "(their checkpoints in its results folder): the call cut short and the call that resumed it ran "
+                "then. To watch both, delete the page's `library` folder and run the page again. " + end)
     parts = []
     for method, r in fits.items():
-        done = [p for p in ("teacher", "student") if p in r.resumed_at]
-        epochs = {"teacher": settings.get("teacher_epochs"), "student": settings.get("epochs")}
-        started = [p for p in done if r.resumed_at[p] < (epochs[p] or 0)]
-        if not started:
-            parts.append(f"{method}: found finished, nothing left to train")
+        cut, again = cuts.get(method), started(r)
+        first = ("first call stopped unfinished" if cut is not None and not cut.finished
+                 else "first call found it finished")
+        if not again:
+            parts.append(f"{method}: {first}; the second found nothing left to train")
         else:
-            p = started[0]
-            parts.append(f"{method}: resumed its {p} phase at epoch {r.resumed_at[p]} of {epochs[p]}")
-    ok = all(r.finished for r in fits.values())
-    return ("The second call of each method: " + "; ".join(parts) + ". "
-            + ("Every run ends with all its epochs trained." if ok else "Some run did not finish."))
+            p = again[0]
+            parts.append(f"{method}: {first}; the second resumed its {p} phase at epoch {r.resumed_at[p]} of "
+                         f"{epochs[p]}")
+    return "Each method's two calls: " + "; ".join(parts) + ". " + end
 
 
 def rows(suites: dict[str, dict]) -> list[dict]:

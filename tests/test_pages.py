@@ -148,3 +148,22 @@ def test_the_attacks_sentence_gives_the_training_step_and_the_tests_own():
     smoke = resolve(from_profile("smoke"))
     assert f"step {smoke.alpha * 255:.3g}/255 for training" in report.attacks_sentence(smoke)
     assert report.attacks_sentence(resolve(from_profile("paper", {"norm": "l2"}))).startswith("L2 eps = 128/255;")
+
+
+def test_the_resume_sentence_shows_a_resumption_only_where_the_page_made_one():
+    from types import SimpleNamespace as R
+
+    from cktat_book import library
+
+    settings = {"teacher_epochs": 15, "epochs": 8}
+    cut = {"cktat": R(finished=False, resumed_at={"teacher": 0}), "pgdat": R(finished=False, resumed_at={"student": 0})}
+    done = {"cktat": R(finished=True, resumed_at={"teacher": 1, "student": 0}),
+            "pgdat": R(finished=True, resumed_at={"student": 1})}
+    s = library.resume_sentence(cut, done, settings)
+    assert "cktat: first call stopped unfinished; the second resumed its teacher phase at epoch 1 of 15" in s
+    assert "pgdat: first call stopped unfinished; the second resumed its student phase at epoch 1 of 8" in s
+    assert s.endswith("Every run ends with all its epochs trained.")
+    # a second execution of the page: both calls re-read finished runs, and the page says the resumption was earlier
+    again = {m: R(finished=True, resumed_at={"teacher": 15, "student": 8}) for m in ("cktat", "pgdat")}
+    s = library.resume_sentence(again, again, settings)
+    assert "earlier execution" in s and "resumed its" not in s
