@@ -6,7 +6,8 @@ computes from the weights: its seconds, where recorded), and the executed chapte
 
 - PGD-AT, mean of the book's seeds, at least 50% natural and 25% PGD-20 accuracy on the 5,000 test images;
 - the median run, evaluation included, at most 600 s;
-- every real-image run of the book together at most 10 hours.
+- every real-image run of the book together at most 10 hours, the later parts (`PARTS`) apart: each has a budget of
+  its own.
 
 Torch-free; run it after the book is built: `python benchmarks/real_image_build.py`. Writes
 `benchmarks/results/real_image_build.{json,md}`; `--results results/cpu-lr0.1 --name real_image_build_lr0.1` reads
@@ -107,13 +108,34 @@ PARTS = {
         "runs": lambda n: (n.startswith("cktat") or n.startswith("teacher_clean") or "_init-teacher_clean" in n
                            or n in ("pgdat_seed1", "pgdat_seed2") or n.startswith("pgdat_width16_seed"))
         and not _ladder_or_reading(n),
-        "eval": lambda f: f.endswith("_aa.json") or f.startswith(("CKTAT", "teacher_", "attributions_cktat",
-                                                                   "attributions_clean_teacher"))},
+        "eval": lambda f: (f.endswith("_aa.json") or f.startswith(("CKTAT", "teacher_", "attributions_cktat",
+                                                                    "attributions_clean_teacher")))
+        and not _ladder_or_reading_eval(f)},
     "the budget ladder and the readings' runs": {
         "hours": 10.0,
         "runs": lambda n: _ladder_or_reading(n),
-        "eval": lambda f: "_epochs" in f or "width8" in f},
+        "eval": lambda f: _ladder_or_reading_eval(f)},
 }
+
+
+def _ladder_or_reading_eval(name: str) -> bool:
+    return "_epochs" in name or "width8" in name
+
+
+def parts_of(seconds: dict[str, float], eval_seconds: dict[str, float]) -> tuple[dict, float]:
+    """Each part of `PARTS` with its runs and seconds (a run or evaluation file counts in the first part that names
+    it), and the seconds of everything no part names: the book the 10-hour target is about."""
+    parts, taken_runs, taken_files = {}, set(), set()
+    for name, part in PARTS.items():
+        runs = sorted(k for k in seconds if part["runs"](k) and k not in taken_runs)
+        files = [f for f in eval_seconds if part["eval"](f) and f not in taken_files]
+        taken_runs.update(runs)
+        taken_files.update(files)
+        parts[name] = {"runs": runs, "run_seconds": sum(seconds[k] for k in runs),
+                       "eval_seconds": sum(eval_seconds[f] for f in files), "budget_hours": part["hours"]}
+    rest = sum(t for k, t in seconds.items() if k not in taken_runs)
+    rest += sum(t for f, t in eval_seconds.items() if f not in taken_files)
+    return parts, rest
 
 
 def _ladder_or_reading(name: str) -> bool:
@@ -246,14 +268,12 @@ def main(argv=None) -> int:
            "pgdat_validation": validation_natural(pgdat) if pgdat else None,
            "earlier": earlier_points() if book else []}
     out["machines"] = machines_of(runs, students)
-    out["parts"] = {name: {"runs": sorted(k for k in seconds if part["runs"](k)),
-                           "run_seconds": sum(t for k, t in seconds.items() if part["runs"](k)),
-                           "eval_seconds": sum(t for f, t in eval_seconds.items() if part["eval"](f)),
-                           "budget_hours": part["hours"]} for name, part in PARTS.items()}
+    out["parts"], base = parts_of(seconds, eval_seconds)
+    out["base_hours"] = base / 3600
     out["met"] = {"natural": (out["pgdat"]["natural"] or 0) >= TARGETS["natural"],
                   "pgd20": (out["pgdat"]["pgd20"] or 0) >= TARGETS["pgd20"],
                   "median_run_s": (out["median_run_seconds"] or 1e9) <= TARGETS["median_run_s"],
-                  "total_h": out["total_hours"] <= TARGETS["total_h"]}
+                  "total_h": out["base_hours"] <= TARGETS["total_h"]}
     with open(os.path.join(HERE, "results", args.name + ".json"), "w") as fh:
         json.dump(out, fh, indent=1)
     md = markdown(out)
@@ -310,8 +330,11 @@ def markdown(o: dict) -> str:
              f">= {o['targets']['pgd20']:.0f}% | {yes('pgd20')} |",
              f"| median run, evaluation included ({o['runs']} runs) | {o['median_run_seconds'] or 0:.0f} s | <= "
              f"{o['targets']['median_run_s']:.0f} s | {yes('median_run_s')} |",
-             f"| every real-image run and evaluation of the book | {o['total_hours']:.2f} h | <= "
-             f"{o['targets']['total_h']:.0f} h | {yes('total_h')} |", "",
+             f"| every real-image run and evaluation of the book, the later parts below apart | "
+             f"{o.get('base_hours', o['total_hours']):.2f} h | <= {o['targets']['total_h']:.0f} h | {yes('total_h')} |",
+             "",
+             f"With the later parts, the whole build so far: {o['total_hours']:.2f} h.",
+             "",
              f"Of the total: {o['runs']} runs and {o['teachers']} teacher{'s' * (o['teachers'] != 1)}, {o['run_seconds_total'] / 3600:.2f} h; "
              f"the attack suites, {o['suite_seconds'] / 3600:.2f} h. The slowest run: `{o['slowest']}`, "
              f"{o['slowest_seconds']:.0f} s."]
