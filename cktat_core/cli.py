@@ -251,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="config overrides for every run")
     r.add_argument("--results", default=None, help="folder for the runs (default results/<profile>, the book's)")
     r.add_argument("--stages", default=None,
-                   help="comma-separated, in order: pgdat, tau, headline, table3, analyses, table4 (with the attack "
-                        "suites), capacity (default all)")
+                   help="comma-separated, in order: pgdat, tau, headline, table3, controls, analyses, table4 (with "
+                        "the attack suites), capacity, ladder, readings (default all)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     r.set_defaults(func=cmd_runs)
 

@@ -135,3 +135,14 @@ def test_runs_refuses_bad_input_before_training_and_trains_the_stages_it_is_give
     assert "stage pgdat: done" in out
     assert sorted(os.listdir(results / "runs")) == ["pgdat", "pgdat_seed1", "pgdat_seed2"]  # the book's seeds
     assert all((results / "runs" / r / "result.json").is_file() for r in os.listdir(results / "runs"))
+
+
+def test_the_runs_help_names_every_stage_in_the_order_they_run():
+    from cktat_book.book_runs import STAGES
+    from cktat_core.cli import build_parser
+
+    runs = next(a for a in build_parser()._subparsers._group_actions[0].choices["runs"]._actions
+                if a.dest == "stages")
+    named = [s for s in runs.help.replace("(", ",").replace(")", ",").replace(":", ",").split(",")]
+    named = [w.split()[0] for w in named if w.split() and w.split()[0] in STAGES]
+    assert named == list(STAGES)
