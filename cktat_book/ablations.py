@@ -165,12 +165,23 @@ def trend(chapter: str, section: str, claim: str, measure: str, values: list[flo
         return untestable(chapter, section, claim, measure, rho_paper, "the paper's values show no trend", rows)
     direction = stated or (ABOVE if rho_paper > 0 else BELOW)
     source = "text" if stated else "numbers"
+    if len(values) < 3:
+        return untestable(chapter, section, claim, measure, rho_paper, f"{len(values)} runs: a trend needs three",
+                          rows)
     if rho is None:
         return Claim(chapter, section, claim, measure, rho_paper, None, "our accuracies are constant", WITHIN_NOISE,
                      rests_on=rows, source=source)
     word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
     return Claim(chapter, section, claim, measure, rho_paper, rho, f"Spearman over {len(values)} runs, {p_text(p)}",
                  verdict(direction, word), rests_on=rows, source=source)
+
+def trend_span(name: str, values: list[float], until: float | None, rising: bool) -> tuple[list[float], str]:
+    """The sweep values a trend claim is tested on and the claim's words: every value, or those up to `until` where
+    the paper's text states the trend only that far (tau: a rise up to 5, then a decline)."""
+    kept = [v for v in values if until is None or v <= until]
+    words = f"{'rises' if rising else 'falls'} as {name} grows" + (f" to {until:g}" if until is not None else "")
+    return kept, words
+
 
 def collapsed(result: dict, alpha: float = 0.05) -> str | None:
     """Why a run's network cannot test a claim, or None: its natural test accuracy is not above chance (one over the

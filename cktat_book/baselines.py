@@ -67,7 +67,8 @@ SUITE_IMAGES = {"smoke": 200, "cpu": 1000}
 # FAB-T and Square: on two CPU cores the standard version costs several times the apgd version per image
 # (`benchmarks/bench_cpu_run.py` times both; the Benchmarks page), hours the real-image book's budget does not have.
 AA_VERSIONS = {"smoke": "apgd", "cpu": "apgd"}
-AA_WORDS = {"standard": "APGD-CE, APGD-T, FAB-T and Square, as the paper's AutoAttack",
+AA_WORDS = {"standard": "APGD-CE, APGD-T, FAB-T and Square: the standard AutoAttack; the paper's tables say \"AA\" "
+                         "and name no version",
             "apgd": "APGD-CE and APGD-T only: the cheaper version without FAB-T and Square"}
 
 
@@ -310,7 +311,7 @@ def natural_lead_reading(claim, rows: dict[str, dict], paper: dict[str, dict], t
                  f"between the two, not above {target} on both. Our {len(rows)} rows spread over "
                  f"{span(rows):.1f} points of natural accuracy, the paper's over {span({m: paper[m] for m in rows if m in paper}):.1f}: "
                  f"we think that after {epochs} epochs each method still sits where its loss weights first put it on "
-                 f"that trade-off" + (", where the paper's longer training brings the rows closer together"
+                 f"that trade-off" + (", where a longer schedule would bring the rows closer together, as they are in the paper"
                                       if span(rows) > span({m: paper[m] for m in rows if m in paper}) else "")
                  + ". The reading's test, the rows at a longer schedule, follows.")
     return text.strip()

@@ -2,8 +2,9 @@
 grows, and the readings of the other chapters, each tested by the run it names. Torch-free.
 
 The ladder (`book_runs.ladder`) trains PGD-AT, TRADES and CKTAT at the profile's budget ("1x", the seeds every
-chapter shares), at twice and four times its epochs, and with the paper's training attack (PGD-10, step 2/255) at its
-epochs. For each headline difference of Table 4 (`PAIRS`, natural and robust accuracy):
+chapter shares), at twice and four times its epochs, and with the `paper` profile's training attack (`ATTACK_RUNG`:
+PGD-10, step 2/255, RAAT's setting, App. D.1; the CKTAT paper states none) at its epochs. For each headline difference
+of Table 4 (`PAIRS`, natural and robust accuracy):
 
 - `ladder_rows`: the difference at each rung, ours (the 1x seeds' mean, one run elsewhere) and the paper's;
 - `movement`: from 1x to a rung, whether the difference moves towards the paper's, away from it, or stays within
@@ -28,6 +29,7 @@ PAIRS = (("cktat", "pgdat"), ("trades", "pgdat"), ("cktat", "trades"))  # Table 
 PAPER_KEYS = {"pgdat": "PGDAT", "trades": "TRADES", "cktat": "CKTAT_beta6"}
 NAMES = {"pgdat": "PGD-AT", "trades": "TRADES", "cktat": "CKTAT"}
 SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within noise"
+ATTACK_RUNG = "paper-profile attack"  # the rung trained with the `paper` profile's attack, not the CKTAT paper's
 
 
 NOT_TESTED = "not tested"

@@ -316,7 +316,7 @@ def seed_scatter(ours: dict[str, list[tuple[float, float]]], paper: dict[str, tu
 # ---- the budget ladder (chapter 10)
 def ladder(rows: list[dict], epochs: dict[str, int], band: dict[str, float | None], attack_rung: str | None = None):
     """One panel per headline difference and accuracy (`budget.ladder_rows`: "difference", "accuracy", a value per
-    rung and "paper"): ours against the student's epochs (`epochs`: rung -> epochs), the paper's training attack at
+    rung and "paper"): ours against the student's epochs (`epochs`: rung -> epochs), the `paper` profile's attack at
     the profile's epochs as its own marker (`attack_rung`), the paper's difference as a dashed line, and, around the
     1x value, the band a change must leave to exceed the run-to-run noise (`band`: accuracy label -> half-width)."""
     plt = _plt()
@@ -333,7 +333,7 @@ def ladder(rows: list[dict], epochs: dict[str, int], band: dict[str, float | Non
             ax.axhspan(row["1x"] - half, row["1x"] + half, color="C0", alpha=0.12, label="noise of a change from 1x")
         if attack_rung and attack_rung in row:
             ax.plot([epochs["1x"]], [row[attack_rung]], marker="*", markersize=12, linestyle="none", color="C3",
-                    label="ours, the paper's attack")
+                    label="ours, the paper profile's attack")
         ax.axhline(row["paper"], linestyle="--", color="black", linewidth=1, label="the paper")
         ax.axhline(0, color="grey", linewidth=0.5)
         ax.set_xscale("log", base=2)

@@ -51,19 +51,20 @@ def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], att
 
 
 def weak_first_step(attack_steps: int, paper_steps: int) -> str:
-    """Chapter 03's reading of TRADES's place on the trade-off, as a prediction the paper's training attack tests."""
+    """Chapter 03's reading of TRADES's place on the trade-off, as a prediction the `paper` profile's training attack
+    tests."""
     share = "all of the attack" if attack_steps == 1 else f"1 in {attack_steps} of the attack"
     return ("We read TRADES's place on the trade-off (towards natural accuracy, against the paper's) as its training "
             "attack's doing: its first step climbs a KL divergence that is nearly zero where it starts, and with "
-            f"{attack_steps} step{'s' * (attack_steps != 1)} that step is {share}. With the paper's attack "
-            f"(PGD-{paper_steps}) TRADES should move towards robust accuracy against PGD-AT.")
+            f"{attack_steps} step{'s' * (attack_steps != 1)} that step is {share}. With the `paper` profile's "
+            f"attack (PGD-{paper_steps}, RAAT's setting) TRADES should move towards robust accuracy against PGD-AT.")
 
 
 def readings(found: list, ladder: dict | None, spread: dict[str, float | None], attack: str, attack_steps: int,
              paper_steps: int) -> list[budget.Reading]:
     """Chapter 03's readings of its contradicted claims on TRADES against PGD-AT where TRADES sits towards natural
     accuracy (above PGD-AT in natural, below it in robust accuracy, against the paper), tested by the ladder's rung with
-    the paper's training attack: TRADES - PGD-AT should fall in natural and rise in robust accuracy."""
+    the `paper` profile's training attack: TRADES - PGD-AT should fall in natural and rise in robust accuracy."""
     out = []
     for c in found:
         if c.verdict != CONTRADICTED or not c.claim.startswith("TRADES's") or "PGD-AT" not in c.claim:
@@ -72,7 +73,7 @@ def readings(found: list, ladder: dict | None, spread: dict[str, float | None], 
         if c.ours is None or (c.ours <= 0 if natural else c.ours >= 0):
             continue  # not the move towards natural accuracy the reading explains
         out.append(budget.ladder_reading("03_label_design", c.claim, weak_first_step(attack_steps, paper_steps),
-                                         ladder, "trades", "pgdat", "natural" if natural else attack, "paper attack",
+                                         ladder, "trades", "pgdat", "natural" if natural else attack, budget.ATTACK_RUNG,
                                          budget.BELOW if natural else budget.ABOVE,
                                          spread.get("natural" if natural else attack),
                                          "natural accuracy" if natural else f"{attack.replace('pgd', 'PGD-')} accuracy"))

@@ -109,5 +109,5 @@ def findings(suites: dict[str, dict], first: str, second: str, paper_first: list
         c = compare_evaluations(suites[first], suites[second], attack)
         parts.append(f"{label} {c.difference:+.1f} points ({c.word}; {c.test}, p = {c.p:.2g})")
     return (f"On this page's network and data, {first} against {second}: " + "; ".join(parts) + ". "
-            f"The paper's Table 4 (CIFAR-10, ResNet-18, its full schedule): natural "
+            f"The paper's Table 4 (CIFAR-10; ResNet-18 by our reading, the paper names no network or schedule for it): natural "
             f"{paper_first[0] - paper_second[0]:+.2f}, AutoAttack {paper_first[5] - paper_second[5]:+.2f} points.")

@@ -78,8 +78,8 @@ def attack_drops(paper: dict | None = None) -> list[Finding]:
 
 
 # ---- one setting, two tables
-# Rows the paper reports for the same setting in two places (CIFAR-10, ResNet-18, the same method and settings):
-# Table 1's ResNet-18 rows are Table 4's baselines; Table 3's full CKTAT (tau 5, beta 6) and beta-0 rows are Table 4's
+# Rows that by our reading report the same setting in two places (CIFAR-10, ResNet-18, the same method and settings;
+# the paper does not say so): Table 1's ResNet-18 rows are Table 4's baselines (its PGDAT rows are equal); Table 3's full CKTAT (tau 5, beta 6) and beta-0 rows are Table 4's
 # CKTAT rows; removing the consistency term (Table 3a) is beta = 0. Columns compared: natural and PGD.
 SAME_SETTING = (
     ("cktat.table1_capacity.resnet18.PGDAT", "cktat.table4_cifar10.PGDAT"),
@@ -100,7 +100,8 @@ def same_setting(paper: dict | None = None) -> list[Finding]:
         off = [(label, va[i], vb[i]) for i, label in enumerate(("natural", "PGD"))
                if abs(va[i] - vb[i]) > paper_margin(va[i], vb[i])]
         if off:
-            text = (f"{row_name(a)} and {row_name(b)} report the same setting: "
+            text = (f"{row_name(a)} and {row_name(b)} appear to report the same setting (our reading; the paper does "
+                    f"not say so): "
                     + "; ".join(f"{label} {x:.2f} against {y:.2f} ({x - y:+.2f} points, beyond the paper's noise of "
                                 f"{paper_margin(x, y):.2f})" for label, x, y in off) + ".")
             out.append(Finding("same_setting", (a, b), text))

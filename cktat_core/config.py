@@ -196,7 +196,7 @@ class Config:
     # --- evaluation ----------------------------------------------------------------------------------
     eval_steps: int = setting(20, "eval", at_least(1))  # PGD steps of the final test evaluation (PGD-20)
     # the step of the final test evaluation's PGD as a fraction of eps, whatever the training step: eps/4, 2/255 at
-    # 8/255 (SPEC 5, the paper's PGD-20)
+    # 8/255 (SPEC 5; our reading of the paper's PGD column, which states neither steps nor step)
     eval_alpha_ratio: float = setting(0.25, "eval", within(0, 1, "(]"))
     # PGD steps of the per-epoch validation, which attacks with the training step (`alpha`): the training attack run
     # longer, the score that picks the best epoch and chapter 07's tau

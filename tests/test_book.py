@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import yaml
 
-from cktat_book import baselines, book_runs, report, reproduce, site
+from cktat_book import baselines, book_runs, budget, report, reproduce, site
 from cktat_book.chapter import Chapter
 from cktat_core.errors import CktatError
 
@@ -399,7 +399,7 @@ def test_chapters_execute_in_the_cpu_profile(tmp_path):
 # chapter on the same kind of data (CIFAR-10's format) with the same tiny overrides, which leaves the paper profile
 # only these paths to show: 01 (CIFAR-10 has no probe images: a sentence, not a KeyError), 07 (validation's pick
 # beside the paper's own tau, `ablations.pick_sentence`) and 08 (CIFAR-100 beside CIFAR-10). Chapter 10's own
-# path (no "paper attack" rung) is the profile's, which tiny overrides of the attack undo: checked on the configs.
+# path (no attack rung) is the profile's, which tiny overrides of the attack undo: checked on the configs.
 PAPER_PATHS = ["01", "07", "08"]
 
 
@@ -415,7 +415,7 @@ def test_the_chapters_with_a_path_of_their_own_execute_in_the_paper_profile(tmp_
 
 
 def test_the_ladder_has_a_paper_attack_rung_only_where_the_profile_trains_with_another_attack():
-    assert list(book_runs.ladder_rungs(Chapter("cpu"))) == ["2x epochs", "4x epochs", "paper attack"]
+    assert list(book_runs.ladder_rungs(Chapter("cpu"))) == ["2x epochs", "4x epochs", budget.ATTACK_RUNG]
     assert list(book_runs.ladder_rungs(Chapter("paper"))) == ["2x epochs", "4x epochs"]
 
 

@@ -98,6 +98,12 @@ def test_trend_and_ordering_use_spearman():
     assert down.verdict == claims.CONTRADICTED
     flat = ablations.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [1, 3, 2, 2.5, 1.5, 2], [1, 2, 3, 4, 5, 7])
     assert flat.verdict == claims.WITHIN_NOISE
+    two = ablations.trend("07", "Table 3b", "rises", "rho", [1, 2], [1, 2], [1, 2], stated=noise.ABOVE)
+    assert two.verdict == claims.UNTESTABLE and "needs three" in two.noise  # not "constant"
+    # the text's tau trend is a rise up to 5, then a decline: the claim is tested on tau 1..5 and says so
+    xs, words = ablations.trend_span("tau", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 5.0, True)
+    assert xs == [1.0, 2.0, 3.0, 4.0, 5.0] and words == "rises as tau grows to 5"
+    assert ablations.trend_span("beta", [0.0, 7.0], None, False) == ([0.0, 7.0], "falls as beta grows")
     order = baselines.ordering("08", "Table 4", "natural", {k: v for k, v in zip("abcdefghi", range(9))},
                             {k: v for k, v in zip("abcdefghi", range(9))})
     assert order.verdict == claims.REPRODUCED and order.ours == pytest.approx(1.0)
