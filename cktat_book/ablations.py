@@ -150,12 +150,13 @@ def tau_reading(mass: dict[float, float], teacher_accuracy: float, num_classes: 
 
 def trend(chapter: str, section: str, claim: str, measure: str, values: list[float], ours: list[float],
           paper: list[float], alpha: float = 0.05, stated: str | None = None,
-          rests_on: tuple[str, ...] = ()) -> Claim:
+          rests_on: tuple[str, ...] = (), unlike: str | None = None) -> Claim:
     """A claim that an accuracy rises (or falls) along a sweep: the direction the paper's text states (`stated`:
     ABOVE rises, BELOW falls; Sec. 5.1 for tau and for beta's natural accuracy), else the sign of the paper's
     Spearman correlation between the swept values and its accuracies; ours is judged by the two-sided Spearman test
     (`scipy.stats.spearmanr`) over our runs: the same sign at p < alpha reproduces the claim, the opposite sign
-    contradicts it, anything else is within noise. `paper` and `ours` are the two correlations."""
+    contradicts it, anything else is within noise. `paper` and `ours` are the two correlations. A sweep at another
+    setting than the paper's (`unlike`: why) is not testable."""
     from .noise import spearman
 
     rho_paper, _ = spearman(values, paper, "two-sided")
@@ -165,6 +166,8 @@ def trend(chapter: str, section: str, claim: str, measure: str, values: list[flo
         return untestable(chapter, section, claim, measure, rho_paper, "the paper's values show no trend", rows)
     direction = stated or (ABOVE if rho_paper > 0 else BELOW)
     source = "text" if stated else "numbers"
+    if unlike:
+        return untestable(chapter, section, claim, measure, rho_paper, unlike, rows)
     if len(values) < 3:
         return untestable(chapter, section, claim, measure, rho_paper, f"{len(values)} runs: a trend needs three",
                           rows)
@@ -172,8 +175,22 @@ def trend(chapter: str, section: str, claim: str, measure: str, values: list[flo
         return Claim(chapter, section, claim, measure, rho_paper, None, "our accuracies are constant", WITHIN_NOISE,
                      rests_on=rows, source=source)
     word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
-    return Claim(chapter, section, claim, measure, rho_paper, rho, f"Spearman over {len(values)} runs, {p_text(p)}",
-                 verdict(direction, word), rests_on=rows, source=source)
+    said = f"Spearman over {len(values)} runs, {p_text(p)}"
+    if word == WITHIN:  # rule 5 of `claims`: an ordering with no detectable relation says so
+        said += ": no detectable trend along the sweep"
+    return Claim(chapter, section, claim, measure, rho_paper, rho, said, verdict(direction, word), rests_on=rows,
+                 source=source)
+
+def unlike_paper(sweep: str | None, tau: float, beta: float) -> str | None:
+    """Why a Table 3 claim at our `tau` and `beta` cannot be judged against the paper's rows, or None: Table 3a and
+    3c are at tau 5, 3b at beta 6 (our reading: their full rows are Table 4's beta-6 row). `sweep`: "tau" (3b, only
+    beta matters), "beta" (3c, only tau), None (3a, both)."""
+    from .report import TABLE4_TAU
+
+    off = [f"{k} {v:g} (the paper's {p:g})" for k, v, p in (("tau", tau, TABLE4_TAU), ("beta", beta, 6.0))
+           if v != p and k != sweep]
+    return f"this profile's CKTAT runs at {' and '.join(off)}: the paper's rows are at another setting" if off else None
+
 
 def trend_span(name: str, values: list[float], until: float | None, rising: bool) -> tuple[list[float], str]:
     """The sweep values a trend claim is tested on and the claim's words: every value, or those up to `until` where
@@ -203,14 +220,15 @@ def collapsed(result: dict, alpha: float = 0.05) -> str | None:
 
 def ablation(chapter: str, part: str, ablated: dict, full: dict, paper_ablated: list[float],
              paper_full: list[float], attack: str, column: int = 1, spread: float | None = None,
-             stated: str | None = None, rests_on: tuple[str, ...] = ()) -> Claim:
+             stated: str | None = None, rests_on: tuple[str, ...] = (), unlike: str | None = None) -> Claim:
     """Table 3a: removing `part` of CKTAT ("the clean-model initialisation") moves `attack` accuracy as in the paper
     (its column `column`: 0 natural, 1 PGD). The direction is the one the paper's numbers show beyond their own noise
     (`side`), or `stated` (ABOVE or BELOW) where the paper's text states it in words (Sec. 5.1: removing the
     initialisation or the teacher term "resulted in a decrease in the natural accuracy and robust accuracy"), which
     is the claim the paper makes. Ours: the ablated run against the full run on the same test images (McNemar), with
     the pooled seed spread's upper bound (`spread`) as the run-to-run margin. An ablated run that collapsed to chance
-    (`collapsed`) tests nothing: the claim is not testable, with the reason."""
+    (`collapsed`) tests nothing: the claim is not testable, with the reason; so is a run at another setting than the
+    paper's rows (`unlike`: why, e.g. our tau is not the paper's)."""
     from .noise import compare_evaluations
 
     label = "natural" if column == 0 else attack.replace("pgd", "PGD-")
@@ -220,7 +238,7 @@ def ablation(chapter: str, part: str, ablated: dict, full: dict, paper_ablated: 
     word = {BELOW: "lowers", ABOVE: "raises", LEVEL: "leaves unchanged"}[direction]
     metric = "natural" if column == 0 else attack
     claim, measure = f"Removing {part} {word} {label} accuracy", f"ablated - full CKTAT, {label} (points)"
-    why = collapsed(ablated)
+    why = unlike or collapsed(ablated)
     if why:
         return untestable(chapter, "Table 3a", claim, measure, effect, why, rests_on)
     return judged(chapter, "Table 3a", claim, measure, effect,

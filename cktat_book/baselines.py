@@ -25,7 +25,8 @@ from cktat_core.checks import noise_margin
 from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
 
 from .chapter import Chapter
-from .claims import LEVEL, NOT_BELOW, WITHIN_NOISE, WORDS, Claim, judged, paper_margin, side, verdict
+from .claims import (LEVEL, NOT_BELOW, REPRODUCED, UNTESTABLE, WITHIN_NOISE, WORDS, Claim, judged, paper_margin, side,
+                     untestable, verdict)
 from .noise import ABOVE, BELOW, WITHIN, p_text
 from .noise import spearman as spearman_test
 from .report import PAPER_TABLE4_KEYS, TABLE4_ATTACKS, listed, load_result, mean_of, paper_numbers, paper_table
@@ -165,6 +166,14 @@ def paper_table4(dataset: str) -> tuple[dict[str, dict], str]:
     return paper_table(p[key], TABLE4_ATTACKS, PAPER_TABLE4_KEYS), "CIFAR-100" if dataset == "cifar100" else "CIFAR-10"
 
 
+def at_our_tau(paper: dict[str, dict], tau: float) -> dict[str, dict]:
+    """The paper's Table 4 rows a run at `tau` may be judged against: every row where our CKTAT runs at the paper's
+    tau (`report.TABLE4_TAU`), else all but its CKTAT rows (a run at another tau is never judged against them)."""
+    from .report import TABLE4_TAU
+
+    return paper if tau == TABLE4_TAU else {m: v for m, v in paper.items() if not m.startswith("CKTAT")}
+
+
 def rank_agreement(ours: dict[str, dict], paper: dict[str, dict], columns: list[str]) -> dict[str, dict]:
     """Per column: Spearman's rho between our methods' values and the paper's (the methods both have), its two-sided
     p-value (`noise.spearman`, scipy; as `ordering` judges the same question) and the number of methods."""
@@ -294,8 +303,8 @@ def natural_lead_reading(claim, rows: dict[str, dict], paper: dict[str, dict], t
     accuracy (`rows` and `paper`: label -> {column: accuracy}); when every one of them is below `target` in
     AutoAttack accuracy, they sit further towards natural accuracy on the trade-off, and the spread of the rows'
     natural accuracy here against the paper's says how far apart the methods land. An interpretation these runs do
-    not test. Empty when the claim is reproduced or no row is above `target` here only."""
-    if claim.verdict == "reproduced":
+    not test. Empty when the claim is reproduced or not testable, or no row is above `target` here only."""
+    if claim.verdict in (REPRODUCED, UNTESTABLE):
         return ""
     t, p = rows[target], paper[target]
     above = [m for m in rows if m != target and m in paper and rows[m]["natural"] > t["natural"]
@@ -356,13 +365,17 @@ def top_of(chapter: str, section: str, method: str, column: str, label: str, eva
     `rows`: label -> the paper's row key ("cktat.table4_cifar10.PGDAT") for `rests_on`."""
     from .noise import compare_evaluations
 
+    but = "" if not excluding else " but " + (excluding[0] if len(excluding) == 1 else
+                                             f"{', '.join(excluding[:-1])} and {excluding[-1]}")
+    if method not in paper:
+        return untestable(chapter, section, f"{method}'s place in {label} accuracy among the methods{but}",
+                          f"{method} - the best other method{but} ({label}, points)", None,
+                          f"the paper reports no {method} row at this run's setting", tuple((rows or {}).values()))
     pool = [m for m in paper if m != method and m not in excluding]
     paper_rival = max(pool, key=lambda m: paper[m][column])
     lead = paper[method][column] - paper[paper_rival][column]
     band = paper_margin(paper[method][column], paper[paper_rival][column])
     direction = ABOVE if stated else side(lead, band)
-    but = "" if not excluding else " but " + (excluding[0] if len(excluding) == 1 else
-                                             f"{', '.join(excluding[:-1])} and {excluding[-1]}")
     if direction in (ABOVE, LEVEL):
         rival = max((m for m in evals if m != method and m not in excluding),
                     key=lambda m: suite_accuracy(evals[m], column))
@@ -392,6 +405,11 @@ def suite_pair(chapter: str, section: str, first: str, second: str, column: str,
     numbers show (`side`, the band deciding "level" for both sides)."""
     from .noise import compare_evaluations
 
+    if first not in paper or second not in paper:
+        return untestable(chapter, section, f"{first} against {second} in {label} accuracy",
+                          f"{first} - {second}, {label} (points)", None,
+                          f"the paper reports no {first if first not in paper else second} row at this run's setting",
+                          rests_on)
     effect = paper[first][column] - paper[second][column]
     band = paper_margin(paper[first][column], paper[second][column])
     direction = stated or side(effect, band)

@@ -85,11 +85,14 @@ def ladder_rows(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]]
 def movements(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], attack: str, paper: dict,
               spread: dict[str, float | None], rungs: tuple[str, ...]) -> list[dict]:
     """Per headline difference, accuracy and rung of `rungs`: its change from 1x (the seed-0 runs, image by image),
-    and whether that moves it towards the paper's difference (`movement`)."""
+    and whether that moves it towards the paper's difference (`movement`), from where the change starts: the seed-0
+    difference (`start`), not the seeds' mean, which may lie on the other side of the paper's. (`seeds`: the 1x seeds,
+    kept for the callers' rows.)"""
     out = []
+    base = {m: [r] for m, r in ladder["1x"].items()}
     for first, second in PAIRS:
         for i, a in enumerate(("natural", attack)):
-            start = difference(seeds, first, second, a)
+            start = difference(base, first, second, a)
             for rung in rungs:
                 if rung not in ladder:
                     continue

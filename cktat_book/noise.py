@@ -324,9 +324,10 @@ def split_half(bits: str) -> Comparison:
     return compare(acc(a), acc(b), n=half)
 
 
-def not_below(a: float, b: float, n: int) -> bool:
-    """Accuracy a (%) is not below b beyond the noise of two accuracies on n images (`noise.compare`)."""
-    return compare(a, b, n=n).word != BELOW
+def not_below(a: float, b: float, n: int, spread: float | None = None) -> bool:
+    """Accuracy a (%) is not below b beyond the noise of two accuracies on n images (`noise.compare`), and of two
+    single runs where `spread` (the pooled seed spread's upper bound) is given."""
+    return compare(a, b, n=n, spread=spread).word != BELOW
 
 def within_noise(a: float, b: float, n: int) -> bool:
     """Accuracies a and b (%) on n images each lie within noise of each other (`noise.compare`)."""

@@ -89,13 +89,14 @@ def wrong_under_all_sentence(shares: dict, claim: float, attack: str) -> str:
                    f"what DUCAT's motivation rests on.")
 
 def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dict | None = None,
-                   suite_others: dict[str, float] | None = None) -> str:
+                   suite_others: dict[str, float] | None = None, spread: float | None = None) -> str:
     """DUCAT's robust accuracy under the authors' protocol (`<attack>_raw_head`: attack the raw 2C head, score
     after recovery) against the adaptive attacks on the recovered classifier (`attack`, and the per-image worst
     case `<attack>_worst_case`), from a final evaluation (`train.final_evaluation`); `others`: other methods'
     `attack` accuracy on the same images, to say where DUCAT would rank under each. With `suite` (DUCAT's
     standard attack-suite evaluation, run on the recovered classifier) and `suite_others` (the others' AutoAttack
-    accuracy on the same images): where AutoAttack through the recovery leaves it."""
+    accuracy on the same images): where AutoAttack through the recovery leaves it, each a single run against another
+    (`spread`: the pooled seed spread's upper bound of AutoAttack accuracy, the run-to-run margin)."""
     a = last["test"]["attacks"]
     raw, adaptive, worst = a[f"{attack}_raw_head"]["accuracy"], a[attack]["accuracy"], a[f"{attack}_worst_case"]["accuracy"]
     gap = last["protocol_gap"][f"{attack}_raw_head"]
@@ -118,9 +119,9 @@ def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dic
     text += f", with a natural accuracy of {sa['natural']['accuracy']:.1f}%"
     if not suite_others:
         return text + "."
-    below = [m for m, v in suite_others.items() if not not_below(sa["aa"]["accuracy"], v, suite["n"])]
+    below = [m for m, v in suite_others.items() if not not_below(sa["aa"]["accuracy"], v, suite["n"], spread)]
     text += (f"; that is below the AutoAttack accuracy of {len(below)} of the {len(suite_others)} other methods "
-             f"beyond sampling noise")
+             f"beyond sampling {'and run-to-run ' if spread else ''}noise")
     if len(below) <= len(suite_others) / 2:
         return text + ": its robustness holds up under the adaptive attack."
     if len(beats) <= len(others) / 2:

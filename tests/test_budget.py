@@ -40,6 +40,12 @@ def test_a_difference_moves_towards_the_paper_away_or_within_noise():
     assert (first["first"], first["attack"], first["movement"]) == ("cktat", "natural", "towards the paper")
     text = budget.movement_sentence(moves, {"natural": "natural", "pgd20": "PGD-20"})
     assert "From 1x to 4x epochs, of the 6 differences" in text and "towards the paper: CKTAT - PGD-AT in natural" in text
+    # the change starts from the seed-0 runs (+6), not the seeds' mean (-2 here): the paper's +2 lies below the start
+    other = {"cktat": [ladder["1x"]["cktat"], _run(bits(400), bits(300))], "pgdat": seeds["pgdat"] * 2,
+             "trades": seeds["trades"] * 2}
+    paper_2 = {**paper, "cktat": [83.92 + 2.0, 56.80]}
+    moved = budget.movements(ladder, other, "pgd20", paper_2, {"natural": 0.2, "pgd20": 0.2}, ("4x epochs",))[0]
+    assert moved["start"] == pytest.approx(6.0) and moved["movement"] == "towards the paper"
     rows = budget.ladder_rows(ladder, seeds, "pgd20", paper, {"pgd20": "PGD-20"})
     assert rows[0]["1x"] == pytest.approx(6.0) and rows[0]["4x epochs"] == pytest.approx(0.0)
     assert rows[0]["paper"] == pytest.approx(-0.47)

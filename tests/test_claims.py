@@ -97,7 +97,7 @@ def test_trend_and_ordering_use_spearman():
     down = ablations.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [1, 2, 3, 4, 5, 7])
     assert down.verdict == claims.CONTRADICTED
     flat = ablations.trend("07", "Table 3b", "rises", "rho", [1, 2, 3, 4, 5, 6], [1, 3, 2, 2.5, 1.5, 2], [1, 2, 3, 4, 5, 7])
-    assert flat.verdict == claims.WITHIN_NOISE
+    assert flat.verdict == claims.WITHIN_NOISE and "no detectable trend" in flat.noise
     two = ablations.trend("07", "Table 3b", "rises", "rho", [1, 2], [1, 2], [1, 2], stated=noise.ABOVE)
     assert two.verdict == claims.UNTESTABLE and "needs three" in two.noise  # not "constant"
     # the text's tau trend is a rise up to 5, then a decline: the claim is tested on tau 1..5 and says so
@@ -315,3 +315,26 @@ def test_capacity_signs_follow_the_direction_the_text_states():
     noisy = capacity.capacity_signs("06", runs, paper, "pgd20", {"small": {"natural": 20.0, "pgd20": 20.0}})
     assert {c.verdict for c in noisy if "small" in c.claim} == {claims.WITHIN_NOISE}
     assert {c.verdict for c in noisy if "large" in c.claim} == {claims.REPRODUCED}
+
+
+def test_a_table3_claim_at_another_setting_than_the_papers_rows_is_not_judged():
+    assert ablations.unlike_paper(None, 5.0, 6.0) is None and ablations.unlike_paper("tau", 2.0, 6.0) is None
+    assert "tau 2 (the paper's 5)" in ablations.unlike_paper(None, 2.0, 6.0)
+    assert "tau 2" in ablations.unlike_paper("beta", 2.0, 6.0) and ablations.unlike_paper("beta", 5.0, 3.0) is None
+    why = ablations.unlike_paper("beta", 2.0, 6.0)
+    up = ablations.trend("07", "Table 3c", "falls", "rho", [0, 1, 2, 3], [4, 3, 2, 1], [4, 3, 2, 1], unlike=why)
+    assert up.verdict == claims.UNTESTABLE and up.noise == why  # judged at tau 5 it would be reproduced
+    full = {"student": {"last": {"test": {"attacks": {"natural": {"accuracy": 50.0, "bits": "1" * 50 + "0" * 50}}}}}}
+    gone = ablations.ablation("07", "x", full, full, [80.0, 50.0], [83.0, 56.0], "pgd20", 0, unlike=why)
+    assert gone.verdict == claims.UNTESTABLE
+
+
+def test_table4_claims_of_a_cktat_row_at_another_tau_are_not_judged():
+    paper = {"PGDAT": {"natural": 83.9}, "CKTAT (beta=6)": {"natural": 83.5}}
+    assert baselines.at_our_tau(paper, 5.0) == paper and list(baselines.at_our_tau(paper, 2.0)) == ["PGDAT"]
+    c = baselines.suite_pair("08", "Table 4", "CKTAT (beta=6)", "PGDAT", "natural", "natural", {},
+                             baselines.at_our_tau(paper, 2.0))
+    assert c.verdict == claims.UNTESTABLE and "no CKTAT (beta=6) row" in c.noise
+    t = baselines.top_of("08", "Table 4", "CKTAT (beta=6)", "natural", "natural", {}, baselines.at_our_tau(paper, 2.0),
+                         stated=True)
+    assert t.verdict == claims.UNTESTABLE

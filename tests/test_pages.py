@@ -167,3 +167,11 @@ def test_the_resume_sentence_shows_a_resumption_only_where_the_page_made_one():
     again = {m: R(finished=True, resumed_at={"teacher": 15, "student": 8}) for m in ("cktat", "pgdat")}
     s = library.resume_sentence(again, again, settings)
     assert "earlier execution" in s and "resumed its" not in s
+
+
+def test_sec52_directions_belong_to_the_row_the_text_speaks_of():
+    beta6, beta0 = report.TABLE4_CKTAT, "cktat.table4_cifar10.CKTAT_beta0"
+    assert report.stated_directions(beta6, "pgdat") == (noise.BELOW, noise.ABOVE)  # "only weaker than ... PGDAT"
+    assert report.stated_directions(beta0, "pgdat") == (noise.ABOVE, noise.ABOVE)  # "only weaker than Generalist"
+    assert report.stated_directions(beta0, "trades") == (noise.ABOVE, noise.ABOVE)
+    assert report.stated_directions("cktat.table3b_tau.2", "pgdat") == (None, None)  # the numbers decide
