@@ -32,7 +32,8 @@ SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within n
 ATTACK_RUNG = "paper-profile attack"  # the rung trained with the `paper` profile's attack, not the CKTAT paper's
 
 
-NOT_TESTED = "not tested"
+NOT_TESTED = "not tested"  # no run within the budget tests the reading
+NOT_TRAINED_YET = "not trained yet"  # the run that tests it is a stage of the build that has not landed
 
 
 def _evaluation(run: dict, attack: str) -> dict:
@@ -152,15 +153,14 @@ def test_reading(c: Comparison, predicted: str) -> str:
 
 
 def ladder_reading(chapter: str, claim: str, text: str, ladder: dict[str, dict[str, dict]] | None, first: str,
-                   second: str, attack: str, rung: str, predicted: str, spread: float | None, label: str,
-                   cost: str = "") -> Reading:
+                   second: str, attack: str, rung: str, predicted: str, spread: float | None, label: str) -> Reading:
     """A reading that predicts `first` - `second` in `attack` moves `predicted` (ABOVE or BELOW) from the 1x runs to
     `rung` of the ladder, tested by the change of the four models (`change`, image by image, with the run-to-run margin
-    of `spread`). Without the rung's runs (`ladder` None or lacking it), the reading is untested and says what the run
-    would cost."""
+    of `spread`). Without the rung's runs (`ladder` None or lacking it), the reading waits for the build's `ladder`
+    stage (`pending`)."""
     run = f"the ladder's {rung} runs of {NAMES[first]} and {NAMES[second]} (chapter 10)"
     if not ladder or rung not in ladder:
-        return untested(chapter, claim, text, run, cost or "runs this build does not have")
+        return pending(chapter, claim, text, run, "ladder")
     c = change(ladder["1x"], ladder[rung], first, second, attack, spread)
     a, b = ladder["1x"], ladder[rung]
     before = _evaluation(a[first], attack)["accuracy"] - _evaluation(a[second], attack)["accuracy"]
@@ -176,6 +176,13 @@ def ladder_reading(chapter: str, claim: str, text: str, ladder: dict[str, dict[s
 def untested(chapter: str, claim: str, text: str, run: str, cost: str, budget: bool = True) -> Reading:
     """A reading no committed run tests: which run would, and what it would cost."""
     return Reading(chapter, claim, text, run, NOT_TESTED, f"not run within the budget: it would cost {cost}",
+                   budget=budget)
+
+
+def pending(chapter: str, claim: str, text: str, run: str, stage: str, budget: bool = True) -> Reading:
+    """A reading whose run is a stage of the build (`cktat runs --stages <stage>`) that has not landed yet."""
+    return Reading(chapter, claim, text, run, NOT_TRAINED_YET,
+                   f"the build's `{stage}` stage trains them: `cktat runs --stages {stage}`",
                    budget=budget)
 
 

@@ -113,8 +113,8 @@ def autoattack_claim(chapter: str, aa: dict[str, list[dict]], first: str, second
     claim = f"{names[first]}'s AutoAttack accuracy above {names[second]}'s"
     if len(paper_first) < 6 or len(paper_second) < 6:
         return untestable(chapter, "Table 4", claim, f"{names[first]} - {names[second]}, AutoAttack (points)", None,
-                          "the paper reports AutoAttack for CKTAT only in Table 4's beta 0 and beta 6 rows (tau 5 by our "
-                          "reading: Table 4 states no tau)", rests_on)
+                          "the paper reports AutoAttack for CKTAT only in Table 4's beta 0 and beta 6 rows (tau 5 by "
+                          "our reading: Table 4 states no tau)", rests_on)
     return judged(chapter, "Table 4", f"{names[first]}'s AutoAttack accuracy above {names[second]}'s",
                   f"{names[first]} - {names[second]}, AutoAttack (points)", paper_first[5] - paper_second[5],
                   compare(acc(first), acc(second)), ABOVE, rests_on=rests_on, stated=True)

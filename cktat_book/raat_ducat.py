@@ -141,7 +141,8 @@ def ducat_phase_sentence(cfg, history: list[dict], val_key: str) -> str:
     dummy = history[first - 1:]
     before = history[first - 2][val_key] if first >= 2 else None
     text = (f"DUCAT trains as PGD-AT for {first - 1} epoch{'s' * (first != 2)} and with its dummy classes from epoch "
-            f"{first} of {epochs} ({cfg.ducat_start:.0%} of the schedule, as the authors' code starts at epoch 105 of the 130 its README trains: `dummy_start`, FlaAI/DUCAT); over "
+            f"{first} of {epochs} ({cfg.ducat_start:.0%} of the schedule, as the authors' code starts at epoch 105 of "
+            f"the 130 its README trains: `dummy_start`, FlaAI/DUCAT); over "
             f"those {len(dummy)} epochs the learning rate falls from {dummy[0]['lr']:.3g} to {dummy[-1]['lr']:.3g}. ")
     if before is not None:
         text += (f"Validation {val_key[4:].upper().replace('PGD', 'PGD-')} accuracy is {before:.1f}% before them and "

@@ -79,8 +79,9 @@ def attack_drops(paper: dict | None = None) -> list[Finding]:
 
 # ---- one setting, two tables
 # Rows that by our reading report the same setting in two places (CIFAR-10, ResNet-18, the same method and settings;
-# the paper does not say so): Table 1's ResNet-18 rows are Table 4's baselines (its PGDAT rows are equal); Table 3's full CKTAT (tau 5, beta 6) and beta-0 rows are Table 4's
-# CKTAT rows; removing the consistency term (Table 3a) is beta = 0. Columns compared: natural and PGD.
+# the paper does not say so): Table 1's ResNet-18 rows are Table 4's baselines (its PGDAT rows are equal); Table 3's
+# full CKTAT (tau 5, beta 6) and beta-0 rows are Table 4's CKTAT rows; removing the consistency term (Table 3a) is
+# beta = 0. Columns compared: natural and PGD.
 SAME_SETTING = (
     ("cktat.table1_capacity.resnet18.PGDAT", "cktat.table4_cifar10.PGDAT"),
     ("cktat.table1_capacity.resnet18.LBGAT", "cktat.table4_cifar10.LBGAT"),
@@ -266,8 +267,8 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     """How many contradicted claims the small budget explains (a reading that blames the budget, supported by the
     larger budget's run), how many another cause explains (a supported reading that blames something else), how many
     stand at every budget we ran (the run does not support the reading, or decides it within noise), and how many
-    have a reading no run within the budget tests, or none."""
-    from .budget import NOT_TESTED, SUPPORTED
+    have a reading no run within the budget tests, a reading whose run the build has not trained yet, or none."""
+    from .budget import NOT_TESTED, NOT_TRAINED_YET, SUPPORTED
 
     bad = [c for c in found if c.verdict == "contradicted"]
     if not bad:
@@ -277,13 +278,14 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     budget = count(lambda r: r.get("verdict") == SUPPORTED and r.get("budget", True))
     other = count(lambda r: r.get("verdict") == SUPPORTED and not r.get("budget", True))
     untested = count(lambda r: r.get("verdict") == NOT_TESTED)
+    waiting = count(lambda r: r.get("verdict") == NOT_TRAINED_YET)
     none = count(lambda r: not r)
-    stand = len(bad) - budget - other - untested - none
+    stand = len(bad) - budget - other - untested - waiting - none
     return (f"Of the {len(bad)} contradicted claims, {budget} {'is' if budget == 1 else 'are'} explained by the small "
             f"budget (a reading that blames it, supported by a larger budget's run, chapter 10), {other} by another "
             f"cause a run supports, {stand} stand at every budget we ran (the run does not support the reading, or "
-            f"decides it within noise), {untested} have a reading no run within the budget tests, and {none} have no "
-            f"reading.")
+            f"decides it within noise), {untested} have a reading no run within the budget tests, {waiting} a reading "
+            f"whose run the build has not trained yet, and {none} have no reading.")
 
 
 def finding_rows(findings: list[Finding], kind: str) -> list[dict]:

@@ -66,7 +66,7 @@ def test_a_reading_is_supported_not_supported_or_within_noise_by_the_run_it_name
     assert grows.claim == found[0].claim and f"\u201c{found[0].claim}\u201d" in grows.sentence()  # named on the page
     assert headline.readings(found, _ladder(60, 59), {"natural": 0.2})[0].verdict == budget.WITHIN_NOISE
     untested = headline.readings(found, None, {"natural": 0.2})[0]
-    assert untested.verdict == budget.NOT_TESTED and "would cost" in untested.evidence
+    assert untested.verdict == budget.NOT_TRAINED_YET and "`ladder` stage" in untested.evidence  # planned, not landed
     assert headline.readings([_claim("CKTAT's natural accuracy below PGD-AT's", claims.REPRODUCED, -1.0)],
                              _ladder(60, 0), {"natural": 0.2}) == []  # a reproduced claim needs no reading
 

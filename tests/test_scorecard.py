@@ -127,3 +127,17 @@ def test_a_table_names_the_autoattack_it_ran_and_the_rows_above_cktat():
     assert text.startswith("Rows above CKTAT in our table") and "PGD-20: MART (+6.0) beyond the noise; HAT (+0.5) "\
         "within it" in text and "cw: MART (+6.0)" in text and "PGDAT" not in text
     assert baselines.rows_above({"CKTAT": ev(300), "PGDAT": ev(250)}, "CKTAT", ["pgd20"], {}, {}) == ""
+
+
+def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verdict():
+    from cktat_book import budget, claims
+
+    bad = [claims.Claim("02", "Table 4", f"claim {i}", "m", 1.0, -1.0, "n", claims.CONTRADICTED) for i in range(5)]
+    read = lambda i, verdict, blames=True: {"chapter": "02", "claim": f"claim {i}", "verdict": verdict,
+                                             "budget": blames}
+    readings = [read(0, budget.SUPPORTED), read(1, budget.SUPPORTED, False), read(2, budget.NOT_TESTED),
+                read(3, budget.NOT_TRAINED_YET)]
+    s = scorecard.budget_sentence(bad, readings)
+    assert "Of the 5 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
+    assert "0 stand at every budget" in s and "1 have a reading no run within the budget tests" in s
+    assert "1 a reading whose run the build has not trained yet, and 1 have no reading" in s
