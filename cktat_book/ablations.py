@@ -185,9 +185,9 @@ def unlike_paper(sweep: str | None, tau: float, beta: float) -> str | None:
     """Why a Table 3 claim at our `tau` and `beta` cannot be judged against the paper's rows, or None: Table 3a and
     3c are at tau 5, 3b at beta 6 (our reading: their full rows are Table 4's beta-6 row). `sweep`: "tau" (3b, only
     beta matters), "beta" (3c, only tau), None (3a, both)."""
-    from .report import TABLE4_TAU
+    from .report import TABLE4_BETA, TABLE4_TAU
 
-    off = [f"{k} {v:g} (the paper's {p:g})" for k, v, p in (("tau", tau, TABLE4_TAU), ("beta", beta, 6.0))
+    off = [f"{k} {v:g} (the paper's {p:g})" for k, v, p in (("tau", tau, TABLE4_TAU), ("beta", beta, TABLE4_BETA))
            if v != p and k != sweep]
     return f"this profile's CKTAT runs at {' and '.join(off)}: the paper's rows are at another setting" if off else None
 

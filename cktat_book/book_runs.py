@@ -160,6 +160,33 @@ def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[
     return out
 
 
+AA_SEEDED = ("pgdat", "cktat")  # the methods whose seeds are attacked with AutoAttack (TRADES's kept no weights)
+
+
+def suite_spreads(ch: Chapter, columns, robust: str) -> dict[str, Spread | None]:
+    """column -> the run-to-run spread a single run's accuracy in that column is judged against (its `upper` bound is
+    the margin): natural accuracy and `robust` (the runs' own test attack, PGD-20) pooled over the headline methods'
+    seeds (`spreads`); AutoAttack ("aa") over the seeds of `AA_SEEDED` (`seed_autoattack`); every other attack of the
+    suite (PGD-100, MIM, CW) takes `robust`'s, since no seed is attacked with it (`report.margins_sentence` says so)."""
+    from .noise import pooled_spread
+
+    out = spreads(ch, ("natural", robust))
+    if "aa" in columns:
+        seed_aa = seed_autoattack(ch, {m: ch.seeds(m) for m in AA_SEEDED})
+        out["aa"] = pooled_spread({m: [e["attacks"]["aa"]["accuracy"] for e in evs] for m, evs in seed_aa.items()})
+    return {c: out.get(c, out[robust]) for c in columns}
+
+
+def pooled_over(columns, robust: str) -> dict[str, str]:
+    """column -> whose seeds `suite_spreads` pools for it, in words (what `report.margins_sentence` names)."""
+    from .report import listed
+
+    owners = lambda ms: listed([f"{budget.NAMES[m]}'s" for m in ms])
+    rest = [m for m in HEADLINE if m not in AA_SEEDED]
+    aa = f"{owners(AA_SEEDED)} seeds" + (f": {owners(rest)} are not attacked with it" if rest else "")
+    return {c: aa if c == "aa" else f"{owners(HEADLINE)} seeds" for c in columns if c in ("natural", robust, "aa")}
+
+
 def attribution_models(ch: Chapter) -> tuple[dict, dict[str, str]]:
     """Chapter 05's models: the headline summary (`Chapter.compare`) and name -> checkpoint of PGD-AT, TRADES and
     CKTAT (the seed-0 runs) and the clean teacher they start from."""
@@ -282,7 +309,7 @@ def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
             for t in TAUS:
                 ch.variant("cktat", tau=t)
         elif stage == "headline":
-            seed_autoattack(ch, {m: runs for m, runs in headline(ch).items() if m in ("pgdat", "cktat")})
+            seed_autoattack(ch, {m: runs for m, runs in headline(ch).items() if m in AA_SEEDED})
         elif stage == "table3":
             table3(ch)
         elif stage == "analyses":

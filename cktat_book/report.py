@@ -47,6 +47,7 @@ def aa_title(version: str) -> str:
 
 TABLE4_CKTAT = "cktat.table4_cifar10.CKTAT_beta6"  # the row Sec. 5.2's statements are about (tau 5, beta 6)
 TABLE4_TAU = 5.0  # Table 4 states no tau; its beta-6 row is Table 3b's tau-5 row (our reading)
+TABLE4_BETA = 6.0  # Table 4's CKTAT (beta = 6), the beta of Table 3a and 3b (our reading: their full rows are that row)
 # The directions Sec. 5.2's text states for each CKTAT row of Table 4 against PGD-AT and TRADES, (natural, robust).
 # beta 6: "natural generalization is only weaker than Generalist and PGDAT", robust "higher than all selected
 # baseline methods"; beta 0: "robust generalization is only weaker than LTD and HAT, and its natural generalization is
@@ -67,10 +68,10 @@ def paper_cktat(tau: float, beta: float) -> tuple[str, list[float]] | None:
     natural and PGD accuracy. None where the paper reports no row at that setting: a run at another setting is never
     compared with a row of another."""
     p = paper_numbers()["cktat"]
-    if tau == TABLE4_TAU and beta in (0, 6):
+    if tau == TABLE4_TAU and beta in (0, TABLE4_BETA):
         key = f"CKTAT_beta{beta:g}"
         return f"cktat.table4_cifar10.{key}", p["table4_cifar10"][key]
-    if beta == 6 and tau in p["table3b_tau"]:
+    if beta == TABLE4_BETA and tau in p["table3b_tau"]:
         return f"cktat.table3b_tau.{tau:g}", p["table3b_tau"][tau]
     if tau == TABLE4_TAU and beta in p["table3c_beta"]:
         return f"cktat.table3c_beta.{beta:g}", p["table3c_beta"][beta]
@@ -426,3 +427,20 @@ def teacher_trainings(runs: dict[str, dict], shown: dict | None = None) -> str:
                      f" The teacher this page shows ({acc(shown):.2f}%) taught none of these runs.")
         out.append(text)
     return " ".join(out)
+
+
+def margins_sentence(spreads: dict, robust: str, titles: dict[str, str], over: dict[str, str] | None = None) -> str:
+    """What a single run is judged against in each column (`book_runs.suite_spreads`): the seeds' spread at its
+    upper 95% bound (`over`: column -> whose seeds it pools, where the page names them), and which columns take the
+    robust attack's spread because no seed is attacked with them."""
+    over = over or {}
+    own = [c for c in spreads if c in ("natural", robust, "aa")]
+    borrowed = [titles.get(c, c) for c in spreads if c not in own]
+    parts = [f"{titles.get(c, c)}, " + (spreads[c].sentence() if spreads[c] else "none (no method has two seeds)")
+             + (f" ({over[c]})" if c in over else "") for c in own]
+    text = "The run-to-run margin of a single run, the upper 95% bound of the seeds' spread: " + "; ".join(parts) + "."
+    if borrowed:
+        one = len(borrowed) == 1
+        text += (f" {listed(borrowed)} {'takes' if one else 'take'} {titles.get(robust, robust)}'s margin: no seed is "
+                 f"attacked with {'it' if one else 'them'}.")
+    return text

@@ -281,11 +281,13 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     waiting = count(lambda r: r.get("verdict") == NOT_TRAINED_YET)
     none = count(lambda r: not r)
     stand = len(bad) - budget - other - untested - waiting - none
-    return (f"Of the {len(bad)} contradicted claims, {budget} {'is' if budget == 1 else 'are'} explained by the small "
-            f"budget (a reading that blames it, supported by a larger budget's run, chapter 10), {other} by another "
-            f"cause a run supports, {stand} stand at every budget we ran (the run does not support the reading, or "
-            f"decides it within noise), {untested} have a reading no run within the budget tests, {waiting} a reading "
-            f"whose run the build has not trained yet, and {none} have no reading.")
+    verb = lambda n, one, many: f"{n} {one if n == 1 else many}"
+    return (f"Of the {len(bad)} contradicted claims, {verb(budget, 'is', 'are')} explained by the small budget (a "
+            f"reading that blames it, supported by a larger budget's run, chapter 10), {other} by another cause a run "
+            f"supports, {verb(stand, 'stands', 'stand')} at every budget we ran (the run does not support the reading, "
+            f"or decides it within noise), {verb(untested, 'has', 'have')} a reading no run within the budget tests, "
+            f"{waiting} a reading whose run the build has not trained yet, and {verb(none, 'has', 'have')} no "
+            f"reading.")
 
 
 def finding_rows(findings: list[Finding], kind: str) -> list[dict]:

@@ -77,6 +77,28 @@ def test_the_pooled_spread_and_its_upper_bound():
     assert "1.9 points" in noise.detectable_sentence(1000, [0.08, 0.1])
 
 
+def test_the_margins_sentence_names_the_columns_that_borrow_the_robust_attacks_spread():
+    s = noise.pooled_spread({"a": [1.0, 2.0, 3.0], "b": [2.0, 2.0, 2.5]})
+    titles = {"natural": "natural", "pgd20": "PGD-20", "pgd100": "PGD-100", "mim": "MIM", "cw": "CW", "aa": "AA"}
+    text = report.margins_sentence({"natural": s, "pgd20": s, "pgd100": s, "mim": s, "cw": s, "aa": None}, "pgd20",
+                                   titles, {"natural": "a's and b's seeds"})
+    assert f"at most {s.upper:.2f} at 95% confidence (a's and b's seeds)" in text
+    assert "AA, none (no method has two seeds)" in text
+    assert text.endswith("PGD-100, MIM and CW take PGD-20's margin: no seed is attacked with them.")
+    one = report.margins_sentence({"pgd20": s, "cw": s}, "pgd20", titles)
+    assert one.endswith("CW takes PGD-20's margin: no seed is attacked with it.")
+    assert "take" not in report.margins_sentence({"natural": s, "pgd20": s}, "pgd20", titles)
+
+
+def test_the_margins_name_whose_seeds_each_column_pools():
+    from cktat_book import book_runs
+
+    over = book_runs.pooled_over(["natural", "pgd20", "cw", "aa"], "pgd20")
+    assert set(over) == {"natural", "pgd20", "aa"}  # CW borrows PGD-20's spread: it pools no seeds of its own
+    assert over["natural"] == over["pgd20"] == "PGD-AT's, TRADES's and CKTAT's seeds"
+    assert over["aa"] == "PGD-AT's and CKTAT's seeds: TRADES's are not attacked with it"
+
+
 def test_the_papers_cktat_row_is_the_one_at_our_setting():
     assert report.paper_cktat(5.0, 6.0)[0] == "cktat.table4_cifar10.CKTAT_beta6"
     assert report.paper_cktat(5.0, 0.0)[0] == "cktat.table4_cifar10.CKTAT_beta0"
@@ -139,5 +161,5 @@ def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verd
                 read(3, budget.NOT_TRAINED_YET)]
     s = scorecard.budget_sentence(bad, readings)
     assert "Of the 5 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
-    assert "0 stand at every budget" in s and "1 have a reading no run within the budget tests" in s
-    assert "1 a reading whose run the build has not trained yet, and 1 have no reading" in s
+    assert "0 stand at every budget" in s and "1 has a reading no run within the budget tests" in s
+    assert "1 a reading whose run the build has not trained yet, and 1 has no reading" in s
