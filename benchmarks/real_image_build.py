@@ -2,7 +2,9 @@
 
 Reads `results/cpu/`: every run's `result.json` (its wall time: training, per-epoch validation and final test
 evaluation), every file in `eval/` (an attack suite: the seconds of each attack; a per-image mask or what a chapter
-computes from the weights: its seconds, where recorded), and the executed chapters' recorded execution time. Checks the `cpu` profile's targets:
+computes from the weights: its seconds, where recorded), the executed chapters' recorded execution time and
+the pages still waiting for a run (`chapter_states`: the build is not finished while one stands). Checks the `cpu`
+profile's targets:
 
 - PGD-AT, mean of the book's seeds, at least 50% natural and 25% PGD-20 accuracy on the 5,000 test images;
 - the median run, evaluation included, at most 600 s;
@@ -219,6 +221,40 @@ def earlier_markdown(points: list[dict], targets: dict) -> list[str]:
     return lines
 
 
+def chapter_states(root: str = ROOT) -> tuple[dict[str, float], dict[str, str | None]]:
+    """The real-image chapters' state, read from their executed copies' fingerprints (`book/chapters/*.ipynb`,
+    metadata `cktat`): those executed on the `cpu` profile with their execution seconds, and those not: each with
+    the result it waits for (the fingerprint's `pending` path, written by `cktat reproduce` in place of a page it
+    could not execute without training), or None when the chapter has no `cpu` page at all. A waiting page carries
+    the `cpu` profile too, so the profile alone does not tell an executed page."""
+    executed_pages, waiting = {}, {}
+    for p in sorted(glob.glob(os.path.join(root, "notebooks", "*.ipynb"))):
+        name = os.path.basename(p)[:-len(".ipynb")]
+        if name in SMOKE_CHAPTERS:
+            continue
+        executed = os.path.join(root, "book", "chapters", name + ".ipynb")
+        meta = load(executed).get("metadata", {}).get("cktat", {}) if os.path.exists(executed) else {}
+        fingerprint = meta.get("fingerprint", {})
+        if fingerprint.get("parameters", {}).get("profile") != "cpu":
+            waiting[name] = None
+        elif fingerprint.get("pending"):
+            waiting[name] = fingerprint["pending"].get("path")
+        else:
+            executed_pages[name] = meta.get("seconds", 0.0)
+    return executed_pages, waiting
+
+
+def pending_sentence(waiting: dict[str, str | None]) -> str:
+    """The line that says the build is not finished: each chapter not executed on real images, with the result its
+    page waits for where it names one."""
+    if not waiting:
+        return ""
+    named = [f"{k} (its page waits for `{v}`)" if v else f"{k} (not executed on the `cpu` profile)"
+             for k, v in waiting.items()]
+    return (f"**The build is not finished.** Not yet executed on real images: {', '.join(named)}. Every figure "
+            f"below counts what has run so far.")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=os.path.join("results", "cpu"), help="the build's results folder")
@@ -241,18 +277,9 @@ def main(argv=None) -> int:
         attacks += sum(pt.get("seconds", 0.0) for pt in (ev.get("eps_sweep") or {}).get("points", []))
         eval_seconds[os.path.basename(p)] = attacks or ev.get("seconds", 0.0)
         suite += eval_seconds[os.path.basename(p)]
-    chapters, pending = {}, []
     book = os.path.abspath(folder) == os.path.join(ROOT, "results", "cpu")  # the executed chapters read this one
-    for p in sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb"))) if book else []:
-        name = os.path.basename(p)[:-len(".ipynb")]
-        if name in SMOKE_CHAPTERS:
-            continue
-        executed = os.path.join(ROOT, "book", "chapters", name + ".ipynb")
-        meta = load(executed).get("metadata", {}).get("cktat", {}) if os.path.exists(executed) else {}
-        if meta.get("fingerprint", {}).get("parameters", {}).get("profile") == "cpu":
-            chapters[name] = meta.get("seconds", 0.0)
-        else:
-            pending.append(name)
+    chapters, waiting = chapter_states(ROOT) if book else ({}, {})
+    pending = list(waiting)
     pgdat = [r for k, r in runs.items() if k == "pgdat" or (k.startswith("pgdat_seed") and k[len("pgdat_seed"):].isdigit())]
     acc = {m: [r["student"]["last"]["test"]["attacks"][m]["accuracy"] for r in pgdat] for m in ("natural", "pgd20")}
     total = sum(seconds.values()) + suite
@@ -262,7 +289,7 @@ def main(argv=None) -> int:
            "slowest": max(students, key=students.get) if students else None,
            "slowest_seconds": max(students.values()) if students else None,
            "results": args.results.replace(os.sep, "/"), "total_hours": total / 3600, "chapter_seconds": chapters,
-           "chapters_pending": pending, "resumed": resumed, "untimed_validation": untimed_validation,
+           "chapters_pending": pending, "chapters_waiting": waiting, "resumed": resumed, "untimed_validation": untimed_validation,
            "pgdat_seeds": len(pgdat), "pgdat": {m: statistics.fmean(v) if v else None for m, v in acc.items()},
            "pgdat_values": acc, "targets": TARGETS,
            "pgdat_validation": validation_natural(pgdat) if pgdat else None,
@@ -318,8 +345,7 @@ def markdown(o: dict) -> str:
              f"Every run's wall time includes its per-epoch validation and its final test evaluation; the attack suite "
              f"of the Table 4 chapters is counted separately.", ""]
     if o["chapters_pending"]:
-        lines += [f"**The build is not finished.** Not yet executed on real images: "
-                  f"{', '.join(o['chapters_pending'])}. Every figure below counts what has run so far.", ""]
+        lines += [pending_sentence(o.get("chapters_waiting") or dict.fromkeys(o["chapters_pending"])), ""]
     seeds = lambda k: "-" if o["pgdat"][k] is None else \
         f"{o['pgdat'][k]:.1f}% ({', '.join(f'{v:.1f}' for v in o['pgdat_values'][k])})"
     lines += [
@@ -367,8 +393,8 @@ def markdown(o: dict) -> str:
             lines[-1] += (" Of these, trained before the validation was timed, so their per-epoch validation is not "
                           f"counted: {', '.join(o['untimed_validation'])}.")
     if o["chapter_seconds"]:
-        lines += ["", "Execution time of each real-image chapter in its last execution (seconds; small when its runs "
-                      "were already trained): " + ", ".join(f"{k} {v:.0f}" for k, v in o["chapter_seconds"].items()) + "."]
+        lines += ["", "Execution time of each executed real-image chapter in its last execution (seconds; small when "
+                      "its runs were already trained): " + ", ".join(f"{k} {v:.0f}" for k, v in o["chapter_seconds"].items()) + "."]
     lines += earlier_markdown(o.get("earlier") or [], o["targets"])
     lines += ["", "Generated by `python benchmarks/real_image_build.py`."]
     return "\n".join(lines) + "\n"

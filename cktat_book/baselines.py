@@ -11,7 +11,10 @@ PGD-20 (`eval_checkpoint.per_image_correct`).
 
 The page's claims and sentences: the orderings against the paper's (`ordering`, `rank_agreement`), where CKTAT
 stands (`top_of`), one row against another (`suite_pair`), which protocol the paper's numbers resemble
-(`protocol_distance`, `protocol_sentence`) and our readings (`warm_start_sentence`, `natural_lead_reading`).
+(`protocol_distance`, `protocol_sentence`), which of the paper's statements its own numbers show only within their
+noise (`paper_noise_sentence`), what the runs' own evaluation covers (`own_evaluation_sentence`) and our readings
+(`warm_start_sentence`, `natural_lead_reading`), with what a reading's untrained run would cost against the budget
+of the ladder and the readings' runs (`long_rows_cost`, `readings_plan`, `beyond_budget`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from cktat_core.checks import noise_margin
 from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
 
+from . import budget
 from .chapter import Chapter
 from .claims import (LEVEL, NOT_BELOW, REPRODUCED, UNTESTABLE, WITHIN_NOISE, WORDS, Claim, judged, paper_margin, side,
                      untestable, verdict)
@@ -257,13 +261,13 @@ def protocol_sentence(distances: dict[str, dict], same_data: bool, resolution: f
             + (f"the paper's numbers look most like the {near} protocol. " if near else
                f"the two distances differ by less than their sampling noise ({resolution:.2f}), so by this measure the "
                f"paper's numbers look like neither protocol more than the other. "))
-    levels = " and ".join(f"{d['levels']:.1f} under {p}" for p, d in distances.items())
+    levels = " and ".join(f"{d['levels']:.1f} points under the {p} protocol" for p, d in distances.items())
     if same_data:
         lv = closest_protocol(distances, "levels", level_noise)
-        return text + (f"The accuracies themselves differ from the paper's by a mean of {levels} points"
-                       + ("." if lv is None else f", closest under {lv}" +
+        return text + (f"The accuracies themselves differ from the paper's by a mean of {levels}"
+                       + ("." if lv is None else f", closest under the {lv} protocol" +
                           (" as well." if lv == near else ", which disagrees with the profile.")))
-    return text + (f"The accuracies themselves differ by {levels} points, but our data is not the paper's: that "
+    return text + (f"The accuracies themselves differ by a mean of {levels}, but our data is not the paper's: that "
                    f"difference measures the datasets, not the reproduction, so only the orderings and the relative "
                    f"positions are compared.")
 
@@ -327,11 +331,13 @@ def natural_lead_reading(claim, rows: dict[str, dict], paper: dict[str, dict], t
 
 
 def ordering(chapter: str, section: str, column: str, ours: dict[str, float], paper: dict[str, float],
-             alpha: float = 0.05, rows: tuple[str, ...] | None = None) -> Claim:
+             alpha: float = 0.05, rows: tuple[str, ...] | None = None, family: int = 1) -> Claim:
     """Our ordering of the methods in one column agrees with the paper's: Spearman's correlation between our values
     and the paper's over the methods both have, two-sided test (`scipy.stats.spearmanr`); a positive correlation at
-    p < alpha reproduces the ordering, a negative one contradicts it; within noise, the claim says in words that our
-    ordering has no detectable relation to the paper's. `rows`: the paper's rows it rests on."""
+    p < alpha / `family` reproduces the ordering, a negative one contradicts it; within noise, the claim says in words
+    that our ordering has no detectable relation to the paper's. `family`: how many columns of one table are tested
+    so (Bonferroni: six columns of the same models, each tested at 0.05, would find a "beyond chance" ordering by luck
+    far more often than one in twenty). `rows`: the paper's rows it rests on."""
     from .noise import spearman
 
     names = [m for m in ours if m in paper and ours[m] is not None and paper[m] is not None]
@@ -340,11 +346,12 @@ def ordering(chapter: str, section: str, column: str, ours: dict[str, float], pa
     measure = "Spearman rho of ours against the paper's"
     if rho is None:
         return Claim(chapter, section, claim, measure, None, None, "constant values", WITHIN_NOISE)
-    word = WITHIN if p >= alpha else (ABOVE if rho > 0 else BELOW)
+    word = WITHIN if p >= alpha / family else (ABOVE if rho > 0 else BELOW)
     words = {WITHIN: "no detectable relation to the paper's ordering", ABOVE: "the paper's ordering, beyond chance",
              BELOW: "the reverse of the paper's ordering, beyond chance"}[word]
+    bar = f" (Bonferroni over {family} columns: below {alpha / family:.2g} counts)" if family > 1 else ""
     return Claim(chapter, section, claim, measure, None, rho,
-                 f"Spearman over {len(names)} methods, {p_text(p)}: {words}", verdict(ABOVE, word),
+                 f"Spearman over {len(names)} methods, {p_text(p)}{bar}: {words}", verdict(ABOVE, word),
                  rests_on=tuple(rows or ()))
 
 def suite_accuracy(evaluation: dict, attack: str) -> float:
@@ -451,8 +458,6 @@ def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | N
     """Chapter 08's reading of its natural-accuracy claim, tested by the Table 4 rows at the ladder's longest schedule
     (`long`: label -> run, None when not trained): the row with the largest natural lead over `target` here (of
     `above`) should lose it, the change of its lead from `short` to `long` BELOW beyond the noise (`budget.change`)."""
-    from . import budget
-
     if not above or claim.verdict != "contradicted":
         return []
     run = f"the Table 4 rows at the ladder's {rung} schedule"
@@ -466,3 +471,154 @@ def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | N
     shows = (f"{first}'s natural lead over {target} goes from {lead(short, first):+.1f} to {lead(long, first):+.1f} "
              f"points with {rung}.")
     return [budget.Reading("08_baselines", claim.claim, SPAN_READING, run, verdict, f"change {c.evidence()}", shows)]
+
+
+def own_evaluation_sentence(runs: dict[str, dict], suite_images: int) -> str:
+    """How the runs' own final evaluation (`runs`: label -> `train.run` result) relates to the attack suite's tables
+    on `suite_images` test images: the same images, or the suite's first ones only."""
+    totals = sorted({r["student"]["last"]["test"]["attacks"]["natural"]["total"] for r in runs.values()})
+    if totals == [suite_images]:
+        return f"These are the runs' own evaluations, on the same {suite_images:,} test images as the attack suite above."
+    each = listed([f"{t:,}" for t in totals])
+    return (f"These are the runs' own evaluations, on all {each} test images of each run; the attack suite above uses "
+            f"the first {suite_images:,} of them only, so the same network's figures differ between the two tables by "
+            f"sampling noise.")
+
+
+def paper_noise_sentence(found: list[Claim], names: dict[str, str] | None = None, paper: dict | None = None) -> str:
+    """Which of `found` (claims whose direction the paper's text states, each resting on its first row against the
+    others, `Claim.rests_on`) the paper's own numbers show only within their noise, as the scorecard's audit reads the
+    text against the tables (`scorecard.statements`, each compared on the paper's test images): per claim, the rows
+    against which the paper's difference lies within its noise, and those where it lies the other way beyond it.
+    `names`: a row key -> the page's label. Empty when the audit reads none of the claims."""
+    from .claims import PAPER_IMAGES
+    from .noise import compare
+    from .scorecard import COLUMN_NAMES, claim_column, row, statements
+
+    paper = paper or paper_numbers()
+    names = names or {}
+    said = statements(paper)
+    read, weak, wrong = [], {}, {}
+    for c in found:
+        if not c.rests_on:
+            continue
+        first, others, column = c.rests_on[0], set(c.rests_on[1:]), claim_column(c)
+        mine = [st for st in said if st.first == first and st.second in others
+                and (column is None or COLUMN_NAMES[st.first.split(".")[1]][st.column] == column)]
+        if not mine:
+            continue
+        read.append(c)
+        for st in mine:
+            a, b = row(st.first, paper)[st.column], row(st.second, paper)[st.column]
+            word = compare(a, b, n=PAPER_IMAGES).word
+            if word != st.direction:
+                (weak if word not in (ABOVE, BELOW) else wrong).setdefault(c.claim, []).append(
+                    f"{names.get(st.second, st.second)} ({a - b:+.2f})")
+    if not read:
+        return ""
+    n = len(read)
+    if not weak and not wrong:
+        return (f"The paper's own numbers show {'this statement' if n == 1 else f'each of these {n} statements'} "
+                f"beyond their noise (the scorecard's audit).")
+    parts = [f"\u201c{c.claim}\u201d against {listed(weak[c.claim])}" for c in read if c.claim in weak]
+    text = (f"The paper's own numbers show {len(parts)} of these {n} statements only within their noise (the "
+            f"scorecard's audit; the paper's difference in points): " + "; ".join(parts) + ".")
+    if wrong:
+        text += (" They lie the other way beyond it for " + "; ".join(
+            f"\u201c{c.claim}\u201d against {listed(wrong[c.claim])}" for c in read if c.claim in wrong) + ".")
+    rest = [c for c in read if c.claim not in weak and c.claim not in wrong]
+    if rest:
+        text += (" The paper's numbers show " + ("the other" if len(rest) == 1 else f"the other {len(rest)}")
+                 + " beyond their noise: " + "; ".join(f"\u201c{c.claim}\u201d" for c in rest) + ".")
+    return text
+
+
+# ---- the budget a reading's run would come out of (`budget.LADDER_BUDGET_HOURS`)
+
+
+def scaled_seconds(run: dict, epochs: int | None = None, attack_steps: int | None = None) -> float:
+    """A run like `run` (a finished result) at `epochs` and `attack_steps` (None: its own), estimated from its
+    recorded wall seconds: a training epoch costs its attack's steps and one update, each a forward and a backward
+    pass, so the seconds scale with the epochs and with the attack steps plus one (the final evaluation, which does
+    not grow with them, is scaled alike: an estimate from above)."""
+    cfg = run["config"]
+    epochs = cfg["epochs"] if epochs is None else epochs
+    steps = cfg["attack_steps"] if attack_steps is None else attack_steps
+    return run.get("wall_seconds", 0.0) * epochs / cfg["epochs"] * (steps + 1) / (cfg["attack_steps"] + 1)
+
+
+def readings_plan(base: dict[str, dict | None], rungs: dict[str, dict], finished: dict[str, dict[str, dict | None]],
+                  readings: list[dict] | None) -> dict:
+    """What the ladder and the readings' runs take of their budget (`budget.LADDER_BUDGET_HOURS`), in seconds: `base`,
+    method -> its 1x run; `rungs`, rung -> the fields it changes (`book_runs.ladder_rungs`); `finished`, rung ->
+    method -> its run where finished, else None; `readings`, the readings' runs (None: not all trained yet). A
+    finished run counts its recorded wall seconds, one not trained yet its 1x run's scaled to the rung
+    (`scaled_seconds`; "unknown" counts the runs neither tells)."""
+    recorded = estimated = 0.0
+    unknown = 0
+    for rung, fields in rungs.items():
+        for m, run in finished.get(rung, {}).items():
+            if run is not None:
+                recorded += run.get("wall_seconds", 0.0)
+            elif base.get(m) is not None:
+                estimated += scaled_seconds(base[m], fields.get("epochs"), fields.get("attack_steps"))
+            else:
+                unknown += 1
+    return {"budget": budget.LADDER_BUDGET_HOURS * 3600, "ladder_recorded": recorded, "ladder_estimated": estimated,
+            "unknown": unknown,
+            "readings": None if readings is None else sum(r.get("wall_seconds", 0.0) for r in readings),
+            "reading_runs": None if readings is None else len(readings)}
+
+
+def beyond_budget(cost: float, what: str, plan: dict) -> str:
+    """`budget.untested`'s "it would cost ..." for a reading's run that no stage of the build trains: `cost` seconds
+    of `what`, and the budget it would come out of (`readings_plan`): what is left of it once the ladder's rungs and
+    the readings' runs are paid, and whether that is enough."""
+    from cktat_core.results import duration
+
+    ladder = plan["ladder_recorded"] + plan["ladder_estimated"]
+    left = plan["budget"] - ladder - (plan["readings"] or 0.0)
+    parts = []
+    if ladder or not plan.get("unknown"):
+        parts.append(duration(ladder) + (f", {duration(plan['ladder_estimated'])} of it estimated from the 1x runs"
+                                         if plan["ladder_estimated"] else ""))
+    if plan.get("unknown"):
+        k = plan["unknown"]
+        parts.append(f"{k} run{'s' * (k != 1)} not trained yet, with no 1x run to estimate {'them' if k != 1 else 'it'} "
+                     f"from")
+    rungs = "; ".join(parts)
+    if plan["readings"] is None:
+        paid = f"the ladder's rungs ({rungs}) are paid, the readings' runs, not all trained yet, aside"
+    else:
+        runs = "run" if plan.get("reading_runs") == 1 else "runs"
+        paid = f"the ladder's rungs ({rungs}) and the readings' {runs} ({duration(plan['readings'])}) are paid"
+    text = f"{duration(cost)} of this machine ({what}), and the {duration(plan['budget'])} budget of the ladder and the readings' runs has "
+    if left <= 0:
+        return text + f"nothing left once {paid}"
+    return text + (f"{duration(left)} left once {paid}: "
+                   + ("not enough" if left < cost else "enough, but no stage of the build trains them"))
+
+
+def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, dict | None], factor: int,
+                   rung: str) -> str:
+    """What the rows of Table 4 at `factor` times the epochs would cost beyond the ladder (`short`: label -> the
+    profile's run; `long`: label -> the longer run where finished): the rows not finished that the ladder does not
+    train (the headline methods at their own settings), each its run's seconds scaled (`scaled_seconds`), with the
+    budget it would come out of (`beyond_budget`, `readings_plan` of this results folder, read without training)."""
+    import dataclasses
+
+    from . import book_runs
+    from .chapter import RunPending
+
+    in_ladder = lambda r: r.method in book_runs.HEADLINE and ch.config(r.method, **r.fields) == ch.config(r.method)
+    missing = [r.label for r in rows if not long.get(r.label) and not in_ladder(r)]
+    cost = sum(scaled_seconds(short[m], factor * short[m]["config"]["epochs"]) for m in missing)
+    rungs = book_runs.ladder_rungs(ch)
+    base = {m: ch.finished(m) for m in book_runs.HEADLINE}
+    finished = {k: {m: ch.finished(m, **fields) for m in book_runs.HEADLINE} for k, fields in rungs.items()}
+    try:  # the readings' runs, asked of a chapter that may not train: finished ones are read, none is trained
+        readings = list(book_runs.reading_runs(dataclasses.replace(ch, train=False)).values())
+    except RunPending:
+        readings = None
+    what = f"the {len(missing)} Table 4 row{'s' * (len(missing) != 1)} the ladder does not train, at its {rung} schedule"
+    return beyond_budget(cost, what, readings_plan(base, rungs, finished, readings))

@@ -97,7 +97,7 @@ CONTROLS = ("pgdat", "trades")  # the baselines started from CKTAT's clean teach
 def controls(ch: Chapter) -> dict[str, dict]:
     """PGD-AT and TRADES started from the clean teacher's weights, as CKTAT is (`runs/pgdat_init-teacher_clean`):
     CKTAT's initialisation and the teacher's clean epochs of compute, without its labels. What CKTAT gains over
-    them is the teacher's labels' doing (chapters 02 and 03)."""
+    them is CKTAT's loss's doing, the teacher's labels among it (chapters 02 and 03)."""
     start = ch.teacher("clean")["checkpoint"]
     return {m: ch.variant(m, init_checkpoint=start) for m in CONTROLS}
 

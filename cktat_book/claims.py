@@ -22,7 +22,8 @@ One rule set, for every page:
    reproduced when the paper's value lies inside our 95% interval, contradicted when it lies outside (`quantity`).
 5. **A trend or an ordering** (a sweep, the ranking of Table 4's rows): Spearman's rank correlation, the text's
    direction or the sign of the paper's own correlation against ours, two-sided at p < 0.05 (`ablations.trend`,
-   `baselines.ordering`); within noise, the claim says our ordering has no detectable relation to the paper's.
+   `baselines.ordering`; the orderings of one table's columns at 0.05 divided by their number, Bonferroni); within
+   noise, the claim says our ordering has no detectable relation to the paper's.
 
 A claim records the rows of `paper_numbers.yaml` it rests on (`rests_on`), so the scorecard can mark those that rest on
 a row its audit of the paper's own numbers flags. A chapter saves its claims with `save` into

@@ -104,10 +104,63 @@ def findings(suites: dict[str, dict], first: str, second: str, paper_first: list
     """The page's opening: `first` against `second` naturally and under AutoAttack, image by image on the suite's
     images (`noise.compare_evaluations`: McNemar), beside the paper's Table 4 difference of the same two methods
     (`paper_*`: its row, columns natural, PGD, PGD-100, MIM, CW, AutoAttack; CIFAR-10, ResNet-18)."""
+    from .noise import p_text
+
     parts = []
     for attack, label in (("natural", "natural"), ("aa", "AutoAttack")):
         c = compare_evaluations(suites[first], suites[second], attack)
-        parts.append(f"{label} {c.difference:+.1f} points ({c.word}; {c.test}, p = {c.p:.2g})")
+        parts.append(f"{label} {c.difference:+.1f} points ({c.word}; {c.test}, {p_text(c.p)})")
+    flagged = [m for m in (first, second) if suites[m]["flags"]]
     return (f"On this page's network and data, {first} against {second}: " + "; ".join(parts) + ". "
-            f"The paper's Table 4 (CIFAR-10; ResNet-18 by our reading, the paper names no network or schedule for it): natural "
-            f"{paper_first[0] - paper_second[0]:+.2f}, AutoAttack {paper_first[5] - paper_second[5]:+.2f} points.")
+            + (f"The checks flag {' and '.join(flagged)} (under the table: what they found), so the comparison "
+               f"stands on evaluations they question. " if flagged else "")
+            + f"The paper's Table 4 (CIFAR-10; ResNet-18 by our reading, the paper names no network or schedule for "
+            f"it): natural {paper_first[0] - paper_second[0]:+.2f}, AutoAttack {paper_first[5] - paper_second[5]:+.2f} "
+            f"points.")
+
+
+def flags_sentence(suites: dict[str, dict]) -> str:
+    """What the evaluation's checks flagged (`cktat_core.checks`), model by model, in the checks' own words; empty
+    where nothing was flagged."""
+    said = [f"{m}: " + "; ".join(f"{f['check']}, {f['message']}" for f in s["flags"])
+            for m, s in suites.items() if s["flags"]]
+    return ("What the checks flag (a flag names the check that failed). " + " ".join(f"{x}." for x in said)
+            if said else "")
+
+
+def settings_text(settings: dict) -> str:
+    """A `fit` budget as a page prints it: "epochs = 8, lr = 0.1, eps = 8/255" (a budget on the 0-1 pixel scale in
+    255ths, as the papers write it; `progress` left out)."""
+    def value(k, v):
+        if k in ("eps", "alpha") and isinstance(v, float):
+            return f"{v * 255:.3g}/255"
+        return f"{v:g}" if isinstance(v, float) else f"{v}"
+    return ", ".join(f"{k} = {value(k, v)}" for k, v in settings.items() if k != "progress")
+
+
+def teacher_sentence(method: str, result, test, batch_size: int = 250) -> str:
+    """What `method`'s clean teacher (`result`: its `fit`'s `FitResult`) hands its student on this page's data: its
+    natural accuracy on the `test` images (images, labels) and, where the run has a temperature (`settings["tau"]`),
+    the mean probability its softened label softmax(T(x) / tau) puts on the true class (Eq. 17's first term). Empty
+    for a method without a teacher."""
+    import torch
+
+    from cktat_core.attacks import eval_mode
+
+    teacher = result.teacher
+    if teacher is None:
+        return ""
+    x, y = test
+    device = next(teacher.parameters()).device
+    with torch.no_grad(), eval_mode(teacher):
+        logits = torch.cat([teacher(x[i:i + batch_size].to(device)).float().cpu()
+                            for i in range(0, len(y), batch_size)])
+    text = (f"{method}'s clean teacher classifies {100 * (logits.argmax(1) == y).float().mean().item():.1f}% of the "
+            f"{len(y):,} test images")
+    tau = result.settings.get("tau")
+    if tau is None:
+        return text + "."
+    mass = 100 * torch.softmax(logits / tau, 1).gather(1, y[:, None]).mean().item()
+    return text + (f"; at tau = {tau:g} its softened label puts {mass:.1f}% of its probability on the true class on "
+                   f"average (uniform: {100 / logits.shape[1]:.0f}%), which is all the label its student's "
+                   f"adversarial examples get.")

@@ -67,8 +67,9 @@ class Comparison:
 
 
 def p_value(p: float) -> str:
-    """A p-value for a table cell: "0.0031"; "< 1e-300" where the float underflowed to zero ("0" is never true)."""
-    return "< 1e-300" if p <= 0 else f"{p:.2g}"
+    """A p-value for a table cell, two significant figures: "0.0031", "0.10"; "< 1e-300" where the float underflowed
+    to zero ("0" is never true)."""
+    return "< 1e-300" if p <= 0 else f"{p:#.2g}"
 
 
 def p_text(p: float) -> str:
@@ -112,9 +113,11 @@ class Spread:
     runs: int
 
     def sentence(self, what: str = "accuracy") -> str:
-        """"3 methods, 9 runs: pooled standard deviation 0.3 points (6 degrees of freedom), at most 0.6 at 95%"."""
+        """"3 methods, 9 runs: pooled standard deviation 0.3 points (6 degrees of freedom), at most 0.6 at 95%
+        confidence, so two single runs count as apart only beyond 1.7 points" (`run_margin`)."""
         return (f"{self.methods} methods, {self.runs} runs: pooled standard deviation of one run's {what} "
-                f"{self.sd:.2f} points ({self.df} degrees of freedom), at most {self.upper:.2f} at 95% confidence")
+                f"{self.sd:.2f} points ({self.df} degrees of freedom), at most {self.upper:.2f} at 95% confidence, "
+                f"so two single runs count as apart only beyond {run_margin(self.upper):.2f} points")
 
 
 def pooled_spread(groups: dict[str, Sequence[float]], confidence: float = 0.95) -> Spread | None:
@@ -156,6 +159,13 @@ def discordance(bits_a: str, bits_b: str) -> float:
     return sum(x != y for x, y in zip(bits_a, bits_b)) / max(len(bits_a), 1)
 
 
+def run_margin(spread: float, z: float = Z) -> float:
+    """How far two single runs must lie apart (points) before training noise cannot explain it: z standard deviations
+    of the difference of two runs, each with standard deviation `spread` (the pooled spread's upper bound), z * sqrt(2)
+    * spread."""
+    return z * math.sqrt(2) * spread
+
+
 def compare(a: float | Sequence[float], b: float | Sequence[float], *, n: int | None = None,
             bits: tuple[str, str] | None = None, spread: float | None = None, alpha: float = ALPHA) -> Comparison:
     """a against b (accuracies in %, or lists of per-seed accuracies): see the module docstring for the evidence
@@ -177,16 +187,16 @@ def compare(a: float | Sequence[float], b: float | Sequence[float], *, n: int | 
                               half)
         a, b = a[0], b[0]  # one seed: the single-run rules below
     diff = float(a) - float(b)
-    run_margin = Z * math.sqrt(2) * spread if spread else 0.0
+    margin_runs = run_margin(spread) if spread else 0.0
     if bits is not None:
         p, only_a, only_b = mcnemar_p(*bits)
-        decided = p < alpha and abs(diff) > run_margin
+        decided = p < alpha and abs(diff) > margin_runs
         what = f"McNemar, {len(bits[0]):,} paired images" + (", and the seeds' spread" if spread else "")
-        return Comparison(_word(diff, decided), diff, p, run_margin or None, what,
-                          paired_half_width(only_a, only_b, len(bits[0])) + run_margin)
+        return Comparison(_word(diff, decided), diff, p, margin_runs or None, what,
+                          paired_half_width(only_a, only_b, len(bits[0])) + margin_runs)
     if n is None:
         raise ValueError("compare needs seeds, per-image results (bits) or the number of images n")
-    margin = max(noise_margin(a, b, n, Z), run_margin)
+    margin = max(noise_margin(a, b, n, Z), margin_runs)
     what = f"two binomial margins, {n:,} images each" + (", and the seeds' spread" if spread else "")
     return Comparison(_word(diff, abs(diff) > margin), diff, None, margin, what, margin)
 

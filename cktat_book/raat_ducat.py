@@ -18,10 +18,10 @@ def wrong_shares(masks: dict[str, str], clean: dict[str, str] | None = None) -> 
     product of their error rates).
 
     An attacked image is also wrong when the model already misclassifies it clean, and clean errors are shared
-    widely. With `clean` (each model's natural per-image results on the same images) two more entries separate the
-    two: "clean_all", the share every model gets wrong even clean, and "core", the same statistics (`per_model`,
-    `all`, `any`, `independent`, `n`) over the images every model classifies correctly clean, where a wrong answer
-    is the attack's doing alone."""
+    widely. With `clean` (each model's natural per-image results on the same images) three more entries separate the
+    two: "natural", each model's natural accuracy (%) on these images; "clean_all", the share every model gets wrong
+    even clean; and "core", the same statistics (`per_model`, `all`, `any`, `independent`, `n`) over the images every
+    model classifies correctly clean, where a wrong answer is the attack's doing alone."""
     bits = list(masks.values())
     n = len(bits[0])
     if any(len(b) != n for b in bits) or not n:
@@ -30,6 +30,7 @@ def wrong_shares(masks: dict[str, str], clean: dict[str, str] | None = None) -> 
     if clean is not None:
         if set(clean) != set(masks) or any(len(clean[m]) != n for m in masks):
             raise ValueError("clean needs a bit string of the same length for every model")
+        out["natural"] = {m: 100.0 * clean[m].count("1") / n for m in masks}
         out["clean_all"] = 100.0 * sum(all(clean[m][i] == "0" for m in masks) for i in range(n)) / n
         right = [i for i in range(n) if all(clean[m][i] == "1" for m in masks)]
         out["core"] = _shares(masks, right) if right else None
@@ -51,42 +52,101 @@ def shared_beyond_chance(shares: dict, z: float = 2.0) -> bool:
     p = shares["independent"] / 100
     return shares["all"] - shares["independent"] > z * 100 * math.sqrt(max(p * (1 - p), 1e-12) / shares["n"])
 
-def wrong_under_all_sentence(shares: dict, claim: float, attack: str) -> str:
-    """DUCAT's claim (up to `claim`% of CIFAR-10 adversarial examples are misclassified by every AT method)
-    against `wrong_shares` of our models, each under its own `attack`; with the clean split of `wrong_shares`, how
-    much of the shared core is clean errors and what remains among the images every model gets right clean."""
+def share_text(v: float) -> str:
+    """A share (%) in a sentence, never in scientific notation (the product of a dozen error rates is tiny): "less
+    than 0.01%" under 0.01, two decimals under 1, one decimal otherwise (the resolution of a thousand test images)."""
+    if v < 0.01:
+        return "less than 0.01%"
+    return f"{v:.2f}%" if v < 1 else f"{v:.1f}%"
+
+def _least_fooled(per_model: dict[str, float]) -> tuple[str, float]:
+    """The model with the smallest share of wrong images (the first of a tie) and that share."""
+    name = min(per_model, key=per_model.get)
+    return name, per_model[name]
+
+def _side(value: float, claim: float) -> str:
+    """Where a share lies against the claim's number, in words."""
+    return "above" if value > claim else "below" if value < claim else "equal to"
+
+def _shared_text(basis: dict, name: str, least: float, where: str) -> str:
+    """Whether the errors of `basis` (`_shares`) are shared beyond chance, in words; `name` and `least`: the
+    least-fooled model there and its share; `where`: the images meant (" on those images", or "")."""
+    if shared_beyond_chance(basis):
+        return (f"The attacks' successes are shared far beyond chance: {basis['all'] / max(least, 1e-9):.0%} of "
+                f"{name}'s errors{where} are errors of every model, the same hard core of images breaks them all. ")
+    return f"The models' errors{where} are not more shared than independent errors would be, beyond sampling noise. "
+
+def wrong_under_all_sentence(shares: dict, claim: float, attack: str, reference: dict[str, float] | None = None,
+                             reference_name: str = "") -> str:
+    """DUCAT's claim (abstract: up to `claim`% of CIFAR-10 adversarial examples are misclassified by every AT
+    method) against `wrong_shares` of our models, each under its own `attack`; with the clean split of
+    `wrong_shares`, how much of the shared set is clean errors and what remains among the images every model gets
+    right clean, where the least-fooled model is named and its share is the one on those images.
+
+    The comparison with `claim` states both shares and the side of each: the share over all test images (the number
+    `shared_errors` judges, as the abstract states it) and the one over the images every model gets right clean.
+    Clean errors count in the first, so it grows as the models weaken: the sentence gives our models' natural
+    accuracy and, with `reference` (label -> natural accuracy (%) of the same methods at full budget, named
+    `reference_name`), theirs. DUCAT's abstract gives neither its models' accuracy nor how it counts clean errors."""
     k = len(shares["per_model"])
     lo, hi = min(shares["per_model"].values()), max(shares["per_model"].values())
-    text = (f"Each of our {k} adversarially trained models gets {lo:.1f}% to {hi:.1f}% of the {shares['n']} test "
-            f"images wrong under its own {attack} attack; {shares['all']:.1f}% are wrong under all {k} attacks. ")
+    text = (f"Each of our {k} adversarially trained models gets {share_text(lo)} to {share_text(hi)} of the "
+            f"{shares['n']} test images wrong under its own {attack} attack; {share_text(shares['all'])} are wrong "
+            f"under all {k} attacks. ")
     core = shares.get("core")
     if "clean_all" in shares:
-        text += (f"{shares['clean_all']:.1f}% of the test images are wrong for every model even without an attack: "
-                 f"an attack needs no effort on them. ")
+        text += (f"{share_text(shares['clean_all'])} of the test images are wrong for every model even without an "
+                 f"attack: an attack needs no effort on them. ")
     if core:
-        c_lo = min(core["per_model"].values())
+        name, least = _least_fooled(core["per_model"])
         text += (f"On the {core['n']} images every model classifies correctly clean, where a wrong answer is the "
-                 f"attack's doing, {core['all']:.1f}% are wrong under all {k} attacks, against "
-                 f"{core['independent']:.2g}% if the models erred independently and at most {c_lo:.1f}% (the "
-                 f"least-fooled model's share). ")
-        basis, lo = core, c_lo
+                 f"attack's doing, {share_text(core['all'])} are wrong under all {k} attacks, against "
+                 f"{share_text(core['independent'])} if the models erred independently and at most "
+                 f"{share_text(least)}, the share of {name}, the least-fooled model on those images. ")
+        text += _shared_text(core, name, least, " on those images")
     elif "clean_all" in shares:
-        return text + "No image is classified correctly clean by every model, so the attack's own share is unknown."
+        text += "No image is classified correctly clean by every model, so the attack's own share is unknown. "
     else:
-        text = text[:-2] + (f", against {shares['independent']:.1f}% if the models erred independently and at most "
-                            f"{lo:.1f}% (the least-fooled model's share). ")
-        basis = shares
-    if shared_beyond_chance(basis):
-        text += (f"The attacks' successes are shared far beyond chance: {basis['all'] / max(lo, 1e-9):.0%} of the "
-                 f"least-fooled model's errors there are errors of every model, the same hard core of images breaks "
-                 f"them all. ")
-    else:
-        text += "The models' errors there are not more shared than independent errors would be, beyond sampling noise. "
-    side = "above" if basis["all"] > claim else "below"
-    return text + (f"DUCAT's abstract reports up to {claim:.0f}% on CIFAR-10 without saying how clean errors are "
-                   f"counted; ours is {side} that, with other models and attacks than DUCAT's. The claim below judges "
-                   f"the number as the abstract states it; the pattern (a core of images every model gets wrong) is "
-                   f"what DUCAT's motivation rests on.")
+        name, least = _least_fooled(shares["per_model"])
+        text = text[:-2] + (f", against {share_text(shares['independent'])} if the models erred independently and "
+                            f"at most {share_text(least)}, the share of {name}, the least-fooled model. ")
+        text += _shared_text(shares, name, least, "")
+    return text + _against_claim(shares, claim, reference, reference_name)
+
+def _against_claim(shares: dict, claim: float, reference: dict[str, float] | None, reference_name: str) -> str:
+    """`wrong_under_all_sentence`'s comparison with DUCAT's `claim`: both shares, each with its side of the claim,
+    the clean errors' part of the all-image share, and why that share depends on the models' strength."""
+    text = (f"DUCAT's abstract reports up to {claim:g}% on CIFAR-10, with other models and attacks than ours, and "
+            f"does not say how clean errors are counted. Over all the test images ours, "
+            f"{share_text(shares['all'])}, is {_side(shares['all'], claim)} that: the claim below judges this share "
+            f"against the abstract's number")
+    if "clean_all" in shares:
+        text += (f"; {shares['clean_all']:.1f} points of it are images every model gets wrong even without an "
+                 f"attack")
+    text += ". "
+    core = shares.get("core")
+    if core:
+        text += (f"Over the {core['n']} images every model gets right clean ours is {share_text(core['all'])}, "
+                 f"{_side(core['all'], claim)} that. ")
+    if "natural" in shares:
+        nat = shares["natural"].values()
+        text += f"Our models' natural accuracy on these images is {min(nat):.1f}% to {max(nat):.1f}%"
+        weaker = False
+        if reference:
+            r_lo, r_hi = min(reference.values()), max(reference.values())
+            text += f", against {r_lo:.1f}% to {r_hi:.1f}% for {reference_name or 'the same methods at full budget'}"
+            weaker = max(nat) < r_lo
+        text += (": models weaker than the full-budget ones DUCAT measured get more images wrong even clean, and "
+                 "clean errors count in the all-image share, which makes it larger; its value at this budget depends "
+                 "on our models' strength. " if weaker else
+                 ". Clean errors count in the all-image share, so the weaker the models, the larger it is: its value "
+                 "depends on the models' strength. ")
+    return text + ("The pattern DUCAT's motivation rests on is the comparison with independent errors above: whether "
+                   "a core of images breaks every model more often than chance would.")
+
+def _of(k: int, n: int) -> str:
+    """"3 of the 7", or "none of the 7" when `k` is 0."""
+    return f"{'none' if not k else k} of the {n}"
 
 def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dict | None = None,
                    suite_others: dict[str, float] | None = None, spread: float | None = None) -> str:
@@ -108,9 +168,9 @@ def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dic
                f"adaptive attack. " if round(gap, 1) else "both protocols report the same accuracy. "))
     beats = [m for m, v in others.items() if raw > v]
     still = [m for m, v in others.items() if worst > v]
-    text += (f"Scored the authors' way DUCAT is above {len(beats)} of the {len(others)} other methods "
+    text += (f"Scored the authors' way DUCAT is above {_of(len(beats), len(others))} other methods "
              f"(best other: {best}, {others[best]:.1f}%); under the worst-case adaptive attack it is above "
-             f"{len(still)} of them.")
+             f"{'none' if not still else len(still)} of them.")
     if suite is None:
         return text
     sa = suite["attacks"]
@@ -120,13 +180,14 @@ def ducat_sentence(last: dict, attack: str, others: dict[str, float], suite: dic
     if not suite_others:
         return text + "."
     below = [m for m, v in suite_others.items() if not not_below(sa["aa"]["accuracy"], v, suite["n"], spread)]
-    text += (f"; that is below the AutoAttack accuracy of {len(below)} of the {len(suite_others)} other methods "
+    text += (f"; that is below the AutoAttack accuracy of {_of(len(below), len(suite_others))} other methods "
              f"beyond sampling {'and run-to-run ' if spread else ''}noise")
     if len(below) <= len(suite_others) / 2:
         return text + ": its robustness holds up under the adaptive attack."
     if len(beats) <= len(others) / 2:
-        return text + (f". Scored the authors' way it was already above only {len(beats)} of {len(others)}, so the "
-                       f"adaptive attack is not what puts it there: it costs {abs(gap):.1f} points on top.")
+        already = f"none of the {len(others)}" if not beats else f"only {len(beats)} of the {len(others)}"
+        return text + (f". Scored the authors' way it was already above {already}, so the adaptive attack is not what "
+                       f"puts it there: it costs {abs(gap):.1f} points on top.")
     return text + (": DUCAT's robustness does not survive an attack that sees its recovery, which is what a "
                    "deployed model would face.")
 
@@ -149,24 +210,36 @@ def ducat_phase_sentence(cfg, history: list[dict], val_key: str) -> str:
                  f"{dummy[-1][val_key]:.1f}% after the last.")
     return text
 
-def raat_reading(found: list, boundary_share: float) -> str:
-    """Our reading of chapter 09's claim that RAAT's natural accuracy is level with Cons-AT's, where it is not
-    reproduced: RAAT changes two things from Cons-AT (the reduced perturbation, applied to `boundary_share` percent
-    of the training examples, and DICAR in place of Cons-AT's consistency term); when the first touches few examples
-    (under 5%), we read the difference as the second's. An interpretation these runs do not test. Empty when the
-    claim is reproduced."""
-    off = next((c for c in found if c.claim.startswith("RAAT's natural accuracy") and "Cons-AT" in c.claim
-                and c.verdict != "reproduced" and c.ours is not None), None)
+def _natural_below_cons_at(found: list[Claim]) -> Claim | None:
+    """Chapter 09's claim on RAAT's natural accuracy against Cons-AT's (RAAT's text's direction, above: Sec. 5.1,
+    "Our methods achieve the best performance ... under both clean accuracy and different adversaries, significantly
+    exceeding benchmarks"; `baselines.suite_pair` names it "RAAT's natural accuracy above Cons-AT's") where it is not
+    reproduced and RAAT lies below: the shortfall the readings explain. None otherwise."""
+    return next((c for c in found if c.claim.startswith("RAAT's natural accuracy") and "Cons-AT" in c.claim
+                 and c.verdict != REPRODUCED and c.ours is not None and c.ours < 0), None)
+
+def raat_reading(found: list, boundary_share: float, tested: list[budget.Reading] = ()) -> str:
+    """Our reading of chapter 09's claim that RAAT's natural accuracy lies above Cons-AT's (RAAT's text, Sec. 5.1),
+    where it is not reproduced and RAAT lies below: RAAT changes two things from Cons-AT (the reduced
+    perturbation, applied to `boundary_share` percent of the training examples, and DICAR in place of Cons-AT's
+    consistency term); when the first touches few examples (under 5%), we read the shortfall as the second's.
+    `tested`: `raat_reading_tested`'s readings; where one was decided by its run (RAAT without the reduced
+    perturbation), the text points to it instead of saying that run is missing. Empty when the claim is reproduced
+    or RAAT does not lie below."""
+    off = _natural_below_cons_at(found)
     if off is None:
         return ""
-    text = (f"**Our reading.** RAAT's natural accuracy lies {off.ours:+.1f} points from Cons-AT's here"
-            + (f", {off.paper:+.1f} in RAAT's Table 1" if off.paper is not None else "") + ". RAAT changes two "
-            f"things from Cons-AT: the reduced perturbation, which changed the training input of {boundary_share:.1f}% "
-            f"of the examples, and DICAR in place of Cons-AT's consistency term. ")
+    text = ("**Our reading.** RAAT's text (Sec. 5.1) puts its natural accuracy above Cons-AT's"
+            + (f" ({off.paper:+.1f} points in its Table 1)" if off.paper is not None else "")
+            + f"; here it lies {abs(off.ours):.1f} points below. RAAT changes two things from Cons-AT: the reduced "
+            f"perturbation, which changed the training input of {boundary_share:.1f}% of the examples, and DICAR in "
+            f"place of Cons-AT's consistency term. ")
     if boundary_share < 5:
+        ran = any(t.verdict not in (budget.NOT_TESTED, budget.NOT_TRAINED_YET) for t in tested)
         text += ("With so few examples on the reduced perturbation, we think the consistency term makes the "
-                 "difference at this budget. These runs do not separate the two; a RAAT run without the reduced "
-                 "perturbation would.")
+                 "difference at this budget. "
+                 + ("The run below, RAAT without the reduced perturbation, separates the two." if ran else
+                    "These runs do not separate the two; a RAAT run without the reduced perturbation would."))
     return text.strip()
 
 
@@ -200,13 +273,12 @@ DICAR_READING = ("We read RAAT's natural accuracy below Cons-AT's as DICAR's doi
 
 def raat_reading_tested(found: list[Claim], without: dict | None, raat: dict, cons_at: dict,
                         spread: float | None, cost: str) -> list[budget.Reading]:
-    """Chapter 09's reading of RAAT's natural accuracy against Cons-AT's, where that claim is not reproduced and
-    RAAT lies below, tested by `without` (RAAT with `raat_eta=1`: the reduced perturbation removed): supported when
-    it stays below Cons-AT beyond the noise; not supported when it rises above RAAT beyond the noise (the reduced
-    perturbation was what held RAAT down); within noise otherwise. Image by image on the runs' test images, with
-    `spread` (the pooled seed spread's upper bound) as the run-to-run margin."""
-    claim = next((c for c in found if c.claim.startswith("RAAT's natural accuracy") and "Cons-AT" in c.claim
-                  and c.verdict != REPRODUCED and (c.ours or 0) < 0), None)
+    """Chapter 09's reading of RAAT's natural accuracy against Cons-AT's (the claim: above, RAAT's text), where that
+    claim is not reproduced and RAAT lies below, tested by `without` (RAAT with `raat_eta=1`: the reduced
+    perturbation removed): supported when it stays below Cons-AT beyond the noise; not supported when it rises above
+    RAAT beyond the noise (the reduced perturbation was what held RAAT down); within noise otherwise. Image by image
+    on the runs' test images, with `spread` (the pooled seed spread's upper bound) as the run-to-run margin."""
+    claim = _natural_below_cons_at(found)
     if claim is None:
         return []
     run = "RAAT without its reduced perturbation (`runs/raat_raat_eta1`)"

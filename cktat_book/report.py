@@ -420,8 +420,8 @@ def teacher_trainings(runs: dict[str, dict], shown: dict | None = None) -> str:
                 + "; ".join(f"the {name[k]} training taught {', '.join(runs_)}" for k, (_, runs_) in trainings) + ". ")
         others = [(k, compare_evaluations(e, groups[base][0])) for k, (e, _) in trainings if k != base]
         text += (f"Against the {name[base]} training, "
-                 + "; ".join(f"the {name[k]} one differs {'within noise' if d.word == WITHIN else 'beyond noise'} "
-                             f"({d.evidence(2)})" for k, d in others) + ".")
+                 + "; ".join(f"the {name[k]} one differs {'within noise' if d.word == WITHIN else 'beyond noise'}: "
+                             f"{d.evidence(2)}" for k, d in others) + ".")
         if shown is not None:
             text += (f" The teacher this page shows is the {name[base]} training." if ref in groups else
                      f" The teacher this page shows ({acc(shown):.2f}%) taught none of these runs.")
@@ -438,7 +438,7 @@ def margins_sentence(spreads: dict, robust: str, titles: dict[str, str], over: d
     borrowed = [titles.get(c, c) for c in spreads if c not in own]
     parts = [f"{titles.get(c, c)}, " + (spreads[c].sentence() if spreads[c] else "none (no method has two seeds)")
              + (f" ({over[c]})" if c in over else "") for c in own]
-    text = "The run-to-run margin of a single run, the upper 95% bound of the seeds' spread: " + "; ".join(parts) + "."
+    text = "What a single run is judged against, the seeds' spread at its upper 95% bound: " + "; ".join(parts) + "."
     if borrowed:
         one = len(borrowed) == 1
         text += (f" {listed(borrowed)} {'takes' if one else 'take'} {titles.get(robust, robust)}'s margin: no seed is "

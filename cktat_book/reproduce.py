@@ -346,6 +346,10 @@ def _finish(partial: str, target: str, fingerprint: dict[str, Any], seconds: flo
     os.replace(partial, target)
 
 
+# The stage of `cktat runs` (`book_runs.STAGES`) that trains the runs a chapter waits for, where one stage does.
+CHAPTER_STAGES = {"06_capacity": "capacity", "07_ablations": "table3", "10_budget": "ladder"}
+
+
 def _pending_page(chapter: Chapter, partial: str, params: dict[str, Any], fingerprint: dict[str, Any],
                   seconds: float) -> None:
     """The page of a chapter waiting for a run: its opening cell (badge and title, without the findings a run
@@ -360,11 +364,14 @@ def _pending_page(chapter: Chapter, partial: str, params: dict[str, Any], finger
     opening = "\n".join(line for line in (first.source if first else "").splitlines() if "{glue" not in line)
     path, profile = fingerprint["pending"]["path"], params["profile"]
     what = "checkpoint" if path.endswith(".pt") else "run"
+    stage = CHAPTER_STAGES.get(chapter.name)
     note = (f"**This page is waiting for a {what}.** It reads `{path}`, which the {profile} results do not hold "
-            f"yet, so it shows none of its numbers rather than ones an earlier version of its code produced. "
-            f"`cktat runs --profile {profile}` trains the book's runs (a stopped build resumes where it stopped) and "
-            f"`cktat reproduce` then executes this page; the notebook, opened in Colab from the badge above, "
-            f"trains what it needs itself.")
+            f"yet (the first of the page's runs found missing; others may follow it), so it shows none of its numbers "
+            f"rather than ones an earlier version of its code produced. `cktat runs --profile {profile}"
+            + (f" --stages {stage}` trains this page's runs" if stage else "` trains the book's runs")
+            + f" (a stopped build resumes where it stopped) and `cktat reproduce` then executes this page; the "
+            f"notebook, opened in Colab from the badge above, trains what it needs itself once its parameters cell "
+            f"names the profile (it opens on `smoke`).")
     page = nbformat.v4.new_notebook(metadata=source.metadata)
     page.cells = [nbformat.v4.new_markdown_cell(opening.strip()), nbformat.v4.new_markdown_cell(note)]
     page.metadata[METADATA_KEY] = {"fingerprint": fingerprint, "seconds": round(seconds, 1)}

@@ -30,13 +30,15 @@ from .report import TABLE_NAMES, listed, paper_numbers, row_name
 class Finding:
     """One inconsistency of the paper's numbers: `check` (the rule that found it), `rows` (the keys of
     `paper_numbers.yaml` it concerns; for `attack_drops` the two groups), `text` (what it is, in numbers) and
-    `kind` ("inconsistent": beyond the paper's noise; "not shown": a statement its numbers show only within it)."""
+    `kind` ("inconsistent": beyond the paper's noise; "not shown": a statement its numbers show only within it) and
+    `columns` (the columns it concerns: a claim about another column does not rest on it)."""
 
     check: str
     rows: tuple[str, ...]
     text: str
     kind: str = "inconsistent"
     groups: tuple[tuple[str, ...], ...] = ()
+    columns: tuple[str, ...] = ()  # the columns it concerns (`COLUMN_NAMES`' names); empty: every column
 
 
 def row(key: str, paper: dict | None = None):
@@ -73,7 +75,8 @@ def attack_drops(paper: dict | None = None) -> list[Finding]:
                 f"for {listed(small)}, within it. A longer run of the same attack takes several points from one group "
                 f"and almost none from the other, which suggests the rows were not evaluated the same way; a "
                 f"comparison across the two groups in the PGD columns rests on it.")
-        out.append(Finding("attack_drops", keys(large) + keys(small), text, groups=(keys(large), keys(small))))
+        out.append(Finding("attack_drops", keys(large) + keys(small), text, groups=(keys(large), keys(small)),
+                           columns=("PGD", "PGD-100")))
     return out
 
 
@@ -105,7 +108,7 @@ def same_setting(paper: dict | None = None) -> list[Finding]:
                     f"not say so): "
                     + "; ".join(f"{label} {x:.2f} against {y:.2f} ({x - y:+.2f} points, beyond the paper's noise of "
                                 f"{paper_margin(x, y):.2f})" for label, x, y in off) + ".")
-            out.append(Finding("same_setting", (a, b), text))
+            out.append(Finding("same_setting", (a, b), text, columns=tuple(label for label, *_ in off)))
     return out
 
 
@@ -201,7 +204,8 @@ def text_against_table(paper: dict | None = None) -> list[Finding]:
                     "show it only within the paper's noise")
             text = f"{where}: \"{quote}\". Its numbers {verb}: " + "; ".join(parts) + "."
             rows = tuple(dict.fromkeys(k for st, *_ in items for k in (st.first, st.second)))
-            out.append(Finding("text_against_table", rows, text, kind))
+            cols = tuple(dict.fromkeys(col for _, col, *_ in items))
+            out.append(Finding("text_against_table", rows, text, kind, columns=cols))
     return out
 
 
@@ -211,13 +215,26 @@ def audit(paper: dict | None = None) -> list[Finding]:
     return sorted(found, key=lambda f: f.kind != "inconsistent")
 
 
+# The paper's column a claim is about, from the words of the claim: the first token found, in this order.
+CLAIM_COLUMNS = (("PGD-100", "PGD-100"), ("MIM", "MIM"), ("CW", "CW"), ("AutoAttack", "AA"), ("AA (", "AA"),
+                 ("natural", "natural"), ("PGD", "PGD"), ("robust", "PGD"))
+
+
+def claim_column(claim: Claim) -> str | None:
+    """The column of the paper's tables (`COLUMN_NAMES`' names) a claim is about, or None where its words name none:
+    our PGD-20 is the paper's "PGD" column."""
+    return next((col for token, col in CLAIM_COLUMNS if token in claim.claim), None)
+
+
 def marked(claim: Claim, findings: list[Finding]) -> list[Finding]:
     """The inconsistencies a claim rests on: a finding whose rows it names, or for `attack_drops` one whose two groups
-    it spans (a comparison across them)."""
+    it spans (a comparison across them), in a column the finding concerns (`claim_column`; a claim whose column is not
+    known is marked by every finding on its rows)."""
     rows = set(claim.rests_on)
+    column = claim_column(claim)
     out = []
     for f in findings:
-        if f.kind != "inconsistent":
+        if f.kind != "inconsistent" or (f.columns and column is not None and column not in f.columns):
             continue
         if f.groups:
             if all(rows & set(g) for g in f.groups):

@@ -114,7 +114,7 @@ if "google.colab" in sys.modules:  # Colab imports it in every kernel it starts
     import torch
 
     if torch.cuda.is_available():
-        print('GPU runtime: for the setting of the paper (CIFAR-10, ResNet-18) set profile = "paper" and',
+        print('GPU runtime: for the paper profile (CIFAR-10, ResNet-18 by our reading) set profile = "paper" and',
               'overrides = {{"download": True}} in the next cell, then run all cells.')
     print("Results go to", os.environ.get("CKTAT_RESULTS", "/content/cktat-book/results") + "/<profile>;",
           "rerunning the notebook resumes every phase from its last checkpoint.")'''

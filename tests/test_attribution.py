@@ -375,10 +375,24 @@ def test_the_two_readings_of_table_5_are_set_side_by_side():
     ours = [mk("A over B", claims.REPRODUCED), mk("B over C", claims.WITHIN_NOISE)]
     theirs = [mk("A over B", claims.REPRODUCED), mk("B over C", claims.CONTRADICTED)]
     brief = attributions.attribution_comparison(ours, theirs, "cpu", "smoke", brief=True)
-    assert brief.startswith("On the multi-view data (smoke profile) the same comparisons come out A over B: "
-                            "reproduced; B over C: contradicted;")
-    assert "the same verdict on 1 of 2" in brief
+    assert brief.startswith("On the multi-view data (smoke profile) the same comparisons give: “A over B” "
+                            "reproduced; “B over C” contradicted;")
+    assert "the same verdict as here on 1 of 2" in brief
     full = attributions.attribution_comparison(ours, theirs, "cpu", "smoke")
     assert "- B over C: on real CIFAR-10 images within noise (n); on the multi-view data contradicted (n)." in full
     assert "same verdict on 1 of 2 comparisons: where they differ" in full
     assert "nothing to set beside" in attributions.attribution_comparison(ours, [], "cpu", "smoke")
+
+
+def test_the_clean_models_low_count_is_weighed_against_the_nearest_trained_model_before_it_is_read():
+    from cktat_book import attributions as at
+
+    trained = ["PGDAT", "CKTAT"]
+    far = {"clean teacher": [10.0, 11.0, 12.0, 10.0, 11.0], "PGDAT": [20.0, 21.0, 22.0, 20.0, 21.0],
+           "CKTAT": [30.0, 31.0, 30.0, 32.0, 31.0]}
+    text = at.clean_count_sentence(far, "clean teacher", trained)
+    assert "the fewest knowledge points of the 3 models (10.8 per image, against 20.8 to 30.8" in text
+    assert "nearest, PGDAT" in text and "sits badly" in text
+    near = {**far, "clean teacher": [20.0, 21.5, 21.0, 20.0, 21.0]}  # below PGDAT on average, within the noise
+    assert "within the noise" in at.clean_count_sentence(near, "clean teacher", trained)
+    assert at.clean_count_sentence({**far, "clean teacher": [40.0] * 5}, "clean teacher", trained) == ""

@@ -163,3 +163,38 @@ def test_each_run_counts_once_in_the_first_part_that_names_it_and_the_rest_is_th
     assert rest == 100.0 + 10.0 + 1.0
     total = sum(seconds.values()) + sum(evals.values())
     assert rest + sum(p["run_seconds"] + p["eval_seconds"] for p in parts.values()) == total
+
+
+def _chapter(root, name, fingerprint, seconds=3.0):
+    import json
+    for folder in ("notebooks", os.path.join("book", "chapters")):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    with open(os.path.join(root, "notebooks", name + ".ipynb"), "w") as fh:
+        json.dump({"cells": [], "metadata": {}}, fh)
+    if fingerprint is not None:
+        with open(os.path.join(root, "book", "chapters", name + ".ipynb"), "w") as fh:
+            json.dump({"cells": [], "metadata": {"cktat": {"fingerprint": fingerprint, "seconds": seconds}}}, fh)
+
+
+def test_a_page_waiting_for_a_run_counts_as_pending_though_its_fingerprint_names_the_cpu_profile(tmp_path):
+    """`cktat reproduce` writes a waiting page with the `cpu` profile and a `pending` field: the build is not finished
+    while such a page stands, and the summary names the run it waits for."""
+    cpu = {"parameters": {"profile": "cpu", "overrides": {}}}
+    _chapter(str(tmp_path), "02_cktat", cpu, seconds=6.0)
+    _chapter(str(tmp_path), "06_capacity", {**cpu, "pending": {"path": "runs/pgdat_width8", "state": None}})
+    _chapter(str(tmp_path), "07_ablations", {"parameters": {"profile": "multiview"}})
+    _chapter(str(tmp_path), "10_budget", None)
+    _chapter(str(tmp_path), "01_multiview", {"parameters": {"profile": "multiview"}})  # a smoke chapter, not counted
+    executed, waiting = build.chapter_states(str(tmp_path))
+    assert executed == {"02_cktat": 6.0}
+    assert waiting == {"06_capacity": "runs/pgdat_width8", "07_ablations": None, "10_budget": None}
+    text = build.pending_sentence(waiting)
+    assert text.startswith("**The build is not finished.**")
+    assert "06_capacity (its page waits for `runs/pgdat_width8`)" in text and "10_budget (not executed" in text
+    assert build.pending_sentence({}) == ""
+
+
+def test_the_cost_page_counts_the_ladder_against_the_budget_the_readings_are_priced_against():
+    from cktat_book import budget
+
+    assert build.PARTS["the budget ladder and the readings' runs"]["hours"] == budget.LADDER_BUDGET_HOURS

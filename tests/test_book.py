@@ -1,6 +1,7 @@
 """The book: chapters re-execute only when stale, every chapter executes (tiny configuration) and the site
 builds with warnings as errors, badges open existing notebooks, the publishing workflow is well formed."""
 
+import glob
 import io
 import json
 import os
@@ -697,3 +698,9 @@ def test_no_committed_chapter_echoes_a_bare_value():
             echoed += [f"{os.path.basename(executed)} cell {i}: an empty Markdown" for o in cell.get("outputs", [])
                        if "text/markdown" in o.get("data", {}) and not "".join(o["data"]["text/markdown"]).strip()]
     assert not echoed, echoed
+
+
+def test_a_waiting_page_names_a_stage_that_exists_for_a_chapter_that_exists():
+    chapters = {os.path.basename(p)[:-6] for p in glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb"))}
+    assert set(reproduce.CHAPTER_STAGES) <= chapters
+    assert set(reproduce.CHAPTER_STAGES.values()) <= set(book_runs.STAGES)

@@ -72,7 +72,7 @@ def test_a_reading_is_supported_not_supported_or_within_noise_by_the_run_it_name
 
 
 def test_the_raat_reading_is_decided_by_raat_without_its_reduced_perturbation():
-    found = [claims.Claim("09_raat_ducat", "RAAT Table 1", "RAAT's natural accuracy level with Cons-AT's", "m", 0.27,
+    found = [claims.Claim("09_raat_ducat", "RAAT Table 1", "RAAT's natural accuracy above Cons-AT's", "m", 0.27,
                           -3.0, "n", claims.CONTRADICTED)]
     raat, cons = _run(bits(500), bits(300)), _run(bits(530), bits(300))
     still = raat_ducat.raat_reading_tested(found, _run(bits(500), bits(300)), raat, cons, 0.2, "10 min")[0]

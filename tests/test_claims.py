@@ -107,6 +107,14 @@ def test_trend_and_ordering_use_spearman():
     order = baselines.ordering("08", "Table 4", "natural", {k: v for k, v in zip("abcdefghi", range(9))},
                             {k: v for k, v in zip("abcdefghi", range(9))})
     assert order.verdict == claims.REPRODUCED and order.ours == pytest.approx(1.0)
+    # one column of six tested at once: a p-value that passes alone (about 0.02) no longer counts
+    mixed = dict(zip("abcdefghi", [0, 1, 2, 3, 4, 8, 5, 7, 6]))
+    alone = baselines.ordering("08", "Table 4", "CW", mixed, dict(zip("abcdefghi", [0, 2, 1, 5, 3, 4, 8, 6, 7])))
+    six = baselines.ordering("08", "Table 4", "CW", mixed, dict(zip("abcdefghi", [0, 2, 1, 5, 3, 4, 8, 6, 7])),
+                             family=6)
+    assert "p = 0.030" in alone.noise  # beyond 0.05 / 6
+    assert alone.verdict == claims.REPRODUCED and six.verdict == claims.WITHIN_NOISE
+    assert "Bonferroni over 6 columns: below 0.0083 counts" in six.noise
 
 
 def test_capacity_claim_tests_the_change_of_the_gap_image_by_image():

@@ -108,3 +108,4 @@ def test_spearman_is_exact_for_few_runs():
     rho, p = noise.spearman([1, 2, 3, 4], [1, 2, 3, 4], "greater")
     assert p == pytest.approx(1 / 24)
     assert noise.p_text(0.0) == "p < 1e-300" and noise.p_text(0.0312) == "p = 0.031"
+    assert noise.p_text(0.1) == "p = 0.10" and noise.p_value(1.0) == "1.0"  # two significant figures, always

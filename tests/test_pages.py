@@ -86,6 +86,11 @@ def test_the_headline_reading_speaks_where_ours_differ_from_the_paper():
     assert "head start" not in behind  # CKTAT no longer ahead after its last epoch: no head start to speak of
     ok = claims.Claim("02", "Table 4", "x", "p", 1.0, 1.0, "n", claims.REPRODUCED)
     assert headline.headline_reading([ok, ok], 75.4, [hist(45.0, 50.0)], [hist(30.0, 48.5)]) == ""
+    # the first epoch erases the teacher's lead (seeds level with PGD-AT's), yet CKTAT ends ahead: no head start
+    level = headline.headline_reading([nat, rob], 75.4, [hist(31.4, 50.0), hist(31.6, 50.2)],
+                                      [hist(31.5, 48.5), hist(31.5, 48.4)])
+    assert "head start" not in level and "within the seeds' noise of PGD-AT's" in level
+    assert "ends +1.3 points ahead on the test images" in level and "31.5% natural accuracy" in level
 
 
 
@@ -129,13 +134,13 @@ def test_the_natural_lead_reading_names_the_rows_above_here_only():
 def test_the_raat_reading_weighs_the_share_of_boundary_samples():
     from cktat_book import claims
 
-    off = claims.Claim("09", "RAAT Table 1", "RAAT's natural accuracy level with Cons-AT's", "p", 0.27, -1.68, "n",
+    off = claims.Claim("09", "RAAT Table 1", "RAAT's natural accuracy above Cons-AT's", "p", 0.27, -1.68, "n",
                        claims.CONTRADICTED)
     text = raat_ducat.raat_reading([off], 1.4)
-    assert "-1.7 points from Cons-AT's here, +0.3 in RAAT's Table 1" in text and "1.4% of the examples" in text
-    assert "the consistency term makes the difference" in text
+    assert "above Cons-AT's (+0.3 points in its Table 1); here it lies 1.7 points below" in text
+    assert "1.4% of the examples" in text and "the consistency term makes the difference" in text
     assert "consistency term makes" not in raat_ducat.raat_reading([off], 30.0)  # many examples: no such reading
-    ok = claims.Claim("09", "RAAT Table 1", "RAAT's natural accuracy level with Cons-AT's", "p", 0.27, 0.1, "n",
+    ok = claims.Claim("09", "RAAT Table 1", "RAAT's natural accuracy above Cons-AT's", "p", 0.27, 0.1, "n",
                       claims.REPRODUCED)
     assert raat_ducat.raat_reading([ok], 1.4) == ""
 
@@ -175,3 +180,75 @@ def test_sec52_directions_belong_to_the_row_the_text_speaks_of():
     assert report.stated_directions(beta0, "pgdat") == (noise.ABOVE, noise.ABOVE)  # "only weaker than Generalist"
     assert report.stated_directions(beta0, "trades") == (noise.ABOVE, noise.ABOVE)
     assert report.stated_directions("cktat.table3b_tau.2", "pgdat") == (None, None)  # the numbers decide
+
+
+def test_the_fall_from_the_runs_attack_to_autoattack_is_read_on_the_same_images_and_weighed_over_the_seeds():
+    run = lambda bits: {"student": {"last": {"test": {"attacks": {"pgd20": {"bits": bits}}}}}}
+    ev = lambda acc: {"n": 4, "attacks": {"aa": {"accuracy": acc}}}
+    # the runs' PGD-20 on all their images; only the suite's first 4 count (75% there for every run)
+    runs = {"cktat": [run("1110" + "0" * 6), run("1101" + "1" * 6), run("0111" + "0" * 6)],
+            "pgdat": [run("1110" + "1" * 6), run("1011" + "0" * 6), run("1110" + "0" * 6)]}
+    aa = {"cktat": [ev(50.0), ev(49.0), ev(51.0)], "pgdat": [ev(70.0), ev(71.0), ev(69.0)]}
+    drops = headline.attack_drops(runs, aa, "pgd20")
+    assert drops["cktat"] == pytest.approx([25.0, 26.0, 24.0]) and drops["pgdat"] == pytest.approx([5.0, 4.0, 6.0])
+    names = {"cktat": "CKTAT", "pgdat": "PGD-AT"}
+    text = headline.drop_sentence(drops, "cktat", "pgdat", 4, names, "PGD-20", [83.45, 56.80, 0, 0, 0, 51.87],
+                                  [83.92, 51.71, 0, 0, 0, 43.77])
+    assert "CKTAT's accuracy falls 25.0 points from PGD-20 to AutoAttack" in text and "PGD-AT's 5.0" in text
+    assert "CKTAT falls 4.9 points from PGD to AutoAttack and PGD-AT 7.9" in text  # the paper's Table 4
+    assert "PGD-20 overstates CKTAT's robustness more than PGD-AT's here" in text
+    alike = headline.drop_sentence({"cktat": [5.0, 6.0, 4.0], "pgdat": [5.5, 4.5, 5.0]}, "cktat", "pgdat", 4, names,
+                                   "PGD-20", None, [])
+    assert "rank the two methods alike" in alike and "overstates" not in alike and "paper" not in alike
+
+
+def test_the_evaluation_opening_counts_its_images_and_says_how_far_each_model_falls_to_autoattack():
+    from cktat_book import evaluation
+
+    att = lambda **acc: {"n": 1000, "attacks": {k: {"accuracy": v} for k, v in acc.items()}}
+    standard = {"PGDAT": att(natural=53.5, pgd20=27.3, aa=22.2), "CKTAT": att(natural=55.8, pgd20=27.5, aa=18.8)}
+    compat = {"PGDAT": att(pgd20=28.0), "CKTAT": att(pgd20=27.7)}
+    masked = {"attacks": {"pgd20": {"accuracy": 74.0}}, "flags": [{"check": "nonzero_gradients"}]}
+    masked_std = {"n": 100, "attacks": {"aa": {"accuracy": 1.0}}}
+    text = evaluation.evaluation_findings(standard, compat, {"attacks": {"pgd20": {"accuracy": 0.0}}}, masked,
+                                          masked_std)
+    assert "AutoAttack is the strongest attack for 2 of the 2 models" in text
+    assert "brings it to 1.0% (on the first 100 images)" in text
+    assert "falls PGDAT 5.1 and CKTAT 8.7 points" in text
+
+
+def test_the_library_page_says_what_its_checks_flag_before_it_compares_two_runs():
+    from cktat_book import library
+
+    ev = lambda k: {"accuracy": k / 10, "total": 1000, "bits": "1" * k + "0" * (1000 - k)}
+    flag = {"check": "nonzero_gradients", "message": "3 of 250 clean points have an exactly zero input gradient"}
+    suites = {"cktat": {"n": 1000, "attacks": {"natural": ev(240), "aa": ev(120)}, "flags": [flag]},
+              "pgdat": {"n": 1000, "attacks": {"natural": ev(280), "aa": ev(190)}, "flags": []}}
+    paper = [83.45, 56.80, 56.70, 58.78, 55.90, 51.87], [83.92, 51.71, 47.59, 52.05, 51.18, 43.77]
+    text = library.findings(suites, "cktat", "pgdat", *paper)
+    assert "natural -4.0 points (below" in text and "The checks flag cktat (under the table" in text
+    assert "AutoAttack +8.10 points" in text
+    said = library.flags_sentence(suites)
+    assert said.endswith("cktat: nonzero_gradients, 3 of 250 clean points have an exactly zero input gradient.")
+    assert "pgdat" not in said and library.flags_sentence({"pgdat": suites["pgdat"]}) == ""
+    assert library.settings_text({"epochs": 8, "lr": 0.1, "eps": 8 / 255, "progress": False}) == \
+        "epochs = 8, lr = 0.1, eps = 8/255"
+
+
+def test_the_library_page_says_what_a_weak_teacher_hands_its_student():
+    import types
+
+    import torch
+
+    from cktat_book import library
+
+    teacher = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        teacher.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # predicts the larger input
+    x, y = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 0.0]]), torch.tensor([0, 1, 0, 1])
+    fit = types.SimpleNamespace(teacher=teacher, settings={"tau": 2.0})
+    text = library.teacher_sentence("cktat", fit, (x, y), batch_size=3)
+    right = 100 * torch.sigmoid(torch.tensor(1.0)).item()  # logits 2 apart, at tau 2: 1 apart
+    assert text.startswith("cktat's clean teacher classifies 75.0% of the 4 test images")
+    assert f"puts {(3 * right + (100 - right)) / 4:.1f}% of its probability on the true class" in text
+    assert library.teacher_sentence("pgdat", types.SimpleNamespace(teacher=None, settings={}), (x, y)) == ""

@@ -65,6 +65,14 @@ def test_a_claim_is_marked_when_it_rests_on_an_inconsistent_row():
     rows = scorecard.table_rows([across, within], found)
     assert rows[0]["verdict"].endswith(" †") and not rows[1]["verdict"].endswith("†")
     assert "1 of the 2 claims" in scorecard.audit_sentence(found, [across, within])
+    # a finding concerns its columns only: the PGD to PGD-100 drops mark a PGD-20 claim, not a natural one
+    said = lambda text: claims.Claim("02", "Table 4", text, "m", 1.0, 1.0, "n", claims.REPRODUCED,
+                                     rests_on=across.rests_on)
+    assert [f.check for f in scorecard.marked(said("CKTAT's PGD-20 accuracy above PGD-AT's"), found)] == \
+        ["attack_drops"]
+    assert scorecard.marked(said("CKTAT's natural accuracy below PGD-AT's"), found) == []
+    assert scorecard.claim_column(said("The AA (APGD-CE, APGD-T) ordering of the 9 methods")) == "AA"
+    assert scorecard.claim_column(said("The PGD-100 ordering of the 9 methods")) == "PGD-100"
 
 
 def test_the_pooled_spread_and_its_upper_bound():
@@ -82,7 +90,8 @@ def test_the_margins_sentence_names_the_columns_that_borrow_the_robust_attacks_s
     titles = {"natural": "natural", "pgd20": "PGD-20", "pgd100": "PGD-100", "mim": "MIM", "cw": "CW", "aa": "AA"}
     text = report.margins_sentence({"natural": s, "pgd20": s, "pgd100": s, "mim": s, "cw": s, "aa": None}, "pgd20",
                                    titles, {"natural": "a's and b's seeds"})
-    assert f"at most {s.upper:.2f} at 95% confidence (a's and b's seeds)" in text
+    assert (f"at most {s.upper:.2f} at 95% confidence, so two single runs count as apart only beyond "
+            f"{noise.run_margin(s.upper):.2f} points (a's and b's seeds)") in text
     assert "AA, none (no method has two seeds)" in text
     assert text.endswith("PGD-100, MIM and CW take PGD-20's margin: no seed is attacked with them.")
     one = report.margins_sentence({"pgd20": s, "cw": s}, "pgd20", titles)
@@ -123,7 +132,8 @@ def test_a_gain_survives_a_control_only_when_cktat_stays_above_it():
                                  {"natural": 0.2, "pgd20": 0.2}, {"pgdat": "PGD-AT"})
     assert [r["the gain"] for r in rows] == ["gone", "survives"]
     text = headline.control_sentence(rows)
-    assert "1 survives the control (R accuracy over PGD-AT)" in text and "1 does not (natural accuracy" in text
+    assert "1 survives the control (R accuracy over PGD-AT): CKTAT's loss adds it," in text
+    assert "1 does not (natural accuracy" in text
     flat = headline.control_rows(pgdat, {"pgdat": pgdat}, {"pgdat": control}, {"natural": "natural"},
                                  {"natural": 0.2}, {"pgdat": "PGD-AT"})
     assert flat[0]["the gain"] == "no gain" and "no gain to explain" in headline.control_sentence(flat)
