@@ -136,12 +136,22 @@ class Reading:
     shows: str = ""
     budget: bool = True  # the reading blames the small budget (a larger one tests it), not another cause
 
-    def sentence(self) -> str:
-        """The reading on the page, after the claim it reads (one reading may explain two claims: each is tested
-        on its own quantity)."""
-        out = (f"**Reading of \u201c{self.claim}\u201d, tested.** {self.text} Tested by {self.run}: "
-               f"**{self.verdict}** ({self.evidence}).")
+    def sentence(self, claims: list[str] | None = None) -> str:
+        """The reading on the page, after the claim it reads (`claims`: the claims it reads, where one reading
+        explains several with the same outcome: `sentences`)."""
+        named = " and ".join(f"\u201c{c}\u201d" for c in (claims or [self.claim]))
+        out = f"**Reading of {named}, tested.** {self.text} Tested by {self.run}: **{self.verdict}** ({self.evidence})."
         return out + (f" {self.shows}" if self.shows else "")
+
+
+def sentences(readings: list[Reading]) -> list[str]:
+    """The readings of a page, each said once: one reading of several claims whose tests came out alike (the same
+    text, run, verdict and evidence, as when their run is not trained yet) is one paragraph naming them all; where
+    each claim's test has its own evidence, each has its own paragraph."""
+    groups: dict[tuple, list[Reading]] = {}
+    for r in readings:
+        groups.setdefault((r.text, r.run, r.verdict, r.evidence, r.shows), []).append(r)
+    return [rs[0].sentence([r.claim for r in rs]) for rs in groups.values()]
 
 
 def test_reading(c: Comparison, predicted: str) -> str:

@@ -16,8 +16,8 @@ def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], att
     on the validation images (means over their seeds: the gap is not the test images'), and, when TRADES ends above
     PGD-AT in natural and below it in robust accuracy, what we think moves it along that trade-off: its attack, which
     maximises a KL divergence that is nearly zero where it starts (0.001 from the clean image, Zhang et al.), so the first
-    of this profile's `attack_steps` steps climbs a gradient with little direction, where PGD-AT's cross-entropy
-    climbs from its first step; with the `paper_steps` of the book's `paper` profile (PGD-10, the setting RAAT and
+    of this profile's `attack_steps` steps follows a gradient of second order (the curvature applied to the random
+    start), where PGD-AT's first step follows the cross-entropy's own gradient; with the `paper_steps` of the book's `paper` profile (PGD-10, the setting RAAT and
     Pang et al. train with: the CKTAT paper states no training attack) the first step matters less. An interpretation
     these runs do not test. Empty when every claim naming TRADES is reproduced."""
     off = [c for c in found if c.verdict != "reproduced" and "TRADES" in c.claim]
@@ -40,13 +40,15 @@ def label_design_reading(found: list, trades: list[dict], pgdat: list[dict], att
     if nat["trades"] > nat["pgdat"] and rob["trades"] < rob["pgdat"]:
         text += ("TRADES sits further towards natural accuracy on the trade-off between the two than in the paper. We "
                  "think its training attack moves it there: TRADES's attack maximises a KL divergence that is nearly zero "
-                 "where it starts, 0.001 from the clean image, so the gradient of its first step carries little "
-                 f"direction, where PGD-AT's cross-entropy attack climbs from its first step. With this profile's "
+                 "where it starts, 0.001 from the clean image, so its first step follows a gradient of second order "
+                 "(the divergence's curvature applied to that random start), where PGD-AT's first step follows the "
+                 f"cross-entropy's own gradient away from the true class. With this profile's "
                  f"{attack_steps} training step{'s' * (attack_steps != 1)} that first step is "
                  f"{'all' if attack_steps == 1 else f'1 in {attack_steps}'} of the attack; with the {paper_steps} "
                  f"steps of the book's `paper` profile (the setting RAAT trains with; the CKTAT paper states no "
-                 f"training attack) it is 1 in {paper_steps}: TRADES's students here train against weaker adversarial "
-                 "examples. These runs do not test that; TRADES trained with more attack steps would.")
+                 f"training attack) it is 1 in {paper_steps}: we think TRADES's students here train against weaker "
+                 "adversarial examples. These runs do not measure the training attack's strength; TRADES trained with "
+                 "more attack steps tests the reading.")
     return text.strip()
 
 
@@ -55,7 +57,8 @@ def weak_first_step(attack_steps: int, paper_steps: int) -> str:
     tests."""
     share = "all of the attack" if attack_steps == 1 else f"1 in {attack_steps} of the attack"
     return ("We read TRADES's place on the trade-off (towards natural accuracy, against the paper's) as its training "
-            "attack's doing: its first step climbs a KL divergence that is nearly zero where it starts, and with "
+            "attack's doing: its first step follows the second-order gradient of a KL divergence that is nearly "
+            "zero where it starts, and with "
             f"{attack_steps} step{'s' * (attack_steps != 1)} that step is {share}. With the `paper` profile's "
             f"attack (PGD-{paper_steps}, RAAT's setting) TRADES should move towards robust accuracy against PGD-AT.")
 

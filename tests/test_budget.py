@@ -93,3 +93,15 @@ def test_the_natural_lead_reading_of_table4_waits_for_the_long_rows():
     wait = baselines.natural_lead_tested(claim, short, None, "CKTAT", ["HAT"], 0.2, "4x epochs", "2 h")[0]
     assert wait.verdict == budget.NOT_TESTED and "2 h" in wait.evidence
     assert budget.cost([_run(bits(1), bits(1), 1800.0)], 4) == "2.0 h of this machine"
+
+
+def test_one_reading_of_two_claims_is_said_once_while_its_tests_agree():
+    from cktat_book import budget
+
+    r = lambda claim, evidence: budget.Reading("03", claim, "We read it so.", "the run", budget.NOT_TRAINED_YET,
+                                               evidence)
+    waiting = budget.sentences([r("A below B", "the ladder stage"), r("A above C", "the ladder stage")])
+    assert waiting == ["**Reading of \u201cA below B\u201d and \u201cA above C\u201d, tested.** We read it so. Tested "
+                       "by the run: **not trained yet** (the ladder stage)."]
+    apart = budget.sentences([r("A below B", "change -1.0"), r("A above C", "change +2.0")])
+    assert len(apart) == 2 and apart[1].startswith("**Reading of \u201cA above C\u201d, tested.**")
