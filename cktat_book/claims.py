@@ -163,7 +163,11 @@ def untestable(chapter: str, section: str, claim: str, measure: str, paper: floa
 
 
 def value(v: float | None, signed: bool, digits: int = 1) -> str:
-    return "-" if v is None else f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+    """A claim's number in a cell or sentence; one that rounds to zero prints as 0 ("+0.0", never "-0.0")."""
+    if v is None:
+        return "-"
+    v = round(v, digits) + 0.0
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
 def sentence(c: Claim, digits: int = 1) -> str:

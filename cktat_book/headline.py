@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from . import budget
 from .claims import CONTRADICTED, Claim, judged, untestable
-from .noise import ABOVE, BELOW, WITHIN, compare, compare_evaluations, detectable_sentence, discordance
+from .noise import ABOVE, BELOW, WITHIN, compare, compare_evaluations, detectable_sentence, discordance, p_text
 from .report import validation_mean, validation_robust_key
 
 
@@ -51,8 +51,8 @@ def headline_reading(found: list, teacher_natural: float, cktat: list[dict], pgd
                  "`paper` profile's, would not keep CKTAT above PGD-AT (the paper states no schedule). ")
     elif nat is not None and nat.ours is not None and nat.ours > 0 and level_at_1:
         words = {WITHIN: "within the seeds' noise of", BELOW: "below"}
-        where = (f"{words[epoch1.word]} PGD-AT's ({epoch1.evidence()})" if epoch1 else
-                 f"against PGD-AT's {first(pgdat, 'val_natural'):.1f}%")
+        where = (f"{words[epoch1.word]} PGD-AT's {first(pgdat, 'val_natural'):.1f}% (Welch's t-test over the seeds, "
+                 f"{p_text(epoch1.p)})" if epoch1 else f"against PGD-AT's {first(pgdat, 'val_natural'):.1f}%")
         text += (f"The first adversarial epoch takes CKTAT from its teacher's {teacher_natural:.1f}% to "
                  f"{first(cktat, 'val_natural'):.1f}% natural accuracy, {where}: "
                  f"the teacher's accuracy is not carried through as a lead, yet CKTAT ends {nat.ours:+.1f} points "
@@ -171,7 +171,8 @@ def drop_sentence(drops: dict[str, list[float]], first: str, second: str, n: int
     a, b = names[first], names[second]
     text = (f"On the same {n:,} test images, {a}'s accuracy falls {fmean(drops[first]):.1f} points from "
             f"{robust_title} to AutoAttack (per seed {', '.join(f'{d:.1f}' for d in drops[first])}), {b}'s "
-            f"{fmean(drops[second]):.1f} ({', '.join(f'{d:.1f}' for d in drops[second])}); {c.evidence()}")
+            f"{fmean(drops[second]):.1f} ({', '.join(f'{d:.1f}' for d in drops[second])}); {a}'s fall minus "
+            f"{b}'s: {c.evidence()}")
     if paper_first is not None and len(paper_first) >= 6 and len(paper_second) >= 6:
         text += (f". In the paper's Table 4 {a} falls {paper_first[1] - paper_first[5]:.1f} points from PGD to "
                  f"AutoAttack and {b} {paper_second[1] - paper_second[5]:.1f}")

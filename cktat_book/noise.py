@@ -57,13 +57,14 @@ class Comparison:
         return {ABOVE: 1, WITHIN: 0, BELOW: -1}[self.word]
 
     def evidence(self, digits: int = 1) -> str:
-        """"+1.2 points, p = 0.03 (McNemar, 5000 paired images)", for a page's parenthesis."""
-        parts = [f"{self.difference:+.{digits}f} points"]
+        """"+1.2 points, p = 0.03, by McNemar, 5000 paired images": no parenthesis of its own, so a page can put it in
+        one."""
+        parts = [f"{round(self.difference, digits) + 0.0:+.{digits}f} points"]  # + 0.0: no "-0.0"
         if self.p is not None:
             parts.append(p_text(self.p))
         if self.margin is not None:
             parts.append(f"noise {self.margin:.{digits}f}")
-        return ", ".join(parts) + f" ({self.test})"
+        return ", ".join(parts) + f", by {self.test}"
 
 
 def p_value(p: float) -> str:

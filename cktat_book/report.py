@@ -102,7 +102,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
         if v is None:
             return "-"
         if isinstance(v, float):
-            return f"{v:.{digits}f}"
+            return f"{round(v, digits) + 0.0:.{digits}f}"  # + 0.0: a value that rounds to zero prints no "-"
         return text(v)
 
     lines = ["| " + " | ".join(text(headers.get(c, c)) for c in columns) + " |",

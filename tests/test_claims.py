@@ -346,3 +346,11 @@ def test_table4_claims_of_a_cktat_row_at_another_tau_are_not_judged():
     t = baselines.top_of("08", "Table 4", "CKTAT (beta=6)", "natural", "natural", {}, baselines.at_our_tau(paper, 2.0),
                          stated=True)
     assert t.verdict == claims.UNTESTABLE
+
+
+def test_a_number_that_rounds_to_zero_prints_without_a_minus():
+    from cktat_book import report
+
+    assert claims.value(-0.04, True) == "+0.0" and claims.value(-0.04, False) == "0.0"
+    assert report.markdown_table([{"x": -0.004}], digits=2).endswith("| 0.00 |")
+    assert noise.compare(10.0, 10.02, n=1000).evidence().startswith("+0.0 points")
