@@ -307,6 +307,39 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
             f"reading.")
 
 
+ATTACK_WORDS = r"PGD-\d+|AutoAttack|AA \([^)]*\)"  # how a claim names its attack: the runs' own PGD, AutoAttack
+
+
+def attack_disagreements(found: list[Claim]) -> list[tuple[Claim, Claim]]:
+    """Pairs of claims that say the same of the same methods under two attacks (their words differ only in the
+    attack's name, `ATTACK_WORDS`) and get opposite verdicts: one reproduced, the other contradicted. A robustness
+    claim reproduced under the runs' own PGD and contradicted under AutoAttack is the PGD's overstatement, not the
+    method's robustness."""
+    import re
+
+    from .claims import CONTRADICTED, REPRODUCED
+
+    groups: dict[tuple[str, str], list[Claim]] = {}
+    for c in found:
+        if re.search(ATTACK_WORDS, c.claim):
+            groups.setdefault((c.chapter, re.sub(ATTACK_WORDS, "{attack}", c.claim)), []).append(c)
+    return [(a, b) for cs in groups.values() for a in cs for b in cs
+            if a.verdict == REPRODUCED and b.verdict == CONTRADICTED]
+
+
+def attack_sentence(found: list[Claim]) -> str:
+    """The scorecard's word on `attack_disagreements`: which reproduced claims a stronger attack contradicts."""
+    pairs = attack_disagreements(found)
+    if not pairs:
+        return ""
+    said = "; ".join(f"\u201c{a.claim}\u201d is reproduced while \u201c{b.claim}\u201d is contradicted "
+                     f"({a.chapter})" for a, b in pairs)
+    n = len(pairs)
+    return (f"{n} claim{'s' * (n != 1)} reproduced under one attack {'is' if n == 1 else 'are'} contradicted under "
+            f"another on the same models: {said}. A robustness gain that AutoAttack reverses is a gain against the "
+            f"weaker attack only; the chapter weighs the two attacks' falls over the seeds.")
+
+
 def finding_rows(findings: list[Finding], kind: str) -> list[dict]:
     """The audit's findings of one `kind` as table rows: the check and what it found."""
     return [{"check": CHECK_NAMES[f.check], "finding": f.text} for f in findings if f.kind == kind]

@@ -173,3 +173,18 @@ def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verd
     assert "Of the 5 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
     assert "0 stand at every budget" in s and "1 has a reading no run within the budget tests" in s
     assert "1 a reading whose run the build has not trained yet, and 1 has no reading" in s
+
+
+def test_a_claim_reproduced_under_pgd_and_contradicted_under_autoattack_is_named():
+    mk = lambda text, verdict, chapter="02_cktat": claims.Claim(chapter, "Table 4", text, "m", 1.0, 1.0, "n", verdict)
+    found = [mk("CKTAT's PGD-20 accuracy above PGD-AT's", claims.REPRODUCED),
+             mk("CKTAT's AutoAttack accuracy above PGD-AT's", claims.CONTRADICTED),
+             mk("CKTAT's natural accuracy below PGD-AT's", claims.CONTRADICTED),
+             mk("TRADES's PGD-20 accuracy above PGD-AT's", claims.REPRODUCED),
+             mk("TRADES's AutoAttack accuracy above PGD-AT's", claims.WITHIN_NOISE)]
+    pairs = scorecard.attack_disagreements(found)
+    assert [(a.claim, b.claim) for a, b in pairs] == [("CKTAT's PGD-20 accuracy above PGD-AT's",
+                                                       "CKTAT's AutoAttack accuracy above PGD-AT's")]
+    assert scorecard.attack_sentence(found).startswith("1 claim reproduced under one attack is contradicted under "
+                                                       "another on the same models: \u201cCKTAT's PGD-20")
+    assert scorecard.attack_sentence(found[2:]) == ""
