@@ -122,7 +122,7 @@ def findings(suites: dict[str, dict], first: str, second: str, paper_first: list
 def flags_sentence(suites: dict[str, dict]) -> str:
     """What the evaluation's checks flagged (`cktat_core.checks`), model by model, in the checks' own words; empty
     where nothing was flagged."""
-    said = [f"{m}: " + "; ".join(f"{f['check']}, {f['message']}" for f in s["flags"])
+    said = [f"{m}: " + "; ".join(f"{f['check']}, {f['message'].rstrip('.')}" for f in s["flags"])
             for m, s in suites.items() if s["flags"]]
     return ("What the checks flag (a flag names the check that failed). " + " ".join(f"{x}." for x in said)
             if said else "")

@@ -221,7 +221,7 @@ def test_the_library_page_says_what_its_checks_flag_before_it_compares_two_runs(
     from cktat_book import library
 
     ev = lambda k: {"accuracy": k / 10, "total": 1000, "bits": "1" * k + "0" * (1000 - k)}
-    flag = {"check": "nonzero_gradients", "message": "3 of 250 clean points have an exactly zero input gradient"}
+    flag = {"check": "nonzero_gradients", "message": "3 of 250 clean points have an exactly zero input gradient."}
     suites = {"cktat": {"n": 1000, "attacks": {"natural": ev(240), "aa": ev(120)}, "flags": [flag]},
               "pgdat": {"n": 1000, "attacks": {"natural": ev(280), "aa": ev(190)}, "flags": []}}
     paper = [83.45, 56.80, 56.70, 58.78, 55.90, 51.87], [83.92, 51.71, 47.59, 52.05, 51.18, 43.77]
