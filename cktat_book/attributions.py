@@ -370,8 +370,9 @@ def threshold_sentence(checks: dict[float, dict], main: float) -> str:
     span = f"{len(ts)} thresholds from {ts[0]:.0%} to {ts[-1]:.0%} of each image's maximum"
     if len(same) == len(ts):
         return f"The outcome is the same at all {span}: it does not hinge on the threshold."
-    other = ", ".join(f"{t:.0%}: {checks[t]['outcome']} ({checks[t]['order']})" for t in ts if t not in same)
-    return (f"The outcome at {main:.0%} holds at {len(same)} of the {span}; elsewhere it differs ({other}), so the "
+    other = "; ".join(f"at {t:.0%} it {checks[t]['outcome']}, ordering {checks[t]['order']}" for t in ts
+                      if t not in same)
+    return (f"The outcome at {main:.0%} holds at {len(same)} of the {span}; elsewhere it differs: {other}. The "
             f"ranking depends on the threshold.")
 
 def feature_reading(shares: dict[str, list[float]], even: list[float], feature: str, images: str) -> str:
@@ -437,5 +438,5 @@ def clean_count_sentence(points: dict[str, list[float]], clean: str, trained: li
     if c.word == BELOW:
         return text + (", which sits badly with the paper's reading that clean training learns more features (Sec. "
                        "3; its Table 5 shows no clean model).")
-    return text + ": within the noise, so the count neither supports nor contradicts the paper's reading that clean "
-    "training learns more features (Sec. 3; its Table 5 shows no clean model)."
+    return text + (": within the noise, so the count neither supports nor contradicts the paper's reading that clean "
+                   "training learns more features (Sec. 3; its Table 5 shows no clean model).")

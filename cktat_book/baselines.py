@@ -224,10 +224,14 @@ def closest_protocol(distances: dict[str, dict], key: str = "profile", tolerance
 
 def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: float = 0.05) -> str:
     """The page's sentence on `rank_agreement`: which columns order the methods as the paper does beyond chance
-    (two-sided p below `alpha`), which do not, and which are reversed (rho < 0)."""
+    (two-sided p below `alpha` divided by the number of columns, Bonferroni, as `ordering` tests a table's columns),
+    which do not, and which are reversed (rho < 0)."""
     shown = {c: v for c, v in agreement.items() if v["rho"] is not None}
     if not shown:
         return "No column has enough distinct values to compare the orderings."
+    family = len(shown)
+    bar = f"{alpha / family:.3g}: {alpha} over the {family} columns, Bonferroni" if family > 1 else f"{alpha}"
+    alpha = alpha / family
     parts = ", ".join(f"{headers.get(c, c)} {v['rho']:+.2f} (p = {v['p']:.2f})" for c, v in shown.items())
     agree = [headers.get(c, c) for c, v in shown.items() if v["p"] < alpha and v["rho"] > 0]
     against = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0]
@@ -235,10 +239,10 @@ def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: fl
     text = f"Spearman's rank correlation between our ordering of the {n} methods and the paper's, per column: {parts}. "
     if agree:
         text += (f"Only {listed(agree)} order{'s' if len(agree) == 1 else ''} the methods as the paper does beyond "
-                 f"chance (two-sided Spearman test, p < {alpha})" if len(agree) < len(shown) else
-                 f"Every column orders the methods as the paper does beyond chance (p < {alpha})")
+                 f"chance (two-sided Spearman test, p < {bar})" if len(agree) < len(shown) else
+                 f"Every column orders the methods as the paper does beyond chance (p < {bar})")
     else:
-        text += f"No column orders the methods as the paper does beyond chance (p < {alpha})"
+        text += f"No column orders the methods as the paper does beyond chance (p < {bar})"
     if against:
         reversed_ = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0 and v["p"] < alpha]  # two-sided p
         leaning = [h for h in against if h not in reversed_]
@@ -336,8 +340,9 @@ def ordering(chapter: str, section: str, column: str, ours: dict[str, float], pa
     and the paper's over the methods both have, two-sided test (`scipy.stats.spearmanr`); a positive correlation at
     p < alpha / `family` reproduces the ordering, a negative one contradicts it; within noise, the claim says in words
     that our ordering has no detectable relation to the paper's. `family`: how many columns of one table are tested
-    so (Bonferroni: six columns of the same models, each tested at 0.05, would find a "beyond chance" ordering by luck
-    far more often than one in twenty). `rows`: the paper's rows it rests on."""
+    so (Bonferroni: six columns, each tested at 0.05, would find a "beyond chance" ordering by luck more often than
+    one time in twenty; the columns rank the same models and are correlated, so the correction is conservative).
+    `rows`: the paper's rows it rests on."""
     from .noise import spearman
 
     names = [m for m in ours if m in paper and ours[m] is not None and paper[m] is not None]

@@ -140,7 +140,7 @@ class Reading:
         """The reading on the page, after the claim it reads (`claims`: the claims it reads, where one reading
         explains several with the same outcome: `sentences`)."""
         named = " and ".join(f"\u201c{c}\u201d" for c in (claims or [self.claim]))
-        out = f"**Reading of {named}, tested.** {self.text} Tested by {self.run}: **{self.verdict}** ({self.evidence})."
+        out = f"**Reading of {named}, tested.** {self.text} Tested by {self.run}: **{self.verdict}**; {self.evidence}."
         return out + (f" {self.shows}" if self.shows else "")
 
 

@@ -189,6 +189,12 @@ def group_label(verdict: str) -> str:
     return f"**{verdict[0].upper() + verdict[1:]}**:"
 
 
+def in_list(claim: str) -> str:
+    """A claim as an item of a sentence's list: "The PGD-20 ordering ..." -> "the PGD-20 ordering ..." (a name such
+    as CKTAT keeps its capitals)."""
+    return "the " + claim[4:] if claim.startswith("The ") else claim
+
+
 def opening(claims: list[Claim], digits: int = 1, most: int = 4, listed: int = 12) -> str:
     """A chapter's first lines: its claims' sentences when there are at most `most`; else how many claims each
     verdict got and which claims got it, a line per verdict; beyond `listed` claims, the verdicts counted per table
@@ -212,7 +218,7 @@ def opening(claims: list[Claim], digits: int = 1, most: int = 4, listed: int = 1
     for v in VERDICTS:
         group = [c.claim for c in claims if c.verdict == v]
         if group:
-            lines.append(f"{group_label(v)} " + "; ".join(group) + ".")
+            lines.append(f"{group_label(v)} " + "; ".join(in_list(c) for c in group) + ".")
     return "\n\n".join(lines)
 
 

@@ -138,11 +138,12 @@ def settings_text(settings: dict) -> str:
     return ", ".join(f"{k} = {value(k, v)}" for k, v in settings.items() if k != "progress")
 
 
-def teacher_sentence(method: str, result, test, batch_size: int = 250) -> str:
+def teacher_sentence(method: str, result, test, train, batch_size: int = 250) -> str:
     """What `method`'s clean teacher (`result`: its `fit`'s `FitResult`) hands its student on this page's data: its
-    natural accuracy on the `test` images (images, labels) and, where the run has a temperature (`settings["tau"]`),
-    the mean probability its softened label softmax(T(x) / tau) puts on the true class (Eq. 17's first term). Empty
-    for a method without a teacher."""
+    natural accuracy on the `test` images and, where the run has a temperature (`settings["tau"]`), the mean
+    probability its softened label softmax(T(x) / tau) puts on the true class over the `train` images, the labels
+    the student's adversarial examples are trained on (Eq. 17's first term). Images and labels as pairs of tensors.
+    Empty for a method without a teacher."""
     import torch
 
     from cktat_core.attacks import eval_mode
@@ -150,17 +151,22 @@ def teacher_sentence(method: str, result, test, batch_size: int = 250) -> str:
     teacher = result.teacher
     if teacher is None:
         return ""
-    x, y = test
     device = next(teacher.parameters()).device
-    with torch.no_grad(), eval_mode(teacher):
-        logits = torch.cat([teacher(x[i:i + batch_size].to(device)).float().cpu()
-                            for i in range(0, len(y), batch_size)])
-    text = (f"{method}'s clean teacher classifies {100 * (logits.argmax(1) == y).float().mean().item():.1f}% of the "
-            f"{len(y):,} test images")
+
+    def logits_of(x):
+        with torch.no_grad(), eval_mode(teacher):
+            return torch.cat([teacher(x[i:i + batch_size].to(device)).float().cpu()
+                              for i in range(0, len(x), batch_size)])
+
+    x, y = test
+    text = (f"{method}'s clean teacher classifies {100 * (logits_of(x).argmax(1) == y).float().mean().item():.1f}% "
+            f"of the {len(y):,} test images")
     tau = result.settings.get("tau")
     if tau is None:
         return text + "."
-    mass = 100 * torch.softmax(logits / tau, 1).gather(1, y[:, None]).mean().item()
-    return text + (f"; at tau = {tau:g} its softened label puts {mass:.1f}% of its probability on the true class on "
-                   f"average (uniform: {100 / logits.shape[1]:.0f}%), which is all the label its student's "
-                   f"adversarial examples get.")
+    xt, yt = train
+    logits = logits_of(xt)
+    mass = 100 * torch.softmax(logits / tau, 1).gather(1, yt[:, None]).mean().item()
+    return text + (f"; at tau = {tau:g} its softened label puts {mass:.1f}% of its probability on the true class, on "
+                   f"average over the {len(yt):,} training images (uniform: {100 / logits.shape[1]:.0f}%): the label "
+                   f"its student's adversarial examples are trained on.")

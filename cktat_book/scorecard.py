@@ -267,11 +267,12 @@ def table_rows(found: list[Claim], findings: list[Finding], link=lambda chapter:
     from .claims import scorecard_rows
 
     out = []
-    for c, line in zip(found, scorecard_rows(found, link)):
+    for c in found:  # points to two decimals, so the difference reads off the two numbers; a correlation too
+        line = scorecard_rows([c], link, digits=2)[0]
         mark = " †" if marked(c, findings) else ""
         r = reading_of(c, readings or [])
         out.append({**line, "verdict": line["verdict"] + mark, "direction from": c.source,
-                    "reading": "-" if r is None else f"{r['verdict']} ({r['run']})"})
+                    "reading": "-" if r is None else f"{r['verdict']}: {r['run']}"})
     return out
 
 

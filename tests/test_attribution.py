@@ -351,7 +351,7 @@ def test_the_claim_check_matches_contradicts_or_leaves_open_the_papers_ranking()
     same = attributions.threshold_sentence({0.1: ok, 0.3: ok, 0.5: ok}, 0.3)
     assert "same at all 3 thresholds from 10% to 50%" in same
     mixed = attributions.threshold_sentence({0.1: bad, 0.3: ok, 0.5: ok}, 0.3)
-    assert "holds at 2 of the 3 thresholds" in mixed and "10%: contradicts" in mixed
+    assert "holds at 2 of the 3 thresholds" in mixed and "at 10% it contradicts, ordering" in mixed
 
 
 def test_the_feature_reading_compares_each_model_with_an_even_spread():
@@ -394,5 +394,7 @@ def test_the_clean_models_low_count_is_weighed_against_the_nearest_trained_model
     assert "the fewest knowledge points of the 3 models (10.8 per image, against 20.8 to 30.8" in text
     assert "nearest, PGDAT" in text and "sits badly" in text
     near = {**far, "clean teacher": [20.0, 21.5, 21.0, 20.0, 21.0]}  # below PGDAT on average, within the noise
-    assert "within the noise" in at.clean_count_sentence(near, "clean teacher", trained)
+    assert at.clean_count_sentence(near, "clean teacher", trained).endswith(
+        "within the noise, so the count neither supports nor contradicts the paper's reading that clean training learns "
+        "more features (Sec. 3; its Table 5 shows no clean model).")
     assert at.clean_count_sentence({**far, "clean teacher": [40.0] * 5}, "clean teacher", trained) == ""

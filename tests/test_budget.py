@@ -102,6 +102,6 @@ def test_one_reading_of_two_claims_is_said_once_while_its_tests_agree():
                                                evidence)
     waiting = budget.sentences([r("A below B", "the ladder stage"), r("A above C", "the ladder stage")])
     assert waiting == ["**Reading of \u201cA below B\u201d and \u201cA above C\u201d, tested.** We read it so. Tested "
-                       "by the run: **not trained yet** (the ladder stage)."]
+                       "by the run: **not trained yet**; the ladder stage."]
     apart = budget.sentences([r("A below B", "change -1.0"), r("A above C", "change +2.0")])
     assert len(apart) == 2 and apart[1].startswith("**Reading of \u201cA above C\u201d, tested.**")

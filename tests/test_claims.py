@@ -354,3 +354,8 @@ def test_a_number_that_rounds_to_zero_prints_without_a_minus():
     assert claims.value(-0.04, True) == "+0.0" and claims.value(-0.04, False) == "0.0"
     assert report.markdown_table([{"x": -0.004}], digits=2).endswith("| 0.00 |")
     assert noise.compare(10.0, 10.02, n=1000).evidence().startswith("+0.0 points")
+
+
+def test_a_claim_listed_after_a_colon_starts_in_lower_case_unless_it_starts_with_a_name():
+    assert claims.in_list("The PGD-20 ordering of the 9 methods") == "the PGD-20 ordering of the 9 methods"
+    assert claims.in_list("CKTAT's natural accuracy below PGD-AT's") == "CKTAT's natural accuracy below PGD-AT's"

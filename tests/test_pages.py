@@ -186,20 +186,26 @@ def test_the_fall_from_the_runs_attack_to_autoattack_is_read_on_the_same_images_
     run = lambda bits: {"student": {"last": {"test": {"attacks": {"pgd20": {"bits": bits}}}}}}
     ev = lambda acc: {"n": 4, "attacks": {"aa": {"accuracy": acc}}}
     # the runs' PGD-20 on all their images; only the suite's first 4 count (75% there for every run)
-    runs = {"cktat": [run("1110" + "0" * 6), run("1101" + "1" * 6), run("0111" + "0" * 6)],
-            "pgdat": [run("1110" + "1" * 6), run("1011" + "0" * 6), run("1110" + "0" * 6)]}
+    runs = {"cktat": [run("1110" + "1" * 6), run("1101" + "1" * 6), run("0111" + "1" * 6)],
+            "pgdat": [run("1110" + "0" * 6), run("1011" + "0" * 6), run("1110" + "0" * 6)]}
     aa = {"cktat": [ev(50.0), ev(49.0), ev(51.0)], "pgdat": [ev(70.0), ev(71.0), ev(69.0)]}
-    drops = headline.attack_drops(runs, aa, "pgd20")
-    assert drops["cktat"] == pytest.approx([25.0, 26.0, 24.0]) and drops["pgdat"] == pytest.approx([5.0, 4.0, 6.0])
+    same = headline.on_suite_images(runs, aa, "pgd20")
+    assert same["cktat"]["robust"] == pytest.approx([75.0] * 3)
+    assert same["cktat"]["fall"] == pytest.approx([25.0, 26.0, 24.0]) and same["pgdat"]["fall"] == pytest.approx(
+        [5.0, 4.0, 6.0])
     names = {"cktat": "CKTAT", "pgdat": "PGD-AT"}
-    text = headline.drop_sentence(drops, "cktat", "pgdat", 4, names, "PGD-20", [83.45, 56.80, 0, 0, 0, 51.87],
+    text = headline.drop_sentence(same, "cktat", "pgdat", 4, 10, names, "PGD-20", [83.45, 56.80, 0, 0, 0, 51.87],
                                   [83.92, 51.71, 0, 0, 0, 43.77])
-    assert "CKTAT's accuracy falls 25.0 points from PGD-20 to AutoAttack" in text and "PGD-AT's 5.0" in text
+    assert "On the first 4 test images, where AutoAttack ran, CKTAT's PGD-20 accuracy is 75.0%" in text
+    assert "From PGD-20 to AutoAttack CKTAT falls 25.0 points (25.0, 26.0, 24.0) and PGD-AT 5.0" in text
     assert "CKTAT falls 4.9 points from PGD to AutoAttack and PGD-AT 7.9" in text  # the paper's Table 4
     assert "PGD-20 overstates CKTAT's robustness more than PGD-AT's here" in text
-    alike = headline.drop_sentence({"cktat": [5.0, 6.0, 4.0], "pgdat": [5.5, 4.5, 5.0]}, "cktat", "pgdat", 4, names,
-                                   "PGD-20", None, [])
-    assert "rank the two methods alike" in alike and "overstates" not in alike and "paper" not in alike
+    assert "does not show on these 4: it rests on the images AutoAttack did not attack" in text  # level there
+    alike = {"cktat": {"robust": [80.0, 81.0, 82.0], "fall": [5.0, 6.0, 4.0]},
+             "pgdat": {"robust": [70.0, 70.5, 71.0], "fall": [5.5, 4.5, 5.0]}}
+    said = headline.drop_sentence(alike, "cktat", "pgdat", 4, 10, names, "PGD-20", None, [])
+    assert "rank the two methods alike" in said and "overstates" not in said and "paper" not in said
+    assert "does not show" not in said  # the PGD-20 gain is there on these images too
 
 
 def test_the_evaluation_opening_counts_its_images_and_says_how_far_each_model_falls_to_autoattack():
@@ -247,8 +253,9 @@ def test_the_library_page_says_what_a_weak_teacher_hands_its_student():
         teacher.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # predicts the larger input
     x, y = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 0.0]]), torch.tensor([0, 1, 0, 1])
     fit = types.SimpleNamespace(teacher=teacher, settings={"tau": 2.0})
-    text = library.teacher_sentence("cktat", fit, (x, y), batch_size=3)
+    train = (x[:2], y[:2])  # the label is measured where the student learns: two images, both right
+    text = library.teacher_sentence("cktat", fit, (x, y), train, batch_size=3)
     right = 100 * torch.sigmoid(torch.tensor(1.0)).item()  # logits 2 apart, at tau 2: 1 apart
     assert text.startswith("cktat's clean teacher classifies 75.0% of the 4 test images")
-    assert f"puts {(3 * right + (100 - right)) / 4:.1f}% of its probability on the true class" in text
-    assert library.teacher_sentence("pgdat", types.SimpleNamespace(teacher=None, settings={}), (x, y)) == ""
+    assert f"puts {right:.1f}% of its probability on the true class, on average over the 2 training images" in text
+    assert library.teacher_sentence("pgdat", types.SimpleNamespace(teacher=None, settings={}), (x, y), train) == ""

@@ -2,6 +2,8 @@
 printed for readers, the reading of RAAT's natural accuracy against Cons-AT's, DUCAT's rank. Torch-free: plain
 dicts and bit strings."""
 
+import pytest
+
 from cktat_book import budget, claims, raat_ducat
 
 
@@ -133,3 +135,18 @@ def test_ducat_above_none_of_the_others_is_said_in_words():
     one = raat_ducat.ducat_sentence(last, "pgd20", {"A": 31.0, "B": 27.0, "C": 19.0}, suite,
                                     {"A": 25.0, "B": 22.0, "C": 20.0})
     assert "above 1 of the 3 other methods" in one and "already above only 1 of the 3" in one
+
+
+def test_raats_best_performance_claim_sets_the_better_of_its_two_against_the_best_benchmark():
+    n = 1000
+    ev = lambda k: {"attacks": {"aa": {"accuracy": 100 * k / n, "total": n, "bits": "1" * k + "0" * (n - k)}}}
+    evals = {"PGD-AT": ev(200), "TRADES": ev(260), "MART": ev(250), "Cons-AT": ev(240), "RAAT": ev(230),
+             "RAAT++": ev(300)}
+    paper = {"PGD-AT": {"aa": 46.74}, "TRADES": {"aa": 47.62}, "MART": {"aa": 46.70}, "Cons-AT": {"aa": 47.72},
+             "RAAT": {"aa": 47.94}, "RAAT++": {"aa": 47.50}}
+    c = raat_ducat.best_of_ours("09", "RAAT Table 1", "aa", "AutoAttack", evals, paper, None, "cifar10_resnet18")
+    assert c.claim == ("The better of RAAT and RAAT++ above the best of the four benchmarks in AutoAttack accuracy "
+                       "(here RAAT++ and TRADES)")
+    assert "ours RAAT++ - TRADES" in c.measure  # ours: RAAT++ is the better, TRADES the best benchmark
+    assert c.paper == pytest.approx(47.94 - 47.72) and c.ours == pytest.approx(4.0)
+    assert c.verdict == claims.REPRODUCED and "raat.cifar10_resnet18.Cons-AT" in c.rests_on

@@ -374,3 +374,10 @@ def test_the_table4_rows_at_four_times_the_epochs_count_only_those_the_ladder_do
                            "schedule)")
     assert "not trained yet, with no 1x run to estimate them from" in text
     assert "the readings' runs, not all trained yet, aside" in text
+
+
+def test_the_rank_sentence_tests_each_column_at_the_share_of_alpha_bonferroni_gives_it():
+    four = {c: {"rho": 0.7, "p": 0.03, "n": 9} for c in "wxyz"}  # each would pass alone, none of four does
+    text = baselines.rank_sentence(four, {})
+    assert "No column orders the methods as the paper does beyond chance (p < 0.0125: 0.05 over the 4 columns" in text
+    assert "Every column" in baselines.rank_sentence({"w": four["w"]}, {})  # one column: 0.05 itself
