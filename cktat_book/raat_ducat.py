@@ -254,7 +254,8 @@ def shared_errors(chapter: str, shares: dict, claim_share: float, attack: str, d
 
     from .claims import untestable
 
-    text = f"Up to {claim_share:g}% of adversarial examples ({attack}) are misclassified by every model"
+    text = (f"Up to {claim_share:g}% of adversarial examples are misclassified by every model (ours: each model under "
+            f"its own {attack})")
     measure = "share of test images every model gets wrong under its own attack (%)"
     if dataset != "cifar10":  # the abstract's number is CIFAR-10's
         return untestable(chapter, "DUCAT", text, measure, claim_share, f"DUCAT's number is CIFAR-10's, the data here "
