@@ -44,13 +44,31 @@ def _histories(res: dict) -> list[list[dict]]:
     return [part.get("history") or [] for part in (res, res.get("teacher") or {}, res.get("student") or {})]
 
 
+STOPPED = 4.0  # an epoch that took this many times its history's median was not the run's work alone
+
+
+def stopped_excess(res: dict) -> tuple[float, int]:
+    """Seconds by which the epochs that took more than `STOPPED` times their history's median exceed that median,
+    and how many such epochs: the process was stopped or shared the machine during them (a build on two cores waits
+    while tests run). Histories shorter than four epochs are left as they are."""
+    excess, n = 0.0, 0
+    for hist in _histories(res):
+        t = [h.get("train_seconds", 0.0) + h.get("validation_seconds", 0.0) for h in hist]
+        med = statistics.median(t) if len(t) >= 4 else 0.0
+        for x in t:
+            if med > 0 and x > STOPPED * med:
+                excess, n = excess + x - med, n + 1
+    return excess, n
+
+
 def measured_seconds(res: dict) -> float:
     """What the result records of the work itself: every epoch's training and validation seconds (the validation
     where the run records it: runs trained before it was timed do not) and the final test evaluations' attack
     seconds (a teacher trained in the run, the last epoch, and the best epoch where it is another; not a frozen
-    teacher's evaluation, which its own run did and the student's result repeats)."""
+    teacher's evaluation, which its own run did and the student's result repeats). An epoch during which the process
+    was stopped counts at its history's median (`stopped_excess`)."""
     total = sum(h.get("train_seconds", 0.0) + h.get("validation_seconds", 0.0) for hist in _histories(res)
-                for h in hist)
+                for h in hist) - stopped_excess(res)[0]
     for part in (res, res.get("teacher") or {}, res.get("student") or {}):
         best = part.get("best") or {}
         other_best = best if best.get("epoch") not in (None, len(part.get("history") or [])) else None
@@ -73,6 +91,8 @@ def run_seconds(res: dict) -> tuple[float, bool]:
     recorded training and evaluation, and that sum counts instead."""
     work = measured_seconds(res)
     wall = float(res.get("wall_seconds") or 0.0)
+    if stopped_excess(res)[1]:  # the wall clock ran on while the process was stopped: its recorded work counts
+        return work, True
     resumed = any(part.get("resumed_at_epoch") for part in (res, res.get("teacher") or {}, res.get("student") or {}))
     return max(wall, work), resumed or wall < work
 
@@ -267,7 +287,8 @@ def main(argv=None) -> int:
         return 1
     timed = {k: run_seconds(v) for k, v in runs.items()}
     seconds = {k: t for k, (t, _) in timed.items()}
-    resumed = sorted(k for k, (_, r) in timed.items() if r)
+    stopped = sorted(k for k, v in runs.items() if stopped_excess(v)[1])
+    resumed = sorted(k for k, (_, r) in timed.items() if r and k not in stopped)
     untimed_validation = [k for k in resumed if not validation_timed(runs[k])]
     students = {k: s for k, s in seconds.items() if not k.startswith("teacher_")}
     suite, eval_seconds = 0.0, {}
@@ -289,7 +310,7 @@ def main(argv=None) -> int:
            "slowest": max(students, key=students.get) if students else None,
            "slowest_seconds": max(students.values()) if students else None,
            "results": args.results.replace(os.sep, "/"), "total_hours": total / 3600, "chapter_seconds": chapters,
-           "chapters_pending": pending, "chapters_waiting": waiting, "resumed": resumed, "untimed_validation": untimed_validation,
+           "chapters_pending": pending, "chapters_waiting": waiting, "resumed": resumed, "stopped": stopped, "untimed_validation": untimed_validation,
            "pgdat_seeds": len(pgdat), "pgdat": {m: statistics.fmean(v) if v else None for m, v in acc.items()},
            "pgdat_values": acc, "targets": TARGETS,
            "pgdat_validation": validation_natural(pgdat) if pgdat else None,
@@ -392,6 +413,10 @@ def markdown(o: dict) -> str:
         if o.get("untimed_validation"):
             lines[-1] += (" Of these, trained before the validation was timed, so their per-epoch validation is not "
                           f"counted: {', '.join(o['untimed_validation'])}.")
+    if o.get("stopped"):
+        lines += ["", f"Stopped during some epochs (the machine ran something else meanwhile), so timed by their "
+                      f"recorded work with each such epoch, one over {STOPPED:g} times its run's median, counted at "
+                      f"that median: {', '.join(o['stopped'])}."]
     if o["chapter_seconds"]:
         lines += ["", "Execution time of each executed real-image chapter in its last execution (seconds; small when "
                       "its runs were already trained): " + ", ".join(f"{k} {v:.0f}" for k, v in o["chapter_seconds"].items()) + "."]

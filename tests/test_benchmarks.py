@@ -198,3 +198,12 @@ def test_the_cost_page_counts_the_ladder_against_the_budget_the_readings_are_pri
     from cktat_book import budget
 
     assert build.PARTS["the budget ladder and the readings' runs"]["hours"] == budget.LADDER_BUDGET_HOURS
+
+
+def test_an_epoch_during_which_the_process_was_stopped_counts_at_its_runs_median():
+    epoch = lambda s: {"train_seconds": s, "validation_seconds": 0.0}
+    res = {"wall_seconds": 2000.0, "student": {"history": [epoch(50.0)] * 5 + [epoch(1400.0)] + [epoch(50.0)] * 4}}
+    assert build.stopped_excess(res) == (pytest.approx(1350.0), 1)
+    assert build.run_seconds(res) == (pytest.approx(500.0), True)  # ten epochs of 50 s; the wall clock ran on
+    steady = {"wall_seconds": 520.0, "student": {"history": [epoch(50.0)] * 10}}
+    assert build.stopped_excess(steady) == (0.0, 0) and build.run_seconds(steady) == (520.0, False)
