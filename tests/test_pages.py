@@ -220,7 +220,12 @@ def test_the_evaluation_opening_counts_its_images_and_says_how_far_each_model_fa
                                           masked_std)
     assert "AutoAttack is the strongest attack for 2 of the 2 models" in text
     assert "brings it to 1.0% (on the first 100 images)" in text
-    assert "falls PGDAT 5.1 and CKTAT 8.7 points" in text
+    assert "falls PGDAT 5.1 and CKTAT 8.7 points:" in text  # no CW-inf in this suite: its clause is left out
+    standard["CKTAT"]["attacks"]["cw"] = {"accuracy": 19.8}
+    standard["PGDAT"]["attacks"]["cw"] = {"accuracy": 24.3}
+    text = evaluation.evaluation_findings(standard, compat, {"attacks": {"pgd20": {"accuracy": 0.0}}}, masked,
+                                          masked_std)
+    assert "and to CW-inf, whose margin loss is not PGD-20's cross-entropy, PGDAT 3.0 and CKTAT 7.7:" in text
 
 
 def test_the_library_page_says_what_its_checks_flag_before_it_compares_two_runs():
