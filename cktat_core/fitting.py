@@ -23,6 +23,7 @@ Data: a `DataLoader` (read once, into memory) or a pair of tensors (images (N, C
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -198,17 +199,38 @@ def _result(cfg: Config, model, teacher, history, best_epoch, finished, out, tes
 
 def evaluate_suite(net: nn.Module, test, *, attacks="all", eps: float = 8 / 255, alpha: float | None = None,
                    norm: str = "linf", aa_version: str = "standard", limit: int = 0, batch_size: int = 250,
-                   seed: int = 0, device: str = "auto", progress: bool = False) -> dict:
+                   seed: int = 0, device: str = "auto", progress: bool = False, out: str | None = None) -> dict:
     """`net` (in eval mode, float32) under the Table 4 suite on `test` (a DataLoader or (images, labels)), what
     `cktat eval` does for a checkpoint: natural accuracy, FGSM, PGD-20, PGD-100, MIM, CW-inf and AutoAttack (`attacks`:
     "all" or a list of names), at `eps` with step `alpha` (default eps / 4, 2/255 at 8/255, SPEC 5), the first `limit`
     images (0: all). AutoAttack `aa_version` "standard" is the paper's (APGD-CE, APGD-T, FAB-T, Square); "apgd" is
     the cheaper two-attack version. Returns `evaluate.evaluate`'s result: per attack its accuracy (%), with the
-    sanity checks of chapter 04 (`flags`)."""
+    sanity checks of chapter 04 (`flags`). With `out` (a .json path) the result is written there with its request
+    (the weights' and the images' SHA-256 and every argument that changes the numbers) and read back, not computed
+    again, when a later call makes the same request."""
     data = as_data(test).head(limit)
     dev = pick_device(device)
     threat = Threat(eps, eps / 4 if alpha is None else alpha, norm)
     names = attacks.split(",") if isinstance(attacks, str) else list(attacks)
+    request = {"weights": _sha256(net.state_dict().values()), "images": _sha256([data.x, data.y]), "attacks": names,
+               "eps": threat.eps, "alpha": threat.alpha, "norm": norm, "aa_version": aa_version, "seed": seed}
+    if out and os.path.isfile(out):
+        with open(out) as fh:
+            saved = json.load(fh)
+        if saved.get("request") == request:
+            return saved
     with torch.inference_mode(False):
-        return evaluate(net.float().to(dev).eval(), data.to(dev), names, threat, batch_size, aa_version=aa_version,
-                        gradient_check=True, progress=progress, seed=seed)
+        res = evaluate(net.float().to(dev).eval(), data.to(dev), names, threat, batch_size, aa_version=aa_version,
+                       gradient_check=True, progress=progress, seed=seed)
+    if out:
+        res = {**res, "request": request}
+        ckpt.write_text_atomic(json.dumps(res, indent=1), out)
+    return res
+
+
+def _sha256(tensors) -> str:
+    """One SHA-256 over the bytes of `tensors`, in order (weights and buffers, or images and labels)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

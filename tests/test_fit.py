@@ -80,6 +80,25 @@ def test_evaluate_suite_attacks_your_network_with_the_table4_suite(data):
     assert isinstance(res["flags"], list)
 
 
+def test_evaluate_suite_reads_back_a_suite_of_the_same_weights_and_computes_another_one_again(data, tmp_path,
+                                                                                              monkeypatch):
+    from cktat_core import fitting
+
+    _, _, test = data
+    calls = []
+    real = fitting.evaluate
+    monkeypatch.setattr(fitting, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    net, out = _net(), str(tmp_path / "suite.json")
+    first = evaluate_suite(net, test, attacks="natural,fgsm", eps=0.1, limit=32, batch_size=32, out=out)
+    again = evaluate_suite(net, test, attacks="natural,fgsm", eps=0.1, limit=32, batch_size=32, out=out)
+    assert len(calls) == 1 and again["attacks"]["fgsm"]["accuracy"] == first["attacks"]["fgsm"]["accuracy"]
+    evaluate_suite(net, test, attacks="natural,fgsm", eps=0.2, limit=32, batch_size=32, out=out)  # another request
+    with torch.no_grad():
+        next(net.parameters()).add_(1.0)  # other weights
+    evaluate_suite(net, test, attacks="natural,fgsm", eps=0.2, limit=32, batch_size=32, out=out)
+    assert len(calls) == 3
+
+
 def test_bad_input_is_one_clear_error(data, tmp_path):
     train, val, _ = data
     with pytest.raises(ConfigError, match="20-way head"):  # DUCAT's dummy classes need 2C outputs
