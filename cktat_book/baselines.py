@@ -14,7 +14,7 @@ stands (`top_of`), one row against another (`suite_pair`), which protocol the pa
 (`protocol_distance`, `protocol_sentence`), which of the paper's statements its own numbers show only within their
 noise (`paper_noise_sentence`), what the runs' own evaluation covers (`own_evaluation_sentence`) and our readings
 (`warm_start_sentence`, `natural_lead_reading`), with what a reading's untrained run would cost against the budget
-of the ladder and the readings' runs (`long_rows_cost`, `readings_plan`, `beyond_budget`).
+of the ladder and the readings' runs (`readings_plan`, `beyond_budget`; `book_runs.long_rows_cost` prices the rows).
 """
 
 from __future__ import annotations
@@ -602,28 +602,3 @@ def beyond_budget(cost: float, what: str, plan: dict) -> str:
         return text + f"nothing left once {paid}"
     return text + (f"{duration(left)} left once {paid}: "
                    + ("not enough" if left < cost else "enough, but no stage of the build trains them"))
-
-
-def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, dict | None], factor: int,
-                   rung: str) -> str:
-    """What the rows of Table 4 at `factor` times the epochs would cost beyond the ladder (`short`: label -> the
-    profile's run; `long`: label -> the longer run where finished): the rows not finished that the ladder does not
-    train (the headline methods at their own settings), each its run's seconds scaled (`scaled_seconds`), with the
-    budget it would come out of (`beyond_budget`, `readings_plan` of this results folder, read without training)."""
-    import dataclasses
-
-    from . import book_runs
-    from .chapter import RunPending
-
-    in_ladder = lambda r: r.method in book_runs.HEADLINE and ch.config(r.method, **r.fields) == ch.config(r.method)
-    missing = [r.label for r in rows if not long.get(r.label) and not in_ladder(r)]
-    cost = sum(scaled_seconds(short[m], factor * short[m]["config"]["epochs"]) for m in missing)
-    rungs = book_runs.ladder_rungs(ch)
-    base = {m: ch.finished(m) for m in book_runs.HEADLINE}
-    finished = {k: {m: ch.finished(m, **fields) for m in book_runs.HEADLINE} for k, fields in rungs.items()}
-    try:  # the readings' runs, asked of a chapter that may not train: finished ones are read, none is trained
-        readings = list(book_runs.reading_runs(dataclasses.replace(ch, train=False)).values())
-    except RunPending:
-        readings = None
-    what = f"the {len(missing)} Table 4 row{'s' * (len(missing) != 1)} the ladder does not train, at its {rung} schedule"
-    return beyond_budget(cost, what, readings_plan(base, rungs, finished, readings))

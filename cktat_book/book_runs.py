@@ -160,6 +160,31 @@ def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[
     return out
 
 
+def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, dict | None], factor: int,
+                   rung: str) -> str:
+    """What the rows of Table 4 at `factor` times the epochs would cost beyond the ladder (`short`: label -> the
+    profile's run; `long`: label -> the longer run where finished): the rows not finished that the ladder does not
+    train (the headline methods at their own settings), each its run's seconds scaled (`scaled_seconds`), with the
+    budget it would come out of (`beyond_budget`, `readings_plan` of this results folder, read without training)."""
+    import dataclasses
+
+    from .baselines import beyond_budget, readings_plan, scaled_seconds
+    from .chapter import RunPending
+
+    in_ladder = lambda r: r.method in HEADLINE and ch.config(r.method, **r.fields) == ch.config(r.method)
+    missing = [r.label for r in rows if not long.get(r.label) and not in_ladder(r)]
+    cost = sum(scaled_seconds(short[m], factor * short[m]["config"]["epochs"]) for m in missing)
+    rungs = ladder_rungs(ch)
+    base = {m: ch.finished(m) for m in HEADLINE}
+    finished = {k: {m: ch.finished(m, **fields) for m in HEADLINE} for k, fields in rungs.items()}
+    try:  # the readings' runs, asked of a chapter that may not train: finished ones are read, none is trained
+        readings = list(reading_runs(dataclasses.replace(ch, train=False)).values())
+    except RunPending:
+        readings = None
+    what = f"the {len(missing)} Table 4 row{'s' * (len(missing) != 1)} the ladder does not train, at its {rung} schedule"
+    return beyond_budget(cost, what, readings_plan(base, rungs, finished, readings))
+
+
 AA_SEEDED = ("pgdat", "cktat")  # the methods whose seeds are attacked with AutoAttack (TRADES's kept no weights)
 
 

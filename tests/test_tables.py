@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cktat_core import checkpoint as ckpt
-from cktat_book import baselines, budget, raat_ducat, report
+from cktat_book import baselines, book_runs, budget, raat_ducat, report
 from cktat_core.data import load_test
 from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
 from cktat_core.errors import CheckpointError
@@ -367,7 +367,7 @@ def test_the_table4_rows_at_four_times_the_epochs_count_only_those_the_ladder_do
 
     ch = Chapter("smoke", results=str(tmp_path), progress=False, train=False)  # nothing finished: nothing trained
     short = {r.label: _timed(100.0, 10, 5) for r in baselines.TABLE4}
-    text = baselines.long_rows_cost(ch, baselines.TABLE4, short, {r.label: None for r in baselines.TABLE4}, 4,
+    text = book_runs.long_rows_cost(ch, baselines.TABLE4, short, {r.label: None for r in baselines.TABLE4}, 4,
                                     "4x epochs")
     # PGDAT, TRADES and CKTAT at its own beta are the ladder's; the other 6 rows at 4x the epochs, 400 s each
     assert text.startswith("40.0 min of this machine (the 6 Table 4 rows the ladder does not train, at its 4x epochs "
