@@ -157,9 +157,9 @@ def sanity_checks(res: dict, z: float = 2.0) -> tuple[dict[str, str], list[dict]
 
     grad = res.get("gradient_check")
     zero = grad["zero_gradient"] if grad else 0
-    record("nonzero_gradients", [_flag("nonzero_gradients", f"{zero} of {grad['points']} clean "
-                                       + ("point has an exactly zero input gradient: gradient attacks cannot move it"
-                                          if zero == 1 else "points have an exactly zero input gradient: gradient "
+    record("nonzero_gradients", [_flag("nonzero_gradients", f"{zero} of {grad['points']} clean points "
+                                       + ("has an exactly zero input gradient: gradient attacks cannot move it"
+                                          if zero == 1 else "have an exactly zero input gradient: gradient "
                                           "attacks cannot move them") + " (masked or saturated gradients)",
                                        ["natural"], zero, 0)]
            if grad and grad["zero_gradient"] else [], None if grad else "no gradient check")
