@@ -526,10 +526,12 @@ def paper_noise_sentence(found: list[Claim], names: dict[str, str] | None = None
         return (f"The paper's own numbers show {'this statement' if n == 1 else f'each of these {n} statements'} "
                 f"beyond their noise (the scorecard's audit).")
     parts = [f"\u201c{c.claim}\u201d against {listed(weak[c.claim])}" for c in read if c.claim in weak]
-    text = (f"The paper's own numbers show {len(parts)} of these {n} statements only within their noise (the "
-            f"scorecard's audit; the paper's difference in points): " + "; ".join(parts) + ".")
+    text = ("The scorecard's audit reads these statements against the paper's own numbers (the paper's difference in "
+            "points).")
+    if parts:
+        text += f" {len(parts)} of the {n} show only within their noise: " + "; ".join(parts) + "."
     if wrong:
-        text += (" They lie the other way beyond it for " + "; ".join(
+        text += (" The numbers lie the other way beyond their noise for " + "; ".join(
             f"\u201c{c.claim}\u201d against {listed(wrong[c.claim])}" for c in read if c.claim in wrong) + ".")
     rest = [c for c in read if c.claim not in weak and c.claim not in wrong]
     if rest:

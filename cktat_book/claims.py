@@ -38,7 +38,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
-from .noise import ABOVE, BELOW, WITHIN, Comparison, p_text, p_value
+from .noise import ABOVE, BELOW, WITHIN, Comparison, p_text, p_value, rounded
 
 REPRODUCED, WITHIN_NOISE, CONTRADICTED, UNTESTABLE = ("reproduced", "within noise", "contradicted",
                                                       "not testable in this profile")
@@ -166,7 +166,7 @@ def value(v: float | None, signed: bool, digits: int = 1) -> str:
     """A claim's number in a cell or sentence; one that rounds to zero prints as 0 ("+0.0", never "-0.0")."""
     if v is None:
         return "-"
-    v = round(v, digits) + 0.0
+    v = rounded(v, digits)
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 

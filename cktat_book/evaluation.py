@@ -7,9 +7,9 @@ from .report import listed
 
 
 def evaluation_findings(standard: dict[str, dict], compat: dict[str, dict], plain: dict, masked: dict,
-                        masked_standard: dict) -> str:
+                        masked_standard: dict, compat_steps: str) -> str:
     """Chapter 04's opening, from its evaluations: which attack is strongest per model, how far the compat protocol
-    moves PGD-20, and what the gradient-masked model does to PGD and to AutoAttack's gradient-free attack."""
+    moves PGD-20 (`compat_steps`: its attacks' steps, `evaluate.PROTOCOLS`), and what the gradient-masked model does to PGD and to AutoAttack's gradient-free attack."""
     strongest = {n: min((k for k in r["attacks"] if k != "natural"), key=lambda k: r["attacks"][k]["accuracy"])
                  for n, r in standard.items()}
     aa_first = [n for n, k in strongest.items() if k == "aa"]
@@ -21,7 +21,7 @@ def evaluation_findings(standard: dict[str, dict], compat: dict[str, dict], plai
     text = (f"On {n:,} test images, AutoAttack is the strongest attack for {len(aa_first)} of the {len(standard)} "
             f"models" + (f" (for {listed([f'{m}: {k}' for m, k in strongest.items() if k != 'aa'])} another attack "
                          f"goes lower)" if len(aa_first) < len(standard) else "") + ". "
-            f"The compat-generalist protocol (10 steps of 0.007, last iterate, adversarial input alone counted) reads "
+            f"The compat-generalist protocol ({compat_steps}, last iterate, adversarial input alone counted) reads "
             f"PGD-20 {min(gaps):+.1f} to {max(gaps):+.1f} points away from the standard protocol. "
             f"A clean model behind an 8-bit input rounding keeps {fooled:.1f}% under PGD-20 (without the rounding: "
             f"{plain['attacks']['pgd20']['accuracy']:.1f}%); the checks flag it ({listed(flagged) if flagged else 'no check'}), "

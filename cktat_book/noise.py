@@ -59,12 +59,17 @@ class Comparison:
     def evidence(self, digits: int = 1) -> str:
         """"+1.2 points, p = 0.03, by McNemar, 5000 paired images": no parenthesis of its own, so a page can put it in
         one."""
-        parts = [f"{round(self.difference, digits) + 0.0:+.{digits}f} points"]  # + 0.0: no "-0.0"
+        parts = [f"{rounded(self.difference, digits):+.{digits}f} points"]
         if self.p is not None:
             parts.append(p_text(self.p))
         if self.margin is not None:
             parts.append(f"noise {self.margin:.{digits}f}")
         return ", ".join(parts) + f", by {self.test}"
+
+
+def rounded(v: float, digits: int) -> float:
+    """`v` rounded to `digits`, a value that rounds to zero made +0.0, so a page never prints "-0.0"."""
+    return round(v, digits) + 0.0
 
 
 def p_value(p: float) -> str:

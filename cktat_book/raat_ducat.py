@@ -4,6 +4,7 @@ adaptive attacks, and the share of test images every model gets wrong (DUCAT's p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from . import budget
@@ -77,7 +78,7 @@ def _shared_text(basis: dict, name: str, least: float, where: str) -> str:
     return f"The models' errors{where} are not more shared than independent errors would be, beyond sampling noise. "
 
 def wrong_under_all_sentence(shares: dict, claim: float, attack: str, reference: dict[str, float] | None = None,
-                             reference_name: str = "") -> str:
+                             reference_name: str = "", judged: bool = True) -> str:
     """DUCAT's claim (abstract: up to `claim`% of CIFAR-10 adversarial examples are misclassified by every AT
     method) against `wrong_shares` of our models, each under its own `attack`; with the clean split of
     `wrong_shares`, how much of the shared set is clean errors and what remains among the images every model gets
@@ -87,7 +88,8 @@ def wrong_under_all_sentence(shares: dict, claim: float, attack: str, reference:
     `shared_errors` judges, as the abstract states it) and the one over the images every model gets right clean.
     Clean errors count in the first, so it grows as the models weaken: the sentence gives our models' natural
     accuracy and, with `reference` (label -> natural accuracy (%) of the same methods at full budget, named
-    `reference_name`), theirs. DUCAT's abstract gives neither its models' accuracy nor how it counts clean errors."""
+    `reference_name`), theirs. DUCAT's abstract gives neither its models' accuracy nor how it counts clean errors.
+    `judged`: whether a claim of the page judges the abstract's number on these images (its data is CIFAR-10's)."""
     k = len(shares["per_model"])
     lo, hi = min(shares["per_model"].values()), max(shares["per_model"].values())
     text = (f"Each of our {k} adversarially trained models gets {share_text(lo)} to {share_text(hi)} of the "
@@ -111,15 +113,17 @@ def wrong_under_all_sentence(shares: dict, claim: float, attack: str, reference:
         text = text[:-2] + (f", against {share_text(shares['independent'])} if the models erred independently and "
                             f"at most {share_text(least)}, the share of {name}, the least-fooled model. ")
         text += _shared_text(shares, name, least, "")
-    return text + _against_claim(shares, claim, reference, reference_name)
+    return text + _against_claim(shares, claim, reference, reference_name, judged)
 
-def _against_claim(shares: dict, claim: float, reference: dict[str, float] | None, reference_name: str) -> str:
+def _against_claim(shares: dict, claim: float, reference: dict[str, float] | None, reference_name: str,
+                   judged: bool = True) -> str:
     """`wrong_under_all_sentence`'s comparison with DUCAT's `claim`: both shares, each with its side of the claim,
     the clean errors' part of the all-image share, and why that share depends on the models' strength."""
     text = (f"DUCAT's abstract reports up to {claim:g}% on CIFAR-10, with other models and attacks than ours, and "
             f"does not say how clean errors are counted. Over all the test images ours, "
-            f"{share_text(shares['all'])}, is {_side(shares['all'], claim)} that: the claim below judges this share "
-            f"against the abstract's number")
+            f"{share_text(shares['all'])}, is {_side(shares['all'], claim)} that"
+            + (": the claim below judges this share against the abstract's number" if judged else
+               "; the abstract's number is CIFAR-10's, so no claim judges it on these images"))
     if "clean_all" in shares:
         text += (f"; {shares['clean_all']:.1f} points of it are images every model gets wrong even without an "
                  f"attack")
@@ -136,7 +140,7 @@ def _against_claim(shares: dict, claim: float, reference: dict[str, float] | Non
             r_lo, r_hi = min(reference.values()), max(reference.values())
             text += f", against {r_lo:.1f}% to {r_hi:.1f}% for {reference_name or 'the same methods at full budget'}"
             weaker = max(nat) < r_lo
-        text += (": models weaker than the full-budget ones DUCAT measured get more images wrong even clean, and "
+        text += (": models weaker than those full-budget ones get more images wrong even clean, and "
                  "clean errors count in the all-image share, which makes it larger; its value at this budget depends "
                  "on our models' strength. " if weaker else
                  ". Clean errors count in the all-image share, so the weaker the models, the larger it is: its value "
@@ -274,7 +278,7 @@ DICAR_READING = ("We read RAAT's natural accuracy below Cons-AT's as DICAR's doi
 
 
 def raat_reading_tested(found: list[Claim], without: dict | None, raat: dict, cons_at: dict,
-                        spread: float | None, cost: str) -> list[budget.Reading]:
+                        spread: float | None) -> list[budget.Reading]:
     """Chapter 09's reading of RAAT's natural accuracy against Cons-AT's (the claim: above, RAAT's text), where that
     claim is not reproduced and RAAT lies below, tested by `without` (RAAT with `raat_eta=1`: the reduced
     perturbation removed): supported when it stays below Cons-AT beyond the noise; not supported when it rises above
@@ -285,7 +289,7 @@ def raat_reading_tested(found: list[Claim], without: dict | None, raat: dict, co
         return []
     run = "RAAT without its reduced perturbation (`runs/raat_raat_eta1`)"
     if without is None:
-        return [budget.untested("09_raat_ducat", claim.claim, DICAR_READING, run, cost, budget=False)]
+        return [budget.pending("09_raat_ducat", claim.claim, DICAR_READING, run, "readings", budget=False)]
     ev = lambda r: r["student"]["last"]
     below = compare_evaluations(ev(without), ev(cons_at), "natural", spread)
     raised = compare_evaluations(ev(without), ev(raat), "natural", spread)
@@ -313,13 +317,12 @@ def best_of_ours(chapter: str, section: str, column: str, label: str, evals: dic
     direction is the text's, above."""
     from .claims import judged
 
-    acc = lambda m: (evals[m]["test"] if "test" in evals[m] else evals[m])["attacks"][column]["accuracy"]
+    acc = lambda m: evals[m].get("test", evals[m])["attacks"][column]["accuracy"]
     mine, rival = max(RAAT_OURS, key=acc), max(RAAT_BENCHMARKS, key=acc)
     best = lambda ms: max(paper[m][column] for m in ms)
-    return judged(chapter, section,
-                  f"The better of RAAT and RAAT++ above the best of the four benchmarks in {label} accuracy (here "
-                  f"{mine} and {rival})",
-                  f"best of RAAT, RAAT++ - best of {', '.join(RAAT_BENCHMARKS)}, {label} (points; ours {mine} - "
-                  f"{rival})", best(RAAT_OURS) - best(RAAT_BENCHMARKS),
-                  compare_evaluations(evals[mine], evals[rival], column, spread), ABOVE,
-                  rests_on=tuple(f"raat.{key}.{m}" for m in RAAT_OURS + RAAT_BENCHMARKS), stated=True)
+    c = judged(chapter, section,
+               f"The better of RAAT and RAAT++ above the best of the four benchmarks in {label} accuracy",
+               f"best of RAAT, RAAT++ - best of {', '.join(RAAT_BENCHMARKS)}, {label} (points)",
+               best(RAAT_OURS) - best(RAAT_BENCHMARKS), compare_evaluations(evals[mine], evals[rival], column, spread),
+               ABOVE, rests_on=tuple(f"raat.{key}.{m}" for m in RAAT_OURS + RAAT_BENCHMARKS), stated=True)
+    return dataclasses.replace(c, noise=f"ours {mine} against {rival}; {c.noise}")  # which rows, where it is read

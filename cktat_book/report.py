@@ -14,7 +14,7 @@ import yaml
 
 from cktat_core.results import duration, load_result, row  # noqa: F401  (chapters read them as report.*)
 
-from .noise import ABOVE, BELOW, WITHIN, bits_of, compare_evaluations
+from .noise import ABOVE, BELOW, WITHIN, bits_of, compare_evaluations, rounded
 
 GROUP_COLUMNS = {"single_view": "single-view", "weak_f1": "single-view, feature 1 weak",
                  "weak_f2": "single-view, feature 2 weak", "multi_view": "multi-view"}
@@ -102,7 +102,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
         if v is None:
             return "-"
         if isinstance(v, float):
-            return f"{round(v, digits) + 0.0:.{digits}f}"  # + 0.0: a value that rounds to zero prints no "-"
+            return f"{rounded(v, digits):.{digits}f}"
         return text(v)
 
     lines = ["| " + " | ".join(text(headers.get(c, c)) for c in columns) + " |",

@@ -215,15 +215,18 @@ def audit(paper: dict | None = None) -> list[Finding]:
     return sorted(found, key=lambda f: f.kind != "inconsistent")
 
 
-# The paper's column a claim is about, from the words of the claim: the first token found, in this order.
-CLAIM_COLUMNS = (("PGD-100", "PGD-100"), ("MIM", "MIM"), ("CW", "CW"), ("AutoAttack", "AA"), ("AA (", "AA"),
-                 ("natural", "natural"), ("PGD", "PGD"), ("robust", "PGD"))
+# The paper's column a claim is about, from the words of the claim: the first pattern found, in this order (a method's
+# name, PGDAT or PGD-AT, names no column).
+CLAIM_COLUMNS = ((r"PGD-100\b", "PGD-100"), (r"\bMIM\b", "MIM"), (r"\bCW", "CW"), (r"AutoAttack|\bAA \(", "AA"),
+                 (r"\bnatural\b", "natural"), (r"PGD-\d+\b", "PGD"), (r"\brobust\b", "PGD"))
 
 
 def claim_column(claim: Claim) -> str | None:
     """The column of the paper's tables (`COLUMN_NAMES`' names) a claim is about, or None where its words name none:
     our PGD-20 is the paper's "PGD" column."""
-    return next((col for token, col in CLAIM_COLUMNS if token in claim.claim), None)
+    import re
+
+    return next((col for pattern, col in CLAIM_COLUMNS if re.search(pattern, claim.claim)), None)
 
 
 def marked(claim: Claim, findings: list[Finding]) -> list[Finding]:
@@ -313,7 +316,8 @@ ATTACK_WORDS = r"PGD-\d+|AutoAttack|AA \([^)]*\)"  # how a claim names its attac
 
 def attack_disagreements(found: list[Claim]) -> list[tuple[Claim, Claim]]:
     """Pairs of claims that say the same of the same methods under two attacks (their words differ only in the
-    attack's name, `ATTACK_WORDS`) and get opposite verdicts: one reproduced, the other contradicted. A robustness
+    attack's name, `ATTACK_WORDS`) and get opposite verdicts: reproduced under the runs' own PGD, contradicted under
+    AutoAttack. A robustness
     claim reproduced under the runs' own PGD and contradicted under AutoAttack is the PGD's overstatement, not the
     method's robustness."""
     import re
@@ -324,21 +328,22 @@ def attack_disagreements(found: list[Claim]) -> list[tuple[Claim, Claim]]:
     for c in found:
         if re.search(ATTACK_WORDS, c.claim):
             groups.setdefault((c.chapter, re.sub(ATTACK_WORDS, "{attack}", c.claim)), []).append(c)
+    pgd, auto = (lambda c: re.search(r"PGD-\d+", c.claim)), (lambda c: re.search(r"AutoAttack|AA \(", c.claim))
     return [(a, b) for cs in groups.values() for a in cs for b in cs
-            if a.verdict == REPRODUCED and b.verdict == CONTRADICTED]
+            if a.verdict == REPRODUCED and pgd(a) and b.verdict == CONTRADICTED and auto(b)]
 
 
 def attack_sentence(found: list[Claim]) -> str:
-    """The scorecard's word on `attack_disagreements`: which reproduced claims a stronger attack contradicts."""
+    """The scorecard's word on `attack_disagreements`: which claims reproduced under PGD AutoAttack contradicts."""
     pairs = attack_disagreements(found)
     if not pairs:
         return ""
     said = "; ".join(f"\u201c{a.claim}\u201d is reproduced while \u201c{b.claim}\u201d is contradicted "
                      f"({a.chapter})" for a, b in pairs)
     n = len(pairs)
-    return (f"{n} claim{'s' * (n != 1)} reproduced under one attack {'is' if n == 1 else 'are'} contradicted under "
-            f"another on the same models: {said}. A robustness gain that AutoAttack reverses is a gain against the "
-            f"weaker attack only; the chapter weighs the two attacks' falls over the seeds.")
+    return (f"{n} claim{'s' * (n != 1)} reproduced under the runs' own PGD {'is' if n == 1 else 'are'} contradicted "
+            f"under AutoAttack on the same models: {said}. The chapter sets the two attacks side by side on the images "
+            f"AutoAttack ran on and weighs how far each method falls from one to the other over the seeds.")
 
 
 def finding_rows(findings: list[Finding], kind: str) -> list[dict]:

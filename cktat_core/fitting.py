@@ -213,7 +213,8 @@ def evaluate_suite(net: nn.Module, test, *, attacks="all", eps: float = 8 / 255,
     threat = Threat(eps, eps / 4 if alpha is None else alpha, norm)
     names = attacks.split(",") if isinstance(attacks, str) else list(attacks)
     request = {"weights": _sha256(net.state_dict().values()), "images": _sha256([data.x, data.y]), "attacks": names,
-               "eps": threat.eps, "alpha": threat.alpha, "norm": norm, "aa_version": aa_version, "seed": seed}
+               "eps": threat.eps, "alpha": threat.alpha, "norm": norm, "aa_version": aa_version, "seed": seed,
+               "batch_size": batch_size, "device": dev.type}  # random starts are drawn batch by batch
     if out and os.path.isfile(out):
         with open(out) as fh:
             saved = json.load(fh)
@@ -232,5 +233,6 @@ def _sha256(tensors) -> str:
     """One SHA-256 over the bytes of `tensors`, in order (weights and buffers, or images and labels)."""
     h = hashlib.sha256()
     for t in tensors:
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        t = t.detach().cpu()
+        h.update((t.float() if t.dtype == torch.bfloat16 else t).contiguous().numpy().tobytes())  # numpy has no bf16
     return h.hexdigest()

@@ -75,12 +75,12 @@ def test_the_raat_reading_is_decided_by_raat_without_its_reduced_perturbation():
     found = [claims.Claim("09_raat_ducat", "RAAT Table 1", "RAAT's natural accuracy above Cons-AT's", "m", 0.27,
                           -3.0, "n", claims.CONTRADICTED)]
     raat, cons = _run(bits(500), bits(300)), _run(bits(530), bits(300))
-    still = raat_ducat.raat_reading_tested(found, _run(bits(500), bits(300)), raat, cons, 0.2, "10 min")[0]
+    still = raat_ducat.raat_reading_tested(found, _run(bits(500), bits(300)), raat, cons, 0.2)[0]
     assert still.verdict == budget.SUPPORTED  # without it RAAT stays 3 points below Cons-AT
-    risen = raat_ducat.raat_reading_tested(found, _run(bits(560), bits(300)), raat, cons, 0.2, "10 min")[0]
+    risen = raat_ducat.raat_reading_tested(found, _run(bits(560), bits(300)), raat, cons, 0.2)[0]
     assert risen.verdict == budget.NOT_SUPPORTED
-    missing = raat_ducat.raat_reading_tested(found, None, raat, cons, 0.2, "10 min")[0]
-    assert missing.verdict == budget.NOT_TESTED and "10 min" in missing.evidence
+    missing = raat_ducat.raat_reading_tested(found, None, raat, cons, 0.2)[0]
+    assert missing.verdict == budget.NOT_TRAINED_YET and "`readings` stage" in missing.evidence
 
 
 def test_the_natural_lead_reading_of_table4_waits_for_the_long_rows():

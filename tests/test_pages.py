@@ -183,7 +183,8 @@ def test_sec52_directions_belong_to_the_row_the_text_speaks_of():
 
 
 def test_the_fall_from_the_runs_attack_to_autoattack_is_read_on_the_same_images_and_weighed_over_the_seeds():
-    run = lambda bits: {"student": {"last": {"test": {"attacks": {"pgd20": {"bits": bits}}}}}}
+    run = lambda bits: {"student": {"last": {"test": {"attacks": {"pgd20": {"bits": bits, "accuracy": 100 * bits.count(
+        "1") / len(bits)}}}}}}
     ev = lambda acc: {"n": 4, "attacks": {"aa": {"accuracy": acc}}}
     # the runs' PGD-20 on all their images; only the suite's first 4 count (75% there for every run)
     runs = {"cktat": [run("1110" + "1" * 6), run("1101" + "1" * 6), run("0111" + "1" * 6)],
@@ -201,11 +202,15 @@ def test_the_fall_from_the_runs_attack_to_autoattack_is_read_on_the_same_images_
     assert "CKTAT falls 4.9 points from PGD to AutoAttack and PGD-AT 7.9" in text  # the paper's Table 4
     assert "PGD-20 overstates CKTAT's robustness more than PGD-AT's here" in text
     assert "does not show on these 4: it rests on the images AutoAttack did not attack" in text  # level there
-    alike = {"cktat": {"robust": [80.0, 81.0, 82.0], "fall": [5.0, 6.0, 4.0]},
-             "pgdat": {"robust": [70.0, 70.5, 71.0], "fall": [5.5, 4.5, 5.0]}}
+    alike = {"cktat": {"robust": [80.0, 81.0, 82.0], "fall": [5.0, 6.0, 4.0], "robust_all": [80.0, 81.0, 82.0]},
+             "pgdat": {"robust": [70.0, 70.5, 71.0], "fall": [5.5, 4.5, 5.0], "robust_all": [70.0, 70.5, 71.0]}}
     said = headline.drop_sentence(alike, "cktat", "pgdat", 4, 10, names, "PGD-20", None, [])
     assert "rank the two methods alike" in said and "overstates" not in said and "paper" not in said
     assert "does not show" not in said  # the PGD-20 gain is there on these images too
+    level = {m: {**v, "robust": [75.0, 75.5, 74.5]} for m, v in alike.items()}
+    assert "does not show" in headline.drop_sentence(level, "cktat", "pgdat", 4, 10, names, "PGD-20", None, [])
+    nowhere = {m: {**v, "robust_all": [75.0, 75.5, 74.5]} for m, v in level.items()}  # no gain on all images
+    assert "does not show" not in headline.drop_sentence(nowhere, "cktat", "pgdat", 4, 10, names, "PGD-20", None, [])
 
 
 def test_the_evaluation_opening_counts_its_images_and_says_how_far_each_model_falls_to_autoattack():
@@ -217,14 +222,14 @@ def test_the_evaluation_opening_counts_its_images_and_says_how_far_each_model_fa
     masked = {"attacks": {"pgd20": {"accuracy": 74.0}}, "flags": [{"check": "nonzero_gradients"}]}
     masked_std = {"n": 100, "attacks": {"aa": {"accuracy": 1.0}}}
     text = evaluation.evaluation_findings(standard, compat, {"attacks": {"pgd20": {"accuracy": 0.0}}}, masked,
-                                          masked_std)
+                                          masked_std, "10 steps of 0.007")
     assert "AutoAttack is the strongest attack for 2 of the 2 models" in text
     assert "brings it to 1.0% (on the first 100 images)" in text
     assert "falls PGDAT 5.1 and CKTAT 8.7 points:" in text  # no CW-inf in this suite: its clause is left out
     standard["CKTAT"]["attacks"]["cw"] = {"accuracy": 19.8}
     standard["PGDAT"]["attacks"]["cw"] = {"accuracy": 24.3}
     text = evaluation.evaluation_findings(standard, compat, {"attacks": {"pgd20": {"accuracy": 0.0}}}, masked,
-                                          masked_std)
+                                          masked_std, "10 steps of 0.007")
     assert "and to CW-inf, whose margin loss is not PGD-20's cross-entropy, PGDAT 3.0 and CKTAT 7.7:" in text
 
 

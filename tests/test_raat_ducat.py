@@ -32,16 +32,18 @@ def test_the_shared_errors_sentence_puts_each_share_on_its_own_side_of_the_claim
     both = raat_ducat.wrong_under_all_sentence(shares, 20, "PGD-20")
     assert "ours, 50.0%, is above that" in both and "ours is 28.6%, above that." in both
     assert "The pattern DUCAT's motivation rests on is the comparison with independent errors above" in text
+    other_data = raat_ducat.wrong_under_all_sentence(shares, 40, "PGD-20", judged=False)
+    assert "no claim judges it on these images" in other_data and "the claim below" not in other_data
 
 
 def test_the_shared_errors_sentence_weighs_our_models_natural_accuracy_against_full_budget_ones():
     shares = _split_shares()
     weak = raat_ducat.wrong_under_all_sentence(shares, 40, "PGD-20", {"X": 83.0, "Y": 79.5}, "the 2 in Table 1")
     assert "natural accuracy on these images is 70.0% to 70.0%, against 79.5% to 83.0% for the 2 in Table 1" in weak
-    assert "models weaker than the full-budget ones DUCAT measured get more images wrong even clean" in weak
+    assert "models weaker than those full-budget ones get more images wrong even clean" in weak
     assert "depends on our models' strength" in weak
     strong = raat_ducat.wrong_under_all_sentence(shares, 40, "PGD-20", {"X": 60.0}, "a weaker table")
-    assert "weaker than the full-budget ones" not in strong and "the weaker the models, the larger it is" in strong
+    assert "weaker than those full-budget ones" not in strong and "the weaker the models, the larger it is" in strong
     plain = raat_ducat.wrong_under_all_sentence(shares, 40, "PGD-20")
     assert "natural accuracy on these images is 70.0% to 70.0%." in plain
     assert "against" not in plain.split("natural accuracy")[-1]  # no full-budget range to set beside it
@@ -109,17 +111,16 @@ def test_the_reading_points_to_its_run_once_that_run_is_there():
     found = [_claim(ABOVE_CONS_AT, -3.0, claims.CONTRADICTED)]
     bits = lambda k: "1" * k + "0" * (1000 - k)
     raat, cons = _run(bits(500)), _run(bits(530))
-    tested = raat_ducat.raat_reading_tested(found, _run(bits(500)), raat, cons, 0.2, "10 min")
+    tested = raat_ducat.raat_reading_tested(found, _run(bits(500)), raat, cons, 0.2)
     assert [t.claim for t in tested] == [ABOVE_CONS_AT] and tested[0].verdict == budget.SUPPORTED
     text = raat_ducat.raat_reading(found, 1.4, tested)
     assert "The run below, RAAT without the reduced perturbation, separates the two." in text
     assert "would." not in text and "do not separate" not in text
-    waiting = raat_ducat.raat_reading_tested(found, None, raat, cons, 0.2, "10 min")
-    assert waiting[0].verdict == budget.NOT_TESTED
+    waiting = raat_ducat.raat_reading_tested(found, None, raat, cons, 0.2)
+    assert waiting[0].verdict == budget.NOT_TRAINED_YET and "`readings` stage" in waiting[0].evidence
     assert "a RAAT run without the reduced perturbation would." in raat_ducat.raat_reading(found, 1.4, waiting)
     # a claim on the claim's side needs no test either
-    assert raat_ducat.raat_reading_tested([_claim(ABOVE_CONS_AT, 1.0, claims.WITHIN_NOISE)], None, raat, cons, 0.2,
-                                          "10 min") == []
+    assert raat_ducat.raat_reading_tested([_claim(ABOVE_CONS_AT, 1.0, claims.WITHIN_NOISE)], None, raat, cons, 0.2) == []
 
 
 # ------------------------------------------------------------------------------------------ DUCAT's rank
@@ -145,8 +146,7 @@ def test_raats_best_performance_claim_sets_the_better_of_its_two_against_the_bes
     paper = {"PGD-AT": {"aa": 46.74}, "TRADES": {"aa": 47.62}, "MART": {"aa": 46.70}, "Cons-AT": {"aa": 47.72},
              "RAAT": {"aa": 47.94}, "RAAT++": {"aa": 47.50}}
     c = raat_ducat.best_of_ours("09", "RAAT Table 1", "aa", "AutoAttack", evals, paper, None, "cifar10_resnet18")
-    assert c.claim == ("The better of RAAT and RAAT++ above the best of the four benchmarks in AutoAttack accuracy "
-                       "(here RAAT++ and TRADES)")
-    assert "ours RAAT++ - TRADES" in c.measure  # ours: RAAT++ is the better, TRADES the best benchmark
+    assert c.claim == "The better of RAAT and RAAT++ above the best of the four benchmarks in AutoAttack accuracy"
+    assert c.noise.startswith("ours RAAT++ against TRADES; ")  # ours: RAAT++ is the better, TRADES the best benchmark
     assert c.paper == pytest.approx(47.94 - 47.72) and c.ours == pytest.approx(4.0)
     assert c.verdict == claims.REPRODUCED and "raat.cifar10_resnet18.Cons-AT" in c.rests_on

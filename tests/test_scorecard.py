@@ -73,6 +73,8 @@ def test_a_claim_is_marked_when_it_rests_on_an_inconsistent_row():
     assert scorecard.marked(said("CKTAT's natural accuracy below PGD-AT's"), found) == []
     assert scorecard.claim_column(said("The AA (APGD-CE, APGD-T) ordering of the 9 methods")) == "AA"
     assert scorecard.claim_column(said("The PGD-100 ordering of the 9 methods")) == "PGD-100"
+    assert scorecard.claim_column(said("TRADES has more knowledge points per image than PGDAT")) is None
+    assert scorecard.claim_column(said("Removing the teacher term lowers robust accuracy")) == "PGD"
 
 
 def test_the_pooled_spread_and_its_upper_bound():
@@ -185,6 +187,9 @@ def test_a_claim_reproduced_under_pgd_and_contradicted_under_autoattack_is_named
     pairs = scorecard.attack_disagreements(found)
     assert [(a.claim, b.claim) for a, b in pairs] == [("CKTAT's PGD-20 accuracy above PGD-AT's",
                                                        "CKTAT's AutoAttack accuracy above PGD-AT's")]
-    assert scorecard.attack_sentence(found).startswith("1 claim reproduced under one attack is contradicted under "
-                                                       "another on the same models: \u201cCKTAT's PGD-20")
+    assert scorecard.attack_sentence(found).startswith("1 claim reproduced under the runs' own PGD is contradicted "
+                                                       "under AutoAttack on the same models: \u201cCKTAT's PGD-20")
     assert scorecard.attack_sentence(found[2:]) == ""
+    stronger_first = [mk("CKTAT's AutoAttack accuracy above PGD-AT's", claims.REPRODUCED),
+                      mk("CKTAT's PGD-20 accuracy above PGD-AT's", claims.CONTRADICTED)]
+    assert scorecard.attack_disagreements(stronger_first) == []  # not a PGD gain that AutoAttack reverses

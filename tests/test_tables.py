@@ -324,7 +324,8 @@ def test_the_paper_noise_sentence_names_the_statements_its_numbers_show_only_wit
     beyond it. A comparison in another column (MART's PGD, 1.37) is not the AutoAttack claim's."""
     robust, natural, below, names = _table4_claims()
     text = baselines.paper_noise_sentence([robust, natural, below], names)
-    assert text.startswith("The paper's own numbers show 2 of these 3 statements only within their noise")
+    assert text.startswith("The scorecard's audit reads these statements against the paper's own numbers (the "
+                           "paper's difference in points). 2 of the 3 show only within their noise: ")
     assert "\u201cC6 has the highest AA (APGD-CE, APGD-T) accuracy of the 8 methods\u201d against LTD (+1.31);" in text
     assert "against TRADES (+1.05), MART (+0.33) and HAT (+0.91)" in text
     assert "MART (+1.37)" not in text and "PGDAT" not in text
