@@ -368,7 +368,8 @@ def _assert_scorecard_matches_the_chapters(executed, results):
     by_chapter = {os.path.basename(p)[:-len(".ipynb")]: p for p in executed}
     for c in found:  # its sentence, its name on the line of its verdict, or its table's count (`claims.opening`)
         text = _glued(by_chapter[c.chapter])
-        listed = any(line.startswith(claims.group_label(c.verdict)) and c.claim in line for line in text.split("\n\n"))
+        listed = any(line.startswith(claims.group_label(c.verdict)) and claims.in_list(c.claim) in line
+                     for line in text.split("\n\n"))
         mine = [x for x in found if x.chapter == c.chapter and x.section == c.section]
         counted = f"**{c.section}**, {len(mine)} claims: " in text and \
             f"{claims.tally(mine)[c.verdict]} {c.verdict}" in text.split(f"**{c.section}**, ")[1].split(";")[0]
