@@ -21,7 +21,7 @@ from .chapter import SEEDS, Chapter
 from cktat_core.errors import ConfigError
 from cktat_core.methods import METHODS
 from . import budget
-from .noise import ABOVE, BELOW, Spread
+from .noise import ABOVE, BELOW, Spread, seeded_columns
 from .capacity import capacity_candidates, separated, separation
 
 HEADLINE = ("pgdat", "trades", "cktat")
@@ -209,7 +209,7 @@ def pooled_over(columns, robust: str) -> dict[str, str]:
     owners = lambda ms: listed([f"{budget.NAMES[m]}'s" for m in ms])
     rest = [m for m in HEADLINE if m not in AA_SEEDED]
     aa = f"{owners(AA_SEEDED)} seeds" + (f": {owners(rest)} are not attacked with it" if rest else "")
-    return {c: aa if c == "aa" else f"{owners(HEADLINE)} seeds" for c in columns if c in ("natural", robust, "aa")}
+    return {c: aa if c == "aa" else f"{owners(HEADLINE)} seeds" for c in columns if c in seeded_columns(robust)}
 
 
 def attribution_models(ch: Chapter) -> tuple[dict, dict[str, str]]:

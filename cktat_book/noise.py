@@ -165,6 +165,12 @@ def discordance(bits_a: str, bits_b: str) -> float:
     return sum(x != y for x, y in zip(bits_a, bits_b)) / max(len(bits_a), 1)
 
 
+def seeded_columns(robust: str) -> tuple[str, ...]:
+    """The columns whose seeds are evaluated, so whose spread is their own: natural accuracy, the runs' own test
+    attack `robust` and AutoAttack; every other attack of a suite borrows `robust`'s."""
+    return ("natural", robust, "aa")
+
+
 def run_margin(spread: float, z: float = Z) -> float:
     """How far two single runs must lie apart (points) before training noise cannot explain it: z standard deviations
     of the difference of two runs, each with standard deviation `spread` (the pooled spread's upper bound), z * sqrt(2)

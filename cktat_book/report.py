@@ -14,7 +14,7 @@ import yaml
 
 from cktat_core.results import duration, load_result, row  # noqa: F401  (chapters read them as report.*)
 
-from .noise import ABOVE, BELOW, WITHIN, bits_of, compare_evaluations, rounded
+from .noise import ABOVE, BELOW, WITHIN, bits_of, compare_evaluations, rounded, seeded_columns
 
 GROUP_COLUMNS = {"single_view": "single-view", "weak_f1": "single-view, feature 1 weak",
                  "weak_f2": "single-view, feature 2 weak", "multi_view": "multi-view"}
@@ -434,7 +434,7 @@ def margins_sentence(spreads: dict, robust: str, titles: dict[str, str], over: d
     upper 95% bound (`over`: column -> whose seeds it pools, where the page names them), and which columns take the
     robust attack's spread because no seed is attacked with them."""
     over = over or {}
-    own = [c for c in spreads if c in ("natural", robust, "aa")]
+    own = [c for c in spreads if c in seeded_columns(robust)]
     borrowed = [titles.get(c, c) for c in spreads if c not in own]
     parts = [f"{titles.get(c, c)}, " + (spreads[c].sentence() if spreads[c] else "none (no method has two seeds)")
              + (f" ({over[c]})" if c in over else "") for c in own]
