@@ -300,7 +300,6 @@ def main(argv=None) -> int:
         suite += eval_seconds[os.path.basename(p)]
     book = os.path.abspath(folder) == os.path.join(ROOT, "results", "cpu")  # the executed chapters read this one
     chapters, waiting = chapter_states(ROOT) if book else ({}, {})
-    pending = list(waiting)
     pgdat = [r for k, r in runs.items() if k == "pgdat" or (k.startswith("pgdat_seed") and k[len("pgdat_seed"):].isdigit())]
     acc = {m: [r["student"]["last"]["test"]["attacks"][m]["accuracy"] for r in pgdat] for m in ("natural", "pgd20")}
     total = sum(seconds.values()) + suite
@@ -310,7 +309,7 @@ def main(argv=None) -> int:
            "slowest": max(students, key=students.get) if students else None,
            "slowest_seconds": max(students.values()) if students else None,
            "results": args.results.replace(os.sep, "/"), "total_hours": total / 3600, "chapter_seconds": chapters,
-           "chapters_pending": pending, "chapters_waiting": waiting, "resumed": resumed, "stopped": stopped, "untimed_validation": untimed_validation,
+           "chapters_waiting": waiting, "resumed": resumed, "stopped": stopped, "untimed_validation": untimed_validation,
            "pgdat_seeds": len(pgdat), "pgdat": {m: statistics.fmean(v) if v else None for m, v in acc.items()},
            "pgdat_values": acc, "targets": TARGETS,
            "pgdat_validation": validation_natural(pgdat) if pgdat else None,
@@ -365,8 +364,8 @@ def markdown(o: dict) -> str:
              f"Read from the runs finished in `{o['results']}/` (this summary written on {m['cpu']}, {m['cores']} cores; while a build is under way it counts only what has landed). "
              f"Every run's wall time includes its per-epoch validation and its final test evaluation; the attack suite "
              f"of the Table 4 chapters is counted separately.", ""]
-    if o["chapters_pending"]:
-        lines += [pending_sentence(o.get("chapters_waiting") or dict.fromkeys(o["chapters_pending"])), ""]
+    if o["chapters_waiting"]:
+        lines += [pending_sentence(o["chapters_waiting"]), ""]
     seeds = lambda k: "-" if o["pgdat"][k] is None else \
         f"{o['pgdat'][k]:.1f}% ({', '.join(f'{v:.1f}' for v in o['pgdat_values'][k])})"
     lines += [

@@ -207,14 +207,6 @@ def as_dicts(readings: list[Reading]) -> list[dict]:
 
 
 
-def cost(runs: list[dict], factor: float = 1.0) -> str:
-    """What runs like `runs` (finished results) cost on this machine, scaled by `factor` (a longer schedule): their
-    recorded wall seconds, in words."""
-    from cktat_core.results import duration
-
-    return duration(factor * sum(r.get("wall_seconds", 0.0) for r in runs)) + " of this machine"
-
-
 def shown(reading: Reading) -> bool:
     """Whether a chapter still shows a reading as its interpretation: not when the run that tests it does not support
     it (the tested statement says what the run shows instead)."""

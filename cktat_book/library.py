@@ -138,35 +138,16 @@ def settings_text(settings: dict) -> str:
     return ", ".join(f"{k} = {value(k, v)}" for k, v in settings.items() if k != "progress")
 
 
-def teacher_sentence(method: str, result, test, train, batch_size: int = 250) -> str:
-    """What `method`'s clean teacher (`result`: its `fit`'s `FitResult`) hands its student on this page's data: its
-    natural accuracy on the `test` images and, where the run has a temperature (`settings["tau"]`), the mean
-    probability its softened label softmax(T(x) / tau) puts on the true class over the `train` images, the labels
-    the student's adversarial examples are trained on (Eq. 17's first term). Images and labels as pairs of tensors.
-    Empty for a method without a teacher."""
-    import torch
-
-    from cktat_core.attacks import eval_mode
-
-    teacher = result.teacher
-    if teacher is None:
+def teacher_sentence(method: str, summary: dict | None) -> str:
+    """What `method`'s clean teacher hands its student, in words, from `fitting.teacher_summary` (its natural
+    accuracy on the test images and, where the run has a temperature, the mean probability its softened label
+    puts on the true class over the training images). Empty for a method without a teacher."""
+    if summary is None:
         return ""
-    device = next(teacher.parameters()).device
-
-    def logits_of(x):
-        with torch.no_grad(), eval_mode(teacher):
-            return torch.cat([teacher(x[i:i + batch_size].to(device)).float().cpu()
-                              for i in range(0, len(x), batch_size)])
-
-    x, y = test
-    text = (f"{method}'s clean teacher classifies {100 * (logits_of(x).argmax(1) == y).float().mean().item():.1f}% "
-            f"of the {len(y):,} test images")
-    tau = result.settings.get("tau")
-    if tau is None:
+    text = f"{method}'s clean teacher classifies {summary['accuracy']:.1f}% of the {summary['test_images']:,} test images"
+    if summary.get("tau") is None:
         return text + "."
-    xt, yt = train
-    logits = logits_of(xt)
-    mass = 100 * torch.softmax(logits / tau, 1).gather(1, yt[:, None]).mean().item()
-    return text + (f"; at tau = {tau:g} its softened label puts {mass:.1f}% of its probability on the true class, on "
-                   f"average over the {len(yt):,} training images (uniform: {100 / logits.shape[1]:.0f}%): the label "
-                   f"its student's adversarial examples are trained on.")
+    return text + (f"; at tau = {summary['tau']:g} its softened label puts {summary['label_mass']:.1f}% of its "
+                   f"probability on the true class, on average over the {summary['train_images']:,} training images "
+                   f"(uniform: {100 / summary['classes']:.0f}%): the label its student's adversarial examples are "
+                   f"trained on.")

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 PUBLIC = {
     "fit": ("fitting", "train any method of the library on your network and data; resumable, checkpointed"),
     "evaluate_suite": ("fitting", "your network under the Table 4 attack suite, with the sanity checks"),
+    "teacher_summary": ("fitting", "what a fit's clean teacher hands its student: accuracy, softened-label mass"),
     "FitResult": ("fitting", "what `fit` returns: the trained network, its teacher, history, test accuracy"),
     "METHODS": ("methods", "every method as a label design, by name (`cktat methods` prints Table 2)"),
     "Config": ("config", "every setting of a run; the paper's by default"),

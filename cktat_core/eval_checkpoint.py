@@ -15,7 +15,7 @@ from . import checkpoint as ckpt
 from .data import dataset_defaults, load_splits, load_test
 from .errors import ConfigError
 from .evaluate import (AA_VERSIONS, Threat, attack_spec, autocast_off, build_attack, correct_mask, evaluate,
-                       expand_names, get_protocol)
+                       expand_names, get_protocol, softened_label_mass)
 from .checkpoint import load_classifier
 from .models import InputQuantized
 from .runtime import pick_device, versions
@@ -90,17 +90,12 @@ def evaluate_checkpoint(checkpoint: str, attacks: str | Iterable[str] = "natural
     return res
 
 
-@torch.no_grad()
 def true_class_probability(model: torch.nn.Module, cfg, taus: Iterable[float], batch_size: int = 500) -> dict:
-    """Mean probability that the softened label T^tau(x) = softmax(z(x) / tau) puts on the true class, over the
-    validation images of `cfg` (the test set is not used), per tau: how much of the label a temperature leaves to the
-    class (CKTAT Eq. 17, Table 3b). Computed on the CPU in float32 with the network in eval() mode."""
+    """`evaluate.softened_label_mass` over the validation images of `cfg` (the test set is not used), per tau (CKTAT
+    Eq. 17, Table 3b). Computed in float32 with the network in eval() mode."""
     val = load_splits(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.train_limit, cfg.test_limit, cfg.download,
                       cfg.train_per_file).val
-    model = model.float().eval()
-    logits = torch.cat([model(val.x[i:i + batch_size].float()) for i in range(0, len(val), batch_size)])
-    picked = lambda t: torch.softmax(logits / t, dim=1).gather(1, val.y.view(-1, 1)).mean().item()
-    return {float(t): picked(float(t)) for t in taus}
+    return softened_label_mass(model.float(), val.x.float(), val.y, taus, batch_size)
 
 
 def true_class_mass(checkpoint: str, cfg, taus: Iterable[float], out: str,

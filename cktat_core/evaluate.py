@@ -237,6 +237,20 @@ def correct_mask(model: nn.Module, data: TensorData, attack: AttackFn | None = N
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 
+@torch.no_grad()
+def softened_label_mass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, taus: Iterable[float],
+                    batch_size: int = 500) -> dict[float, float]:
+    """Mean probability that the softened label softmax(z(x) / tau) puts on the true class y, per tau: how much of
+    the label a temperature leaves to the class (CKTAT Eq. 17's first term labels the student's adversarial examples
+    with the teacher's; Table 3b varies tau). Batches run on the model's device in eval() mode; the softmax in
+    float32 on the CPU."""
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        logits = torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    y = y.view(-1, 1).cpu()
+    return {float(t): torch.softmax(logits / float(t), dim=1).gather(1, y).mean().item() for t in taus}
+
+
 def _acc(mask: torch.Tensor) -> float | None:
     n = int(mask.numel())
     return 100.0 * int(mask.sum()) / n if n else None

@@ -36,7 +36,7 @@ from . import models
 from .config import Config, apply_overrides, resolve, validate
 from .data import Splits, TensorData, split_validation
 from .errors import ConfigError
-from .evaluate import Threat, evaluate
+from .evaluate import Threat, correct_mask, evaluate, softened_label_mass
 from .methods import METHODS, frozen_teacher, initialises_from_teacher
 from .runtime import evaluation_precision, pick_device
 from .train import DATA_KEYS, THREAT_KEYS, _prepare, student_keys, train_phase
@@ -195,6 +195,25 @@ def _result(cfg: Config, model, teacher, history, best_epoch, finished, out, tes
                                        "finished": finished, "test": test, "resumed_at": resumed}, indent=1),
                            os.path.join(out, "result.json"))
     return res
+
+
+def teacher_summary(result: FitResult, test, train, batch_size: int = 500) -> dict | None:
+    """What a run's frozen teacher hands its student: its natural accuracy (%) on `test`, and where the method has a
+    temperature (`settings["tau"]`) the mean probability (%) its softened label softmax(T(x) / tau) puts on the true
+    class over `train`, the images the student's adversarial examples are made from (Eq. 17's first term;
+    `evaluate.softened_label_mass`). None for a method without a teacher. Data as for `fit`."""
+    teacher = result.teacher
+    if teacher is None:
+        return None
+    device = next(teacher.parameters()).device
+    test = as_data(test)
+    right = correct_mask(teacher, test.to(device), batch_size=batch_size)
+    out = {"accuracy": 100 * right.float().mean().item(), "test_images": len(test), "tau": result.settings.get("tau")}
+    if out["tau"] is not None:
+        train = as_data(train)
+        mass = softened_label_mass(teacher, train.x, train.y, [out["tau"]], batch_size)[float(out["tau"])]
+        out.update(label_mass=100 * mass, train_images=len(train), classes=train.num_classes)
+    return out
 
 
 def evaluate_suite(net: nn.Module, test, *, attacks="all", eps: float = 8 / 255, alpha: float | None = None,

@@ -109,3 +109,17 @@ def test_spearman_is_exact_for_few_runs():
     assert p == pytest.approx(1 / 24)
     assert noise.p_text(0.0) == "p < 1e-300" and noise.p_text(0.0312) == "p = 0.031"
     assert noise.p_text(0.1) == "p = 0.10" and noise.p_value(1.0) == "1.0"  # two significant figures, always
+
+
+def test_the_margin_the_pages_state_in_words_is_the_one_the_verdicts_use():
+    """Chapters 02 and 99 state the single-run margin as 2 sqrt 2 times the pooled spread's upper bound: the rule
+    `run_margin` applies must be that factor, and a change of `Z` must reach their prose."""
+    import glob
+    import math
+    import os
+
+    factor = noise.run_margin(1.0)
+    assert factor == pytest.approx(2 * math.sqrt(2))
+    root = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+    stating = [p for p in glob.glob(os.path.join(root, "*.ipynb")) if r"2\\sqrt{2}" in open(p).read()]
+    assert len(stating) == 2 and f"{noise.Z:g}" == "2"

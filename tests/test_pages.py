@@ -257,15 +257,23 @@ def test_the_library_page_says_what_a_weak_teacher_hands_its_student():
     import torch
 
     from cktat_book import library
+    from cktat_core import teacher_summary
 
-    teacher = torch.nn.Linear(2, 2, bias=False)
+    linear = torch.nn.Linear(2, 2, bias=False)
     with torch.no_grad():
-        teacher.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # predicts the larger input
-    x, y = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 0.0]]), torch.tensor([0, 1, 0, 1])
+        linear.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0]]))  # predicts the larger input
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), linear)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]]).view(4, 2, 1, 1)  # images in [0, 1]
+    y = torch.tensor([0, 1, 0, 1])
     fit = types.SimpleNamespace(teacher=teacher, settings={"tau": 2.0})
     train = (x[:2], y[:2])  # the label is measured where the student learns: two images, both right
-    text = library.teacher_sentence("cktat", fit, (x, y), train, batch_size=3)
+    summary = teacher_summary(fit, (x, y), train, batch_size=3)
+    assert summary["accuracy"] == 75.0 and summary["test_images"] == 4 and summary["train_images"] == 2
     right = 100 * torch.sigmoid(torch.tensor(1.0)).item()  # logits 2 apart, at tau 2: 1 apart
+    assert summary["label_mass"] == pytest.approx(right, abs=1e-4) and summary["classes"] == 2
+    text = library.teacher_sentence("cktat", summary)
     assert text.startswith("cktat's clean teacher classifies 75.0% of the 4 test images")
     assert f"puts {right:.1f}% of its probability on the true class, on average over the 2 training images" in text
-    assert library.teacher_sentence("pgdat", types.SimpleNamespace(teacher=None, settings={}), (x, y), train) == ""
+    assert "(uniform: 50%)" in text
+    assert teacher_summary(types.SimpleNamespace(teacher=None, settings={}), (x, y), train) is None
+    assert library.teacher_sentence("pgdat", None) == ""
