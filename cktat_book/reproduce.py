@@ -45,6 +45,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -350,6 +351,15 @@ def _finish(partial: str, target: str, fingerprint: dict[str, Any], seconds: flo
 CHAPTER_STAGES = {"06_capacity": "capacity", "07_ablations": "table3", "10_budget": "ladder"}
 
 
+GLUED = re.compile(r"```\{glue[^}]*\}.*?```|\{glue[^}]*\}`[^`]*`", re.S)  # a glue directive block, or a role
+
+
+def without_glue(markdown: str) -> str:
+    """A markdown cell without what a run would glue into it: every `{glue:...}` directive block (its options and
+    closing fence with it) and every inline glue role."""
+    return GLUED.sub("", markdown).strip()
+
+
 def _pending_page(chapter: Chapter, partial: str, params: dict[str, Any], fingerprint: dict[str, Any],
                   seconds: float) -> None:
     """The page of a chapter waiting for a run: its opening cell (badge and title, without the findings a run
@@ -361,7 +371,7 @@ def _pending_page(chapter: Chapter, partial: str, params: dict[str, Any], finger
 
     source = nbformat.read(chapter.source, as_version=4)
     first = next((c for c in source.cells if c.cell_type == "markdown"), None)
-    opening = "\n".join(line for line in (first.source if first else "").splitlines() if "{glue" not in line)
+    opening = without_glue(first.source if first else "")
     path, profile = fingerprint["pending"]["path"], params["profile"]
     what = "checkpoint" if path.endswith(".pt") else "run"
     stage = CHAPTER_STAGES.get(chapter.name)

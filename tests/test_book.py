@@ -531,7 +531,8 @@ def _code_cells(path):
 def test_plumbing_is_folded_and_a_finding_opens_every_chapter(path):
     nb = nbformat.read(path, as_version=4)
     title = nb.cells[0].source
-    assert "{glue:md}`findings`" in title, "the title cell opens with the chapter's findings"
+    assert "```{glue:md} findings\n:format: myst\n```" in title, \
+        "the title cell opens with the chapter's findings, pasted as blocks (its paragraphs kept apart)"
     glued = [c for c in nb.cells if c.cell_type == "code" and 'glue("findings"' in c.source]
     assert len(glued) == 1, "exactly one cell computes the findings"
     for cell in _code_cells(path):
@@ -622,7 +623,7 @@ def test_without_training_a_chapter_waiting_for_a_run_says_so_until_the_run_land
     as soon as it lands or whenever training is allowed; the next chapter still executes."""
     root, lib, results, run, lines = tiny_book
     nb = nbformat.read(root / "notebooks" / "02_plain.ipynb", as_version=4)
-    nb.cells[0].source = "# A late chapter\n\n{glue:md}`findings`"
+    nb.cells[0].source = "# A late chapter\n\n```{glue:md} findings\n:format: myst\n```"
     nb.cells[-1].source = PENDING
     nbformat.write(nb, root / "notebooks" / "02_plain.ipynb")
     (results / "claims").mkdir()
