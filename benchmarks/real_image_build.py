@@ -28,8 +28,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.path.insert(1, ROOT)
 
 from machine import machine  # noqa: E402
+
+from cktat_core.results import STOPPED, run_seconds, stopped_excess, validation_timed  # noqa: E402  (torch-free)
 
 SMOKE_CHAPTERS = {"01_multiview"}  # executed on the multi-view data in the book (`reproduce.BOOK_PROFILES`)
 TARGETS = {"natural": 50.0, "pgd20": 25.0, "median_run_s": 600.0, "total_h": 10.0}
@@ -38,63 +41,6 @@ TARGETS = {"natural": 50.0, "pgd20": 25.0, "median_run_s": 600.0, "total_h": 10.
 def load(path: str) -> dict:
     with open(path) as fh:
         return json.load(fh)
-
-
-def _histories(res: dict) -> list[list[dict]]:
-    return [part.get("history") or [] for part in (res, res.get("teacher") or {}, res.get("student") or {})]
-
-
-STOPPED = 4.0  # an epoch that took this many times its history's median was not the run's work alone
-
-
-def stopped_excess(res: dict) -> tuple[float, int]:
-    """Seconds by which the epochs that took more than `STOPPED` times their history's median exceed that median,
-    and how many such epochs: the process was stopped or shared the machine during them (a build on two cores waits
-    while tests run). Histories shorter than four epochs are left as they are."""
-    excess, n = 0.0, 0
-    for hist in _histories(res):
-        t = [h.get("train_seconds", 0.0) + h.get("validation_seconds", 0.0) for h in hist]
-        med = statistics.median(t) if len(t) >= 4 else 0.0
-        for x in t:
-            if med > 0 and x > STOPPED * med:
-                excess, n = excess + x - med, n + 1
-    return excess, n
-
-
-def measured_seconds(res: dict) -> float:
-    """What the result records of the work itself: every epoch's training and validation seconds (the validation
-    where the run records it: runs trained before it was timed do not) and the final test evaluations' attack
-    seconds (a teacher trained in the run, the last epoch, and the best epoch where it is another; not a frozen
-    teacher's evaluation, which its own run did and the student's result repeats). An epoch during which the process
-    was stopped counts at its history's median (`stopped_excess`)."""
-    total = sum(h.get("train_seconds", 0.0) + h.get("validation_seconds", 0.0) for hist in _histories(res)
-                for h in hist) - stopped_excess(res)[0]
-    for part in (res, res.get("teacher") or {}, res.get("student") or {}):
-        best = part.get("best") or {}
-        other_best = best if best.get("epoch") not in (None, len(part.get("history") or [])) else None
-        own_test = "test" in part and "history" in part  # a frozen teacher's test is a copy of its own run's
-        for ev in (part.get("evaluation"), part.get("last"), other_best, part if own_test else None):
-            attacks = ((ev or {}).get("test") or {}).get("attacks") or {}
-            total += sum(a.get("seconds", 0.0) for a in attacks.values())
-    return total
-
-
-def validation_timed(res: dict) -> bool:
-    """Whether every epoch of the run records its validation seconds."""
-    return all("validation_seconds" in h for hist in _histories(res) for h in hist)
-
-
-def run_seconds(res: dict) -> tuple[float, bool]:
-    """A run's seconds and whether its last process did not train all of it (resumed after an interruption, or
-    evaluated again). Such a run records the time of its last process plus its earlier epochs' recorded seconds
-    (`resumed_at_epoch`); one written before it did records its last process alone, which is then less than its
-    recorded training and evaluation, and that sum counts instead."""
-    work = measured_seconds(res)
-    wall = float(res.get("wall_seconds") or 0.0)
-    if stopped_excess(res)[1]:  # the wall clock ran on while the process was stopped: its recorded work counts
-        return work, True
-    resumed = any(part.get("resumed_at_epoch") for part in (res, res.get("teacher") or {}, res.get("student") or {}))
-    return max(wall, work), resumed or wall < work
 
 
 def selection_row(pgdat: dict) -> dict | None:

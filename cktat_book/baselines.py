@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from cktat_core.checks import noise_margin
 from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
+from cktat_core.results import run_seconds
 
 from . import budget
 from .chapter import Chapter
@@ -545,13 +546,13 @@ def paper_noise_sentence(found: list[Claim], names: dict[str, str] | None = None
 
 def scaled_seconds(run: dict, epochs: int | None = None, attack_steps: int | None = None) -> float:
     """A run like `run` (a finished result) at `epochs` and `attack_steps` (None: its own), estimated from its
-    recorded wall seconds: a training epoch costs its attack's steps and one update, each a forward and a backward
+    recorded seconds (`results.run_seconds`): a training epoch costs its attack's steps and one update, each a forward and a backward
     pass, so the seconds scale with the epochs and with the attack steps plus one (the final evaluation, which does
     not grow with them, is scaled alike: an estimate from above)."""
     cfg = run["config"]
     epochs = cfg["epochs"] if epochs is None else epochs
     steps = cfg["attack_steps"] if attack_steps is None else attack_steps
-    return run.get("wall_seconds", 0.0) * epochs / cfg["epochs"] * (steps + 1) / (cfg["attack_steps"] + 1)
+    return run_seconds(run)[0] * epochs / cfg["epochs"] * (steps + 1) / (cfg["attack_steps"] + 1)
 
 
 def readings_plan(base: dict[str, dict | None], rungs: dict[str, dict], finished: dict[str, dict[str, dict | None]],
@@ -559,21 +560,22 @@ def readings_plan(base: dict[str, dict | None], rungs: dict[str, dict], finished
     """What the ladder and the readings' runs take of their budget (`budget.LADDER_BUDGET_HOURS`), in seconds: `base`,
     method -> its 1x run; `rungs`, rung -> the fields it changes (`book_runs.ladder_rungs`); `finished`, rung ->
     method -> its run where finished, else None; `readings`, the readings' runs (None: not all trained yet). A
-    finished run counts its recorded wall seconds, one not trained yet its 1x run's scaled to the rung
-    (`scaled_seconds`; "unknown" counts the runs neither tells)."""
+    finished run counts its recorded seconds (`results.run_seconds`: an epoch during which the build was stopped at its
+    run's median), one not trained yet its 1x run's scaled to the rung (`scaled_seconds`; "unknown" counts the runs
+    neither tells)."""
     recorded = estimated = 0.0
     unknown = 0
     for rung, fields in rungs.items():
         for m, run in finished.get(rung, {}).items():
             if run is not None:
-                recorded += run.get("wall_seconds", 0.0)
+                recorded += run_seconds(run)[0]
             elif base.get(m) is not None:
                 estimated += scaled_seconds(base[m], fields.get("epochs"), fields.get("attack_steps"))
             else:
                 unknown += 1
     return {"budget": budget.LADDER_BUDGET_HOURS * 3600, "ladder_recorded": recorded, "ladder_estimated": estimated,
             "unknown": unknown,
-            "readings": None if readings is None else sum(r.get("wall_seconds", 0.0) for r in readings),
+            "readings": None if readings is None else sum(run_seconds(r)[0] for r in readings),
             "reading_runs": None if readings is None else len(readings)}
 
 

@@ -12,7 +12,7 @@ import os
 
 import yaml
 
-from cktat_core.results import duration, load_result, row  # noqa: F401  (chapters read them as report.*)
+from cktat_core.results import duration, load_result, row, run_seconds  # noqa: F401  (chapters read them as report.*)
 
 from .noise import ABOVE, BELOW, WITHIN, bits_of, compare_evaluations, rounded, seeded_columns
 
@@ -299,22 +299,13 @@ def declaration(method: str) -> str:
     return "```python\n" + "\n".join(lines[first:end + 1]) + "\n```"
 
 
-def run_seconds(result: dict) -> float:
-    """A run's wall time: its `wall_seconds`, else (teachers written before they recorded it) its epochs' training
-    time."""
-    if result.get("wall_seconds"):
-        return float(result["wall_seconds"])
-    history = result.get("history") or result.get("student", {}).get("history", [])
-    return float(sum(h.get("train_seconds", 0.0) for h in history))
-
-
 def run_costs(runs: dict[str, dict], teachers: dict[str, dict] | None = None) -> str:
     """What a chapter's runs cost on the machine that trained them, from their result files: the number of runs,
     the total and the median, the longest."""
     import statistics
 
     every = {**runs, **(teachers or {})}
-    seconds = {k: run_seconds(v) for k, v in every.items()}
+    seconds = {k: run_seconds(v)[0] for k, v in every.items()}  # stopped epochs counted at the run's median
     longest = max(seconds, key=seconds.get)
     devices = sorted({v.get("device", "?") for v in every.values()})
     return (f"{len(runs)} runs and {len(teachers or {})} teachers, {duration(sum(seconds.values()))} of training and "

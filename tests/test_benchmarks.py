@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import select_cpu_profile as select  # noqa: E402
 from machine import interleaved_seconds  # noqa: E402
 import real_image_build as build  # noqa: E402
+from cktat_core import results  # noqa: E402
 
 
 def _row(name, natural, robust, **fields):
@@ -108,18 +109,18 @@ def test_a_runs_recorded_work_counts_training_validation_and_each_distinct_final
     history = [{"epoch": 1, "train_seconds": 100.0, "validation_seconds": 5.0},
                {"epoch": 2, "train_seconds": 100.0, "validation_seconds": 5.0}]
     best_is_last = {"student": {"history": history, "last": _evaluation(1.0), "best": {"epoch": 2, **_evaluation(1.0)}}}
-    assert build.measured_seconds(best_is_last) == pytest.approx(210 + 11)
+    assert results.measured_seconds(best_is_last) == pytest.approx(210 + 11)
     best_earlier = {"student": {**best_is_last["student"], "best": {"epoch": 1, **_evaluation(2.0)}}}
-    assert build.measured_seconds(best_earlier) == pytest.approx(210 + 11 + 22)
-    assert build.validation_timed(best_is_last)
+    assert results.measured_seconds(best_earlier) == pytest.approx(210 + 11 + 22)
+    assert results.validation_timed(best_is_last)
     older = {"student": {"history": [{"epoch": 1, "train_seconds": 100.0}], "last": _evaluation(1.0)}}
-    assert not build.validation_timed(older) and build.measured_seconds(older) == pytest.approx(111)
+    assert not results.validation_timed(older) and results.measured_seconds(older) == pytest.approx(111)
     # a run trained by one process is taken at its wall time; one whose recorded wall covers less than its recorded
     # work (its last process alone, written before earlier epochs were added) by that work; a resumed one is named
-    assert build.run_seconds({**best_is_last, "wall_seconds": 300.0}) == (300.0, False)
-    assert build.run_seconds({**best_is_last, "wall_seconds": 12.0}) == (pytest.approx(221), True)
+    assert results.run_seconds({**best_is_last, "wall_seconds": 300.0}) == (300.0, False)
+    assert results.run_seconds({**best_is_last, "wall_seconds": 12.0}) == (pytest.approx(221), True)
     resumed = {"student": {**best_is_last["student"], "resumed_at_epoch": 2}, "wall_seconds": 240.0}
-    assert build.run_seconds(resumed) == (240.0, True)
+    assert results.run_seconds(resumed) == (240.0, True)
 
 
 def _point(folder, natural, step):
@@ -144,10 +145,10 @@ def test_a_students_time_is_its_own_work_and_each_machine_is_named():
     student = {"history": [{"train_seconds": 10.0, "validation_seconds": 2.0}]}
     res = {"wall_seconds": 16.0, "teacher": {"kind": "clean", "checkpoint": "../t/last.pt", **attack(100.0)},
            "student": {**student, "last": attack(3.0)}}
-    assert build.measured_seconds(res) == pytest.approx(15.0)
-    assert build.run_seconds(res) == (16.0, False)
+    assert results.measured_seconds(res) == pytest.approx(15.0)
+    assert results.run_seconds(res) == (16.0, False)
     own = {"teacher": {"history": [{"train_seconds": 5.0}], **attack(4.0)}, "student": {"last": attack(1.0)}}
-    assert build.measured_seconds(own) == pytest.approx(10.0)  # a teacher trained in the run counts
+    assert results.measured_seconds(own) == pytest.approx(10.0)  # a teacher trained in the run counts
     runs = {"a": {"machine": "X"}, "b": {"machine": "X"}, "c": {}}
     ms = build.machines_of(runs, {"a": 100.0, "b": 300.0, "c": 50.0})
     assert ms["X"] == {"runs": 2, "median_seconds": 200.0, "seconds": 400.0} and ms[build.UNRECORDED]["runs"] == 1
@@ -203,7 +204,7 @@ def test_the_cost_page_counts_the_ladder_against_the_budget_the_readings_are_pri
 def test_an_epoch_during_which_the_process_was_stopped_counts_at_its_runs_median():
     epoch = lambda s: {"train_seconds": s, "validation_seconds": 0.0}
     res = {"wall_seconds": 2000.0, "student": {"history": [epoch(50.0)] * 5 + [epoch(1400.0)] + [epoch(50.0)] * 4}}
-    assert build.stopped_excess(res) == (pytest.approx(1350.0), 1)
-    assert build.run_seconds(res) == (pytest.approx(500.0), True)  # ten epochs of 50 s; the wall clock ran on
+    assert results.stopped_excess(res) == (pytest.approx(1350.0), 1)
+    assert results.run_seconds(res) == (pytest.approx(500.0), True)  # ten epochs of 50 s; the wall clock ran on
     steady = {"wall_seconds": 520.0, "student": {"history": [epoch(50.0)] * 10}}
-    assert build.stopped_excess(steady) == (0.0, 0) and build.run_seconds(steady) == (520.0, False)
+    assert results.stopped_excess(steady) == (0.0, 0) and results.run_seconds(steady) == (520.0, False)

@@ -65,8 +65,8 @@ def test_split_halves_of_one_distribution_agree_and_of_two_do_not():
 
 def test_durations_read_as_a_person_would_say_them():
     assert report.duration(40) == "40.0 s" and report.duration(600) == "10.0 min" and report.duration(36000) == "10.0 h"
-    assert report.run_seconds({"wall_seconds": 12.0}) == 12.0
-    assert report.run_seconds({"history": [{"train_seconds": 2.0}, {"train_seconds": 3.0}]}) == 5.0
+    assert report.run_seconds({"wall_seconds": 12.0})[0] == 12.0
+    assert report.run_seconds({"history": [{"train_seconds": 2.0}, {"train_seconds": 3.0}]})[0] == 5.0
 
 
 def test_the_headline_reading_speaks_where_ours_differ_from_the_paper():

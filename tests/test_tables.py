@@ -361,6 +361,9 @@ def test_a_readings_run_no_stage_trains_is_priced_against_what_the_budget_has_le
     assert "has nothing left once" in baselines.beyond_budget(60.0, "the rows", spent)
     waiting = baselines.readings_plan(base, rungs, finished, None)
     assert "the readings' runs, not all trained yet, aside" in baselines.beyond_budget(60.0, "the rows", waiting)
+    # a run during one of whose epochs the build was stopped is charged that epoch at its median, not the wait
+    stopped = {**_timed(5000.0), "history": [{"train_seconds": 50.0}] * 7 + [{"train_seconds": 4000.0}]}
+    assert baselines.readings_plan(base, rungs, finished, [stopped])["readings"] == pytest.approx(400.0)
 
 
 def test_the_table4_rows_at_four_times_the_epochs_count_only_those_the_ladder_does_not_train(tmp_path):
