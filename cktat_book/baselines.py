@@ -230,11 +230,11 @@ def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: fl
     shown = {c: v for c, v in agreement.items() if v["rho"] is not None}
     if not shown:
         return "No column has enough distinct values to compare the orderings."
-    family = len(shown)
+    family = len(agreement)  # every column tested, as `ordering` counts them
     bar = f"{alpha / family:.3g}: {alpha} over the {family} columns, Bonferroni" if family > 1 else f"{alpha}"
-    alpha = alpha / family
+    word = {c: ordering_word(v["rho"], v["p"], alpha, family) for c, v in shown.items()}
     parts = ", ".join(f"{headers.get(c, c)} {v['rho']:+.2f} (p = {v['p']:.2f})" for c, v in shown.items())
-    agree = [headers.get(c, c) for c, v in shown.items() if v["p"] < alpha and v["rho"] > 0]
+    agree = [headers.get(c, c) for c in shown if word[c] == ABOVE]
     against = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0]
     n = max(v["n"] for v in shown.values())
     text = f"Spearman's rank correlation between our ordering of the {n} methods and the paper's, per column: {parts}. "
@@ -245,7 +245,7 @@ def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: fl
     else:
         text += f"No column orders the methods as the paper does beyond chance (p < {bar})"
     if against:
-        reversed_ = [headers.get(c, c) for c, v in shown.items() if v["rho"] < 0 and v["p"] < alpha]  # two-sided p
+        reversed_ = [headers.get(c, c) for c in shown if word[c] == BELOW]
         leaning = [h for h in against if h not in reversed_]
         if reversed_:
             text += f"; {listed(reversed_)} order{'s' if len(reversed_) == 1 else ''} them the other way round beyond chance"
@@ -335,6 +335,14 @@ def natural_lead_reading(claim, rows: dict[str, dict], paper: dict[str, dict], t
     return text.strip()
 
 
+def ordering_word(rho: float, p: float, alpha: float = 0.05, family: int = 1) -> str:
+    """The one rule for an ordering against the paper's: ABOVE (the paper's order) where Spearman's rho is positive at
+    a two-sided p below alpha / `family` (Bonferroni over the columns of one table tested so), BELOW (the reverse)
+    where it is negative there, else WITHIN. `ordering` (the claim) and `rank_sentence` (the page's words) both
+    decide by it."""
+    return WITHIN if p >= alpha / family else (ABOVE if rho > 0 else BELOW)
+
+
 def ordering(chapter: str, section: str, column: str, ours: dict[str, float], paper: dict[str, float],
              alpha: float = 0.05, rows: tuple[str, ...] | None = None, family: int = 1) -> Claim:
     """Our ordering of the methods in one column agrees with the paper's: Spearman's correlation between our values
@@ -352,7 +360,7 @@ def ordering(chapter: str, section: str, column: str, ours: dict[str, float], pa
     measure = "Spearman rho of ours against the paper's"
     if rho is None:
         return Claim(chapter, section, claim, measure, None, None, "constant values", WITHIN_NOISE)
-    word = WITHIN if p >= alpha / family else (ABOVE if rho > 0 else BELOW)
+    word = ordering_word(rho, p, alpha, family)
     words = {WITHIN: "no detectable relation to the paper's ordering", ABOVE: "the paper's ordering, beyond chance",
              BELOW: "the reverse of the paper's ordering, beyond chance"}[word]
     bar = f" (Bonferroni over {family} columns: below {alpha / family:.2g} counts)" if family > 1 else ""

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cktat_core import checkpoint as ckpt
-from cktat_book import baselines, book_runs, budget, raat_ducat, report
+from cktat_book import baselines, book_runs, budget, claims, raat_ducat, report
 from cktat_core.data import load_test
 from cktat_core.eval_checkpoint import evaluate_checkpoint, per_image_correct
 from cktat_core.errors import CheckpointError
@@ -385,3 +385,9 @@ def test_the_rank_sentence_tests_each_column_at_the_share_of_alpha_bonferroni_gi
     text = baselines.rank_sentence(four, {})
     assert "No column orders the methods as the paper does beyond chance (p < 0.0125: 0.05 over the 4 columns" in text
     assert "Every column" in baselines.rank_sentence({"w": four["w"]}, {})  # one column: 0.05 itself
+    # a column without distinct values is still one of the columns tested, in the sentence as in `ordering`'s claims
+    flat = {"w": {"rho": 0.7, "p": 0.03, "n": 9}, "x": {"rho": None, "p": None, "n": 9}}
+    assert "p < 0.025: 0.05 over the 2 columns" in baselines.rank_sentence(flat, {})
+    ours, paper = dict(zip("abcdef", (1.0, 2.0, 3.0, 4.0, 5.0, 6.0))), dict(zip("abcdef", (1.0, 2.0, 4.0, 3.0, 6.0, 5.0)))
+    one, two = (baselines.ordering("08", "T", "w", ours, paper, family=f) for f in (1, 2))  # rho 0.89, exact p 0.033
+    assert one.verdict == claims.REPRODUCED and two.verdict == claims.WITHIN_NOISE
