@@ -14,7 +14,7 @@ import yaml
 
 from cktat_core.results import duration, load_result, row, run_seconds  # noqa: F401  (chapters read them as report.*)
 
-from .noise import ABOVE, BELOW, WITHIN, bits_of, compare_evaluations, rounded, seeded_columns
+from .noise import ABOVE, BELOW, WITHIN, bits_of, compare_evaluations, p_text, rounded, seeded_columns
 
 GROUP_COLUMNS = {"single_view": "single-view", "weak_f1": "single-view, feature 1 weak",
                  "weak_f2": "single-view, feature 2 weak", "multi_view": "multi-view"}
@@ -435,3 +435,55 @@ def margins_sentence(spreads: dict, robust: str, titles: dict[str, str], over: d
         text += (f" {listed(borrowed)} {'takes' if one else 'take'} {titles.get(robust, robust)}'s margin: no seed is "
                  f"attacked with {'it' if one else 'them'}.")
     return text
+
+
+# The two machines the committed `cpu` build ran on, and the arithmetic the profile trains in on each
+# (`runtime.training_precision`: bf16 autocast on a CPU with bf16 instructions, float32 on one without): the Intel
+# one has them (`benchmarks/results/cpu_run.md` times the profile's bf16 step there), the AMD one has only AVX2. For
+# the runs written before results recorded their `precision`.
+MACHINE_PRECISION = {"Intel(R) Xeon(R) Processor, 2 cores": "bf16", "AMD EPYC, 2 cores": "fp32"}
+PRECISION_WORDS = {"bf16": "bf16 autocast", "fp16": "fp16 autocast", "fp32": "float32"}
+
+
+def precision_of(result: dict) -> str | None:
+    """The arithmetic a run's training took: its recorded `precision`, else its machine's (`MACHINE_PRECISION`),
+    else None (not recorded)."""
+    return result.get("precision") or MACHINE_PRECISION.get(result.get("machine"))
+
+
+def precision_sentence(runs: dict[str, list[dict]], control: dict[str, list[dict]] | None = None,
+                       robust: str = "pgd20") -> str:
+    """Whether the runs a page compares (label -> its runs) trained in one arithmetic: "" when they all share one;
+    else which trained in which, and, from `control` (precision -> runs of one recipe trained in each, the same
+    settings and seeds: `book_runs.precision_control`), how far that recipe's seeds moved between the two, in
+    natural and `robust` accuracy, by the book's one comparison (Welch over the seeds), with its interval."""
+    from .noise import compare
+
+    of = {label: [precision_of(r) or "not recorded" for r in rs] for label, rs in runs.items() if rs}
+    kinds = list(dict.fromkeys(p for ps in of.values() for p in ps))
+    if len(kinds) < 2:
+        return ""
+    word = lambda p: PRECISION_WORDS.get(p, p)
+    by = {p: [label for label, ps in of.items() if set(ps) == {p}] for p in kinds}
+    mixed = [f"{label} ({', '.join(f'{word(p)} for {ps.count(p)} of its {len(ps)} runs' for p in dict.fromkeys(ps))})"
+             for label, ps in of.items() if len(set(ps)) > 1]
+    groups = [f"{word(p)}: {listed(labels)}" for p, labels in by.items() if labels] + (
+        [f"mixed: {listed(mixed)}"] if mixed else [])
+    unrecorded = "; \"not recorded\": trained before results recorded their machine" if "not recorded" in kinds else ""
+    text = (f"The runs on this page did not all train in one arithmetic: the profile trains with bf16 autocast on a "
+            f"CPU with bf16 instructions and in float32 on one without, and the build ran on both (every evaluation "
+            f"is in float32{unrecorded}). " + "; ".join(groups) + ".")
+    kinds = [p for p in ("bf16", "fp32") if (control or {}).get(p)]
+    if len(kinds) < 2:
+        return text
+    acc = lambda p, a: [r["student"]["last"]["test"]["attacks"][a]["accuracy"] for r in control[p]]
+    said = []
+    for a in ("natural", robust):
+        c = compare(acc("fp32", a), acc("bf16", a))
+        within = "within noise" if c.word == WITHIN else "beyond noise"
+        said.append(f"{ATTACK_TITLES.get(a, a)} {rounded(c.difference, 2):+.2f} \u00b1 {c.half_width:.2f} points "
+                    f"({p_text(c.p)}, {within})")
+    n = (len(control["fp32"]), len(control["bf16"]))
+    seeds = f"{n[0]} seeds each" if n[0] == n[1] else f"{n[0]} and {n[1]} seeds"
+    return text + (f" The same PGD-AT recipe trained in both arithmetics ({seeds}, the same settings) moves from bf16 "
+                   f"to float32 by {' and '.join(said)}, by Welch's t-test over the seeds.")

@@ -463,7 +463,8 @@ def teacher_run(cfg: Config, kind: str, out_dir: str, retrain: bool = False) -> 
         model, res = train_teacher(cfg, splits, out_dir, device, kind)
         path = teacher_checkpoint_path(out_dir, cfg)
         finished = {"schema": RESULT_SCHEMA, "settings": settings, "versions": versions(), "device": str(device),
-                    "machine": machine(device), "checkpoint": _relative(path, out_dir), "kind": kind, "history": res.history,
+                    "machine": machine(device), "precision": precision_of(cfg, device).name,
+                    "checkpoint": _relative(path, out_dir), "kind": kind, "history": res.history,
                     "best_epoch": res.best_epoch, "used": cfg.teacher_select,
                     "evaluation": saved_final_evaluation(path, model, splits, cfg, device),
                     "resumed_at_epoch": res.resumed_at,
@@ -636,7 +637,8 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     config = {**cfg.to_dict(), **{k: settings.get(k, "") for k in CHECKPOINT_FIELDS}}
     result: dict = {"schema": RESULT_SCHEMA, "method": cfg.method, "seed": cfg.seed, "device": str(device),
-                    "machine": machine(device), "versions": versions(), "config": config, "settings": settings,
+                    "machine": machine(device), "precision": precision_of(cfg, device).name, "versions": versions(),
+                    "config": config, "settings": settings,
                     "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}}
     teacher, kind, earlier = None, frozen_teacher(method, cfg), 0.0
     if kind is not None:

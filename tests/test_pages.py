@@ -277,3 +277,29 @@ def test_the_library_page_says_what_a_weak_teacher_hands_its_student():
     assert "(uniform: 50%)" in text
     assert teacher_summary(types.SimpleNamespace(teacher=None, settings={}), (x, y), train) is None
     assert library.teacher_sentence("pgdat", None) == ""
+
+
+def _seed(natural, pgd20, **fields):
+    return {"student": {"last": {"test": {"attacks": {"natural": {"accuracy": natural}, "pgd20": {"accuracy": pgd20}}}}},
+            **fields}
+
+
+def test_a_page_whose_runs_trained_in_two_arithmetics_says_so_and_what_the_control_measures():
+    from cktat_book import report
+
+    intel, amd = {"machine": "Intel(R) Xeon(R) Processor, 2 cores"}, {"machine": "AMD EPYC, 2 cores"}
+    assert report.precision_of({**amd, "precision": "bf16"}) == "bf16"  # what the run recorded comes first
+    assert report.precision_of(intel) == "bf16" and report.precision_of({}) is None
+    same = {"A": [_seed(50, 25, **amd)], "B": [_seed(51, 24, precision="fp32")]}
+    assert report.precision_sentence(same) == ""
+    runs = {"PGD-AT": [_seed(50, 25, **amd)] * 3, "TRADES": [_seed(52, 23, **intel), _seed(52, 23), _seed(52, 23)],
+            "MART": [_seed(49, 26, **intel)]}
+    control = {"fp32": [_seed(54.0, 26.7), _seed(54.4, 26.8), _seed(53.8, 26.6)],
+               "bf16": [_seed(55.0, 26.7), _seed(55.4, 26.8), _seed(54.8, 26.6)]}
+    text = report.precision_sentence(runs, control)
+    assert "float32: PGD-AT; bf16 autocast: MART; mixed: TRADES (bf16 autocast for 1 of its 3 runs, not recorded " \
+           "for 2 of its 3 runs)." in text
+    assert "(3 seeds each, the same settings) moves from bf16 to float32 by natural -1.00 \u00b1" in text
+    assert "beyond noise) and PGD-20 +0.00 \u00b1" in text and "within noise), by Welch's t-test" in text
+    assert "moves from" not in report.precision_sentence(runs, {"fp32": control["fp32"]})  # no control: no claim
+    assert "not recorded" in text and "not recorded" not in report.precision_sentence({k: runs[k] for k in ("PGD-AT", "MART")})

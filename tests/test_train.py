@@ -134,6 +134,9 @@ def test_result_json_has_what_the_book_reads(tiny, tmp_path):
     assert {"torch", "python", "cktat_core"} <= set(on_disk["versions"])
     assert on_disk["wall_seconds"] > 0
     assert on_disk["machine"].endswith(" cores") and on_disk["machine"].split(", ")[0]  # what timed it
+    from cktat_core.runtime import cpu_has_bf16  # the arithmetic it trained in: bf16 autocast where the CPU has it
+    amp = _cfg(tiny).amp
+    assert on_disk["precision"] == ("bf16" if amp and on_disk["device"] == "cpu" and cpu_has_bf16() else "fp32")
     for who in (on_disk["teacher"], on_disk["student"]["last"], on_disk["student"]["best"]):
         attacks = who["test"]["attacks"]
         assert {"natural", "pgd3"} <= set(attacks)
