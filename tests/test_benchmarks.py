@@ -149,9 +149,10 @@ def test_a_students_time_is_its_own_work_and_each_machine_is_named():
     assert results.run_seconds(res) == (16.0, False)
     own = {"teacher": {"history": [{"train_seconds": 5.0}], **attack(4.0)}, "student": {"last": attack(1.0)}}
     assert results.measured_seconds(own) == pytest.approx(10.0)  # a teacher trained in the run counts
-    runs = {"a": {"machine": "X"}, "b": {"machine": "X"}, "c": {}}
+    runs = {"a": {"machine": "X", "precision": "fp32"}, "b": {"machine": "X", "precision": "bf16"}, "c": {}}
     ms = build.machines_of(runs, {"a": 100.0, "b": 300.0, "c": 50.0})
-    assert ms["X"] == {"runs": 2, "median_seconds": 200.0, "seconds": 400.0} and ms[build.UNRECORDED]["runs"] == 1
+    assert ms["X"] == {"runs": 2, "median_seconds": 200.0, "seconds": 400.0, "precision": "bf16 autocast and float32"}
+    assert ms[build.UNRECORDED]["runs"] == 1 and ms[build.UNRECORDED]["precision"] == ""
 
 
 def test_each_run_counts_once_in_the_first_part_that_names_it_and_the_rest_is_the_book():
