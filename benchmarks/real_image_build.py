@@ -282,15 +282,16 @@ UNRECORDED = "not recorded (trained before runs recorded their machine)"
 def machines_of(runs: dict[str, dict], students: dict[str, float]) -> dict[str, dict]:
     """The machines the student runs were timed on (each run's `machine`), with their runs' count, median and total
     seconds: a build that moved between machines is not one machine's figure."""
-    from cktat_book.report import PRECISION_WORDS, precision_of  # torch-free
+    from cktat_book.report import PRECISION_WORDS, trained_precision  # torch-free
 
     by: dict[str, list[float]] = {}
     arithmetic: dict[str, set] = {}
     for k, s in students.items():
         m = runs[k].get("machine") or UNRECORDED
         by.setdefault(m, []).append(s)
-        if precision_of(runs[k]):
-            arithmetic.setdefault(m, set()).add(PRECISION_WORDS.get(precision_of(runs[k]), precision_of(runs[k])))
+        p, _ = trained_precision(runs[k])
+        if p:
+            arithmetic.setdefault(m, set()).add(PRECISION_WORDS.get(p, p))
     return {m: {"runs": len(v), "median_seconds": statistics.median(v), "seconds": sum(v),
                 "precision": " and ".join(sorted(arithmetic.get(m, ())))} for m, v in by.items()}
 
@@ -353,7 +354,8 @@ def markdown(o: dict) -> str:
             f"{name}: {x['runs']} runs" + (f" trained in {x['precision']}" if x.get("precision") else "")
             + f", median {x['median_seconds']:.0f} s, {x['seconds'] / 3600:.2f} h" for name, x in ms.items())
             + ". The profile trains with bf16 autocast on a CPU with bf16 instructions and in float32 on one without, "
-              "so a machine's median also tells its arithmetic (`results/bf16-control` measures what it changes)."]
+              "so a machine's median also tells its arithmetic; a run that does not record its arithmetic is given its "
+              "machine's (`report.MACHINE_PRECISION`), and `results/cpu/bf16-control` measures what it changes."]
     elif ms:
         only = next(iter(ms))
         lines += ["", "No student run records the machine it was timed on (all were trained before runs recorded it)."

@@ -240,7 +240,7 @@ def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: fl
     text = f"Spearman's rank correlation between our ordering of the {n} methods and the paper's, per column: {parts}. "
     if agree:
         text += (f"Only {listed(agree)} order{'s' if len(agree) == 1 else ''} the methods as the paper does beyond "
-                 f"chance (two-sided Spearman test, p < {bar})" if len(agree) < len(shown) else
+                 f"chance (two-sided Spearman test, p < {bar})" if len(agree) < len(agreement) else
                  f"Every column orders the methods as the paper does beyond chance (p < {bar})")
     else:
         text += f"No column orders the methods as the paper does beyond chance (p < {bar})"
@@ -252,6 +252,9 @@ def rank_sentence(agreement: dict[str, dict], headers: dict[str, str], alpha: fl
         if leaning:
             text += (f"; {listed(leaning)} lean{'s' if len(leaning) == 1 else ''} the other way (a negative correlation), "
                      f"within chance")
+    flat = [headers.get(c, c) for c in agreement if c not in shown]
+    if flat:
+        text += f"; {listed(flat)} ha{'s' if len(flat) == 1 else 've'} too few distinct values to rank"
     return text + "."
 
 def protocol_sentence(distances: dict[str, dict], same_data: bool, resolution: float = 0.0,

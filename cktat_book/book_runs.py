@@ -359,33 +359,33 @@ def train_all(ch: Chapter, stages=STAGES, say=print) -> None:
 
 
 
-CONTROL_FOLDER = "bf16-control"  # beside the profile's results: PGD-AT's seeds in bf16 autocast (its README.md)
+CONTROL_FOLDER = "bf16-control"  # in the profile's results: PGD-AT's seeds in bf16 autocast (its README.md)
 CONTROL_PRECISION = "bf16"  # what the folder's runs trained in, where they do not record it themselves
 
 
 def precision_control(ch: Chapter, method: str = "pgdat") -> dict[str, list[dict]]:
-    """precision -> `method`'s seed runs trained in it (`report.precision_of`): the book's finished seeds and those
-    of the control folder beside its results (`results/bf16-control/runs/`, the same recipe trained on a machine with
-    another arithmetic, `CONTROL_PRECISION` where a run does not record it), each of the latter kept only where every
-    setting the book's run of that seed records is the same. Nothing is trained; {} where the book's seeds are not
-    all finished."""
+    """precision -> `method`'s seed runs trained in it (`report.trained_precision`): the book's finished seeds and,
+    for a seed whose run trained in another arithmetic, that seed's run in the control folder of the results
+    (`<results>/bf16-control/runs/`: the same recipe trained on a machine with bf16 instructions,
+    `CONTROL_PRECISION` where a run does not record it), kept only where every setting the book's run records is the
+    same. Nothing is trained; {} where the book's seeds are not all finished."""
     from cktat_core.results import load_result
 
-    from .report import precision_of
+    from .report import trained_precision
 
     base = ch.config(method)
-    book = {s: ch.finished(method, **({} if s == base.seed else {"seed": s})) for s in SEEDS}
-    if any(r is None for r in book.values()):
+    book = [ch.finished(method, **({} if s == base.seed else {"seed": s})) for s in SEEDS]
+    if any(r is None for r in book):
         return {}
     out: dict[str, list[dict]] = {}
-    for r in book.values():
-        out.setdefault(precision_of(r) or "not recorded", []).append(r)
-    folder = os.path.join(os.path.dirname(os.path.abspath(ch.out)), CONTROL_FOLDER, "runs")
-    for s, r in book.items():
-        path = os.path.join(folder, r["name"])
+    for r in book:
+        mine = trained_precision(r)[0] or "not recorded"
+        out.setdefault(mine, []).append(r)
+        path = os.path.join(ch.out, CONTROL_FOLDER, "runs", r["name"])
         if not os.path.isfile(os.path.join(path, "result.json")):
             continue
         other = load_result(path)
-        if all(other["settings"].get(k) == v for k, v in r["settings"].items()):
-            out.setdefault(precision_of(other) or CONTROL_PRECISION, []).append(other)
+        theirs = trained_precision(other)[0] or CONTROL_PRECISION
+        if theirs != mine and all(other["settings"].get(k) == v for k, v in r["settings"].items()):
+            out.setdefault(theirs, []).append(other)
     return out

@@ -437,53 +437,62 @@ def margins_sentence(spreads: dict, robust: str, titles: dict[str, str], over: d
     return text
 
 
-# The two machines the committed `cpu` build ran on, and the arithmetic the profile trains in on each
+# The two machines the committed `cpu` build ran on, and the arithmetic the profile trained in on each
 # (`runtime.training_precision`: bf16 autocast on a CPU with bf16 instructions, float32 on one without): the Intel
-# one has them (`benchmarks/results/cpu_run.md` times the profile's bf16 step there), the AMD one has only AVX2. For
-# the runs written before results recorded their `precision`.
+# Xeon has them (`benchmarks/results/cpu_run.md` times the profile's bf16 step there); the AMD EPYC the build ran on
+# has AVX2 only (its runs' epochs take the float32 time of that machine). The name alone does not tell an EPYC with
+# bf16 from one without, so this serves only the runs written before results recorded their `precision`, and a page
+# says which of its runs it was inferred for.
 MACHINE_PRECISION = {"Intel(R) Xeon(R) Processor, 2 cores": "bf16", "AMD EPYC, 2 cores": "fp32"}
-PRECISION_WORDS = {"bf16": "bf16 autocast", "fp16": "fp16 autocast", "fp32": "float32"}
+PRECISION_WORDS = {"bf16": "bf16 autocast", "fp16": "fp16 autocast", "fp32": "float32", "mixed": "mixed arithmetic"}
 
 
-def precision_of(result: dict) -> str | None:
-    """The arithmetic a run's training took: its recorded `precision`, else its machine's (`MACHINE_PRECISION`),
-    else None (not recorded)."""
-    return result.get("precision") or MACHINE_PRECISION.get(result.get("machine"))
+def trained_precision(result: dict) -> tuple[str | None, bool]:
+    """The arithmetic a run's training took and whether it is inferred: its recorded `precision` (`train.trained_in`:
+    bf16, fp16, fp32 or mixed), else its machine's (`MACHINE_PRECISION`, inferred), else (None, False)."""
+    if result.get("precision"):
+        return result["precision"], False
+    guess = MACHINE_PRECISION.get(result.get("machine"))
+    return guess, guess is not None
 
 
 def precision_sentence(runs: dict[str, list[dict]], control: dict[str, list[dict]] | None = None,
                        robust: str = "pgd20") -> str:
-    """Whether the runs a page compares (label -> its runs) trained in one arithmetic: "" when they all share one;
-    else which trained in which, and, from `control` (precision -> runs of one recipe trained in each, the same
-    settings and seeds: `book_runs.precision_control`), how far that recipe's seeds moved between the two, in
-    natural and `robust` accuracy, by the book's one comparison (Welch over the seeds), with its interval."""
+    """Whether the runs a page compares (label -> its runs) trained in one arithmetic: "" when every run whose
+    arithmetic is known shares one; else which trained in which (a label whose runs differ is listed with its
+    count per arithmetic; runs whose arithmetic is not known are named apart) and, from `control` (precision ->
+    PGD-AT's seeds trained in it: `book_runs.precision_control`), how far that recipe's seeds moved between bf16 and
+    float32, in natural and `robust` accuracy, by Welch's t-test over the seeds with its 95% interval."""
     from .noise import compare
 
-    of = {label: [precision_of(r) or "not recorded" for r in rs] for label, rs in runs.items() if rs}
-    kinds = list(dict.fromkeys(p for ps in of.values() for p in ps))
-    if len(kinds) < 2:
+    of = {label: [trained_precision(r) for r in rs if r is not None] for label, rs in runs.items()}
+    known = list(dict.fromkeys(p for ps in of.values() for p, _ in ps if p))
+    if len(known) < 2:
         return ""
-    word = lambda p: PRECISION_WORDS.get(p, p)
-    by = {p: [label for label, ps in of.items() if set(ps) == {p}] for p in kinds}
+    word = lambda p: PRECISION_WORDS.get(p, p or "not recorded")
+    names = {label: [p for p, _ in ps] for label, ps in of.items() if ps}
+    by = {p: [label for label, ps in names.items() if set(ps) == {p}] for p in known + [None]}
     mixed = [f"{label} ({', '.join(f'{word(p)} for {ps.count(p)} of its {len(ps)} runs' for p in dict.fromkeys(ps))})"
-             for label, ps in of.items() if len(set(ps)) > 1]
+             for label, ps in names.items() if len(set(ps)) > 1]
     groups = [f"{word(p)}: {listed(labels)}" for p, labels in by.items() if labels] + (
-        [f"mixed: {listed(mixed)}"] if mixed else [])
-    unrecorded = "; \"not recorded\": trained before results recorded their machine" if "not recorded" in kinds else ""
-    text = (f"The runs on this page did not all train in one arithmetic: the profile trains with bf16 autocast on a "
-            f"CPU with bf16 instructions and in float32 on one without, and the build ran on both (every evaluation "
-            f"is in float32{unrecorded}). " + "; ".join(groups) + ".")
-    kinds = [p for p in ("bf16", "fp32") if (control or {}).get(p)]
-    if len(kinds) < 2:
+        [f"runs of more than one: {listed(mixed)}"] if mixed else [])
+    inferred = sorted({label for label, ps in of.items() for _, guess in ps if guess})
+    text = ("The runs on this page did not all train in one arithmetic, because the build ran on machines with "
+            "and without bf16 instructions (every evaluation is in float32). " + "; ".join(groups) + "."
+            + (f" For the runs written before results recorded their arithmetic ({listed(inferred)}), it is "
+               f"inferred from the machine each names." if inferred else ""))
+    if not all((control or {}).get(p) for p in ("bf16", "fp32")):
         return text
     acc = lambda p, a: [r["student"]["last"]["test"]["attacks"][a]["accuracy"] for r in control[p]]
     said = []
     for a in ("natural", robust):
         c = compare(acc("fp32", a), acc("bf16", a))
-        within = "within noise" if c.word == WITHIN else "beyond noise"
-        said.append(f"{ATTACK_TITLES.get(a, a)} {rounded(c.difference, 2):+.2f} \u00b1 {c.half_width:.2f} points "
-                    f"({p_text(c.p)}, {within})")
+        found = "no difference detectable" if c.word == WITHIN else "a difference beyond chance"
+        said.append(f"{ATTACK_TITLES.get(a, a)} {rounded(c.difference, 2):+.2f} points (95% interval \u00b1"
+                    f"{c.half_width:.2f}; {p_text(c.p)}: {found})")
     n = (len(control["fp32"]), len(control["bf16"]))
     seeds = f"{n[0]} seeds each" if n[0] == n[1] else f"{n[0]} and {n[1]} seeds"
-    return text + (f" The same PGD-AT recipe trained in both arithmetics ({seeds}, the same settings) moves from bf16 "
-                   f"to float32 by {' and '.join(said)}, by Welch's t-test over the seeds.")
+    return text + (f" PGD-AT's seeds trained on both machines ({seeds}, the same settings; bf16 on the one with the "
+                   f"instructions, float32 on the other) differ, float32 minus bf16, by {' and '.join(said)}, by "
+                   f"Welch's t-test over the seeds: the arithmetic, the machine's kernels and the trainer's commits "
+                   f"between the two trainings together.")

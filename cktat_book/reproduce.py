@@ -426,15 +426,18 @@ def runs_needed(chapter: Chapter, results_folder: str) -> list[str]:
 
 
 def seconds_per_run(results_folder: str) -> float | None:
-    """The median wall time of the runs finished in `results_folder` (None before the first one)."""
+    """The median time of the runs finished in `results_folder` (`results.run_seconds`: an epoch during which the
+    process was stopped counted at its run's median; None before the first one)."""
+    from cktat_core.results import run_seconds
+
     times = []
     for path in glob.glob(os.path.join(results_folder, "runs", "*", "result.json")):
         try:
             with open(path) as fh:
-                t = json.load(fh).get("wall_seconds")
+                t = run_seconds(json.load(fh))[0]
         except (OSError, ValueError):
             continue
-        if isinstance(t, (int, float)) and t > 0:
+        if t > 0:
             times.append(t)
     times.sort()
     return times[len(times) // 2] if times else None

@@ -239,11 +239,11 @@ def correct_mask(model: nn.Module, data: TensorData, attack: AttackFn | None = N
 
 @torch.no_grad()
 def softened_label_mass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, taus: Iterable[float],
-                    batch_size: int = 500) -> dict[float, float]:
+                        batch_size: int = 500) -> dict[float, float]:
     """Mean probability that the softened label softmax(z(x) / tau) puts on the true class y, per tau: how much of
     the label a temperature leaves to the class (CKTAT Eq. 17's first term labels the student's adversarial examples
-    with the teacher's; Table 3b varies tau). Batches run on the model's device in eval() mode; the softmax in
-    float32 on the CPU."""
+    with the teacher's softened label; Table 3b varies tau). Batches run on the model's device in eval() mode; the
+    softmax in float32 on the CPU."""
     device = next(model.parameters()).device
     with eval_mode(model):
         logits = torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])

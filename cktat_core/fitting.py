@@ -36,6 +36,7 @@ from . import models
 from .config import Config, apply_overrides, resolve, validate
 from .data import Splits, TensorData, split_validation
 from .errors import ConfigError
+from .attacks import eval_mode
 from .evaluate import Threat, correct_mask, evaluate, softened_label_mass
 from .methods import METHODS, frozen_teacher, initialises_from_teacher
 from .runtime import evaluation_precision, pick_device
@@ -212,7 +213,9 @@ def teacher_summary(result: FitResult, test, train, batch_size: int = 500) -> di
     if out["tau"] is not None:
         train = as_data(train)
         mass = softened_label_mass(teacher, train.x, train.y, [out["tau"]], batch_size)[float(out["tau"])]
-        out.update(label_mass=100 * mass, train_images=len(train), classes=train.num_classes)
+        with torch.no_grad(), eval_mode(teacher):
+            classes = teacher(train.x[:1].to(device)).shape[1]  # the label's width, whatever classes `train` holds
+        out.update(label_mass=100 * mass, train_images=len(train), classes=classes)
     return out
 
 

@@ -221,7 +221,8 @@ def train_phase(model: nn.Module, method: Method, splits: Splits, cfg: Config, p
                            cfg.eval_batch_size)["attacks"]
         record = {"epoch": epoch + 1, "lr": lr_used, "train_loss": float(loss_sum) / max(nb, 1),
                   "val_natural": val["natural"]["accuracy"], "train_seconds": train_seconds,
-                  "validation_seconds": time.perf_counter() - t0 - train_seconds, **epoch_fractions(ctx.counts)}
+                  "validation_seconds": time.perf_counter() - t0 - train_seconds, "precision": precision.name,
+                  **epoch_fractions(ctx.counts)}
         score = record["val_natural"]
         for name in val_attacks:
             record[f"val_{name}"] = val[name]["accuracy"]
@@ -463,7 +464,7 @@ def teacher_run(cfg: Config, kind: str, out_dir: str, retrain: bool = False) -> 
         model, res = train_teacher(cfg, splits, out_dir, device, kind)
         path = teacher_checkpoint_path(out_dir, cfg)
         finished = {"schema": RESULT_SCHEMA, "settings": settings, "versions": versions(), "device": str(device),
-                    "machine": machine(device), "precision": precision_of(cfg, device).name,
+                    "machine": machine(device), "precision": trained_in(res.history),
                     "checkpoint": _relative(path, out_dir), "kind": kind, "history": res.history,
                     "best_epoch": res.best_epoch, "used": cfg.teacher_select,
                     "evaluation": saved_final_evaluation(path, model, splits, cfg, device),
@@ -612,6 +613,16 @@ def written_by_run(path: str, folder: str, saved: dict) -> bool:
     return cache.losses(ckpt.load(last).get("history") or []) == cache.losses(history)
 
 
+def trained_in(*histories: list[dict]) -> str | None:
+    """The arithmetic the epochs of `histories` trained in (each epoch records its `precision`): the one name they
+    share, "mixed" where a run resumed on a machine with another arithmetic, None where an epoch trained before
+    epochs recorded it."""
+    names = [h.get("precision") for hist in histories for h in hist]
+    if not names or None in names:
+        return None
+    return names[0] if len(set(names)) == 1 else "mixed"
+
+
 def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
     """Train (resuming where a previous run stopped), evaluate, and write `out_dir/result.json`.
 
@@ -637,8 +648,7 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     config = {**cfg.to_dict(), **{k: settings.get(k, "") for k in CHECKPOINT_FIELDS}}
     result: dict = {"schema": RESULT_SCHEMA, "method": cfg.method, "seed": cfg.seed, "device": str(device),
-                    "machine": machine(device), "precision": precision_of(cfg, device).name, "versions": versions(),
-                    "config": config, "settings": settings,
+                    "machine": machine(device), "versions": versions(), "config": config, "settings": settings,
                     "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}}
     teacher, kind, earlier = None, frozen_teacher(method, cfg), 0.0
     if kind is not None:
@@ -685,6 +695,7 @@ def run(cfg: Config, out_dir: str, retrain: bool = False) -> dict:
         result["student"]["best"] = {"epoch": res.best_epoch,
                                      **saved_final_evaluation(best_path, best, splits, cfg, device, method,
                                                               attack_probe=False)}
+    result["precision"] = trained_in(res.history)  # the student's arithmetic (a frozen teacher's is in its own run)
     # this process, plus the recorded epochs of earlier ones (an interrupted run resumed, a finished one re-evaluated)
     result["wall_seconds"] = time.perf_counter() - t_start + earlier + res.earlier_seconds
     ckpt.write_text_atomic(json.dumps(result, indent=1), os.path.join(out_dir, "result.json"))

@@ -36,7 +36,7 @@ OVERFLOW_JS = """() => {
   }
   const page = document.documentElement.scrollWidth > document.documentElement.clientWidth + 1;
   const firstCode = document.querySelector('main .cell_input:not(.tag_hide-input) , main details .cell_input');
-  const finding = Array.from(main.querySelectorAll('strong')).find(s => s.innerText.startsWith('What this chapter finds')
+  const finding = Array.from(main.querySelectorAll('strong')).find(s => /^What this (chapter|page) finds/.test(s.innerText)
                                                                        || s.innerText.includes('claims tested'));
   let findingFirst = null;
   if (finding) {

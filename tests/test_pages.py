@@ -275,6 +275,7 @@ def test_the_library_page_says_what_a_weak_teacher_hands_its_student():
     assert text.startswith("cktat's clean teacher classifies 75.0% of the 4 test images")
     assert f"puts {right:.1f}% of its probability on the true class, on average over the 2 training images" in text
     assert "(uniform: 50%)" in text
+    assert teacher_summary(fit, (x, y), (x[:1], y[:1]))["classes"] == 2  # the label's width, not the labels seen
     assert teacher_summary(types.SimpleNamespace(teacher=None, settings={}), (x, y), train) is None
     assert library.teacher_sentence("pgdat", None) == ""
 
@@ -288,18 +289,44 @@ def test_a_page_whose_runs_trained_in_two_arithmetics_says_so_and_what_the_contr
     from cktat_book import report
 
     intel, amd = {"machine": "Intel(R) Xeon(R) Processor, 2 cores"}, {"machine": "AMD EPYC, 2 cores"}
-    assert report.precision_of({**amd, "precision": "bf16"}) == "bf16"  # what the run recorded comes first
-    assert report.precision_of(intel) == "bf16" and report.precision_of({}) is None
-    same = {"A": [_seed(50, 25, **amd)], "B": [_seed(51, 24, precision="fp32")]}
-    assert report.precision_sentence(same) == ""
-    runs = {"PGD-AT": [_seed(50, 25, **amd)] * 3, "TRADES": [_seed(52, 23, **intel), _seed(52, 23), _seed(52, 23)],
-            "MART": [_seed(49, 26, **intel)]}
+    assert report.trained_precision({**amd, "precision": "bf16"}) == ("bf16", False)  # what the run recorded first
+    assert report.trained_precision(intel) == ("bf16", True) and report.trained_precision({}) == (None, False)
+    same = {"A": [_seed(50, 25, **amd)], "B": [_seed(51, 24, precision="fp32")], "C": [_seed(51, 24)], "D": [None]}
+    assert report.precision_sentence(same) == ""  # unknown arithmetic is not a second one
+    runs = {"PGD-AT": [_seed(50, 25, precision="fp32")] * 3,
+            "TRADES": [_seed(52, 23, **intel), _seed(52, 23), _seed(52, 23)], "MART": [_seed(49, 26, **intel)]}
     control = {"fp32": [_seed(54.0, 26.7), _seed(54.4, 26.8), _seed(53.8, 26.6)],
                "bf16": [_seed(55.0, 26.7), _seed(55.4, 26.8), _seed(54.8, 26.6)]}
     text = report.precision_sentence(runs, control)
-    assert "float32: PGD-AT; bf16 autocast: MART; mixed: TRADES (bf16 autocast for 1 of its 3 runs, not recorded " \
-           "for 2 of its 3 runs)." in text
-    assert "(3 seeds each, the same settings) moves from bf16 to float32 by natural -1.00 \u00b1" in text
-    assert "beyond noise) and PGD-20 +0.00 \u00b1" in text and "within noise), by Welch's t-test" in text
-    assert "moves from" not in report.precision_sentence(runs, {"fp32": control["fp32"]})  # no control: no claim
-    assert "not recorded" in text and "not recorded" not in report.precision_sentence({k: runs[k] for k in ("PGD-AT", "MART")})
+    assert "float32: PGD-AT; bf16 autocast: MART; runs of more than one: TRADES (bf16 autocast for 1 of its 3 runs, " \
+           "not recorded for 2 of its 3 runs)." in text
+    assert "(MART and TRADES), it is inferred from the machine each names." in text  # PGD-AT recorded its own
+    assert "(3 seeds each, the same settings; bf16 on the one with the instructions, float32 on the other) differ, " \
+           "float32 minus bf16, by natural -1.00 points (95% interval \u00b1" in text
+    assert "a difference beyond chance) and PGD-20 +0.00 points" in text and "no difference detectable)" in text
+    assert "differ, float32" not in report.precision_sentence(runs, {"fp32": control["fp32"]})  # no control: no claim
+
+
+def test_the_precision_control_adds_a_seed_only_where_it_trained_in_another_arithmetic(tmp_path):
+    import json
+    import os
+
+    from cktat_book import book_runs
+    from cktat_book.chapter import Chapter
+
+    ch = Chapter("smoke", results=str(tmp_path), progress=False, train=False)
+    settings = {"method": "pgdat", "seed": 0, "epochs": 2}
+    finished = {0: {**_seed(50, 25, precision="fp32"), "name": "pgdat", "settings": settings},
+                1: {**_seed(51, 25, precision="bf16"), "name": "pgdat_seed1", "settings": {**settings, "seed": 1}},
+                2: {**_seed(52, 25, precision="fp32"), "name": "pgdat_seed2", "settings": {**settings, "seed": 2}}}
+    ch.finished = lambda method, seed=0: finished[seed]
+    for name, seed, epochs in (("pgdat", 0, 2), ("pgdat_seed1", 1, 2), ("pgdat_seed2", 2, 3)):
+        folder = os.path.join(ch.out, book_runs.CONTROL_FOLDER, "runs", name)
+        os.makedirs(folder)
+        with open(os.path.join(folder, "result.json"), "w") as fh:  # bf16 by the folder, not recorded
+            json.dump({**_seed(40, 20), "settings": {**settings, "seed": seed, "epochs": epochs, "tau": 5.0}}, fh)
+    got = book_runs.precision_control(ch)
+    # seed 0: the control's bf16 run joins; seed 1 trained in bf16 already; seed 2: another setting, left out
+    assert {k: len(v) for k, v in got.items()} == {"fp32": 2, "bf16": 2}
+    ch.finished = lambda method, seed=0: None if seed == 2 else finished[seed]
+    assert book_runs.precision_control(ch) == {}

@@ -388,6 +388,9 @@ def test_the_rank_sentence_tests_each_column_at_the_share_of_alpha_bonferroni_gi
     # a column without distinct values is still one of the columns tested, in the sentence as in `ordering`'s claims
     flat = {"w": {"rho": 0.7, "p": 0.03, "n": 9}, "x": {"rho": None, "p": None, "n": 9}}
     assert "p < 0.025: 0.05 over the 2 columns" in baselines.rank_sentence(flat, {})
+    both = {"w": {"rho": 0.9, "p": 0.001, "n": 9}, "x": {"rho": None, "p": None, "n": 9}}
+    text = baselines.rank_sentence(both, {"x": "X"})
+    assert "Only w orders" in text and "Every column" not in text and "X has too few distinct values to rank" in text
     ours, paper = dict(zip("abcdef", (1.0, 2.0, 3.0, 4.0, 5.0, 6.0))), dict(zip("abcdef", (1.0, 2.0, 4.0, 3.0, 6.0, 5.0)))
     one, two = (baselines.ordering("08", "T", "w", ours, paper, family=f) for f in (1, 2))  # rho 0.89, exact p 0.033
     assert one.verdict == claims.REPRODUCED and two.verdict == claims.WITHIN_NOISE

@@ -137,6 +137,9 @@ def test_result_json_has_what_the_book_reads(tiny, tmp_path):
     from cktat_core.runtime import cpu_has_bf16  # the arithmetic it trained in: bf16 autocast where the CPU has it
     amp = _cfg(tiny).amp
     assert on_disk["precision"] == ("bf16" if amp and on_disk["device"] == "cpu" and cpu_has_bf16() else "fp32")
+    assert {h["precision"] for h in on_disk["student"]["history"]} == {on_disk["precision"]}  # recorded per epoch
+    assert train_mod.trained_in([{"precision": "bf16"}], [{"precision": "fp32"}]) == "mixed"  # resumed elsewhere
+    assert train_mod.trained_in([{"precision": "fp32"}, {}]) is None  # an epoch from before epochs recorded it
     for who in (on_disk["teacher"], on_disk["student"]["last"], on_disk["student"]["best"]):
         attacks = who["test"]["attacks"]
         assert {"natural", "pgd3"} <= set(attacks)
