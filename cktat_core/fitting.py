@@ -200,16 +200,19 @@ def _result(cfg: Config, model, teacher, history, best_epoch, finished, out, tes
 
 def teacher_summary(result: FitResult, test, train, batch_size: int = 500) -> dict | None:
     """What a run's frozen teacher hands its student: its natural accuracy (%) on `test`, and where the method has a
-    temperature (`settings["tau"]`) the mean probability (%) its softened label softmax(T(x) / tau) puts on the true
-    class over `train`, the images the student's adversarial examples are made from (Eq. 17's first term;
-    `evaluate.softened_label_mass`). None for a method without a teacher. Data as for `fit`."""
+    temperature (`settings["tau"]`) and labels with the teacher (not Table 3a's one-hot variant) the mean probability
+    (%) its softened label softmax(T(x) / tau) puts on the true class over `train`, the images the student's
+    adversarial examples are made from (Eq. 17's first term; `evaluate.softened_label_mass`). None for a method
+    without a teacher. Data as for `fit`."""
     teacher = result.teacher
     if teacher is None:
         return None
     device = next(teacher.parameters()).device
     test = as_data(test)
     right = correct_mask(teacher, test.to(device), batch_size=batch_size)
-    out = {"accuracy": 100 * right.float().mean().item(), "test_images": len(test), "tau": result.settings.get("tau")}
+    soft = result.settings.get("teacher_label", "soft") == "soft"  # Table 3a's one-hot variant trains on y instead
+    out = {"accuracy": 100 * right.float().mean().item(), "test_images": len(test),
+           "tau": result.settings.get("tau") if soft else None}
     if out["tau"] is not None:
         train = as_data(train)
         mass = softened_label_mass(teacher, train.x, train.y, [out["tau"]], batch_size)[float(out["tau"])]

@@ -276,6 +276,8 @@ def test_the_library_page_says_what_a_weak_teacher_hands_its_student():
     assert f"puts {right:.1f}% of its probability on the true class, on average over the 2 training images" in text
     assert "(uniform: 50%)" in text
     assert teacher_summary(fit, (x, y), (x[:1], y[:1]))["classes"] == 2  # the label's width, not the labels seen
+    onehot = types.SimpleNamespace(teacher=teacher, settings={"tau": 2.0, "teacher_label": "onehot"})
+    assert "label_mass" not in teacher_summary(onehot, (x, y), train)  # its student learns from y, not the teacher
     assert teacher_summary(types.SimpleNamespace(teacher=None, settings={}), (x, y), train) is None
     assert library.teacher_sentence("pgdat", None) == ""
 
