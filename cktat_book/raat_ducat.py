@@ -281,8 +281,9 @@ def raat_reading_tested(found: list[Claim], without: dict | None, raat: dict, co
                         spread: float | None) -> list[budget.Reading]:
     """Chapter 09's reading of RAAT's natural accuracy against Cons-AT's (the claim: above, RAAT's text), where that
     claim is not reproduced and RAAT lies below, tested by `without` (RAAT with `raat_eta=1`: the reduced
-    perturbation removed): supported when it stays below Cons-AT beyond the noise; not supported when it rises above
-    RAAT beyond the noise (the reduced perturbation was what held RAAT down); within noise otherwise. Image by image
+    perturbation removed): not supported when it rises above RAAT or above Cons-AT beyond the noise (the reduced
+    perturbation was what held RAAT down), whatever else holds; else supported when it stays below Cons-AT beyond the
+    noise; within noise otherwise. Image by image
     on the runs' test images, with `spread` (the pooled seed spread's upper bound) as the run-to-run margin."""
     claim = _natural_below_cons_at(found)
     if claim is None:
@@ -293,8 +294,8 @@ def raat_reading_tested(found: list[Claim], without: dict | None, raat: dict, co
     ev = lambda r: r["student"]["last"]
     below = compare_evaluations(ev(without), ev(cons_at), "natural", spread)
     raised = compare_evaluations(ev(without), ev(raat), "natural", spread)
-    verdict = (budget.SUPPORTED if below.word == BELOW else
-               budget.NOT_SUPPORTED if raised.word == ABOVE or below.word == ABOVE else budget.WITHIN_NOISE)
+    verdict = (budget.NOT_SUPPORTED if raised.word == ABOVE or below.word == ABOVE else  # the perturbation held it down
+               budget.SUPPORTED if below.word == BELOW else budget.WITHIN_NOISE)
     where = lambda d, whose: (f"{abs(d):.1f} points {'below' if d < 0 else 'above'} {whose}" if round(d, 1) else
                               f"level with {whose}")
     shows = (f"Without the reduced perturbation RAAT's natural accuracy lies {where(below.difference, CONS_AT)} and "

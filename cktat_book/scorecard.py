@@ -287,9 +287,10 @@ def reading_of(claim: Claim, readings: list[dict]) -> dict | None:
 def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     """How many contradicted claims the small budget explains (a reading that blames the budget, supported by the
     larger budget's run), how many another cause explains (a supported reading that blames something else), how many
-    stand at every budget we ran (the run does not support the reading, or decides it within noise), and how many
-    have a reading no run within the budget tests, a reading whose run the build has not trained yet, or none."""
-    from .budget import NOT_TESTED, NOT_TRAINED_YET, SUPPORTED
+    stand at the budget that tested them (the run does not support the reading), how many that run leaves undecided
+    (it decides the reading within noise: too little power, not a contradiction that stands), and how many have a
+    reading no run within the budget tests, a reading whose run the build has not trained yet, or none."""
+    from .budget import NOT_SUPPORTED, NOT_TESTED, NOT_TRAINED_YET, SUPPORTED, WITHIN_NOISE
 
     bad = [c for c in found if c.verdict == "contradicted"]
     if not bad:
@@ -298,16 +299,18 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     count = lambda test: sum(1 for r in readings_of if test(r))
     budget = count(lambda r: r.get("verdict") == SUPPORTED and r.get("budget", True))
     other = count(lambda r: r.get("verdict") == SUPPORTED and not r.get("budget", True))
+    stand = count(lambda r: r.get("verdict") == NOT_SUPPORTED)
+    undecided = count(lambda r: r.get("verdict") == WITHIN_NOISE)
     untested = count(lambda r: r.get("verdict") == NOT_TESTED)
     waiting = count(lambda r: r.get("verdict") == NOT_TRAINED_YET)
     none = count(lambda r: not r)
-    stand = len(bad) - budget - other - untested - waiting - none
     verb = lambda n, one, many: f"{n} {one if n == 1 else many}"
     return (f"Of the {len(bad)} contradicted claims, {verb(budget, 'is', 'are')} explained by the small budget (a "
             f"reading that blames it, supported by a larger budget's run, chapter 10), {other} by another cause a run "
-            f"supports, {verb(stand, 'stands', 'stand')} at every budget we ran (the run does not support the reading, "
-            f"or decides it within noise), {verb(untested, 'has', 'have')} a reading no run within the budget tests, "
-            f"{waiting} a reading whose run the build has not trained yet, and {verb(none, 'has', 'have')} no "
+            f"supports, {verb(stand, 'stands', 'stand')} at the larger budget that tested {'it' if stand == 1 else 'them'} "
+            f"(the run does not support the reading), {verb(undecided, 'is', 'are')} left undecided by {'its' if undecided == 1 else 'their'} run (a change "
+            f"within noise: the run cannot tell), {verb(untested, 'has', 'have')} a reading no run within the budget "
+            f"tests, {waiting} a reading whose run the build has not trained yet, and {verb(none, 'has', 'have')} no "
             f"reading.")
 
 

@@ -119,6 +119,11 @@ def test_the_reading_points_to_its_run_once_that_run_is_there():
     waiting = raat_ducat.raat_reading_tested(found, None, raat, cons, 0.2)
     assert waiting[0].verdict == budget.NOT_TRAINED_YET and "`readings` stage" in waiting[0].evidence
     assert "a RAAT run without the reduced perturbation would." in raat_ducat.raat_reading(found, 1.4, waiting)
+    # removing the reduced perturbation raises RAAT beyond noise, though it stays below Cons-AT: the perturbation held
+    # it down, whatever Cons-AT says
+    low, high = _run(bits(400)), _run(bits(470))
+    raised = raat_ducat.raat_reading_tested(found, high, low, _run(bits(530)), 0.2)
+    assert raised[0].verdict == budget.NOT_SUPPORTED
     # a claim on the claim's side needs no test either
     assert raat_ducat.raat_reading_tested([_claim(ABOVE_CONS_AT, 1.0, claims.WITHIN_NOISE)], None, raat, cons, 0.2) == []
 

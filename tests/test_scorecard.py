@@ -166,14 +166,15 @@ def test_a_table_names_the_autoattack_it_ran_and_the_rows_above_cktat():
 def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verdict():
     from cktat_book import budget, claims
 
-    bad = [claims.Claim("02", "Table 4", f"claim {i}", "m", 1.0, -1.0, "n", claims.CONTRADICTED) for i in range(5)]
+    bad = [claims.Claim("02", "Table 4", f"claim {i}", "m", 1.0, -1.0, "n", claims.CONTRADICTED) for i in range(7)]
     read = lambda i, verdict, blames=True: {"chapter": "02", "claim": f"claim {i}", "verdict": verdict,
                                              "budget": blames}
     readings = [read(0, budget.SUPPORTED), read(1, budget.SUPPORTED, False), read(2, budget.NOT_TESTED),
-                read(3, budget.NOT_TRAINED_YET)]
+                read(3, budget.NOT_TRAINED_YET), read(4, budget.NOT_SUPPORTED), read(5, budget.WITHIN_NOISE)]
     s = scorecard.budget_sentence(bad, readings)
-    assert "Of the 5 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
-    assert "0 stand at every budget" in s and "1 has a reading no run within the budget tests" in s
+    assert "Of the 7 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
+    assert "1 stands at the larger budget that tested it" in s and "1 has a reading no run within the budget tests" in s
+    assert "1 is left undecided by its run (a change within noise" in s  # too little power is not a contradiction
     assert "1 a reading whose run the build has not trained yet, and 1 has no reading" in s
 
 
