@@ -473,8 +473,9 @@ SPAN_READING = ("We read the rows above CKTAT in natural accuracy here (below it
 def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | None, target: str, above: list[str],
                         spread: float | None, rung: str, cost: str):
     """Chapter 08's reading of its natural-accuracy claim, tested by the Table 4 rows at the ladder's longest schedule
-    (`long`: label -> run, None when not trained): the row with the largest natural lead over `target` here (of
-    `above`) should lose it, the change of its lead from `short` to `long` BELOW beyond the noise (`budget.change`)."""
+    (`long`: label -> run, None when not trained): the row of `above` with the largest natural lead over `target`
+    on the validation split (its last epoch; the test images, which found the claim, do not pick the row they then
+    test) should lose its lead, the change from `short` to `long` BELOW beyond the noise (`budget.change`)."""
     if not above or claim.verdict != "contradicted":
         return []
     run = f"the Table 4 rows at the ladder's {rung} schedule"
@@ -482,7 +483,8 @@ def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | N
         return [budget.untested("08_baselines", claim.claim, SPAN_READING, run, cost)]
     lead = lambda runs, m: (runs[m]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"]
                             - runs[target]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"])
-    first = max(above, key=lambda m: lead(short, m))
+    val = lambda m: short[m]["student"]["history"][-1]["val_natural"]
+    first = max(above, key=val)
     c = budget.change(short, long, first, target, "natural", spread)
     verdict = budget.test_reading(c, BELOW)
     shows = (f"{first}'s natural lead over {target} goes from {lead(short, first):+.1f} to {lead(long, first):+.1f} "

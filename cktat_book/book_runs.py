@@ -134,13 +134,20 @@ def reading_runs(ch: Chapter) -> dict[str, dict]:
 
 def ladder_finished(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]] | None:
     """The rungs of `ladder` whose runs are all finished in this results folder, read without training anything (the
-    readings of chapters 02 and 03 use them; chapter 10 trains them); None when the profile's own runs are missing."""
+    readings of chapters 02 and 03 use them; chapter 10 trains them): rung -> method -> its run, and at "1x" method ->
+    its finished seeds (the base every change is measured from, `budget.change`); None when the profile's own runs
+    are missing."""
     out = {}
-    for rung, fields in {"1x": {}, **ladder_rungs(ch)}.items():
+    for rung, fields in ladder_rungs(ch).items():
         runs = {m: ch.finished(m, **fields) for m in methods}
         if all(runs.values()):
             out[rung] = runs
-    return out if "1x" in out else None
+    base = {m: ch.config(m).seed for m in methods}
+    seeds = {m: [r for r in (ch.finished(m, **({} if s == base[m] else {"seed": s})) for s in SEEDS) if r]
+             for m in methods}
+    if not all(runs and runs[0]["seed"] == base[m] for m, runs in seeds.items()):
+        return None  # the profile's own run of a method is missing
+    return {"1x": seeds, **out}
 
 
 def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[dict]]:

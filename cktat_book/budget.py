@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .noise import ABOVE, BELOW, WITHIN, Comparison, compare_change  # noqa: F401  (BELOW: for the readings)
+from .noise import ABOVE, BELOW, WITHIN, Comparison, compare_change, compare_evaluations
 
 PAIRS = (("cktat", "pgdat"), ("trades", "pgdat"), ("cktat", "trades"))  # Table 4's headline differences
 PAPER_KEYS = {"pgdat": "PGDAT", "trades": "TRADES", "cktat": "CKTAT_beta6"}
@@ -46,26 +46,47 @@ def difference(runs: dict[str, list[dict]], first: str, second: str, attack: str
     return mean(first) - mean(second)
 
 
-def change(base: dict[str, dict], rung: dict[str, dict], first: str, second: str, attack: str,
-           spread: float | None) -> Comparison:
-    """How `first` - `second` changes from the `base` rung to `rung` (method -> one run each, the same test images):
-    `noise.compare_change`, the per-image paired test of four models with the run-to-run margin of four single runs
-    (`spread`: one run's spread, the pooled seeds' upper bound)."""
-    ev = [_evaluation(rung[first], attack), _evaluation(rung[second], attack), _evaluation(base[first], attack),
-          _evaluation(base[second], attack)]
-    return compare_change((ev[0]["bits"], ev[1]["bits"]), (ev[2]["bits"], ev[3]["bits"]),
-                          tuple(e["accuracy"] for e in ev), spread)
+def _seeds(base: dict[str, dict | list[dict]], method: str) -> list[dict]:
+    runs = base[method]
+    return runs if isinstance(runs, list) else [runs]
 
 
-def movement(c: Comparison, start: float, paper: float) -> str:
-    """"towards the paper", "away from the paper" or "within noise": the sign of a change `c` of our difference
-    (from `start`) against the side on which the paper's difference lies."""
+def change(base: dict[str, dict | list[dict]], rung: dict[str, dict], first: str, second: str, attack: str,
+           spread: float | None, alpha: float = 0.05) -> Comparison:
+    """How `first` - `second` changes from the `base` rung (method -> its runs: the profile's seeds, or one run) to
+    `rung` (method -> one run each), all on the same test images: `noise.compare_change`, per image the rung's
+    difference minus the seeds' mean difference, with the run-to-run margin of those runs (`noise.change_margin`:
+    `spread`, one run's spread, the pooled seeds' upper bound), at `alpha` (a family's share)."""
+    f, s = _seeds(base, first), _seeds(base, second)
+    k = min(len(f), len(s))
+    f, s = f[:k], s[:k]
+    mean = lambda runs: sum(_evaluation(r, attack)["accuracy"] for r in runs) / len(runs)
+    after = (_evaluation(rung[first], attack), _evaluation(rung[second], attack))
+    return compare_change((after[0]["bits"], after[1]["bits"]),
+                          ([_evaluation(r, attack)["bits"] for r in f], [_evaluation(r, attack)["bits"] for r in s]),
+                          (after[0]["accuracy"], after[1]["accuracy"], mean(f), mean(s)), spread, alpha)
+
+
+TOWARDS, AWAY, PAST, WITHIN_WORD, AT_PAPER, NO_ROW = ("towards the paper", "away from the paper", "past the paper",
+                                                      "within noise", "off the paper's value", "no paper row")
+
+
+def movement(c: Comparison, start: float, paper: float, band: float = 0.0) -> str:
+    """Where a change `c` of our difference (from `start`, points) takes it against the paper's (`paper`, whose own
+    noise is `band`: `claims.paper_margin`): within noise when `c` does not leave the noise; else towards the paper when
+    it ends nearer the paper's value than it started, past the paper when it crosses it and ends farther than it
+    started, away from the paper when it moves the other way; off the paper's value when it started within the
+    paper's band of it and moved beyond the noise."""
     if paper != paper:  # NaN: the paper reports no row at this setting
-        return "no paper row"
-    if c.word == WITHIN or paper == start:
-        return "within noise"
-    towards = (c.word == ABOVE) == (paper > start)
-    return "towards the paper" if towards else "away from the paper"
+        return NO_ROW
+    if c.word == WITHIN:
+        return WITHIN_WORD
+    if abs(start - paper) <= band:
+        return AT_PAPER
+    end = start + c.difference
+    if (c.difference > 0) != (paper > start):
+        return AWAY
+    return TOWARDS if abs(end - paper) < abs(start - paper) else PAST
 
 
 def ladder_rows(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], attack: str, paper: dict,
@@ -84,38 +105,65 @@ def ladder_rows(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]]
 
 
 def movements(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], attack: str, paper: dict,
-              spread: dict[str, float | None], rungs: tuple[str, ...]) -> list[dict]:
-    """Per headline difference, accuracy and rung of `rungs`: its change from 1x (the seed-0 runs, image by image),
-    and whether that moves it towards the paper's difference (`movement`), from where the change starts: the seed-0
-    difference (`start`), not the seeds' mean, which may lie on the other side of the paper's. (`seeds`: the 1x seeds,
-    kept for the callers' rows.)"""
+              spread: dict[str, float | None], rungs: tuple[str, ...], alpha: float = 0.05) -> list[dict]:
+    """Per headline difference, accuracy and rung of `rungs`: its change from the profile's budget (the mean over the
+    `seeds` of each method, image by image, `change`) and where that takes it against the paper's difference
+    (`movement`, with the paper's own noise). The differences of one rung are one family: each is tested at `alpha`
+    divided by their number (Bonferroni, as a table's orderings are). A difference without a seed spread, or whose
+    runs collapsed (`ablations.collapsed`), is not judged ("not testable")."""
+    from .ablations import collapsed
+
     out = []
-    base = {m: [r] for m, r in ladder["1x"].items()}
+    family = 2 * len(PAIRS)
     for first, second in PAIRS:
         for i, a in enumerate(("natural", attack)):
-            start = difference(base, first, second, a)
+            start = difference(seeds, first, second, a)
+            target = paper[first][i] - paper[second][i]
+            band = paper_band(paper[first][i], paper[second][i])
             for rung in rungs:
                 if rung not in ladder:
                     continue
-                c = change(ladder["1x"], ladder[rung], first, second, a, spread.get(a))
+                runs = [ladder[rung][first], ladder[rung][second]] + seeds[first] + seeds[second]
+                if spread.get(a) is None or any(collapsed(r) for r in runs):
+                    out.append({"first": first, "second": second, "attack": a, "rung": rung, "comparison": None,
+                                "start": start, "paper": target, "band": band, "movement": "not testable"})
+                    continue
+                c = change(seeds, ladder[rung], first, second, a, spread[a], alpha / family)
                 out.append({"first": first, "second": second, "attack": a, "rung": rung, "comparison": c,
-                            "start": start, "paper": paper[first][i] - paper[second][i],
-                            "movement": movement(c, start, paper[first][i] - paper[second][i])})
+                            "start": start, "paper": target, "band": band,
+                            "movement": movement(c, start, target, band)})
     return out
 
 
+def paper_band(a: float, b: float) -> float:
+    """The paper's own noise for the difference of two of its accuracies (`claims.paper_margin`); 0 without a row."""
+    if a != a or b != b:
+        return 0.0
+    from .claims import paper_margin
+
+    return paper_margin(a, b)
+
+
 def movement_sentence(moves: list[dict], labels: dict[str, str]) -> str:
-    """Per rung, which differences move towards the paper's, away from it, or stay within noise."""
+    """Per rung, which differences move towards the paper's, past it, away from it, off it or stay within noise, with
+    the family's test level and the smallest change the training noise lets count."""
     out = []
     for rung in dict.fromkeys(m["rung"] for m in moves):
         group = [m for m in moves if m["rung"] == rung]
         parts = []
-        for word in ("towards the paper", "away from the paper", "within noise", "no paper row"):
-            names = [f"{NAMES[m['first']]} - {NAMES[m['second']]} in {labels.get(m['attack'], m['attack'])} "
-                     f"({m['comparison'].difference:+.1f})" for m in group if m["movement"] == word]
+        for word in (TOWARDS, PAST, AWAY, AT_PAPER, WITHIN_WORD, NO_ROW, "not testable"):
+            names = [f"{NAMES[m['first']]} - {NAMES[m['second']]} in {labels.get(m['attack'], m['attack'])}"
+                     + (f" ({m['comparison'].difference:+.1f})" if m["comparison"] else "")
+                     for m in group if m["movement"] == word]
             if names:
                 parts.append(f"{word}: {', '.join(names)}")
         out.append(f"From 1x to {rung}, of the {len(group)} differences (change in points): " + "; ".join(parts) + ".")
+    margins = {labels.get(m["attack"], m["attack"]): m["comparison"].margin for m in moves if m["comparison"]}
+    if margins:
+        out.append(f"Each change is tested image by image at 0.05 over the {2 * len(PAIRS)} differences of a rung "
+                   f"(Bonferroni) and counts only beyond the training noise of its runs: "
+                   + ", ".join(f"{v:.1f} points in {k}" for k, v in margins.items() if v)
+                   + "; a smaller change, whatever its direction, is within noise.")
     return " ".join(out)
 
 
@@ -125,7 +173,8 @@ class Reading:
     """A chapter's reading of a contradicted claim (`claim`, its text), as a prediction tested by a run: `text` (the
     reading in words), `run` (which run tests it), `verdict` (SUPPORTED, NOT_SUPPORTED or WITHIN_NOISE), `evidence`
     (the numbers that decided it), `shows` (what the run shows, in words: it replaces a reading the run does not
-    support), `budget` (whether the reading blames the small budget, tested by a larger one, or another cause)."""
+    support), `budget` (whether the reading blames the small budget, tested by a larger one, or another cause),
+    `resolves` (for a supported reading: whether the contradiction itself is gone at that run, or only narrowed)."""
 
     chapter: str
     claim: str
@@ -135,6 +184,7 @@ class Reading:
     evidence: str
     shows: str = ""
     budget: bool = True  # the reading blames the small budget (a larger one tests it), not another cause
+    resolves: bool | None = None  # at the run that tests it, is the contradiction gone (None: not asked)
 
     def sentence(self, claims: list[str] | None = None) -> str:
         """The reading on the page, after the claim it reads (`claims`: the claims it reads, where one reading
@@ -164,23 +214,35 @@ def test_reading(c: Comparison, predicted: str) -> str:
 
 def ladder_reading(chapter: str, claim: str, text: str, ladder: dict[str, dict[str, dict]] | None, first: str,
                    second: str, attack: str, rung: str, predicted: str, spread: float | None, label: str) -> Reading:
-    """A reading that predicts `first` - `second` in `attack` moves `predicted` (ABOVE or BELOW) from the 1x runs to
-    `rung` of the ladder, tested by the change of the four models (`change`, image by image, with the run-to-run margin
-    of `spread`). Without the rung's runs (`ladder` None or lacking it), the reading waits for the build's `ladder`
-    stage (`pending`)."""
+    """A reading that predicts `first` - `second` in `attack` moves `predicted` (ABOVE or BELOW) from the profile's
+    budget (`ladder["1x"]`: method -> its seeds, or one run) to `rung` of the ladder, tested by the change
+    (`change`: image by image, the rung's difference against the seeds' mean, with the run-to-run margin of
+    `spread`). Without the rung's runs (`ladder` None or lacking it), the reading waits for the build's `ladder`
+    stage (`pending`). The verdict says whether the prediction holds, not that the mechanism the reading names is the
+    only one that could make it hold."""
     run = f"the ladder's {rung} runs of {NAMES[first]} and {NAMES[second]} (chapter 10)"
     if not ladder or rung not in ladder:
         return pending(chapter, claim, text, run, "ladder")
+    if spread is None:
+        return Reading(chapter, claim, text, run, NOT_TESTED, "the network has no seed spread to judge one run by")
     c = change(ladder["1x"], ladder[rung], first, second, attack, spread)
-    a, b = ladder["1x"], ladder[rung]
-    before = _evaluation(a[first], attack)["accuracy"] - _evaluation(a[second], attack)["accuracy"]
-    after = _evaluation(b[first], attack)["accuracy"] - _evaluation(b[second], attack)["accuracy"]
+    before = difference({m: _seeds(ladder["1x"], m) for m in (first, second)}, first, second, attack)
+    after = before + c.difference
+    k = min(len(_seeds(ladder["1x"], first)), len(_seeds(ladder["1x"], second)))
     verdict = test_reading(c, predicted)
-    shows = (f"With {rung}, {NAMES[first]} - {NAMES[second]} in {label} goes from {before:+.1f} to {after:+.1f} "
-             f"points (seed 0)" + ("." if verdict == SUPPORTED else
-                                   ": the reading is replaced by what the run shows." if verdict == NOT_SUPPORTED else
-                                   ", a change within the noise: the run does not decide the reading."))
-    return Reading(chapter, claim, text, run, verdict, f"change {c.evidence()}", shows)
+    # the contradiction lay on the side the reading predicts the difference leaves: is it still there at the rung?
+    there = compare_evaluations(ladder[rung][first]["student"]["last"], ladder[rung][second]["student"]["last"],
+                                attack, spread)
+    resolves = None if verdict != SUPPORTED else there.word != (BELOW if predicted == ABOVE else ABOVE)
+    shows = (f"With {rung}, {NAMES[first]} - {NAMES[second]} in {label} goes from {before:+.1f} "
+             + (f"(the mean of {k} seeds) " if k > 1 else "") + f"to {after:+.1f} points"
+             + ((": the contradiction is gone there." if resolves else
+                 f": narrowed, but the difference at {rung} still contradicts the claim beyond the noise "
+                 f"({there.evidence()}).") if verdict == SUPPORTED else
+                f": the run moves it the other way, so the reading is replaced by what the run shows: the gap "
+                f"{'widens' if abs(after) > abs(before) else 'narrows'} with {rung}." if verdict == NOT_SUPPORTED else
+                ", a change within the noise: the run does not decide the reading."))
+    return Reading(chapter, claim, text, run, verdict, f"change {c.evidence()}", shows, resolves=resolves)
 
 
 # The budget of the ladder's rungs and the runs the chapters' readings name: every run they add, evaluation included,

@@ -4,6 +4,8 @@ reproduced. Torch-free.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import budget
 from .claims import CONTRADICTED
 from .report import validation_mean, validation_robust_key
@@ -80,4 +82,19 @@ def readings(found: list, ladder: dict | None, spread: dict[str, float | None], 
                                          budget.BELOW if natural else budget.ABOVE,
                                          spread.get("natural" if natural else attack),
                                          "natural accuracy" if natural else f"{attack.replace('pgd', 'PGD-')} accuracy"))
-    return out
+    return joint(out)
+
+
+def joint(readings: list[budget.Reading]) -> list[budget.Reading]:
+    """One mechanism predicts both moves, so its readings share one verdict once both are tested: supported when both
+    moves are, not supported when either goes the other way beyond the noise, within noise otherwise; each keeps its
+    claim, and both carry the two tests' evidence and what the run shows."""
+    tested = (budget.SUPPORTED, budget.NOT_SUPPORTED, budget.WITHIN_NOISE)
+    if len(readings) < 2 or any(r.verdict not in tested for r in readings):
+        return readings
+    verdicts = {r.verdict for r in readings}
+    verdict = (budget.NOT_SUPPORTED if budget.NOT_SUPPORTED in verdicts else
+               budget.SUPPORTED if verdicts == {budget.SUPPORTED} else budget.WITHIN_NOISE)
+    evidence = "; ".join(f"{r.claim}: {r.evidence}" for r in readings)
+    shows = " ".join(r.shows.split(":")[0].rstrip(".,") + "." for r in readings)
+    return [replace(r, verdict=verdict, evidence=evidence, shows=shows) for r in readings]

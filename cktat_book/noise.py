@@ -292,26 +292,42 @@ def change_margin(accuracies: Sequence[float], n: int, z: float = Z) -> float:
     return max(z * 100 * math.sqrt(var), 100 / n)
 
 
-def compare_change(large: tuple[str, str], small: tuple[str, str], accuracies: tuple[float, float, float, float],
-                   spread: float | None = None, alpha: float = ALPHA) -> Comparison:
+def change_margin(spread: float, seeds: int = 1, z: float = Z) -> float:
+    """How far a change of a gap must go before training noise cannot explain it: z standard deviations of
+    (m_L - b_L) - mean over `seeds` of (m_S - b_S), two single runs on one side and two means of `seeds` runs each on
+    the other, every run with standard deviation `spread`: z * spread * sqrt(2 + 2 / seeds) (z * 2 * spread for four
+    single runs)."""
+    return z * spread * math.sqrt(2 + 2 / seeds)
+
+
+def compare_change(large: tuple[str, str], small: tuple[str | Sequence[str], str | Sequence[str]],
+                   accuracies: tuple[float, float, float, float], spread: float | None = None,
+                   alpha: float = ALPHA) -> Comparison:
     """Whether a method's gap to a baseline changes from one setting to another (Table 1: from the small to the
-    large student), four models on the same test images. `large` and `small` are (method's bits, baseline's bits);
-    `accuracies` (method large, baseline large, method small, baseline small), in %. Per image the change is
-    (m_L - b_L) - (m_S - b_S) in {-2, ..., 2}; a one-sample t-test on it (`scipy.stats.ttest_1samp`) is the paired
-    test of four models, and `spread` (one run's seed spread) adds z * 2 * spread, the run-to-run noise of a sum of
-    four runs."""
+    large student; the budget ladder: from the profile's budget to a larger one), models on the same test images.
+    `large` is (method's bits, baseline's bits); `small` the same, or (the method's seeds' bits, the baseline's
+    seeds' bits), as many seeds on each side; `accuracies` (method large, baseline large, method small, baseline
+    small; the small side the seeds' means), in %. Per image the change is (m_L - b_L) - mean over the seeds of
+    (m_S - b_S); a one-sample t-test on it (`scipy.stats.ttest_1samp`) is the paired test of the models, and `spread`
+    (one run's seed spread) adds the run-to-run margin of those runs (`change_margin`)."""
     from scipy.stats import ttest_1samp
 
+    ms_bits, bs_bits = ([v] if isinstance(v, str) else list(v) for v in small)
+    if len(ms_bits) != len(bs_bits):
+        raise ValueError("compare_change needs as many seeds of the method as of the baseline")
+    k = len(ms_bits)
     ml, bl, ms, bs = accuracies
     diff = (ml - bl) - (ms - bs)
-    x = [(int(a) - int(b)) - (int(c) - int(d)) for a, b, c, d in zip(large[0], large[1], small[0], small[1])]
+    before = [sum(int(m[i]) - int(b[i]) for m, b in zip(ms_bits, bs_bits)) / k for i in range(len(large[0]))]
+    x = [(int(a) - int(b)) - d for a, b, d in zip(large[0], large[1], before)]
     if len(set(x)) < 2:
         p, half = (1.0 if not any(x) else 0.0), 0.0
     else:
         res = ttest_1samp(x, 0.0)
         p, half = float(res.pvalue), _t_half_width(res, alpha, 100.0)
-    margin = Z * 2 * spread if spread else 0.0
-    what = f"paired t-test over {len(x):,} images of four models" + (", and the seeds' spread" if spread else "")
+    margin = change_margin(spread, k) if spread else 0.0
+    models = "four models" if k == 1 else f"two runs against {k} seeds of each method"
+    what = f"paired t-test over {len(x):,} images of {models}" + (", and the seeds' spread" if spread else "")
     return Comparison(_word(diff, p < alpha and abs(diff) > margin), diff, p, margin or None, what, half + margin)
 
 

@@ -297,7 +297,8 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
         return ""
     readings_of = [reading_of(c, readings) or {} for c in bad]
     count = lambda test: sum(1 for r in readings_of if test(r))
-    budget = count(lambda r: r.get("verdict") == SUPPORTED and r.get("budget", True))
+    budget = count(lambda r: r.get("verdict") == SUPPORTED and r.get("budget", True) and r.get("resolves") is not False)
+    narrowed = count(lambda r: r.get("verdict") == SUPPORTED and r.get("budget", True) and r.get("resolves") is False)
     other = count(lambda r: r.get("verdict") == SUPPORTED and not r.get("budget", True))
     stand = count(lambda r: r.get("verdict") == NOT_SUPPORTED)
     undecided = count(lambda r: r.get("verdict") == WITHIN_NOISE)
@@ -305,13 +306,18 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     waiting = count(lambda r: r.get("verdict") == NOT_TRAINED_YET)
     none = count(lambda r: not r)
     verb = lambda n, one, many: f"{n} {one if n == 1 else many}"
-    return (f"Of the {len(bad)} contradicted claims, {verb(budget, 'is', 'are')} explained by the small budget (a "
-            f"reading that blames it, supported by a larger budget's run, chapter 10), {other} by another cause a run "
-            f"supports, {verb(stand, 'stands', 'stand')} at the larger budget that tested {'it' if stand == 1 else 'them'} "
-            f"(the run does not support the reading), {verb(undecided, 'is', 'are')} left undecided by {'its' if undecided == 1 else 'their'} run (a change "
-            f"within noise: the run cannot tell), {verb(untested, 'has', 'have')} a reading no run within the budget "
-            f"tests, {waiting} a reading whose run the build has not trained yet, and {verb(none, 'has', 'have')} no "
-            f"reading.")
+    parts = [f"{verb(budget, 'is', 'are')} explained by the small budget (a reading that blames it, supported by a "
+             f"larger budget's run, chapter 10, where the contradiction is gone)"]
+    if narrowed:
+        parts.append(f"{verb(narrowed, 'is', 'are')} narrowed by the larger budget but still contradicted there")
+    parts += [f"{other} by another cause a run supports",
+              f"{verb(stand, 'stands', 'stand')} at the larger budget that tested {'it' if stand == 1 else 'them'} "
+              f"(the run does not support the reading)",
+              f"{verb(undecided, 'is', 'are')} left undecided by {'its' if undecided == 1 else 'their'} run (a change "
+              f"within noise: the run cannot tell)",
+              f"{verb(untested, 'has', 'have')} a reading no run within the budget tests",
+              f"{waiting} a reading whose run the build has not trained yet"]
+    return f"Of the {len(bad)} contradicted claims, " + ", ".join(parts) + f", and {verb(none, 'has', 'have')} no reading."
 
 
 ATTACK_WORDS = r"PGD-\d+|AutoAttack|AA \([^)]*\)"  # how a claim names its attack: the runs' own PGD, AutoAttack

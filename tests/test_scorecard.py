@@ -171,6 +171,9 @@ def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verd
                                              "budget": blames}
     readings = [read(0, budget.SUPPORTED), read(1, budget.SUPPORTED, False), read(2, budget.NOT_TESTED),
                 read(3, budget.NOT_TRAINED_YET), read(4, budget.NOT_SUPPORTED), read(5, budget.WITHIN_NOISE)]
+    assert "narrowed" not in scorecard.budget_sentence(bad, readings)
+    still = scorecard.budget_sentence(bad, readings[:-1] + [{**read(5, budget.SUPPORTED), "resolves": False}])
+    assert "1 is narrowed by the larger budget but still contradicted there" in still  # not counted as explained
     s = scorecard.budget_sentence(bad, readings)
     assert "Of the 7 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
     assert "1 stands at the larger budget that tested it" in s and "1 has a reading no run within the budget tests" in s
