@@ -474,8 +474,9 @@ def precision_sentence(runs: dict[str, list[dict]], control: dict[str, list[dict
     by = {p: [label for label, ps in names.items() if set(ps) == {p}] for p in known + [None]}
     mixed = [f"{label} ({', '.join(f'{word(p)} for {ps.count(p)} of its {len(ps)} runs' for p in dict.fromkeys(ps))})"
              for label, ps in names.items() if len(set(ps)) > 1]
-    groups = [f"{word(p)}: {listed(labels)}" for p, labels in by.items() if labels] + (
-        [f"runs of more than one: {listed(mixed)}"] if mixed else [])
+    groups = [f"{'In ' if not i else 'in '}{word(p)}: {listed(labels)}"
+              for i, (p, labels) in enumerate((p, labels) for p, labels in by.items() if labels)] + (
+        [f"in more than one: {listed(mixed)}"] if mixed else [])
     inferred = sorted({label for label, ps in of.items() for _, guess in ps if guess})
     text = ("The runs on this page did not all train in one arithmetic, because the build ran on machines with "
             "and without bf16 instructions (every evaluation is in float32). " + "; ".join(groups) + "."
@@ -494,5 +495,5 @@ def precision_sentence(runs: dict[str, list[dict]], control: dict[str, list[dict
     seeds = f"{n[0]} seeds each" if n[0] == n[1] else f"{n[0]} and {n[1]} seeds"
     return text + (f" PGD-AT's seeds trained on both machines ({seeds}, the same settings; bf16 on the one with the "
                    f"instructions, float32 on the other) differ, float32 minus bf16, by {' and '.join(said)}, by "
-                   f"Welch's t-test over the seeds: the arithmetic, the machine's kernels and the trainer's commits "
+                   f"Welch's t-test over the seeds: the arithmetic, the machines' kernels and the trainer's commits "
                    f"between the two trainings together.")

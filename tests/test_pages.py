@@ -300,8 +300,8 @@ def test_a_page_whose_runs_trained_in_two_arithmetics_says_so_and_what_the_contr
     control = {"fp32": [_seed(54.0, 26.7), _seed(54.4, 26.8), _seed(53.8, 26.6)],
                "bf16": [_seed(55.0, 26.7), _seed(55.4, 26.8), _seed(54.8, 26.6)]}
     text = report.precision_sentence(runs, control)
-    assert "float32: PGD-AT; bf16 autocast: MART; runs of more than one: TRADES (bf16 autocast for 1 of its 3 runs, " \
-           "not recorded for 2 of its 3 runs)." in text
+    assert "In float32: PGD-AT; in bf16 autocast: MART; in more than one: TRADES (bf16 autocast for 1 of its 3 " \
+           "runs, not recorded for 2 of its 3 runs)." in text
     assert "(MART and TRADES), it is inferred from the machine each names." in text  # PGD-AT recorded its own
     assert "(3 seeds each, the same settings; bf16 on the one with the instructions, float32 on the other) differ, " \
            "float32 minus bf16, by natural -1.00 points (95% interval \u00b1" in text
