@@ -190,9 +190,10 @@ def group_label(verdict: str) -> str:
 
 
 def in_list(claim: str) -> str:
-    """A claim as an item of a sentence's list: "The PGD-20 ordering ..." -> "the PGD-20 ordering ..." (a name such
-    as CKTAT keeps its capitals)."""
-    return "the " + claim[4:] if claim.startswith("The ") else claim
+    """A claim as an item of a sentence's list: "The PGD-20 ordering ..." -> "the PGD-20 ordering ...", "Removing the
+    ..." -> "removing the ..." (a name such as CKTAT, TRADES's or PGD-20 keeps its capitals)."""
+    first = claim.split(" ", 1)[0]
+    return claim[0].lower() + claim[1:] if first[:1].isupper() and first[1:].islower() else claim
 
 
 def opening(claims: list[Claim], digits: int = 1, most: int = 4, listed: int = 12) -> str:

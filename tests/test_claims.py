@@ -359,3 +359,5 @@ def test_a_number_that_rounds_to_zero_prints_without_a_minus():
 def test_a_claim_listed_after_a_colon_starts_in_lower_case_unless_it_starts_with_a_name():
     assert claims.in_list("The PGD-20 ordering of the 9 methods") == "the PGD-20 ordering of the 9 methods"
     assert claims.in_list("CKTAT's natural accuracy below PGD-AT's") == "CKTAT's natural accuracy below PGD-AT's"
+    assert claims.in_list("Removing the teacher term lowers natural accuracy") == "removing the teacher term lowers natural accuracy"
+    assert claims.in_list("TRADES's PGD-20 accuracy above PGD-AT's").startswith("TRADES's")
