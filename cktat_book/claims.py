@@ -242,9 +242,11 @@ def pending_sentence(results: str, profile: str) -> str:
     left = pending(results)
     if not left:
         return ""
-    return (f"Not counted yet: {len(left)} of the {len(CHAPTERS)} chapters that test claims have saved none in the "
-            f"{profile} profile ({', '.join(left)}: not executed there yet, or waiting for a run their page names), so "
-            f"their claims are missing from this page.")
+    one = len(left) == 1
+    return (f"Not counted yet: {len(left)} of the {len(CHAPTERS)} chapters that test claims {'has' if one else 'have'} "
+            f"saved none in the {profile} profile ({', '.join(left)}: not executed there yet, or waiting for a run "
+            f"{'its' if one else 'their'} page names), so {'its' if one else 'their'} claims are missing from this "
+            f"page.")
 
 
 def save(results: str, chapter: str, claims: list[Claim], readings: list | None = None) -> str:
