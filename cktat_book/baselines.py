@@ -139,12 +139,13 @@ def masked_teacher(ch: Chapter, checkpoint: str, limit: int, aa_version: str, sw
     """Chapter 04's test of the checks, on the clean teacher (`checkpoint`): "plain" (natural, FGSM, PGD-20);
     "masked", the same network behind 8-bit input rounding (`models.InputQuantized`: a zero input gradient, which
     the checks must flag), with AutoAttack's `aa_version` and the eps `sweep`; and "masked_standard", on the first
-    "few" (100) images, AutoAttack's standard version, whose Square attack needs no gradient. Cached in
+    "few" images (a tenth of the suite's, at most 100: Square's 5000 queries per image that resists are the cost),
+    AutoAttack's standard version, whose Square attack needs no gradient. Cached in
     <out>/eval/teacher_*.json; the weights are needed only where a file is not reused."""
     run = lambda attacks, name, **kw: evaluate_checkpoint(checkpoint, attacks, progress=ch.progress, reuse=True,
                                                           restore=ch.weights, out=f"{ch.out}/eval/{name}.json", **kw)
     plain = run("natural,fgsm,pgd20", "teacher_standard", limit=limit)
-    few = min(100, plain["n"])
+    few = max(1, min(100, plain["n"] // 10))
     return {"plain": plain, "few": few,
             "masked": run("natural,fgsm,pgd20,aa", "teacher_rounded", limit=limit, aa_version=aa_version,
                           eps_sweep=sweep, round_input=True),

@@ -11,6 +11,8 @@ epochs of compute before the adversarial ones. The controls are PGD-AT and TRADE
 
 from __future__ import annotations
 
+from statistics import fmean
+
 from . import budget
 from .claims import CONTRADICTED, Claim, judged, untestable
 from .noise import ABOVE, BELOW, WITHIN, compare, compare_evaluations, detectable_sentence, discordance, p_text
@@ -182,8 +184,6 @@ def drop_sentence(same: dict[str, dict], first: str, second: str, n: int, n_all:
     scored on all `n_all`): under the runs' own attack there, and how far each falls from it to AutoAttack (Welch over
     the seeds), beside the paper's fall from PGD to AutoAttack (Table 4's PGD and AutoAttack columns). Where `first`
     falls further beyond the noise, the runs' own attack overstates its robustness more than `second`'s."""
-    from statistics import fmean
-
     a, b = names[first], names[second]
     seeds = lambda v: ", ".join(f"{x:.1f}" for x in v)
     level = compare(same[first]["robust"], same[second]["robust"])
@@ -227,3 +227,41 @@ def readings(found: list[Claim], ladder: dict | None, spread: dict[str, float | 
         out.append(budget.ladder_reading("02_cktat", nat.claim, NATURAL_LEAD, ladder, "cktat", "pgdat", "natural",
                                          "4x epochs", budget.BELOW, spread.get("natural"), "natural accuracy"))
     return out
+
+
+AUTOATTACK_READING = ("We read CKTAT's AutoAttack deficit as the evaluation's doing, not the budget's: attacks on the "
+                      "cross-entropy overstate CKTAT's robustness more than PGD-AT's, and AutoAttack's attacks after "
+                      "its first (APGD-CE), which attack the logits' margin, find what those miss. If so, CKTAT falls "
+                      "further than PGD-AT from APGD-CE to the end of AutoAttack.")
+
+
+def autoattack_reading(found: list[Claim], aa: dict[str, list[dict]], first: str, second: str,
+                       names: dict[str, str]) -> list[budget.Reading]:
+    """The reading of "`first`'s AutoAttack accuracy above `second`'s" where ours is below: tested by AutoAttack's own
+    attacks, seed by seed (`aa`: method -> per seed its evaluation, whose "per_attack" holds the robust accuracy left
+    after each attack in AutoAttack's order). The prediction: `first` falls further than `second` from the first
+    attack (APGD-CE, a cross-entropy attack) to the last, beyond the seeds' noise (Welch's t-test). Not a budget
+    reading (`Reading.budget` False): a larger budget does not test it, the attacks do. Empty where the claim is not
+    contradicted that way or an evaluation lacks the per-attack record."""
+    claim = next((c for c in found if c.claim == f"{names[first]}'s AutoAttack accuracy above {names[second]}'s"
+                  and c.verdict == CONTRADICTED and (c.ours or 0) < 0), None)
+    per = {m: [e["attacks"]["aa"].get("per_attack") or {} for e in aa[m]] for m in (first, second)}
+    if claim is None or not all(len(p) >= 2 for ps in per.values() for p in ps):
+        return []
+    head = next(iter(per[first][0]))  # AutoAttack's first attack
+    after = {m: [p[head] for p in ps] for m, ps in per.items()}
+    fall = {m: [p[head] - list(p.values())[-1] for p in ps] for m, ps in per.items()}
+    c = compare(fall[first], fall[second])
+    level = compare(after[first], after[second])
+    a, b, title = names[first], names[second], head.upper()
+    seeds = lambda v: ", ".join(f"{x:.1f}" for x in v)
+    shows = (f"After {title} alone, {a} - {b}: {level.word} ({level.evidence()}); "
+             f"from {title} to the end of AutoAttack {a} falls {fmean(fall[first]):.1f} points per seed on average "
+             f"({seeds(fall[first])}) and {b} {fmean(fall[second]):.1f} ({seeds(fall[second])}).")
+    verdict = budget.test_reading(c, ABOVE)
+    if verdict == budget.NOT_SUPPORTED:
+        shows += f" {b} falls further: the deficit is not the cross-entropy's overstatement of {a}'s robustness."
+    run = (f"AutoAttack's own attacks on the {len(aa[first])} and {len(aa[second])} seeds above ({title}, then "
+           f"{', '.join(x.upper() for x in list(per[first][0])[1:])} on what it left)")
+    return [budget.Reading("02_cktat", claim.claim, AUTOATTACK_READING, run, verdict,
+                           f"{a}'s fall minus {b}'s {c.evidence()}", shows, budget=False)]

@@ -153,6 +153,13 @@ def test_a_students_time_is_its_own_work_and_each_machine_is_named():
     ms = build.machines_of(runs, {"a": 100.0, "b": 300.0, "c": 50.0})
     assert ms["X"] == {"runs": 2, "median_seconds": 200.0, "seconds": 400.0, "precision": "bf16 autocast and float32"}
     assert ms[build.UNRECORDED]["runs"] == 1 and ms[build.UNRECORDED]["precision"] == ""
+    # the median target per machine that recorded itself, where there is more than one
+    runs["d"] = {"machine": "Y", "precision": "fp32"}
+    rows = build.machine_rows({"machines": build.machines_of(runs, {"a": 100.0, "b": 300.0, "c": 50.0, "d": 900.0}),
+                               "targets": {"median_run_s": 600.0}})
+    assert rows == ["| median run on X, trained in bf16 autocast and float32 (2 runs) | 200 s | <= 600 s | met |",
+                    "| median run on Y, trained in float32 (1 run) | 900 s | <= 600 s | **not met** |"]
+    assert build.machine_rows({"machines": ms, "targets": {"median_run_s": 600.0}}) == []  # one machine recorded
 
 
 def test_each_run_counts_once_in_the_first_part_that_names_it_and_the_rest_is_the_book():

@@ -213,6 +213,35 @@ def test_the_fall_from_the_runs_attack_to_autoattack_is_read_on_the_same_images_
     assert "does not show" not in headline.drop_sentence(nowhere, "cktat", "pgdat", 4, 10, names, "PGD-20", None, [])
 
 
+def test_the_autoattack_deficit_is_read_as_the_cross_entropys_overstatement_and_tested_by_autoattacks_own_attacks():
+    from dataclasses import replace
+
+    from cktat_book import budget
+
+    ev = lambda ce, t: {"n": 1000, "attacks": {"aa": {"accuracy": t, "per_attack": {"apgd-ce": ce, "apgd-t": t}}}}
+    names = {"cktat": "CKTAT", "pgdat": "PGD-AT"}
+    aa = {"cktat": [ev(27.2, 18.8), ev(27.0, 18.3), ev(28.4, 18.4)],
+          "pgdat": [ev(27.2, 22.2), ev(28.1, 23.6), ev(27.4, 22.4)]}
+    claim = headline.autoattack_claim("02_cktat", aa, "cktat", "pgdat", [0, 0, 0, 0, 0, 51.87],
+                                      [0, 0, 0, 0, 0, 43.77], names, ())
+    assert claim.verdict == "contradicted" and claim.ours < 0
+    [r] = headline.autoattack_reading([claim], aa, "cktat", "pgdat", names)
+    assert r.verdict == budget.SUPPORTED and r.budget is False and r.claim == claim.claim
+    assert "After APGD-CE alone, CKTAT - PGD-AT: within noise (+0.0 points, p = 0.95" in r.shows  # they part at APGD-T
+    assert "CKTAT falls 9.0 points per seed on average (8.4, 8.7, 10.0) and PGD-AT 4.8 (5.0, 4.5, 5.0)" in r.shows
+    # the other way round, the reading is not supported and the page says what the attacks show instead
+    swapped = {"cktat": [ev(20.0, 18.8), ev(19.5, 18.3), ev(20.1, 18.4)], "pgdat": aa["pgdat"]}
+    against = headline.autoattack_claim("02_cktat", swapped, "cktat", "pgdat", [0] * 5 + [51.87], [0] * 5 + [43.77],
+                                        names, ())
+    [no] = headline.autoattack_reading([against], swapped, "cktat", "pgdat", names)
+    assert no.verdict == budget.NOT_SUPPORTED and "PGD-AT falls further" in no.shows
+    # nothing to read where the claim holds, or where an evaluation has no per-attack record
+    assert headline.autoattack_reading([replace(claim, verdict="reproduced")], aa, "cktat", "pgdat", names) == []
+    bare = {m: [{"n": 1000, "attacks": {"aa": {"accuracy": e["attacks"]["aa"]["accuracy"]}}} for e in v]
+            for m, v in aa.items()}
+    assert headline.autoattack_reading([claim], bare, "cktat", "pgdat", names) == []
+
+
 def test_the_evaluation_opening_counts_its_images_and_says_how_far_each_model_falls_to_autoattack():
     from cktat_book import evaluation
 
