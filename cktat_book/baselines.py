@@ -493,6 +493,76 @@ def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | N
     return [budget.Reading("08_baselines", claim.claim, SPAN_READING, run, verdict, f"change {c.evidence()}", shows)]
 
 
+AA_RANK_READING = ("We read CKTAT's place below other rows in AutoAttack (first in the paper) as chapter 02 reads its "
+                   "AutoAttack deficit: attacks on the cross-entropy overstate CKTAT's robustness more than the other "
+                   "rows', and AutoAttack's attacks after its first (APGD-CE) find what those miss.")
+
+
+def aa_rank_reading(claim, evals: dict[str, dict], target: str, excluding: tuple[str, ...], seeded: dict | None,
+                    spread: float | None):
+    """Chapter 08's reading of "`target` has the highest AutoAttack accuracy" where rows lie above it
+    (`AA_RANK_READING`), tested by chapter 02's test on the seeds (`seeded`: `headline.fall_test` of CKTAT against
+    PGD-AT, whose seed-0 runs are this table's rows): its verdict. Beside it, what this table's single runs show
+    (`evals`: label -> the suite's evaluation, with AutoAttack's "per_attack"): each row's fall from the first attack
+    to the last, and the rows above `target` in AutoAttack that lie above it already under the first attack beyond
+    the noise (the images' and the run-to-run `spread`: `noise.compare`). Those the reading does not explain, so a
+    supported reading `resolves` the contradiction only where there are none. Not a budget reading."""
+    from .noise import compare
+
+    if claim is None or claim.verdict != "contradicted" or (claim.ours or 0) >= 0 or seeded is None:
+        return []
+    per = {m: e["attacks"]["aa"].get("per_attack") or {} for m, e in evals.items() if m not in excluding}
+    if any(len(p) < 2 for p in per.values()):
+        return []
+    head = next(iter(per[target]))
+    last = {m: list(p.values())[-1] for m, p in per.items()}
+    fall = {m: p[head] - last[m] for m, p in per.items()}
+    passing = [m for m in per if m != target and last[m] > last[target]]
+    n = evals[target]["n"]
+    first = {m: compare(per[m][head], per[target][head], n=n, spread=spread) for m in passing}
+    still = [m for m in passing if first[m].word == ABOVE]
+    title = head.upper()
+    shows = (f"{seeded['shows']} In this table's single runs, {target} falls {fall[target]:.1f} points from {title} to "
+             f"the end of AutoAttack, the {len(passing)} rows above it there "
+             + listed([f"{m} {fall[m]:.1f}" for m in passing]))
+    if still:
+        shows += (f"; under {title} alone {listed(still)} already lie{'s' if len(still) == 1 else ''} above it beyond "
+                  f"the noise ({'; '.join(f'{m}: {first[m].evidence()}' for m in still)}): the reading explains "
+                  + (f"the rows that pass {target} only under AutoAttack's later attacks "
+                     f"({listed([m for m in passing if m not in still])}), not " if len(still) < len(passing) else "")
+                  + f"{listed(still)}.")
+    else:
+        shows += f"; under {title} alone none lies above it beyond the noise."
+    verdict = seeded["verdict"]
+    return [budget.Reading("08_baselines", claim.claim, AA_RANK_READING, "chapter 02's test, " + seeded["run"], verdict,
+                           seeded["evidence"], shows, budget=False,
+                           resolves=(not still) if verdict == budget.SUPPORTED else None)]
+
+
+GAP_READING = ("We read {other} below {target} in natural accuracy here (above it in the paper) as the short "
+               "schedule's doing, as the rows above {target}: each method still sits where its loss first puts it on "
+               "the trade-off, and a longer schedule brings the rows closer together, {other} up towards {target}.")
+
+
+def natural_gap_tested(claim, short: dict[str, dict], long: dict[str, dict] | None, target: str, other: str,
+                       spread: float | None, rung: str, cost: str):
+    """Chapter 08's reading of "`target`'s natural accuracy below `other`'s" where `other` lies below (`GAP_READING`),
+    tested as `natural_lead_tested` tests the rows above: with the rows at the ladder's longest schedule (`long`,
+    None when not trained: the reading says what that would cost), `other` - `target` should rise beyond the noise."""
+    if claim is None or claim.verdict != "contradicted" or (claim.ours or 0) <= 0:
+        return []
+    text = GAP_READING.format(other=other, target=target)
+    run = f"the Table 4 rows at the ladder's {rung} schedule"
+    if long is None:
+        return [budget.untested("08_baselines", claim.claim, text, run, cost)]
+    gap = lambda runs: (runs[other]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"]
+                        - runs[target]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"])
+    c = budget.change(short, long, other, target, "natural", spread)
+    shows = f"{other} - {target} in natural accuracy goes from {gap(short):+.1f} to {gap(long):+.1f} points with {rung}."
+    return [budget.Reading("08_baselines", claim.claim, text, run, budget.test_reading(c, ABOVE),
+                           f"change {c.evidence()}", shows)]
+
+
 def own_evaluation_sentence(runs: dict[str, dict], suite_images: int) -> str:
     """How the runs' own final evaluation (`runs`: label -> `train.run` result) relates to the attack suite's tables
     on `suite_images` test images: the same images, or the suite's first ones only."""

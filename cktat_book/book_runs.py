@@ -168,8 +168,8 @@ def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[
 
 
 def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, dict | None], factor: int,
-                   rung: str) -> str:
-    """What the rows of Table 4 at `factor` times the epochs would cost beyond the ladder (`short`: label -> the
+                   rung: str, table: str = "Table 4") -> str:
+    """What the rows of `table` at `factor` times the epochs would cost beyond the ladder (`short`: label -> the
     profile's run; `long`: label -> the longer run where finished): the rows not finished that the ladder does not
     train (the headline methods at their own settings), each its run's seconds scaled (`scaled_seconds`), with the
     budget it would come out of (`beyond_budget`, `readings_plan` of this results folder, read without training)."""
@@ -188,7 +188,7 @@ def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, di
         readings = list(reading_runs(dataclasses.replace(ch, train=False)).values())
     except RunPending:
         readings = None
-    what = f"the {len(missing)} Table 4 row{'s' * (len(missing) != 1)} the ladder does not train, at its {rung} schedule"
+    what = f"the {len(missing)} {table} row{'s' * (len(missing) != 1)} the ladder does not train, at its {rung} schedule"
     return beyond_budget(cost, what, readings_plan(base, rungs, finished, readings))
 
 

@@ -235,19 +235,14 @@ AUTOATTACK_READING = ("We read CKTAT's AutoAttack deficit as the evaluation's do
                       "further than PGD-AT from APGD-CE to the end of AutoAttack.")
 
 
-def autoattack_reading(found: list[Claim], aa: dict[str, list[dict]], first: str, second: str,
-                       names: dict[str, str]) -> list[budget.Reading]:
-    """The reading of "`first`'s AutoAttack accuracy above `second`'s" where ours is below: tested by AutoAttack's own
-    attacks, seed by seed (`aa`: method -> per seed its evaluation, whose "per_attack" holds the robust accuracy left
-    after each attack in AutoAttack's order). The prediction: `first` falls further than `second` from the first
-    attack (APGD-CE, a cross-entropy attack) to the last, beyond the seeds' noise (Welch's t-test). Not a budget
-    reading (`Reading.budget` False): a larger budget does not test it, the attacks do. Empty where the claim is not
-    contradicted that way or an evaluation lacks the per-attack record."""
-    claim = next((c for c in found if c.claim == f"{names[first]}'s AutoAttack accuracy above {names[second]}'s"
-                  and c.verdict == CONTRADICTED and (c.ours or 0) < 0), None)
+def fall_test(aa: dict[str, list[dict]], first: str, second: str, names: dict[str, str]) -> dict | None:
+    """Whether `first` falls further than `second` from AutoAttack's first attack (APGD-CE, on the cross-entropy) to
+    its last, seed by seed (`aa`: method -> per seed its evaluation, whose "per_attack" holds the robust accuracy left
+    after each attack in AutoAttack's order), beyond the seeds' noise (Welch's t-test): the Reading's fields "run",
+    "verdict" (ABOVE predicted), "evidence" and "shows". None where an evaluation lacks the per-attack record."""
     per = {m: [e["attacks"]["aa"].get("per_attack") or {} for e in aa[m]] for m in (first, second)}
-    if claim is None or not all(len(p) >= 2 for ps in per.values() for p in ps):
-        return []
+    if not all(len(p) >= 2 for ps in per.values() for p in ps):
+        return None
     head = next(iter(per[first][0]))  # AutoAttack's first attack
     after = {m: [p[head] for p in ps] for m, ps in per.items()}
     fall = {m: [p[head] - list(p.values())[-1] for p in ps] for m, ps in per.items()}
@@ -261,7 +256,20 @@ def autoattack_reading(found: list[Claim], aa: dict[str, list[dict]], first: str
     verdict = budget.test_reading(c, ABOVE)
     if verdict == budget.NOT_SUPPORTED:
         shows += f" {b} falls further: the deficit is not the cross-entropy's overstatement of {a}'s robustness."
-    run = (f"AutoAttack's own attacks on the {len(aa[first])} and {len(aa[second])} seeds above ({title}, then "
-           f"{', '.join(x.upper() for x in list(per[first][0])[1:])} on what it left)")
-    return [budget.Reading("02_cktat", claim.claim, AUTOATTACK_READING, run, verdict,
-                           f"{a}'s fall minus {b}'s {c.evidence()}", shows, budget=False)]
+    run = (f"AutoAttack's own attacks on the {len(aa[first])} and {len(aa[second])} seeds of {a} and {b} ({title}, "
+           f"then {', '.join(x.upper() for x in list(per[first][0])[1:])} on what it left)")
+    return {"run": run, "verdict": verdict, "evidence": f"{a}'s fall minus {b}'s {c.evidence()}", "shows": shows}
+
+
+def autoattack_reading(found: list[Claim], aa: dict[str, list[dict]], first: str, second: str,
+                       names: dict[str, str]) -> list[budget.Reading]:
+    """The reading of "`first`'s AutoAttack accuracy above `second`'s" where ours is below (`AUTOATTACK_READING`),
+    tested by AutoAttack's own attacks seed by seed (`fall_test`). Not a budget reading (`Reading.budget` False): a
+    larger budget does not test it, the attacks do. Empty where the claim is not contradicted that way or an
+    evaluation lacks the per-attack record."""
+    claim = next((c for c in found if c.claim == f"{names[first]}'s AutoAttack accuracy above {names[second]}'s"
+                  and c.verdict == CONTRADICTED and (c.ours or 0) < 0), None)
+    test = fall_test(aa, first, second, names)
+    if claim is None or test is None:
+        return []
+    return [budget.Reading("02_cktat", claim.claim, AUTOATTACK_READING, budget=False, **test)]

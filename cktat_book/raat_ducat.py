@@ -8,7 +8,7 @@ import dataclasses
 import math
 
 from . import budget
-from .claims import REPRODUCED, Claim, quantity
+from .claims import CONTRADICTED, REPRODUCED, Claim, quantity
 from .noise import ABOVE, BELOW, compare_evaluations, not_below
 
 
@@ -303,6 +303,57 @@ def raat_reading_tested(found: list[Claim], without: dict | None, raat: dict, co
     return [budget.Reading("09_raat_ducat", claim.claim, DICAR_READING, run, verdict,
                            f"against Cons-AT: {below.evidence()}; against RAAT: {raised.evidence()}", shows,
                            budget=False)]
+
+
+BEST_OF = "The better of RAAT and RAAT++ above the best of the four benchmarks in natural accuracy"
+DICAR_BEST_READING = ("We read the better of RAAT and RAAT++ below the best benchmark in natural accuracy as DICAR's "
+                      "doing too (both use it), not the reduced perturbation's: RAAT without the reduced perturbation "
+                      "should stay below that benchmark.")
+
+
+def best_of_reading_tested(found: list[Claim], without: dict | None, benchmarks: dict[str, dict],
+                           spread: float | None) -> list[budget.Reading]:
+    """Chapter 09's reading of `BEST_OF` (RAAT's Sec. 5.1, `best_of_ours`) where ours lies below, tested by the run
+    `raat_reading_tested` uses (`without`: RAAT with `raat_eta=1`): supported when it stays below the best of the
+    `benchmarks` (label -> run; the best by natural accuracy on the runs' test images, as the claim picks it) beyond
+    the noise, not supported when it rises above it, within noise otherwise. Image by image with `spread`."""
+    claim = next((c for c in found if c.claim == BEST_OF and c.verdict == CONTRADICTED and (c.ours or 0) < 0), None)
+    if claim is None:
+        return []
+    run = "RAAT without its reduced perturbation (`runs/raat_raat_eta1`)"
+    if without is None:
+        return [budget.pending("09_raat_ducat", claim.claim, DICAR_BEST_READING, run, "readings", budget=False)]
+    ev = lambda r: r["student"]["last"]
+    rival = max(benchmarks, key=lambda m: ev(benchmarks[m])["test"]["attacks"]["natural"]["accuracy"])
+    c = compare_evaluations(ev(without), ev(benchmarks[rival]), "natural", spread)
+    verdict = {BELOW: budget.SUPPORTED, ABOVE: budget.NOT_SUPPORTED}.get(c.word, budget.WITHIN_NOISE)
+    shows = (f"Without the reduced perturbation RAAT's natural accuracy lies {abs(c.difference):.1f} points "
+             f"{'below' if c.difference < 0 else 'above'} {rival}'s, the best benchmark's.")
+    return [budget.Reading("09_raat_ducat", claim.claim, DICAR_BEST_READING, run, verdict,
+                           f"against {rival}: {c.evidence()}", shows, budget=False)]
+
+
+SHARE_READING = ("We read the larger share as our models' weakness, not a property of adversarial examples: our "
+                 "{k} models get {ours:.0f}% of the adversarial examples wrong on average (each under its own {attack}), "
+                 "where the {m} models of RAAT's Table 1 get {paper:.0f}% wrong under AutoAttack, a stronger attack; "
+                 "the weaker the models, the more examples beat every one of them, so models trained longer should "
+                 "share fewer.")
+
+
+def share_reading(claim: Claim | None, per_model: dict[str, float], attack: str, paper_aa: dict[str, float],
+                  run: str, cost: str) -> list[budget.Reading]:
+    """Chapter 09's reading of DUCAT's "up to 40%" where our share lies above it (`SHARE_READING`): the models' own
+    error rates (`per_model`: label -> its share wrong under its own `attack`) against the paper's models'
+    (`paper_aa`: RAAT's Table 1, label -> AutoAttack accuracy). Offered only where ours err more on average. No stage
+    of the build trains the models at a longer schedule: the reading is untested, with what the `run` would `cost`."""
+    if claim is None or claim.verdict != CONTRADICTED or (claim.ours or 0) <= (claim.paper or 0) or not paper_aa:
+        return []
+    ours = sum(per_model.values()) / len(per_model)
+    paper = 100 - sum(paper_aa.values()) / len(paper_aa)
+    if ours <= paper:
+        return []
+    text = SHARE_READING.format(k=len(per_model), ours=ours, attack=attack, m=len(paper_aa), paper=paper)
+    return [budget.untested("09_raat_ducat", claim.claim, text, run, cost)]
 
 
 RAAT_OURS, RAAT_BENCHMARKS = ("RAAT", "RAAT++"), ("PGD-AT", "TRADES", "MART", "Cons-AT")  # RAAT's Table 1

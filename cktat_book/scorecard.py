@@ -286,7 +286,8 @@ def reading_of(claim: Claim, readings: list[dict]) -> dict | None:
 
 def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     """How many contradicted claims the small budget explains (a reading that blames the budget, supported by the
-    larger budget's run), how many another cause explains (a supported reading that blames something else), how many
+    larger budget's run), how many another cause explains (a supported reading that blames something else; in part
+    where the run shows the contradiction would remain without it, `Reading.resolves` False), how many
     stand at the budget that tested them (the run does not support the reading), how many that run leaves undecided
     (it decides the reading within noise: too little power, not a contradiction that stands), and how many have a
     reading no run within the budget tests, a reading whose run the build has not trained yet, or none."""
@@ -299,7 +300,8 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     count = lambda test: sum(1 for r in readings_of if test(r))
     budget = count(lambda r: r.get("verdict") == SUPPORTED and r.get("budget", True) and r.get("resolves") is not False)
     narrowed = count(lambda r: r.get("verdict") == SUPPORTED and r.get("budget", True) and r.get("resolves") is False)
-    other = count(lambda r: r.get("verdict") == SUPPORTED and not r.get("budget", True))
+    other = count(lambda r: r.get("verdict") == SUPPORTED and not r.get("budget", True) and r.get("resolves") is not False)
+    part = count(lambda r: r.get("verdict") == SUPPORTED and not r.get("budget", True) and r.get("resolves") is False)
     stand = count(lambda r: r.get("verdict") == NOT_SUPPORTED)
     undecided = count(lambda r: r.get("verdict") == WITHIN_NOISE)
     untested = count(lambda r: r.get("verdict") == NOT_TESTED)
@@ -310,8 +312,10 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
              f"larger budget's run, chapter 10, where the contradiction is gone)"]
     if narrowed:
         parts.append(f"{verb(narrowed, 'is', 'are')} narrowed by the larger budget but still contradicted there")
-    parts += [f"{other} by another cause a run supports",
-              f"{verb(stand, 'stands', 'stand')} at the larger budget that tested {'it' if stand == 1 else 'them'} "
+    parts += [f"{other} by another cause a run supports"]
+    if part:
+        parts.append(f"{part} in part by another cause a run supports (the rest of the contradiction remains)")
+    parts += [f"{verb(stand, 'stands', 'stand')} at the larger budget that tested {'it' if stand == 1 else 'them'} "
               f"(the run does not support the reading)",
               f"{verb(undecided, 'is', 'are')} left undecided by {'its' if undecided == 1 else 'their'} run (a change "
               f"within noise: the run cannot tell)",

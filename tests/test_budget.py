@@ -1,6 +1,8 @@
 """The budget ladder's reading of a difference along the budget, and the readings tested by the runs they name:
 against runs with known per-image results."""
 
+import dataclasses
+
 import pytest
 
 from cktat_book import baselines, budget, claims, headline, noise, raat_ducat
@@ -136,3 +138,16 @@ def test_one_mechanism_read_into_two_claims_gets_one_verdict():
     assert {r.verdict for r in both} == {budget.SUPPORTED}
     against = label_design.readings(found, rung(500, 180), spread, "pgd20", 2, 10)  # PGD-20 moves the other way
     assert {r.verdict for r in against} == {budget.NOT_SUPPORTED}
+
+
+def test_generalists_natural_gap_reading_waits_for_the_long_rows_and_is_tested_by_them():
+    claim = claims.Claim("08_baselines", "Table 4", "CKTAT (beta=6)'s natural accuracy below Generalist's", "m", -4.65,
+                         5.0, "n", claims.CONTRADICTED)
+    short = {"CKTAT": _run(bits(560), bits(300)), "Generalist": _run(bits(510), bits(300))}
+    [wait] = baselines.natural_gap_tested(claim, short, None, "CKTAT", "Generalist", 0.2, "4x epochs", "2 h")
+    assert wait.verdict == budget.NOT_TESTED and "Generalist up towards CKTAT" in wait.text and "2 h" in wait.evidence
+    long = {"CKTAT": _run(bits(560), bits(300)), "Generalist": _run(bits(580), bits(300))}
+    [done] = baselines.natural_gap_tested(claim, short, long, "CKTAT", "Generalist", 0.2, "4x epochs", "2 h")
+    assert done.verdict == budget.SUPPORTED and "goes from -5.0 to +2.0 points with 4x epochs" in done.shows
+    assert baselines.natural_gap_tested(dataclasses.replace(claim, ours=-1.0), short, None, "CKTAT", "Generalist",
+                                        0.2, "4x epochs", "2 h") == []

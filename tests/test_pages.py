@@ -242,6 +242,29 @@ def test_the_autoattack_deficit_is_read_as_the_cross_entropys_overstatement_and_
     assert headline.autoattack_reading([claim], bare, "cktat", "pgdat", names) == []
 
 
+def test_table4s_autoattack_rank_reading_carries_chapter_02s_test_and_names_the_rows_it_does_not_explain():
+    from cktat_book import budget, claims
+
+    ev = lambda ce, t: {"n": 1000, "attacks": {"aa": {"accuracy": t, "per_attack": {"apgd-ce": ce, "apgd-t": t}}}}
+    std = {"CKTAT (beta=6)": ev(27.2, 18.8), "CKTAT (beta=0)": ev(18.8, 9.7), "PGDAT": ev(27.2, 22.2),
+           "MART": ev(32.1, 25.0), "HAT": ev(18.7, 15.0)}
+    claim = claims.Claim("08_baselines", "Table 4", "CKTAT (beta=6) has the highest AA accuracy", "m", 1.3, -6.2, "n",
+                         claims.CONTRADICTED)
+    seeded = {"run": "AutoAttack's own attacks on the seeds", "verdict": budget.SUPPORTED, "evidence": "p = 0.008",
+              "shows": "Seeds fall apart."}
+    [r] = baselines.aa_rank_reading(claim, std, "CKTAT (beta=6)", ("CKTAT (beta=0)",), seeded, 0.5)
+    assert r.verdict == budget.SUPPORTED and r.budget is False and r.run == "chapter 02's test, " + seeded["run"]
+    assert r.shows.startswith("Seeds fall apart. In this table's single runs, CKTAT (beta=6) falls 8.4 points")
+    assert "the 2 rows above it there PGDAT 5.0 and MART 7.1" in r.shows  # CKTAT (beta=0) is not among the methods
+    # MART lies above already under APGD-CE: the reading explains PGDAT's pass, not MART's, so it does not resolve it
+    assert "under APGD-CE alone MART already lies above it beyond the noise (MART: +4.9 points" in r.shows
+    assert "the reading explains the rows that pass CKTAT (beta=6) only under AutoAttack's later attacks (PGDAT), "            "not MART." in r.shows and r.resolves is False
+    level = {**std, "MART": ev(27.5, 25.0)}
+    [all_explained] = baselines.aa_rank_reading(claim, level, "CKTAT (beta=6)", ("CKTAT (beta=0)",), seeded, 0.5)
+    assert all_explained.resolves is True and "none lies above it beyond the noise" in all_explained.shows
+    assert baselines.aa_rank_reading(claim, std, "CKTAT (beta=6)", (), None, 0.5) == []  # no seeded test to carry
+
+
 def test_the_evaluation_opening_counts_its_images_and_says_how_far_each_model_falls_to_autoattack():
     from cktat_book import evaluation
 

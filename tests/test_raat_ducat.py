@@ -155,3 +155,30 @@ def test_raats_best_performance_claim_sets_the_better_of_its_two_against_the_bes
     assert c.noise.startswith("ours RAAT++ against TRADES; ")  # ours: RAAT++ is the better, TRADES the best benchmark
     assert c.paper == pytest.approx(47.94 - 47.72) and c.ours == pytest.approx(4.0)
     assert c.verdict == claims.REPRODUCED and "raat.cifar10_resnet18.Cons-AT" in c.rests_on
+
+
+def test_the_best_of_claim_is_read_as_dicars_and_tested_against_the_best_benchmark():
+    bits = lambda k: "1" * k + "0" * (1000 - k)
+    found = [_claim(raat_ducat.BEST_OF, -2.8, claims.CONTRADICTED)]
+    bench = {"PGD-AT": _run(bits(520)), "TRADES": _run(bits(560)), "MART": _run(bits(470)), "Cons-AT": _run(bits(550))}
+    [still] = raat_ducat.best_of_reading_tested(found, _run(bits(530)), bench, 0.2)
+    assert still.verdict == budget.SUPPORTED and still.budget is False  # below TRADES, the best, though above PGD-AT
+    assert "3.0 points below TRADES's, the best benchmark's" in still.shows and still.evidence.startswith("against TRADES")
+    [risen] = raat_ducat.best_of_reading_tested(found, _run(bits(600)), bench, 0.2)
+    assert risen.verdict == budget.NOT_SUPPORTED
+    [wait] = raat_ducat.best_of_reading_tested(found, None, bench, 0.2)
+    assert wait.verdict == budget.NOT_TRAINED_YET
+    assert raat_ducat.best_of_reading_tested([_claim(raat_ducat.BEST_OF, 1.0, claims.REPRODUCED)], None, bench,
+                                             0.2) == []
+
+
+def test_a_larger_shared_error_share_is_read_as_the_models_weakness_only_where_they_err_more_than_the_papers():
+    c = claims.Claim("09_raat_ducat", "DUCAT", "Up to 40% ...", "share", 40.0, 57.2, "n", claims.CONTRADICTED)
+    ours = {"A": 72.0, "B": 76.0}
+    [r] = raat_ducat.share_reading(c, ours, "PGD-20", {"A": 50.0, "B": 48.0}, "the 2 models at 4x", "3 h")
+    assert r.verdict == budget.NOT_TESTED and "3 h" in r.evidence
+    assert "our 2 models get 74% of the adversarial examples wrong on average (each under its own PGD-20), where the " \
+           "2 models of RAAT's Table 1 get 51% wrong under AutoAttack" in r.text
+    assert raat_ducat.share_reading(c, {"A": 40.0}, "PGD-20", {"A": 50.0}, "r", "3 h") == []  # ours err less
+    below = claims.Claim("09_raat_ducat", "DUCAT", "Up to 40% ...", "share", 40.0, 20.0, "n", claims.CONTRADICTED)
+    assert raat_ducat.share_reading(below, ours, "PGD-20", {"A": 50.0}, "r", "3 h") == []  # not the larger share

@@ -174,6 +174,9 @@ def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verd
     assert "narrowed" not in scorecard.budget_sentence(bad, readings)
     still = scorecard.budget_sentence(bad, readings[:-1] + [{**read(5, budget.SUPPORTED), "resolves": False}])
     assert "1 is narrowed by the larger budget but still contradicted there" in still  # not counted as explained
+    part = scorecard.budget_sentence(bad, readings[:1] + [{**read(1, budget.SUPPORTED, False), "resolves": False}]
+                                     + readings[2:])
+    assert "0 by another cause a run supports, 1 in part by another cause a run supports" in part
     s = scorecard.budget_sentence(bad, readings)
     assert "Of the 7 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
     assert "1 stands at the larger budget that tested it" in s and "1 has a reading no run within the budget tests" in s
