@@ -311,26 +311,38 @@ DICAR_BEST_READING = ("We read the better of RAAT and RAAT++ below the best benc
                       "should stay below that benchmark.")
 
 
-def best_of_reading_tested(found: list[Claim], without: dict | None, benchmarks: dict[str, dict],
-                           spread: float | None) -> list[budget.Reading]:
+def best_of_reading_tested(found: list[Claim], without: dict | None, ours: dict[str, dict],
+                           benchmarks: dict[str, dict], spread: float | None) -> list[budget.Reading]:
     """Chapter 09's reading of `BEST_OF` (RAAT's Sec. 5.1, `best_of_ours`) where ours lies below, tested by the run
-    `raat_reading_tested` uses (`without`: RAAT with `raat_eta=1`): supported when it stays below the best of the
-    `benchmarks` (label -> run; the best by natural accuracy on the runs' test images, as the claim picks it) beyond
-    the noise, not supported when it rises above it, within noise otherwise. Image by image with `spread`."""
+    `raat_reading_tested` uses (`without`: RAAT with `raat_eta=1`), as that reading is: not supported when removing
+    the reduced perturbation raises RAAT beyond the noise or lifts it above the best of the `benchmarks` (label ->
+    run; the best by natural accuracy on the validation split, so that the test images which found the claim do not
+    pick the row they then test); supported when it stays below that benchmark beyond the noise; within noise
+    otherwise. Image by image with `spread`. `ours`: RAAT's and RAAT++'s runs; where RAAT++ is the better of the two on
+    the test images (as the claim picks it), no run without the reduced perturbation tests it: not tested."""
     claim = next((c for c in found if c.claim == BEST_OF and c.verdict == CONTRADICTED and (c.ours or 0) < 0), None)
     if claim is None:
         return []
     run = "RAAT without its reduced perturbation (`runs/raat_raat_eta1`)"
+    ev = lambda r: r["student"]["last"]
+    natural = lambda r: ev(r)["test"]["attacks"]["natural"]["accuracy"]
+    if max(ours, key=lambda m: natural(ours[m])) != "RAAT":
+        return [budget.Reading("09_raat_ducat", claim.claim, DICAR_BEST_READING, run, budget.NOT_TESTED,
+                               "RAAT++ is the better of the two here, and no run removes its reduced perturbation",
+                               budget=False)]
     if without is None:
         return [budget.pending("09_raat_ducat", claim.claim, DICAR_BEST_READING, run, "readings", budget=False)]
-    ev = lambda r: r["student"]["last"]
-    rival = max(benchmarks, key=lambda m: ev(benchmarks[m])["test"]["attacks"]["natural"]["accuracy"])
+    rival = max(benchmarks, key=lambda m: benchmarks[m]["student"]["history"][-1]["val_natural"])
     c = compare_evaluations(ev(without), ev(benchmarks[rival]), "natural", spread)
-    verdict = {BELOW: budget.SUPPORTED, ABOVE: budget.NOT_SUPPORTED}.get(c.word, budget.WITHIN_NOISE)
+    raised = compare_evaluations(ev(without), ev(ours["RAAT"]), "natural", spread)
+    verdict = (budget.NOT_SUPPORTED if raised.word == ABOVE or c.word == ABOVE else
+               budget.SUPPORTED if c.word == BELOW else budget.WITHIN_NOISE)
     shows = (f"Without the reduced perturbation RAAT's natural accuracy lies {abs(c.difference):.1f} points "
-             f"{'below' if c.difference < 0 else 'above'} {rival}'s, the best benchmark's.")
+             f"{'below' if c.difference < 0 else 'above'} {rival}'s, the best benchmark on validation, and "
+             f"{abs(raised.difference):.1f} points {'below' if raised.difference < 0 else 'above'} RAAT's. The test "
+             f"rules out the reduced perturbation; that DICAR is what remains is our reading of RAAT's loss.")
     return [budget.Reading("09_raat_ducat", claim.claim, DICAR_BEST_READING, run, verdict,
-                           f"against {rival}: {c.evidence()}", shows, budget=False)]
+                           f"against {rival}: {c.evidence()}; against RAAT: {raised.evidence()}", shows, budget=False)]
 
 
 SHARE_READING = ("We read the larger share as our models' weakness, not a property of adversarial examples: our "

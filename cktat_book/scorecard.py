@@ -315,8 +315,8 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     parts += [f"{other} by another cause a run supports"]
     if part:
         parts.append(f"{part} in part by another cause a run supports (the rest of the contradiction remains)")
-    parts += [f"{verb(stand, 'stands', 'stand')} at the larger budget that tested {'it' if stand == 1 else 'them'} "
-              f"(the run does not support the reading)",
+    parts += [f"{verb(stand, 'stands', 'stand')} (the run that tested {'its' if stand == 1 else 'their'} reading, a "
+              f"larger budget's or another, does not support it)",
               f"{verb(undecided, 'is', 'are')} left undecided by {'its' if undecided == 1 else 'their'} run (a change "
               f"within noise: the run cannot tell)",
               f"{verb(untested, 'has', 'have')} a reading no run within the budget tests",

@@ -389,15 +389,17 @@ def _assert_scorecard_matches_the_chapters(executed, results):
     assert str(len(found)) in _glued(by_chapter["99_scorecard"])
 
 
-# The chapters that take the cpu profile's path through the same code as smoke's, which the smoke test executes:
-# the attack-suite chapters, whose images and AutoAttack version are the same in both profiles under the tests'
-# overrides (the next test checks it) and whose networks and data shapes are the same (small_cnn on 3x32x32 images of 10
-# classes). Every other chapter has a cpu path of its own (the ladder's attack rung, validation's tau beside the
-# paper's, the library page's settings, the other profile's attributions) and executes in the cpu test.
-SAME_AS_SMOKE = ["04", "08", "09"]
+# The chapters the cpu test leaves out: the attack-suite chapters whose page code takes the same path in smoke and cpu
+# under the tests' overrides (the suite's images and AutoAttack version are the same in both: the next test checks
+# it; the networks and image shapes are the same, small_cnn on 3x32x32 images of 10 classes), executed by the smoke
+# test. The data differ (multi-view in smoke, CIFAR-10 in cpu), so a chapter whose code branches on its dataset
+# must execute on CIFAR-10 somewhere: chapter 08's branches do in the paper test (`PAPER_PATHS`, CIFAR-10 beside
+# CIFAR-100); chapter 04 has none. Every other chapter has a cpu path of its own and executes in the cpu test.
+SAME_AS_SMOKE = ["04", "08"]
+DATASET_BRANCH = re.compile(r"dataset\s*(==|!=|in\b)|==\s*\"cifar|cifar10\s*(if|else)\b")
 
 
-def test_the_attack_suite_chapters_take_the_same_path_in_smoke_and_cpu():
+def test_the_chapters_the_cpu_test_leaves_out_take_smokes_path_or_execute_on_cifar_in_the_paper_test():
     assert baselines.aa_version("cpu") == baselines.aa_version("smoke")
     assert baselines.evaluation_limit("cpu", TINY) == baselines.evaluation_limit("smoke", TINY) == TINY["test_limit"]
     assert from_profile("cpu").model == from_profile("smoke").model
@@ -406,6 +408,10 @@ def test_the_attack_suite_chapters_take_the_same_path_in_smoke_and_cpu():
         code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
                          if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
         assert '"cpu"' not in code and '"smoke"' not in code, f"chapter {name} names a profile: execute it in the cpu test"
+        assert name in PAPER_PATHS or not DATASET_BRANCH.search(code), \
+            f"chapter {name} branches on its dataset: execute it on CIFAR-10 in the cpu or the paper test"
+    nine = open(os.path.join(ROOT, "notebooks", "09_raat_ducat.ipynb")).read()
+    assert DATASET_BRANCH.search(nine)  # the pattern finds a branch where there is one (chapter 09's stays in)
 
 
 @pytest.mark.slow

@@ -105,6 +105,7 @@ def test_the_natural_lead_reading_of_table4_waits_for_the_long_rows():
     done = baselines.natural_lead_tested(claim, short, long, "CKTAT", ["HAT", "MART"], 0.2, "4x epochs", "2 h")[0]
     # the row is picked on validation (HAT), not by its larger lead on the test images (MART's)
     assert done.verdict == budget.SUPPORTED and "HAT's natural lead over CKTAT goes from +6.0 to +0.0" in done.shows
+    assert done.resolves is True
     wait = baselines.natural_lead_tested(claim, short, None, "CKTAT", ["HAT"], 0.2, "4x epochs", "2 h")[0]
     assert wait.verdict == budget.NOT_TESTED and "2 h" in wait.evidence
 
@@ -149,5 +150,9 @@ def test_generalists_natural_gap_reading_waits_for_the_long_rows_and_is_tested_b
     long = {"CKTAT": _run(bits(560), bits(300)), "Generalist": _run(bits(580), bits(300))}
     [done] = baselines.natural_gap_tested(claim, short, long, "CKTAT", "Generalist", 0.2, "4x epochs", "2 h")
     assert done.verdict == budget.SUPPORTED and "goes from -5.0 to +2.0 points with 4x epochs" in done.shows
+    assert done.resolves is True  # Generalist no longer below CKTAT beyond the noise at 4x
+    closer = {"CKTAT": _run(bits(560), bits(300)), "Generalist": _run(bits(530), bits(300))}
+    [narrowed] = baselines.natural_gap_tested(claim, short, closer, "CKTAT", "Generalist", 0.2, "4x epochs", "2 h")
+    assert narrowed.verdict == budget.SUPPORTED and narrowed.resolves is False  # still 3 points below there
     assert baselines.natural_gap_tested(dataclasses.replace(claim, ours=-1.0), short, None, "CKTAT", "Generalist",
                                         0.2, "4x epochs", "2 h") == []

@@ -157,18 +157,31 @@ def test_raats_best_performance_claim_sets_the_better_of_its_two_against_the_bes
     assert c.verdict == claims.REPRODUCED and "raat.cifar10_resnet18.Cons-AT" in c.rests_on
 
 
-def test_the_best_of_claim_is_read_as_dicars_and_tested_against_the_best_benchmark():
+def test_the_best_of_claim_is_read_as_dicars_and_tested_against_the_best_benchmark_on_validation():
     bits = lambda k: "1" * k + "0" * (1000 - k)
+    val = lambda run, v: {**run, "student": {**run["student"], "history": [{"val_natural": v}]}}
     found = [_claim(raat_ducat.BEST_OF, -2.8, claims.CONTRADICTED)]
-    bench = {"PGD-AT": _run(bits(520)), "TRADES": _run(bits(560)), "MART": _run(bits(470)), "Cons-AT": _run(bits(550))}
-    [still] = raat_ducat.best_of_reading_tested(found, _run(bits(530)), bench, 0.2)
-    assert still.verdict == budget.SUPPORTED and still.budget is False  # below TRADES, the best, though above PGD-AT
-    assert "3.0 points below TRADES's, the best benchmark's" in still.shows and still.evidence.startswith("against TRADES")
-    [risen] = raat_ducat.best_of_reading_tested(found, _run(bits(600)), bench, 0.2)
+    # TRADES is best on the test images, Cons-AT on validation: validation picks the row the test then reads
+    bench = {"PGD-AT": val(_run(bits(520)), 50.0), "TRADES": val(_run(bits(560)), 51.0),
+             "MART": val(_run(bits(470)), 47.0), "Cons-AT": val(_run(bits(550)), 52.0)}
+    ours = {"RAAT": _run(bits(530)), "RAAT++": _run(bits(510))}
+    [still] = raat_ducat.best_of_reading_tested(found, _run(bits(520)), ours, bench, 0.2)
+    assert still.verdict == budget.SUPPORTED and still.budget is False
+    assert "3.0 points below Cons-AT's, the best benchmark on validation" in still.shows
+    assert still.evidence.startswith("against Cons-AT")
+    [risen] = raat_ducat.best_of_reading_tested(found, _run(bits(600)), ours, bench, 0.2)
     assert risen.verdict == budget.NOT_SUPPORTED
-    [wait] = raat_ducat.best_of_reading_tested(found, None, bench, 0.2)
+    # removing the reduced perturbation raises RAAT beyond noise though it stays below the benchmark: not supported,
+    # as chapter 09's other reading of the same run says
+    low = {"RAAT": _run(bits(400)), "RAAT++": _run(bits(390))}
+    [raised] = raat_ducat.best_of_reading_tested(found, _run(bits(470)), low, bench, 0.2)
+    assert raised.verdict == budget.NOT_SUPPORTED
+    [wait] = raat_ducat.best_of_reading_tested(found, None, ours, bench, 0.2)
     assert wait.verdict == budget.NOT_TRAINED_YET
-    assert raat_ducat.best_of_reading_tested([_claim(raat_ducat.BEST_OF, 1.0, claims.REPRODUCED)], None, bench,
+    plus = {"RAAT": _run(bits(500)), "RAAT++": _run(bits(530))}  # RAAT++ the better: the run does not test it
+    [other] = raat_ducat.best_of_reading_tested(found, _run(bits(520)), plus, bench, 0.2)
+    assert other.verdict == budget.NOT_TESTED and "RAAT++ is the better" in other.evidence
+    assert raat_ducat.best_of_reading_tested([_claim(raat_ducat.BEST_OF, 1.0, claims.REPRODUCED)], None, ours, bench,
                                              0.2) == []
 
 

@@ -179,7 +179,7 @@ def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verd
     assert "0 by another cause a run supports, 1 in part by another cause a run supports" in part
     s = scorecard.budget_sentence(bad, readings)
     assert "Of the 7 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
-    assert "1 stands at the larger budget that tested it" in s and "1 has a reading no run within the budget tests" in s
+    assert "1 stands (the run that tested its reading, a larger budget's or another, does not support it)" in s and "1 has a reading no run within the budget tests" in s
     assert "1 is left undecided by its run (a change within noise" in s  # too little power is not a contradiction
     assert "1 a reading whose run the build has not trained yet, and 1 has no reading" in s
 
