@@ -227,9 +227,10 @@ def ladder_reading(chapter: str, claim: str, text: str, ladder: dict[str, dict[s
     if spread is None:
         return Reading(chapter, claim, text, run, NOT_TESTED, "the network has no seed spread to judge one run by")
     c = change(ladder["1x"], ladder[rung], first, second, attack, spread)
-    before = difference({m: _seeds(ladder["1x"], m) for m in (first, second)}, first, second, attack)
+    seeds = {m: _seeds(ladder["1x"], m) for m in (first, second)}
+    before = difference(seeds, first, second, attack)
     after = before + c.difference
-    k = min(len(_seeds(ladder["1x"], first)), len(_seeds(ladder["1x"], second)))
+    k = min(len(seeds[first]), len(seeds[second]))
     verdict = test_reading(c, predicted)
     # the contradiction lay on the side the reading predicts the difference leaves: is it still there at the rung?
     there = compare_evaluations(ladder[rung][first]["student"]["last"], ladder[rung][second]["student"]["last"],
