@@ -468,7 +468,7 @@ def rows_above(evals: dict[str, dict], target: str, columns: list[str], spread: 
 
 SPAN_READING = ("We read the rows above CKTAT in natural accuracy here (below it in the paper) as the short schedule's "
                 "doing: each method still sits where its loss first puts it on the trade-off, and a longer schedule "
-                "brings the rows closer together, those rows down towards CKTAT.")
+                "brings the rows closer together, closing those rows' lead over CKTAT.")
 
 
 def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | None, target: str, above: list[str],

@@ -229,11 +229,12 @@ def readings(found: list[Claim], ladder: dict | None, spread: dict[str, float | 
     return out
 
 
-AUTOATTACK_READING = ("We read CKTAT's AutoAttack deficit as the evaluation's doing, not the budget's: attacks on the "
-                      "cross-entropy overstate CKTAT's robustness more than PGD-AT's, and AutoAttack's attacks after "
-                      "its first (APGD-CE) find what those miss. If so, the later attacks break a larger share of the "
-                      "examples that survive APGD-CE for CKTAT than for PGD-AT. The test cannot tell the later attacks' "
-                      "loss (APGD-T's targeted margin) from their effort (nine target classes, nine times the steps).")
+AUTOATTACK_READING = ("We read CKTAT's AutoAttack deficit as robustness that holds against the cross-entropy only: "
+                      "attacks on the cross-entropy overstate CKTAT's robustness more than PGD-AT's, and AutoAttack's "
+                      "attacks after its first (APGD-CE) find what those miss. If so, the later attacks break a larger "
+                      "share of the examples that survive APGD-CE for CKTAT than for PGD-AT. The test cannot tell the "
+                      "later attacks' loss (APGD-T's targeted margin) from their effort (nine target classes, nine "
+                      "times the steps).")
 
 
 def fall_test(aa: dict[str, list[dict]], first: str, second: str, names: dict[str, str]) -> dict | None:
