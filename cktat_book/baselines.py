@@ -476,22 +476,33 @@ def natural_lead_tested(claim, short: dict[str, dict], long: dict[str, dict] | N
     """Chapter 08's reading of its natural-accuracy claim, tested by the Table 4 rows at the ladder's longest schedule
     (`long`: label -> run, None when not trained): the row of `above` with the largest natural lead over `target`
     on the validation split (its last epoch; the test images, which found the claim, do not pick the row they then
-    test) should lose its lead, the change from `short` to `long` BELOW beyond the noise (`budget.change`)."""
+    test) should lose its lead, the change from `short` to `long` BELOW beyond the noise (`schedule_reading`)."""
     if not above or claim.verdict != "contradicted":
         return []
+    first = max(above, key=lambda m: short[m]["student"]["history"][-1]["val_natural"])
+    says = lambda before, after: (f"{first}'s natural lead over {target} goes from {before:+.1f} to {after:+.1f} "
+                                  f"points with {rung}.")
+    return schedule_reading(claim, SPAN_READING, short, long, first, target, BELOW, spread, rung, cost, says)
+
+
+def schedule_reading(claim, text: str, short: dict[str, dict], long: dict[str, dict] | None, row: str, target: str,
+                     predicted: str, spread: float | None, rung: str, cost: str, says) -> list:
+    """A short-schedule reading of chapter 08 (`text`), tested by the Table 4 rows at the ladder's longest schedule
+    (`long`: label -> run; None when not trained: the reading says what that would cost): `row` - `target` in natural
+    accuracy should move `predicted` (ABOVE or BELOW) from `short` to `long` beyond the noise (`budget.change`). A
+    supported reading `resolves` the claim where the difference no longer lies on the contradicting side at `long`
+    (`_gone`). `says(before, after)`: the sentence of what the run shows, from the two differences."""
     run = f"the Table 4 rows at the ladder's {rung} schedule"
     if long is None:
-        return [budget.untested("08_baselines", claim.claim, SPAN_READING, run, cost)]
-    lead = lambda runs, m: (runs[m]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"]
-                            - runs[target]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"])
-    val = lambda m: short[m]["student"]["history"][-1]["val_natural"]
-    first = max(above, key=val)
-    c = budget.change(short, long, first, target, "natural", spread)
-    verdict = budget.test_reading(c, BELOW)
-    shows = (f"{first}'s natural lead over {target} goes from {lead(short, first):+.1f} to {lead(long, first):+.1f} "
-             f"points with {rung}.")
-    return [budget.Reading("08_baselines", claim.claim, SPAN_READING, run, verdict, f"change {c.evidence()}", shows,
-                           resolves=_gone(long, first, target, spread, ABOVE) if verdict == budget.SUPPORTED else None)]
+        return [budget.untested("08_baselines", claim.claim, text, run, cost)]
+    natural = lambda runs, m: runs[m]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"]
+    c = budget.change(short, long, row, target, "natural", spread)
+    verdict = budget.test_reading(c, predicted)
+    contradicting = BELOW if predicted == ABOVE else ABOVE
+    shows = says(natural(short, row) - natural(short, target), natural(long, row) - natural(long, target))
+    return [budget.Reading("08_baselines", claim.claim, text, run, verdict, f"change {c.evidence()}", shows,
+                           resolves=_gone(long, row, target, spread, contradicting) if verdict == budget.SUPPORTED
+                           else None)]
 
 
 def _gone(runs: dict[str, dict], first: str, second: str, spread: float | None, contradicting: str) -> bool:
@@ -559,21 +570,14 @@ GAP_READING = ("We read {other} below {target} in natural accuracy here (above i
 def natural_gap_tested(claim, short: dict[str, dict], long: dict[str, dict] | None, target: str, other: str,
                        spread: float | None, rung: str, cost: str):
     """Chapter 08's reading of "`target`'s natural accuracy below `other`'s" where `other` lies below (`GAP_READING`),
-    tested as `natural_lead_tested` tests the rows above: with the rows at the ladder's longest schedule (`long`,
-    None when not trained: the reading says what that would cost), `other` - `target` should rise beyond the noise."""
+    tested as `natural_lead_tested` tests the rows above (`schedule_reading`): with the rows at the ladder's longest
+    schedule, `other` - `target` should rise beyond the noise."""
     if claim is None or claim.verdict != "contradicted" or (claim.ours or 0) <= 0:
         return []
-    text = GAP_READING.format(other=other, target=target)
-    run = f"the Table 4 rows at the ladder's {rung} schedule"
-    if long is None:
-        return [budget.untested("08_baselines", claim.claim, text, run, cost)]
-    gap = lambda runs: (runs[other]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"]
-                        - runs[target]["student"]["last"]["test"]["attacks"]["natural"]["accuracy"])
-    c = budget.change(short, long, other, target, "natural", spread)
-    verdict = budget.test_reading(c, ABOVE)
-    shows = f"{other} - {target} in natural accuracy goes from {gap(short):+.1f} to {gap(long):+.1f} points with {rung}."
-    return [budget.Reading("08_baselines", claim.claim, text, run, verdict, f"change {c.evidence()}", shows,
-                           resolves=_gone(long, other, target, spread, BELOW) if verdict == budget.SUPPORTED else None)]
+    says = lambda before, after: (f"{other} - {target} in natural accuracy goes from {before:+.1f} to {after:+.1f} "
+                                  f"points with {rung}.")
+    return schedule_reading(claim, GAP_READING.format(other=other, target=target), short, long, other, target, ABOVE,
+                            spread, rung, cost, says)
 
 
 def own_evaluation_sentence(runs: dict[str, dict], suite_images: int) -> str:

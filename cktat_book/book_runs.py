@@ -119,10 +119,16 @@ def ladder_rungs(ch: Chapter) -> dict[str, dict]:
 def ladder(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]]:
     """rung -> method -> run: the headline methods at the profile's budget ("1x", the seed-0 runs every chapter
     shares) and at each of `ladder_rungs` (`runs/pgdat_epochs32`, `runs/cktat_alpha_ratio0.25_attack_steps10`; one
-    seed each: the 1x seeds give the run-to-run spread). Chapter 10."""
+    seed each: the 1x seeds give the run-to-run spread). Chapter 10.
+
+    Where the chapter may not train (`Chapter.train` False: the committed book, built while the build runs), a rung
+    holds only its runs that have landed, since the ladder is the build's longest stage and its page shows each run
+    as it lands; the profile's own runs are still required (`RunPending` without them). The runs not found are looked
+    for (`Chapter.finished`), so the page is rebuilt when one lands (`reproduce.ABSENT`)."""
     out = {"1x": {m: ch.variant(m) for m in methods}}
     for rung, fields in ladder_rungs(ch).items():
-        out[rung] = {m: ch.variant(m, **fields) for m in methods}
+        out[rung] = ({m: ch.variant(m, **fields) for m in methods} if ch.train else
+                     {m: r for m in methods if (r := ch.finished(m, **fields)) is not None})
     return out
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .noise import ABOVE, BELOW, WITHIN, Comparison, compare_change, compare_evaluations
+from .report import listed
 
 PAIRS = (("cktat", "pgdat"), ("trades", "pgdat"), ("cktat", "trades"))  # Table 4's headline differences
 NAMES = {"pgdat": "PGD-AT", "trades": "TRADES", "cktat": "CKTAT"}
@@ -92,14 +93,17 @@ def movement(c: Comparison, start: float, paper: float, band: float = 0.0) -> st
 
 def ladder_rows(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], attack: str, paper: dict,
                 labels: dict[str, str]) -> list[dict]:
-    """One row per headline difference and accuracy: ours at every rung (the 1x column the seeds' mean) and the
-    paper's (`paper`: method -> its Table 4 row, columns natural and PGD)."""
+    """One row per headline difference and accuracy: ours at every rung (the 1x column the seeds' mean; None where a
+    rung's run of either method has not landed, `book_runs.ladder`) and the paper's (`paper`: method -> its Table 4
+    row, columns natural and PGD)."""
     out = []
     for first, second in PAIRS:
         for i, (a, label) in enumerate((("natural", "natural"), (attack, labels.get(attack, attack)))):
             row = {"difference": f"{NAMES[first]} - {NAMES[second]}", "accuracy": label}
             for rung, runs in ladder.items():
-                row[rung] = difference(seeds if rung == "1x" else {m: [r] for m, r in runs.items()}, first, second, a)
+                landed = rung == "1x" or (first in runs and second in runs)
+                row[rung] = (difference(seeds if rung == "1x" else {m: [r] for m, r in runs.items()}, first, second, a)
+                             if landed else None)
             row["paper"] = paper[first][i] - paper[second][i]
             out.append(row)
     return out
@@ -111,7 +115,8 @@ def movements(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], 
     `seeds` of each method, image by image, `change`) and where that takes it against the paper's difference
     (`movement`, with the paper's own noise). The differences of one rung are one family: each is tested at `alpha`
     divided by their number (Bonferroni, as a table's orderings are). A difference without a seed spread, or whose
-    runs collapsed (`ablations.collapsed`), is not judged ("not testable")."""
+    runs collapsed (`ablations.collapsed`), is not judged ("not testable"); one whose rung lacks a run of either method
+    waits for it (NOT_TRAINED_YET)."""
     from .ablations import collapsed
 
     out = []
@@ -124,6 +129,10 @@ def movements(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], 
             for rung in rungs:
                 if rung not in ladder:
                     continue
+                if first not in ladder[rung] or second not in ladder[rung]:
+                    out.append({"first": first, "second": second, "attack": a, "rung": rung, "comparison": None,
+                                "start": start, "paper": target, "band": band, "movement": NOT_TRAINED_YET})
+                    continue
                 runs = [ladder[rung][first], ladder[rung][second]] + seeds[first] + seeds[second]
                 if spread.get(a) is None or any(collapsed(r) for r in runs):
                     out.append({"first": first, "second": second, "attack": a, "rung": rung, "comparison": None,
@@ -134,6 +143,21 @@ def movements(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], 
                             "start": start, "paper": target, "band": band,
                             "movement": movement(c, start, target, band)})
     return out
+
+
+def not_landed(ladder: dict[str, dict[str, dict]], methods=tuple(NAMES)) -> str:
+    """The sentence naming the rungs' runs that have not landed (`book_runs.ladder` without training), by rung, or ""
+    when every run is here."""
+    parts = []
+    for rung, runs in ladder.items():
+        missing = [NAMES[m] for m in methods if m not in runs]
+        if missing:
+            parts.append(f"{listed(missing)} {'with the' if rung == ATTACK_RUNG else 'at'} {rung}")
+    if not parts:
+        return ""
+    return (f"Not trained yet: {'; '.join(parts)}. The build's `ladder` stage trains them (`cktat runs --stages "
+            f"ladder`, resumable), and this page shows each run as it lands: until then a difference that needs one "
+            f"is marked *{NOT_TRAINED_YET}*.")
 
 
 def paper_band(a: float, b: float) -> float:
@@ -152,7 +176,10 @@ def movement_sentence(moves: list[dict], labels: dict[str, str]) -> str:
     for rung in dict.fromkeys(m["rung"] for m in moves):
         group = [m for m in moves if m["rung"] == rung]
         parts = []
-        for word in (TOWARDS, PAST, AWAY, AT_PAPER, WITHIN_WORD, NO_ROW, "not testable"):
+        if all(m["movement"] == NOT_TRAINED_YET for m in group):
+            out.append(f"The {rung} rung is not trained yet.")
+            continue
+        for word in (TOWARDS, PAST, AWAY, AT_PAPER, WITHIN_WORD, NO_ROW, "not testable", NOT_TRAINED_YET):
             names = [f"{NAMES[m['first']]} - {NAMES[m['second']]} in {labels.get(m['attack'], m['attack'])}"
                      + (f" ({m['comparison'].difference:+.1f})" if m["comparison"] else "")
                      for m in group if m["movement"] == word]

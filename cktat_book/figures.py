@@ -318,20 +318,21 @@ def ladder(rows: list[dict], epochs: dict[str, int], band: dict[str, float | Non
     """One panel per headline difference and accuracy (`budget.ladder_rows`: "difference", "accuracy", a value per
     rung and "paper"): ours against the student's epochs (`epochs`: rung -> epochs), the `paper` profile's attack at
     the profile's epochs as its own marker (`attack_rung`), the paper's difference as a dashed line, and, around the
-    1x value, the band a change must leave to exceed the run-to-run noise (`band`: accuracy label -> half-width)."""
+    1x value, the band a change must leave to exceed the run-to-run noise (`band`: accuracy label -> half-width). A rung
+    whose value is None (its runs have not landed) is left out of its panel; the x axis keeps every rung's epochs."""
     plt = _plt()
     fig, axes = plt.subplots(2, 3, figsize=(11.5, 6.2), squeeze=False)
     pairs = list(dict.fromkeys(r["difference"] for r in rows))
     labels = list(dict.fromkeys(r["accuracy"] for r in rows))
     for row in rows:
         ax = axes[labels.index(row["accuracy"])][pairs.index(row["difference"])]
-        rungs = [k for k in epochs if k in row]
-        xs, ys = [epochs[k] for k in rungs], [row[k] for k in rungs]
-        ax.plot(xs, ys, marker="o", color="C0", label="ours, by epochs")
+        rungs = [k for k in epochs if row.get(k) is not None]
+        ax.plot([epochs[k] for k in rungs], [row[k] for k in rungs], marker="o", color="C0", label="ours, by epochs")
+        xs = [epochs[k] for k in epochs if k in row]
         half = band.get(row["accuracy"])
         if half:
             ax.axhspan(row["1x"] - half, row["1x"] + half, color="C0", alpha=0.12, label="noise of a change from 1x")
-        if attack_rung and attack_rung in row:
+        if attack_rung and row.get(attack_rung) is not None:
             ax.plot([epochs["1x"]], [row[attack_rung]], marker="*", markersize=12, linestyle="none", color="C3",
                     label="ours, the paper profile's attack")
         ax.axhline(row["paper"], linestyle="--", color="black", linewidth=1, label="the paper")
@@ -342,7 +343,10 @@ def ladder(rows: list[dict], epochs: dict[str, int], band: dict[str, float | Non
         ax.set_title(f"{row['difference']}, {row['accuracy']}", fontsize=9)
         ax.set_xlabel("student epochs")
         ax.set_ylabel("difference (points)")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=4, fontsize=8)
+    legend = {}  # every panel's entries, once each: a panel whose runs have not all landed lacks some
+    for ax in axes.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(name, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=4, fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

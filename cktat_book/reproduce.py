@@ -12,15 +12,17 @@ the site is built from. The executed copy's metadata holds, under `cktat.fingerp
 - `results`: every file under the chapter's results folder (`results/<profile>/` or the folder given) that
   the chapter opened for reading during its execution and did not itself write in that execution
   (`result.json` files, summaries, evaluations, checkpoints), with its path relative to that folder and its
-  SHA-256.
+  SHA-256 (null for a file it tried to open and did not find).
 
 A chapter is stale, and re-executed, when its executed copy is missing or has no fingerprint, or when any of
 the five entries differs from its current value (for `results`: a recorded file whose content changed, or
 which is gone, except a checkpoint: checkpoints are not committed, so a clean clone has none, and the
-committed `result.json` of their run records what the chapter showed of them). Files that appear later
-(another chapter's new runs) do not make it stale, and neither do files the chapter wrote itself (a summary
-it rewrote with a new wall time), since those are its own output. `force=True` executes every selected chapter. Deciding reads and hashes files only: a run where
-nothing is stale starts no kernel and imports no torch.
+committed `result.json` of their run records what the chapter showed of them), or a file the chapter tried to
+open and did not find that is there now (`ABSENT`: a page that shows the runs of a stage that has landed so far
+looks for the others, `train.read_finished` opens rather than asks, so it is rebuilt when one lands). Other files
+that appear later (another chapter's new runs) do not make it stale, and neither do files the chapter wrote itself
+(a summary it rewrote with a new wall time), since those are its own output. `force=True` executes every selected
+chapter. Deciding reads and hashes files only: a run where nothing is stale starts no kernel and imports no torch.
 
 How the reads are recorded: the kernel is started with `IPYTHONDIR` pointing at a temporary folder whose IPython
 startup file installs a `sys.addaudithook` hook. The hook sees every `open` (and `os.rename`, which atomic
@@ -190,6 +192,9 @@ def pending_state(path: str, results_folder: str) -> str | None:
     return file_hash(result) if os.path.isfile(result) else None
 
 
+ABSENT = None  # in a fingerprint's `results`: the chapter looked for this file and did not find it
+
+
 def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str, train: bool = True) -> list[str]:
     """Why `chapter` must be re-executed (empty: its executed copy is current). See the module docstring; a page
     waiting for a run is stale when training is allowed, else when what it waits for changed."""
@@ -205,9 +210,13 @@ def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str,
         reasons.append(f"{waits['path']} changed")
     for rel, digest in sorted((old.get("results") or {}).items()):
         path = os.path.join(results_folder, rel)
+        if rel.endswith(".pt") and (digest is ABSENT or not os.path.isfile(path)):
+            continue  # checkpoints are not committed: one missing, or restored, changes no result
         if not os.path.isfile(path):
-            if not rel.endswith(".pt"):  # checkpoints are not committed: a missing one is not a change
+            if digest is not ABSENT:
                 reasons.append(f"{rel} is gone")
+        elif digest is ABSENT:
+            reasons.append(f"{rel} appeared")
         elif file_hash(path) != digest:
             reasons.append(f"{rel} changed")
     return reasons
@@ -256,8 +265,9 @@ def _quiet_stderr(path: str) -> Iterator[None]:
             os.close(saved)
 
 
-def results_read(log: str, results_folder: str) -> dict[str, str]:
-    """{path relative to the results folder: SHA-256} of the files the kernel read and did not write."""
+def results_read(log: str, results_folder: str) -> dict[str, str | None]:
+    """{path relative to the results folder: SHA-256} of the files the kernel read and did not write, and None for a
+    file it tried to open and did not find (a run a page looked for that is not trained yet: `ABSENT`)."""
     if not os.path.exists(log):
         return {}
     reads, writes = set(), set()
@@ -266,8 +276,8 @@ def results_read(log: str, results_folder: str) -> dict[str, str]:
             kind, path = line.rstrip("\n").split(" ", 1)
             (writes if kind == "w" else reads).add(path)
     base = os.path.realpath(results_folder)
-    return {os.path.relpath(p, base): file_hash(p) for p in sorted(reads - writes)
-            if not p.endswith(".tmp") and os.path.isfile(p)}
+    return {os.path.relpath(p, base): file_hash(p) if os.path.isfile(p) else ABSENT for p in sorted(reads - writes)
+            if not p.endswith(".tmp") and not os.path.isdir(p)}
 
 
 PENDING = "RunPending"  # the exception a chapter that may not train raises (`chapter.RunPending`)

@@ -345,14 +345,13 @@ def run_settings(cfg: Config, out_dir: str) -> dict:
 
 def read_finished(out_dir: str, settings: dict) -> dict | None:
     """The saved result of a finished run whose settings match `settings` (see `_changed_settings`) and whose test
-    attack took the step they ask for (`_evaluated_as`), else None."""
-    path = os.path.join(out_dir, "result.json")
-    if not os.path.isfile(path):
-        return None
+    attack took the step they ask for (`_evaluated_as`), else None. It opens the file rather than asking whether it is
+    there, so a caller that records the files a process opens sees that the run was looked for, found or not (the
+    book rebuilds a page that looked for a run when the run lands)."""
     try:
-        with open(path) as fh:
+        with open(os.path.join(out_dir, "result.json")) as fh:
             saved = json.load(fh)
-    except ValueError:
+    except (FileNotFoundError, NotADirectoryError, ValueError):
         return None
     if saved.get("schema") != RESULT_SCHEMA or "settings" not in saved:
         return None

@@ -174,15 +174,16 @@ def test_each_run_counts_once_in_the_first_part_that_names_it_and_the_rest_is_th
     assert rest + sum(p["run_seconds"] + p["eval_seconds"] for p in parts.values()) == total
 
 
-def _chapter(root, name, fingerprint, seconds=3.0):
+def _chapter(root, name, fingerprint, seconds=3.0, outputs=()):
     import json
     for folder in ("notebooks", os.path.join("book", "chapters")):
         os.makedirs(os.path.join(root, folder), exist_ok=True)
     with open(os.path.join(root, "notebooks", name + ".ipynb"), "w") as fh:
         json.dump({"cells": [], "metadata": {}}, fh)
     if fingerprint is not None:
+        cells = [{"cell_type": "code", "source": "", "outputs": list(outputs)}]
         with open(os.path.join(root, "book", "chapters", name + ".ipynb"), "w") as fh:
-            json.dump({"cells": [], "metadata": {"cktat": {"fingerprint": fingerprint, "seconds": seconds}}}, fh)
+            json.dump({"cells": cells, "metadata": {"cktat": {"fingerprint": fingerprint, "seconds": seconds}}}, fh)
 
 
 def test_a_page_waiting_for_a_run_counts_as_pending_though_its_fingerprint_names_the_cpu_profile(tmp_path):
@@ -194,12 +195,16 @@ def test_a_page_waiting_for_a_run_counts_as_pending_though_its_fingerprint_names
     _chapter(str(tmp_path), "07_ablations", {"parameters": {"profile": "multiview"}})
     _chapter(str(tmp_path), "10_budget", None)
     _chapter(str(tmp_path), "01_multiview", {"parameters": {"profile": "multiview"}})  # a smoke chapter, not counted
+    _chapter(str(tmp_path), "11_library", cpu, seconds=4.0,  # shows the runs landed so far
+             outputs=[{"output_type": "stream", "text": "| TRADES | natural | 56.0 | not trained yet |"}])
     executed, waiting = build.chapter_states(str(tmp_path))
-    assert executed == {"02_cktat": 6.0}
-    assert waiting == {"06_capacity": "runs/pgdat_width8", "07_ablations": None, "10_budget": None}
+    assert executed == {"02_cktat": 6.0, "11_library": 4.0}
+    assert waiting == {"06_capacity": "runs/pgdat_width8", "07_ablations": None, "10_budget": None,
+                       "11_library": build.LANDED_SO_FAR}
     text = build.pending_sentence(waiting)
     assert text.startswith("**The build is not finished.**")
     assert "06_capacity (its page waits for `runs/pgdat_width8`)" in text and "10_budget (not executed" in text
+    assert "Executed on the runs landed so far, marking the others not trained yet: 11_library." in text
     assert build.pending_sentence({}) == ""
 
 

@@ -515,9 +515,12 @@ def test_the_committed_chapter_is_what_the_command_produces(tmp_path):
             return False
         return True
 
-    def same_inputs(p):  # every file it read is here, as it was (a rebuilt results folder is another input)
-        return all(os.path.isfile(f := os.path.join(folder(p), rel)) and reproduce.file_hash(f) == digest
-                   for rel, digest in meta[p]["fingerprint"]["results"].items())
+    def same_inputs(p):  # every file it read is here, as it was, and none it looked for has appeared (a rebuilt
+        def same(f, digest):  # results folder is another input)
+            if digest is reproduce.ABSENT:
+                return not os.path.exists(f)
+            return os.path.isfile(f) and reproduce.file_hash(f) == digest
+        return all(same(os.path.join(folder(p), rel), digest) for rel, digest in meta[p]["fingerprint"]["results"].items())
 
     usable = [p for p in current if has_data(p) and same_inputs(p)]
     if not usable:
@@ -675,6 +678,37 @@ def test_without_training_a_chapter_waiting_for_a_run_says_so_until_the_run_land
     assert run(train=False) == {"01_reads": "reused", "02_plain": "executed"}
     page = nbformat.read(root / "book" / "chapters" / "02_plain.ipynb", as_version=4)
     assert "late run read" in json.dumps(page.cells[-1].outputs)
+
+
+LOOKS = ('import os\n'
+         'try:\n'
+         '    print("late run read:", open(os.path.join(results, "runs", "late", "result.json")).read())\n'
+         'except FileNotFoundError:  # as `train.read_finished` looks for a run\n'
+         '    print("late run not trained yet")')
+
+
+def test_a_page_showing_the_runs_landed_so_far_is_rebuilt_when_the_one_it_looked_for_lands(tiny_book):
+    """A page that shows a stage's runs as they land (chapter 10's ladder while the build runs) looks for the others
+    by opening them: the fingerprint records each file it did not find as absent, and the page is current until one
+    of them appears, then stale, with or without training."""
+    root, lib, results, run, lines = tiny_book
+    nb = nbformat.read(root / "notebooks" / "02_plain.ipynb", as_version=4)
+    nb.cells[-1].source = LOOKS
+    nbformat.write(nb, root / "notebooks" / "02_plain.ipynb")
+    executed = root / "book" / "chapters" / "02_plain.ipynb"
+    assert run(train=False) == {"01_reads": "executed", "02_plain": "executed"}
+    assert reproduce.recorded(str(executed))["results"] == {os.path.join("runs", "late", "result.json"): None}
+    assert "not trained yet" in json.dumps(nbformat.read(executed, as_version=4).cells[-1].outputs)
+    assert run(train=False) == {"01_reads": "reused", "02_plain": "reused"}
+    (results / "runs" / "late").mkdir(parents=True)
+    (results / "runs" / "late" / "result.json").write_text('{"accuracy": 61.6}')
+    [chapter] = [c for c in reproduce.chapters(root=str(root)) if c.name == "02_plain"]
+    params = reproduce.parameters("smoke", None, str(results))
+    assert reproduce.stale_reasons(chapter, params, str(results), train=False) == [
+        f"{os.path.join('runs', 'late', 'result.json')} appeared"]
+    assert run(train=False) == {"01_reads": "reused", "02_plain": "executed"}
+    assert "61.6" in json.dumps(nbformat.read(executed, as_version=4).cells[-1].outputs)
+    assert run(train=False)["02_plain"] == "reused"
 
 
 def test_the_book_without_a_profiles_data_keeps_its_committed_pages(tiny_book, monkeypatch, tmp_path):

@@ -61,6 +61,38 @@ def test_a_difference_moves_towards_the_paper_away_or_within_noise():
     assert rows[0]["paper"] == pytest.approx(-0.47)
 
 
+def test_a_rung_whose_runs_have_not_all_landed_shows_what_it_can_and_names_the_rest():
+    """The committed page shows the ladder as the build lands it (`book_runs.ladder` without training): a difference
+    whose rung lacks a run of either method is not trained yet, in the table (None), the movements, the sentence and
+    the plot; the differences the landed runs allow are judged as before."""
+    full = _ladder(60, 0)
+    ladder = {"1x": full["1x"], "4x epochs": {m: full["4x epochs"][m] for m in ("pgdat", "trades")},
+              "2x epochs": {}}
+    seeds = {m: [r] for m, r in full["1x"].items()}
+    paper = {"pgdat": [83.92, 51.71], "trades": [82.40, 53.84], "cktat": [83.45, 56.80]}
+    labels = {"natural": "natural", "pgd20": "PGD-20"}
+    rows = budget.ladder_rows(ladder, seeds, "pgd20", paper, labels)
+    assert [r["4x epochs"] is None for r in rows] == [True, True, False, False, True, True]  # TRADES - PGD-AT landed
+    assert all(r["2x epochs"] is None and r["1x"] is not None for r in rows)
+    moves = budget.movements(ladder, seeds, "pgd20", paper, {"natural": 0.2, "pgd20": 0.2}, ("2x epochs", "4x epochs"))
+    four = [m for m in moves if m["rung"] == "4x epochs"]
+    assert [m["movement"] == budget.NOT_TRAINED_YET for m in four] == [True, True, False, False, True, True]
+    assert four[2]["comparison"] is not None
+    text = budget.movement_sentence(moves, labels)
+    assert "The 2x epochs rung is not trained yet." in text
+    assert "not trained yet: CKTAT - PGD-AT in natural, CKTAT - PGD-AT in PGD-20" in text
+    assert "within noise: TRADES - PGD-AT in natural (+0.0)" in text
+    assert budget.not_landed(ladder).startswith("Not trained yet: CKTAT at 4x epochs; PGD-AT, TRADES and CKTAT at 2x")
+    assert budget.not_landed(full) == ""
+    pytest.importorskip("matplotlib")
+    from cktat_book import figures
+
+    fig = figures.ladder(rows, {"1x": 16, "2x epochs": 32, "4x epochs": 64}, {"natural": 0.8})
+    panel = fig.axes[0]  # CKTAT - PGD-AT natural: 1x alone
+    assert list(panel.lines[0].get_xdata()) == [16]
+    assert list(fig.axes[1].lines[0].get_xdata()) == [16, 64]  # TRADES - PGD-AT natural: 1x and 4x
+
+
 def _claim(text, verdict, ours):
     return claims.Claim("02_cktat", "Table 4", text, "m", -0.47, ours, "n", verdict)
 
