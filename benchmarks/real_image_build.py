@@ -22,6 +22,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -194,8 +195,8 @@ def chapter_states(root: str = ROOT) -> tuple[dict[str, float], dict[str, str | 
     the result it waits for (the fingerprint's `pending` path, written by `cktat reproduce` in place of a page it
     could not execute without training), or None when the chapter has no `cpu` page at all. A waiting page carries
     the `cpu` profile too, so the profile alone does not tell an executed page. A page executed on the runs landed so
-    far, which marks the others *not trained yet* (chapter 10 and the readings of chapters 02 and 03 while the ladder
-    trains), counts as executed and also as waiting, as `LANDED_SO_FAR`."""
+    far, which marks the others *not trained yet* (`marks_not_trained`: chapter 10, and the readings of the chapters
+    and the scorecard, while the ladder trains), counts as executed and also as waiting, as `LANDED_SO_FAR`."""
     executed_pages, waiting = {}, {}
     for p in sorted(glob.glob(os.path.join(root, "notebooks", "*.ipynb"))):
         name = os.path.basename(p)[:-len(".ipynb")]
@@ -210,12 +211,28 @@ def chapter_states(root: str = ROOT) -> tuple[dict[str, float], dict[str, str | 
             waiting[name] = fingerprint["pending"].get("path")
         else:
             executed_pages[name] = meta.get("seconds", 0.0)
-            if NOT_TRAINED_YET in json.dumps([c.get("outputs", []) for c in load(executed).get("cells", [])]):
+            if marks_not_trained(load(executed)):
                 waiting[name] = LANDED_SO_FAR
     return executed_pages, waiting
 
 
 LANDED_SO_FAR = "landed so far"  # `chapter_states`: executed on the runs landed so far
+# A verdict of NOT_TRAINED_YET as the pages show one: bold after a reading's run, or a table's cell (alone, or before
+# the run it waits for); not the words inside a sentence, such as the scorecard's count of such readings.
+VERDICT = re.compile(r"(\*\*|\| )" + re.escape(NOT_TRAINED_YET) + r"(\*\*| \||:)")
+
+
+def marks_not_trained(notebook: dict) -> bool:
+    """Whether an executed page shows a run as not trained yet (`VERDICT`) in its outputs."""
+    return any(VERDICT.search(text) for cell in notebook.get("cells", []) for out in cell.get("outputs", [])
+               for text in _texts(out))
+
+
+def _texts(output: dict) -> list[str]:
+    """The text of one notebook output: a stream's, and each text-like representation of its data."""
+    join = lambda v: "".join(v) if isinstance(v, list) else str(v)
+    out = [join(output["text"])] if "text" in output else []
+    return out + [join(v) for k, v in (output.get("data") or {}).items() if "text" in k or "markdown" in k]
 
 
 def pending_sentence(waiting: dict[str, str | None]) -> str:

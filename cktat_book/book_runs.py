@@ -139,15 +139,13 @@ def reading_runs(ch: Chapter) -> dict[str, dict]:
 
 
 def ladder_finished(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]] | None:
-    """The rungs of `ladder` whose runs are all finished in this results folder, read without training anything (the
-    readings of chapters 02 and 03 use them; chapter 10 trains them): rung -> method -> its run, and at "1x" method ->
-    its finished seeds (the base every change is measured from, `budget.change`); None when the profile's own runs
-    are missing."""
+    """The runs of `ladder` finished in this results folder, read without training anything (the readings of chapters
+    02 and 03 use them; chapter 10 trains them): rung -> method -> its run, for the methods whose run at that rung
+    has landed, and at "1x" method -> its finished seeds (the base every change is measured from, `budget.change`);
+    None when the profile's own runs are missing."""
     out = {}
     for rung, fields in ladder_rungs(ch).items():
-        runs = {m: ch.finished(m, **fields) for m in methods}
-        if all(runs.values()):
-            out[rung] = runs
+        out[rung] = {m: r for m in methods if (r := ch.finished(m, **fields)) is not None}
     base = {m: ch.config(m).seed for m in methods}
     seeds = {m: [r for r in (ch.finished(m, **({} if s == base[m] else {"seed": s})) for s in SEEDS) if r]
              for m in methods}

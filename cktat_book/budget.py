@@ -177,7 +177,7 @@ def movement_sentence(moves: list[dict], labels: dict[str, str]) -> str:
         group = [m for m in moves if m["rung"] == rung]
         parts = []
         if all(m["movement"] == NOT_TRAINED_YET for m in group):
-            out.append(f"The {rung} rung is not trained yet.")
+            out.append(f"At {rung}, no difference can be measured yet.")
             continue
         for word in (TOWARDS, PAST, AWAY, AT_PAPER, WITHIN_WORD, NO_ROW, "not testable", NOT_TRAINED_YET):
             names = [f"{NAMES[m['first']]} - {NAMES[m['second']]} in {labels.get(m['attack'], m['attack'])}"
@@ -245,11 +245,11 @@ def ladder_reading(chapter: str, claim: str, text: str, ladder: dict[str, dict[s
     """A reading that predicts `first` - `second` in `attack` moves `predicted` (ABOVE or BELOW) from the profile's
     budget (`ladder["1x"]`: method -> its seeds, or one run) to `rung` of the ladder, tested by the change
     (`change`: image by image, the rung's difference against the seeds' mean, with the run-to-run margin of
-    `spread`). Without the rung's runs (`ladder` None or lacking it), the reading waits for the build's `ladder`
-    stage (`pending`). The verdict says whether the prediction holds, not that the mechanism the reading names is the
+    `spread`). Without the rung's runs of the two methods (`ladder` None or lacking either), the reading waits for the
+    build's `ladder` stage (`pending`). The verdict says whether the prediction holds, not that the mechanism the reading names is the
     only one that could make it hold."""
     run = f"the ladder's {rung} runs of {NAMES[first]} and {NAMES[second]} (chapter 10)"
-    if not ladder or rung not in ladder:
+    if not ladder or any(m not in ladder.get(rung, {}) for m in (first, second)):
         return pending(chapter, claim, text, run, "ladder")
     if spread is None:
         return Reading(chapter, claim, text, run, NOT_TESTED, "the network has no seed spread to judge one run by")

@@ -272,10 +272,10 @@ def shared_errors(chapter: str, shares: dict, claim_share: float, attack: str, d
 
 
 CONS_AT, RAATS = "Cons-AT's", "RAAT's"
-DICAR_READING = ("We read RAAT's natural accuracy below Cons-AT's as the work of the other of RAAT's two changes, "
-                 "DICAR in place of Cons-AT's consistency term, not of the reduced perturbation, which changed the "
-                 "training input of few examples: RAAT without the reduced perturbation (eta = 1, where DICAR in place "
-                 "of the consistency term is all that differs from Cons-AT) should stay below Cons-AT.")
+DICAR_READING = ("We read RAAT's natural accuracy below Cons-AT's as the work of DICAR, which RAAT puts in place of "
+                 "Cons-AT's consistency term, not of its reduced perturbation, which changed the training input of few "
+                 "examples: RAAT without the reduced perturbation (eta = 1, where DICAR in place of the consistency "
+                 "term is all that differs from Cons-AT) should stay below Cons-AT.")
 
 
 def _without_reduced(without: dict, raat: dict, rival: dict, spread: float | None):

@@ -90,8 +90,8 @@ def row_name(key: str) -> str:
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 1,
-                   headers: dict[str, str] | None = None) -> str:
-    """A GitHub/MyST markdown table; floats rounded to `digits`, missing values shown as a dash."""
+                   headers: dict[str, str] | None = None, missing: str = "-") -> str:
+    """A GitHub/MyST markdown table; floats rounded to `digits`, missing values (None) shown as `missing`."""
     columns = columns or list(rows[0])
     headers = headers or {}
 
@@ -100,7 +100,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
 
     def cell(v):
         if v is None:
-            return "-"
+            return missing
         if isinstance(v, float):
             return f"{rounded(v, digits):.{digits}f}"
         return text(v)

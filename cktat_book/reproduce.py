@@ -12,29 +12,34 @@ the site is built from. The executed copy's metadata holds, under `cktat.fingerp
 - `results`: every file under the chapter's results folder (`results/<profile>/` or the folder given) that
   the chapter opened for reading during its execution and did not itself write in that execution
   (`result.json` files, summaries, evaluations, checkpoints), with its path relative to that folder and its
-  SHA-256 (null for a file it tried to open and did not find).
+  SHA-256 (null, `ABSENT`, for a file that was not there when the chapter tried to open it).
 
 A chapter is stale, and re-executed, when its executed copy is missing or has no fingerprint, or when any of
 the five entries differs from its current value (for `results`: a recorded file whose content changed, or
 which is gone, except a checkpoint: checkpoints are not committed, so a clean clone has none, and the
 committed `result.json` of their run records what the chapter showed of them), or a file the chapter tried to
-open and did not find that is there now (`ABSENT`: a page that shows the runs of a stage that has landed so far
-looks for the others, `train.read_finished` opens rather than asks, so it is rebuilt when one lands). Other files
-that appear later (another chapter's new runs) do not make it stale, and neither do files the chapter wrote itself
-(a summary it rewrote with a new wall time), since those are its own output. `force=True` executes every selected
-chapter. Deciding reads and hashes files only: a run where nothing is stale starts no kernel and imports no torch.
+open and did not find that is there now (`ABSENT`, a checkpoint again excepted: a page that shows the runs of a
+stage that has landed so far looks for the others, `train.read_finished` opens rather than asks, so it is rebuilt
+when one lands). Other files that appear later (another chapter's new runs) do not make it stale, and neither do
+files the chapter wrote itself (a summary it rewrote with a new wall time), since those are its own output.
+`force=True` executes every selected chapter. Deciding reads and hashes files only: a run where nothing is stale
+starts no kernel and imports no torch.
 
 How the reads are recorded: the kernel is started with `IPYTHONDIR` pointing at a temporary folder whose IPython
 startup file installs a `sys.addaudithook` hook. The hook sees every `open` (and `os.rename`, which atomic
-writes end with) of a path under the results folder and appends `r PATH` or `w PATH` to a file that this module
-reads back after the chapter ran. The notebook itself is not modified.
+writes end with) of a path under the results folder and appends `r PATH`, `a PATH` (a read of a file not there at
+that moment) or `w PATH` to a file that this module reads back after the chapter ran. The notebook itself is not
+modified.
 
 `train=False` (`cktat reproduce --no-train`) executes the stale chapters on what the results folder holds and trains
 nothing (`chapter.TRAIN_ENV` for the kernel): a chapter that asks for a run that is not finished there stops
 with `chapter.RunPending`, and its page becomes one that names that run and shows no number (`_pending_page`);
 its saved claims are withdrawn, so the scorecard counts it as not executed. The fingerprint records the run and
 the state of its result.json (`pending`); without training, such a page is current until that result changes,
-with training it is always stale. The committed book is built this way while its runs are trained.
+with training it is always stale. A page that shows the runs landed so far instead (chapter 10, `book_runs.ladder`)
+executes, and its fingerprint records that it ran without training (`without_training`): with training it is stale
+while a run it looked for is missing (`runs/<name>/result.json` recorded `ABSENT`), since executing it then trains
+that run. The committed book is built this way while its runs are trained.
 
 A chapter that fails stops the run with one line naming the notebook, the cell and the error; the chapters
 executed before it keep their new copies, the failing chapter keeps its previous copy (still stale) and its
@@ -93,7 +98,7 @@ def _cktat_record_reads():
             path = _os.path.realpath(_os.fsdecode(path))
             if not path.startswith(root):
                 return
-            line = ("w " if writing else "r ") + path
+            line = ("w " if writing else "r " if _os.path.exists(path) else "a ") + path
             if line not in seen:
                 seen.add(line)
                 _os.write(fd, (line + "\n").encode())
@@ -195,6 +200,12 @@ def pending_state(path: str, results_folder: str) -> str | None:
 ABSENT = None  # in a fingerprint's `results`: the chapter looked for this file and did not find it
 
 
+def _run_result(rel: str) -> bool:
+    """Whether `rel` (relative to a results folder) is a run's result, `runs/<name>/result.json`."""
+    parts = rel.replace(os.sep, "/").split("/")
+    return len(parts) == 3 and parts[0] == "runs" and parts[2] == "result.json"
+
+
 def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str, train: bool = True) -> list[str]:
     """Why `chapter` must be re-executed (empty: its executed copy is current). See the module docstring; a page
     waiting for a run is stale when training is allowed, else when what it waits for changed."""
@@ -206,6 +217,11 @@ def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str,
     waits = old.get("pending")
     if waits and train:
         reasons.append(f"waits for {waits['path']}")
+    if train and old.get("without_training") and not waits:
+        missing = [rel for rel, digest in (old.get("results") or {}).items() if digest is ABSENT and _run_result(rel)
+                   and not os.path.isfile(os.path.join(results_folder, rel))]
+        if missing:
+            reasons.append(f"looked for {os.path.dirname(missing[0])} without training")
     elif waits and pending_state(waits["path"], results_folder) != waits["state"]:
         reasons.append(f"{waits['path']} changed")
     for rel, digest in sorted((old.get("results") or {}).items()):
@@ -266,18 +282,21 @@ def _quiet_stderr(path: str) -> Iterator[None]:
 
 
 def results_read(log: str, results_folder: str) -> dict[str, str | None]:
-    """{path relative to the results folder: SHA-256} of the files the kernel read and did not write, and None for a
-    file it tried to open and did not find (a run a page looked for that is not trained yet: `ABSENT`)."""
+    """{path relative to the results folder: SHA-256} of the files the kernel read and did not write, and `ABSENT`
+    for a file that was not there when it tried to open it (a run a page looked for that is not trained yet), even
+    where the file landed while the chapter executed: the page showed it missing."""
     if not os.path.exists(log):
         return {}
-    reads, writes = set(), set()
+    reads, absent, writes = set(), set(), set()
     with open(log) as fh:
         for line in fh:
             kind, path = line.rstrip("\n").split(" ", 1)
-            (writes if kind == "w" else reads).add(path)
+            {"w": writes, "a": absent}.get(kind, reads).add(path)
     base = os.path.realpath(results_folder)
-    return {os.path.relpath(p, base): file_hash(p) if os.path.isfile(p) else ABSENT for p in sorted(reads - writes)
-            if not p.endswith(".tmp") and not os.path.isdir(p)}
+    out = {os.path.relpath(p, base): ABSENT for p in sorted(absent - writes) if not p.endswith(".tmp")}
+    out.update({os.path.relpath(p, base): file_hash(p) for p in sorted(reads - writes - absent)
+                if not p.endswith(".tmp") and os.path.isfile(p)})
+    return dict(sorted(out.items()))
 
 
 PENDING = "RunPending"  # the exception a chapter that may not train raises (`chapter.RunPending`)
@@ -316,7 +335,7 @@ def execute(chapter: Chapter, params: dict[str, Any], results_folder: str, train
             raise CktatError(f"{os.path.basename(chapter.source)}: the kernel failed: {type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                              f"{' (kernel: ' + said[-1].strip() + ')' if said else ''}") from None
-        fingerprint = {**inputs, "results": results_read(log, results_folder)}
+        fingerprint = {**inputs, "results": results_read(log, results_folder), "without_training": not train}
     _finish(partial, chapter.executed, fingerprint, time.perf_counter() - t0)
     return fingerprint
 
@@ -358,7 +377,8 @@ def _finish(partial: str, target: str, fingerprint: dict[str, Any], seconds: flo
 
 
 # The stage of `cktat runs` (`book_runs.STAGES`) that trains the runs a chapter waits for, where one stage does.
-CHAPTER_STAGES = {"06_capacity": "capacity", "07_ablations": "table3", "10_budget": "ladder"}
+CHAPTER_STAGES = {"06_capacity": "capacity", "07_ablations": "table3",
+                  "10_budget": "headline"}  # chapter 10 waits only for the profile's seeds: it shows the ladder as it lands
 
 
 GLUED = re.compile(r"```\{glue[^}]*\}.*?```|\{glue[^}]*\}`[^`]*`", re.S)  # a glue directive block, or a role

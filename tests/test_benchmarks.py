@@ -197,8 +197,13 @@ def test_a_page_waiting_for_a_run_counts_as_pending_though_its_fingerprint_names
     _chapter(str(tmp_path), "01_multiview", {"parameters": {"profile": "multiview"}})  # a smoke chapter, not counted
     _chapter(str(tmp_path), "11_library", cpu, seconds=4.0,  # shows the runs landed so far
              outputs=[{"output_type": "stream", "text": "| TRADES | natural | 56.0 | not trained yet |"}])
+    count = "0 a reading whose run the build has not trained yet, and 0 have no reading."  # words, not a verdict
+    _chapter(str(tmp_path), "99_scorecard", cpu, outputs=[{"output_type": "display_data",
+                                                           "data": {"text/markdown": [count]}}])
+    assert build.marks_not_trained({"cells": [{"outputs": [{"data": {"text/markdown": "Tested by x: **not trained "
+                                                                                     "yet**; the build's"}}]}]})
     executed, waiting = build.chapter_states(str(tmp_path))
-    assert executed == {"02_cktat": 6.0, "11_library": 4.0}
+    assert executed == {"02_cktat": 6.0, "11_library": 4.0, "99_scorecard": 3.0}
     assert waiting == {"06_capacity": "runs/pgdat_width8", "07_ablations": None, "10_budget": None,
                        "11_library": build.LANDED_SO_FAR}
     text = build.pending_sentence(waiting)

@@ -711,6 +711,49 @@ def test_a_page_showing_the_runs_landed_so_far_is_rebuilt_when_the_one_it_looked
     assert run(train=False)["02_plain"] == "reused"
 
 
+def test_with_training_a_page_built_without_it_is_stale_while_a_run_it_looked_for_is_missing(tiny_book):
+    """Executed without training, a page that looked for a run is stale when training is allowed (executing it then
+    trains what it looks for), and current again once executed with training, even where the run is still missing
+    (nothing it executes trains that run); a checkpoint it looked for is not a run: it appearing changes nothing."""
+    root, lib, results, run, lines = tiny_book
+    nb = nbformat.read(root / "notebooks" / "02_plain.ipynb", as_version=4)
+    nb.cells[-1].source = LOOKS + ('\ntry:\n    open(os.path.join(results, "runs", "late", "student", "last.pt"))\n'
+                                   'except FileNotFoundError:\n    pass')
+    nbformat.write(nb, root / "notebooks" / "02_plain.ipynb")
+    assert run(train=False)["02_plain"] == "executed"
+    assert run(train=False)["02_plain"] == "reused"
+    assert run(train=True)["02_plain"] == "executed"
+    assert run(train=True)["02_plain"] == "reused"
+    (results / "runs" / "late" / "student").mkdir(parents=True)
+    (results / "runs" / "late" / "student" / "last.pt").write_bytes(b"weights")
+    assert run(train=False)["02_plain"] == "reused"
+
+
+LANDS = ('import os, subprocess\n'
+         'path = os.path.join(results, "runs", "late", "result.json")\n'
+         'try:\n'
+         '    print("late run read:", open(path).read())\n'
+         'except FileNotFoundError:\n'
+         '    print("late run not trained yet")\n'
+         '    os.makedirs(os.path.dirname(path), exist_ok=True)\n'
+         '    subprocess.run(["sh", "-c", f"echo {{{{}}}} > {path}"], check=True)  # the build lands it meanwhile')
+
+
+def test_a_run_that_lands_while_the_page_executes_still_makes_it_stale(tiny_book):
+    """The page showed the run missing: the fingerprint says so (`ABSENT`) though the file is there when the
+    execution ends, so the next call executes the page again."""
+    root, lib, results, run, lines = tiny_book
+    nb = nbformat.read(root / "notebooks" / "02_plain.ipynb", as_version=4)
+    nb.cells[-1].source = LANDS
+    nbformat.write(nb, root / "notebooks" / "02_plain.ipynb")
+    executed = root / "book" / "chapters" / "02_plain.ipynb"
+    assert run(train=False)["02_plain"] == "executed"
+    assert reproduce.recorded(str(executed))["results"] == {os.path.join("runs", "late", "result.json"): None}
+    assert run(train=False)["02_plain"] == "executed"
+    assert "late run read" in json.dumps(nbformat.read(executed, as_version=4).cells[-1].outputs)
+    assert run(train=False)["02_plain"] == "reused"
+
+
 def test_the_book_without_a_profiles_data_keeps_its_committed_pages(tiny_book, monkeypatch, tmp_path):
     """The README's first command on a clone without CIFAR-10: the stale real-image chapters keep their committed
     pages (one line each says why) and the rest executes; asking for that profile stops with the data error."""

@@ -118,6 +118,20 @@ def test_a_finished_teacher_is_read_again_only_under_its_own_settings(tiny, tmp_
     assert finished(tau=3.0, epochs=5)["history"] == first["history"]  # the student's settings are not the teacher's
 
 
+def test_looking_for_a_run_that_is_not_there_opens_its_result(tmp_path, monkeypatch):
+    """`read_finished` opens a run's result.json rather than asking whether it is there, so a process that records the
+    files it opens (the book's staleness check, `cktat_book.reproduce`) sees a run it looked for and did not find."""
+    opened = []
+
+    def spy(path, *args, **kwargs):
+        opened.append(str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "open", spy, raising=False)
+    assert train_mod.read_finished(str(tmp_path / "runs" / "late"), {"epochs": 1}) is None
+    assert opened == [str(tmp_path / "runs" / "late" / "result.json")]
+
+
 def test_teacher_is_reused_across_student_settings(tiny, tmp_path):
     """The teacher's checkpoint depends on teacher settings only: a tau sweep trains it once."""
     train_mod.run(_cfg(tiny, epochs=1, teacher_epochs=1), str(tmp_path / "a"))
