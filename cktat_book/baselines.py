@@ -378,7 +378,7 @@ def suite_accuracy(evaluation: dict, attack: str) -> float:
 def top_of(chapter: str, section: str, method: str, column: str, label: str, evals: dict[str, dict],
            paper: dict[str, dict], spread: float | None = None, excluding: tuple[str, ...] = (),
            stated: bool = False, rows: dict[str, str] | None = None) -> Claim:
-    """Where `method` stands in `column` among the methods but `excluding` (those the paper's text places above it),
+    """Where `method` stands in `column` among the methods other than `excluding` (those the paper's text places above it),
     compared image by image on the attack suite's test images (`evals`: label -> `evaluate` result):
     - `stated`: the paper's text puts it first (Sec. 5.2: at beta = 6 CKTAT's robust generalization "is higher than
       all selected baseline methods", its natural one "only weaker than Generalist and PGDAT"): ours against our
@@ -390,11 +390,12 @@ def top_of(chapter: str, section: str, method: str, column: str, label: str, eva
     `rows`: label -> the paper's row key ("cktat.table4_cifar10.PGDAT") for `rests_on`."""
     from .noise import compare_evaluations
 
-    but = "" if not excluding else " but " + (excluding[0] if len(excluding) == 1 else
-                                             f"{', '.join(excluding[:-1])} and {excluding[-1]}")
+    left_out = listed(list(excluding)) if excluding else ""
+    but = f" other than {left_out}" if excluding else ""
+    leaving = f" (leaving out {left_out})" if excluding else ""
     if method not in paper:
         return untestable(chapter, section, f"{method}'s place in {label} accuracy among the methods{but}",
-                          f"{method} - the best other method{but} ({label}, points)", None,
+                          f"{method} - the best other method{leaving} ({label}, points)", None,
                           f"the paper reports no {method} row at this run's setting", tuple((rows or {}).values()))
     pool = [m for m in paper if m != method and m not in excluding]
     paper_rival = max(pool, key=lambda m: paper[m][column])
@@ -404,7 +405,7 @@ def top_of(chapter: str, section: str, method: str, column: str, label: str, eva
     if direction in (ABOVE, LEVEL):
         rival = max((m for m in evals if m != method and m not in excluding),
                     key=lambda m: suite_accuracy(evals[m], column))
-        measure = f"{method} - the best other method{but} ({label}, points)"
+        measure = f"{method} - the best other method{leaving} ({label}, points)"
         if direction == ABOVE:
             text = f"{method} has the highest {label} accuracy of the {len(evals) - len(excluding)} methods{but}"
         else:

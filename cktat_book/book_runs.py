@@ -122,13 +122,13 @@ def ladder(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]]:
     seed each: the 1x seeds give the run-to-run spread). Chapter 10.
 
     Where the chapter may not train (`Chapter.train` False: the committed book, built while the build runs), a rung
-    holds only its runs that have landed, since the ladder is the build's longest stage and its page shows each run
-    as it lands; the profile's own runs are still required (`RunPending` without them). The runs not found are looked
-    for (`Chapter.finished`), so the page is rebuilt when one lands (`reproduce.ABSENT`)."""
+    holds only its runs that have landed (`Chapter.landed`), since the ladder is the build's longest stage and its
+    page shows each run as it lands; the profile's own runs are still required (`RunPending` without them). The runs
+    not found are looked for, so the page is rebuilt when one lands (`reproduce.ABSENT`), and noted as runs the page
+    would train, so that executing it with training trains them."""
     out = {"1x": {m: ch.variant(m) for m in methods}}
     for rung, fields in ladder_rungs(ch).items():
-        out[rung] = ({m: ch.variant(m, **fields) for m in methods} if ch.train else
-                     {m: r for m in methods if (r := ch.finished(m, **fields)) is not None})
+        out[rung] = {m: r for m in methods if (r := ch.landed(m, **fields)) is not None}
     return out
 
 

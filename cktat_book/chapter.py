@@ -16,7 +16,9 @@ same run, and a change that is no change (tau=5 when the profile's tau is 5) is 
 
 With `train` False (`CKTAT_TRAIN=0` in the environment: `cktat reproduce --no-train` sets it for the kernel) a
 chapter trains nothing: asked for a run, a teacher or a checkpoint that is not finished here, it stops with
-`RunPending` naming it, and `cktat reproduce` turns the page into one that says which run it waits for.
+`RunPending` naming it, and `cktat reproduce` turns the page into one that says which run it waits for. A page that
+shows a stage's runs as they land asks `landed` instead: without training, a run not finished is left out, and
+noted as one the page would train (`WOULD_TRAIN_ENV`), so that `cktat reproduce` with training executes it again.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from cktat_core.train import (EVAL_KEYS, TEACHER_KEYS, THREAT_KEYS, missing_weig
 PATH_FIELDS = ("teacher_checkpoint", "init_checkpoint")
 SEEDS = (0, 1, 2)  # the seeds of the runs whose spread the book measures (PGD-AT, TRADES, CKTAT)
 TRAIN_ENV = "CKTAT_TRAIN"  # "0": chapters train nothing (`Chapter.train`)
+WOULD_TRAIN_ENV = "CKTAT_WOULD_TRAIN"  # a file `landed` appends the runs it would train to, one per line (`reproduce`)
 
 
 class RunPending(CktatError):
@@ -197,6 +200,19 @@ class Chapter:
         out = os.path.join(self.runs, name)
         done = read_finished(out, run_settings(resolve(cfg), out))
         return None if done is None else {**done, "name": name, "run_dir": out}
+
+    def landed(self, method: str, **fields) -> dict | None:
+        """`variant(method, **fields)` where the chapter may train; else the run if it is finished here (`finished`),
+        and None when it is not: the run is then appended, as `runs/<name>`, to the file `WOULD_TRAIN_ENV` names
+        (`cktat reproduce` sets it, and keeps the page stale under training until the run is trained)."""
+        if self.train:
+            return self.variant(method, **fields)
+        done = self.finished(method, **fields)
+        note = os.environ.get(WOULD_TRAIN_ENV)
+        if done is None and note:
+            with open(note, "a") as fh:
+                fh.write(os.path.join("runs", self._planned(method, fields, train_teacher=False)[1]) + "\n")
+        return done
 
     def seeds(self, method: str, seeds=SEEDS, **fields) -> list[dict]:
         """`variant(method, seed=s, **fields)` for every seed of `seeds` (the first is the profile's own run). A

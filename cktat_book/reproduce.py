@@ -36,10 +36,11 @@ nothing (`chapter.TRAIN_ENV` for the kernel): a chapter that asks for a run that
 with `chapter.RunPending`, and its page becomes one that names that run and shows no number (`_pending_page`);
 its saved claims are withdrawn, so the scorecard counts it as not executed. The fingerprint records the run and
 the state of its result.json (`pending`); without training, such a page is current until that result changes,
-with training it is always stale. A page that shows the runs landed so far instead (chapter 10, `book_runs.ladder`)
-executes, and its fingerprint records that it ran without training (`without_training`): with training it is stale
-while a run it looked for is missing (`runs/<name>/result.json` recorded `ABSENT`), since executing it then trains
-that run. The committed book is built this way while its runs are trained.
+with training it is always stale. A page that shows the runs landed so far instead (chapter 10, `book_runs.ladder`
+through `Chapter.landed`) executes, and its fingerprint records the runs it left out that it would have trained,
+each with the state of its result.json (`would_train`; a run retired by a change of settings has one): with training
+it is stale while one of them is as it was, since executing it then trains it.
+The committed book is built this way while its runs are trained.
 
 A chapter that fails stops the run with one line naming the notebook, the cell and the error; the chapters
 executed before it keep their new copies, the failing chapter keeps its previous copy (still stale) and its
@@ -200,12 +201,6 @@ def pending_state(path: str, results_folder: str) -> str | None:
 ABSENT = None  # in a fingerprint's `results`: the chapter looked for this file and did not find it
 
 
-def _run_result(rel: str) -> bool:
-    """Whether `rel` (relative to a results folder) is a run's result, `runs/<name>/result.json`."""
-    parts = rel.replace(os.sep, "/").split("/")
-    return len(parts) == 3 and parts[0] == "runs" and parts[2] == "result.json"
-
-
 def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str, train: bool = True) -> list[str]:
     """Why `chapter` must be re-executed (empty: its executed copy is current). See the module docstring; a page
     waiting for a run is stale when training is allowed, else when what it waits for changed."""
@@ -217,13 +212,13 @@ def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str,
     waits = old.get("pending")
     if waits and train:
         reasons.append(f"waits for {waits['path']}")
-    if train and old.get("without_training") and not waits:
-        missing = [rel for rel, digest in (old.get("results") or {}).items() if digest is ABSENT and _run_result(rel)
-                   and not os.path.isfile(os.path.join(results_folder, rel))]
-        if missing:
-            reasons.append(f"looked for {os.path.dirname(missing[0])} without training")
     elif waits and pending_state(waits["path"], results_folder) != waits["state"]:
         reasons.append(f"{waits['path']} changed")
+    if train:  # runs the page left out without training (`Chapter.landed`), as they were then: not trained since
+        missing = [r for r, state in (old.get("would_train") or {}).items()
+                   if pending_state(r, results_folder) == state]
+        if missing:
+            reasons.append(f"would train {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
     for rel, digest in sorted((old.get("results") or {}).items()):
         path = os.path.join(results_folder, rel)
         if rel.endswith(".pt") and (digest is ABSENT or not os.path.isfile(path)):
@@ -300,6 +295,17 @@ def results_read(log: str, results_folder: str) -> dict[str, str | None]:
 
 
 PENDING = "RunPending"  # the exception a chapter that may not train raises (`chapter.RunPending`)
+WOULD_TRAIN = ".would_train"  # beside the reads' log: the runs `Chapter.landed` left out without training
+
+
+def would_train(log: str) -> list[str]:
+    """The runs (`runs/<name>`) a chapter executed without training left out and would have trained
+    (`Chapter.landed`), read from the file beside the reads' `log`; [] when none."""
+    try:
+        with open(log + WOULD_TRAIN) as fh:
+            return sorted({line.strip() for line in fh if line.strip()})
+    except FileNotFoundError:
+        return []
 
 
 def execute(chapter: Chapter, params: dict[str, Any], results_folder: str, train: bool = True) -> dict[str, Any]:
@@ -307,13 +313,14 @@ def execute(chapter: Chapter, params: dict[str, Any], results_folder: str, train
     (with "pending" when, not allowed to train, the chapter waits for a run: `_pending_page`)."""
     import papermill as pm
 
-    from .chapter import TRAIN_ENV
+    from .chapter import TRAIN_ENV, WOULD_TRAIN_ENV
 
     inputs = fingerprint_inputs(chapter, params)
     os.makedirs(os.path.dirname(chapter.executed), exist_ok=True)
     partial = chapter.executed[:-len(".ipynb")] + ".failed.ipynb"
     t0 = time.perf_counter()
-    with _recording_reads(results_folder) as log, _environment({TRAIN_ENV: "1" if train else "0"}):
+    with _recording_reads(results_folder) as log, _environment({TRAIN_ENV: "1" if train else "0",
+                                                                WOULD_TRAIN_ENV: log + WOULD_TRAIN}):
         try:
             with _quiet_stderr(log + ".stderr"):  # the kernel's own log lines would break the chapter's line
                 pm.execute_notebook(chapter.source, partial, parameters=params, kernel_name="python3",
@@ -335,7 +342,9 @@ def execute(chapter: Chapter, params: dict[str, Any], results_folder: str, train
             raise CktatError(f"{os.path.basename(chapter.source)}: the kernel failed: {type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                              f"{' (kernel: ' + said[-1].strip() + ')' if said else ''}") from None
-        fingerprint = {**inputs, "results": results_read(log, results_folder), "without_training": not train}
+        fingerprint = {**inputs, "results": results_read(log, results_folder)}
+        if not train:
+            fingerprint["would_train"] = {r: pending_state(r, results_folder) for r in would_train(log)}
     _finish(partial, chapter.executed, fingerprint, time.perf_counter() - t0)
     return fingerprint
 
@@ -448,10 +457,13 @@ def _target(chapter: Chapter, profile: str, root: str, out_dir: str | None) -> C
 
 def runs_needed(chapter: Chapter, results_folder: str) -> list[str]:
     """The runs (`runs/<name>`) whose result.json the chapter read when it was last executed, in any profile (run
-    names do not depend on the profile) and missing from `results_folder`: an estimate of what it will train."""
+    names do not depend on the profile), or that it left out without training and would train (`would_train`), and
+    that are missing from `results_folder`: an estimate of what it will train. A run it looked for and did not find
+    (`ABSENT`) is not counted: a page that only shows whether a run is there does not train it."""
     old = recorded(chapter.executed) or {}
-    names = sorted({os.path.dirname(rel) for rel in old.get("results") or {}
-                    if rel.startswith("runs" + os.sep) and rel.endswith("result.json")})
+    names = sorted({os.path.dirname(rel) for rel, digest in (old.get("results") or {}).items()
+                    if rel.startswith("runs" + os.sep) and rel.endswith("result.json") and digest is not ABSENT}
+                   | set(old.get("would_train") or {}))
     return [n for n in names if not os.path.isfile(os.path.join(results_folder, n, "result.json"))]
 
 

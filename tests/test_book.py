@@ -711,22 +711,43 @@ def test_a_page_showing_the_runs_landed_so_far_is_rebuilt_when_the_one_it_looked
     assert run(train=False)["02_plain"] == "reused"
 
 
-def test_with_training_a_page_built_without_it_is_stale_while_a_run_it_looked_for_is_missing(tiny_book):
-    """Executed without training, a page that looked for a run is stale when training is allowed (executing it then
-    trains what it looks for), and current again once executed with training, even where the run is still missing
-    (nothing it executes trains that run); a checkpoint it looked for is not a run: it appearing changes nothing."""
+LANDED = ('import json, os\n'
+          'path = os.path.join(results, "runs", "late", "result.json")\n'
+          'if os.path.isfile(path):\n'
+          '    print("late run read")\n'
+          'elif os.environ.get("CKTAT_TRAIN") == "0":  # as `Chapter.landed` leaves a run out\n'
+          '    with open(os.environ["CKTAT_WOULD_TRAIN"], "a") as fh:\n'
+          '        fh.write("runs/late\\n")\n'
+          '    print("late run not trained yet")\n'
+          'else:\n'
+          '    os.makedirs(os.path.dirname(path), exist_ok=True)\n'
+          '    json.dump({"trained": True}, open(path, "w"))\n'
+          '    print("late run trained")')
+
+
+def test_with_training_a_page_built_without_it_is_stale_while_a_run_it_left_out_is_not_trained(tiny_book):
+    """A page that shows a stage's runs as they land leaves out, without training, the runs it would train
+    (`Chapter.landed`): the fingerprint keeps them (`would_train`), and with training allowed the page is stale
+    until they are trained; a page that only looks for a run (`LOOKS`) or a checkpoint is not stale for it."""
     root, lib, results, run, lines = tiny_book
     nb = nbformat.read(root / "notebooks" / "02_plain.ipynb", as_version=4)
-    nb.cells[-1].source = LOOKS + ('\ntry:\n    open(os.path.join(results, "runs", "late", "student", "last.pt"))\n'
+    nb.cells[-1].source = LANDED
+    nbformat.write(nb, root / "notebooks" / "02_plain.ipynb")
+    executed = root / "book" / "chapters" / "02_plain.ipynb"
+    assert run(train=False)["02_plain"] == "executed"
+    assert reproduce.recorded(str(executed))["would_train"] == {"runs/late": None}
+    assert run(train=False)["02_plain"] == "reused"
+    assert run(train=True)["02_plain"] == "executed"  # it trains what it left out
+    assert "late run trained" in json.dumps(nbformat.read(executed, as_version=4).cells[-1].outputs)
+    assert run(train=True)["02_plain"] == "reused" and run(train=False)["02_plain"] == "reused"
+    nb.cells[-1].source = LOOKS + ('\ntry:\n    open(os.path.join(results, "runs", "gone", "student", "last.pt"))\n'
                                    'except FileNotFoundError:\n    pass')
     nbformat.write(nb, root / "notebooks" / "02_plain.ipynb")
     assert run(train=False)["02_plain"] == "executed"
-    assert run(train=False)["02_plain"] == "reused"
-    assert run(train=True)["02_plain"] == "executed"
-    assert run(train=True)["02_plain"] == "reused"
-    (results / "runs" / "late" / "student").mkdir(parents=True)
-    (results / "runs" / "late" / "student" / "last.pt").write_bytes(b"weights")
-    assert run(train=False)["02_plain"] == "reused"
+    assert run(train=True)["02_plain"] == "reused"  # it only looked: executing it with training trains nothing
+    (results / "runs" / "gone" / "student").mkdir(parents=True)
+    (results / "runs" / "gone" / "student" / "last.pt").write_bytes(b"weights")
+    assert run(train=False)["02_plain"] == "reused"  # a checkpoint that appears changes no result
 
 
 LANDS = ('import os, subprocess\n'

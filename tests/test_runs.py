@@ -225,7 +225,7 @@ def test_a_chapter_that_may_not_train_reads_finished_runs_and_names_the_first_mi
     """`Chapter.train` False (`cktat reproduce --no-train`): the committed smoke runs are re-read as they are, and a
     run, a teacher or a checkpoint that is not finished stops the chapter with `RunPending` naming it, before any
     training starts."""
-    from cktat_book.chapter import TRAIN_ENV, Chapter, RunPending
+    from cktat_book.chapter import TRAIN_ENV, WOULD_TRAIN_ENV, Chapter, RunPending
 
     monkeypatch.setattr(train_mod, "train_phase", lambda *a, **k: pytest.fail("a chapter that may not train trained"))
     committed = Chapter("smoke", progress=False, train=False)
@@ -246,6 +246,11 @@ def test_a_chapter_that_may_not_train_reads_finished_runs_and_names_the_first_mi
     last = copy.variant("pgdat")["student"]["checkpoints"]["last"]
     with pytest.raises(RunPending, match=r"^runs/pgdat/student/last.pt is not here"):
         copy.weights(os.path.join(copy.runs, "pgdat", last))
+    note = tmp_path / "would_train.txt"  # `Chapter.landed`: a run not finished is left out and noted, not pending
+    monkeypatch.setenv(WOULD_TRAIN_ENV, str(note))
+    assert copy.landed("pgdat")["name"] == "pgdat" and not note.exists()
+    assert copy.landed("pgdat", epochs=1) is None and copy.landed("trades") is None
+    assert note.read_text().splitlines() == ["runs/pgdat_epochs1", "runs/trades"]
     monkeypatch.setenv(TRAIN_ENV, "0")
     assert Chapter("smoke").train is False and committed.sibling("cpu").train is False
     monkeypatch.setenv(TRAIN_ENV, "1")
