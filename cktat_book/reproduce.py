@@ -27,9 +27,10 @@ starts no kernel and imports no torch.
 
 How the reads are recorded: the kernel is started with `IPYTHONDIR` pointing at a temporary folder whose IPython
 startup file installs a `sys.addaudithook` hook. The hook sees every `open` (and `os.rename`, which atomic
-writes end with) of a path under the results folder and appends `r PATH`, `a PATH` (a read of a file not there at
-that moment) or `w PATH` to a file that this module reads back after the chapter ran. The notebook itself is not
-modified.
+writes end with) of a path under the results folder and appends `r STAMP PATH` (a read, with the file's modification
+time and size then), `a PATH` (a read of a file not there at that moment) or `w PATH` to a file that this module reads
+back after the chapter ran: a file read that changed before the chapter ended is recorded as `CHANGED`, so the chapter
+is executed again. The notebook itself is not modified.
 
 `train=False` (`cktat reproduce --no-train`) executes the stale chapters on what the results folder holds and trains
 nothing (`chapter.TRAIN_ENV` for the kernel): a chapter that asks for a run that is not finished there stops
@@ -99,7 +100,13 @@ def _cktat_record_reads():
             path = _os.path.realpath(_os.fsdecode(path))
             if not path.startswith(root):
                 return
-            line = ("w " if writing else "r " if _os.path.exists(path) else "a ") + path
+            if writing:
+                line = "w " + path
+            elif _os.path.exists(path):
+                st = _os.stat(path)
+                line = f"r {st.st_mtime_ns}:{st.st_size} {path}"
+            else:
+                line = "a " + path
             if line not in seen:
                 seen.add(line)
                 _os.write(fd, (line + "\n").encode())
@@ -199,6 +206,7 @@ def pending_state(path: str, results_folder: str) -> str | None:
 
 
 ABSENT = None  # in a fingerprint's `results`: the chapter looked for this file and did not find it
+CHANGED = "changed while the chapter ran"  # in place of a SHA-256: no content matches it, so the chapter is stale
 
 
 def stale_reasons(chapter: Chapter, params: dict[str, Any], results_folder: str, train: bool = True) -> list[str]:
@@ -277,20 +285,28 @@ def _quiet_stderr(path: str) -> Iterator[None]:
 
 
 def results_read(log: str, results_folder: str) -> dict[str, str | None]:
-    """{path relative to the results folder: SHA-256} of the files the kernel read and did not write, and `ABSENT`
-    for a file that was not there when it tried to open it (a run a page looked for that is not trained yet), even
-    where the file landed while the chapter executed: the page showed it missing."""
+    """{path relative to the results folder: SHA-256} of the files the kernel read and did not write; `ABSENT` for a
+    file that was not there when it tried to open it (a run a page looked for that is not trained yet), even where the
+    file landed while the chapter executed: the page showed it missing; `CHANGED` for a file that changed after the
+    kernel first read it (a run the build rewrote meanwhile): the page showed what it was."""
     if not os.path.exists(log):
         return {}
-    reads, absent, writes = set(), set(), set()
+    reads, absent, writes = {}, set(), set()
     with open(log) as fh:
         for line in fh:
-            kind, path = line.rstrip("\n").split(" ", 1)
-            {"w": writes, "a": absent}.get(kind, reads).add(path)
+            kind, rest = line.rstrip("\n").split(" ", 1)
+            if kind == "r":
+                stamp, path = rest.split(" ", 1)
+                reads.setdefault(path, stamp)
+            else:
+                (writes if kind == "w" else absent).add(rest)
     base = os.path.realpath(results_folder)
-    out = {os.path.relpath(p, base): ABSENT for p in sorted(absent - writes) if not p.endswith(".tmp")}
-    out.update({os.path.relpath(p, base): file_hash(p) for p in sorted(reads - writes - absent)
-                if not p.endswith(".tmp") and os.path.isfile(p)})
+    out = {os.path.relpath(p, base): ABSENT for p in absent - writes if not p.endswith(".tmp")}
+    for p, stamp in reads.items():
+        if p in writes or p in absent or p.endswith(".tmp") or not os.path.isfile(p):
+            continue
+        st = os.stat(p)
+        out[os.path.relpath(p, base)] = file_hash(p) if f"{st.st_mtime_ns}:{st.st_size}" == stamp else CHANGED
     return dict(sorted(out.items()))
 
 

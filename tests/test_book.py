@@ -775,6 +775,30 @@ def test_a_run_that_lands_while_the_page_executes_still_makes_it_stale(tiny_book
     assert run(train=False)["02_plain"] == "reused"
 
 
+REWRITTEN = ('import os, subprocess, time\n'
+             'path = os.path.join(results, "input.json")\n'
+             'text = open(path).read()\n'
+             'print("x =", text)\n'
+             'if "21" in text:  # the build rewrites it once, meanwhile\n'
+             '    time.sleep(0.01)\n'
+             '    subprocess.run(["sh", "-c", f"echo \'{{\\"x\\": 22}}\' > {path}"], check=True)')
+
+
+def test_a_file_rewritten_after_the_page_read_it_makes_it_stale(tiny_book):
+    """The page showed the file as it was when read; the fingerprint records that it changed meanwhile (`CHANGED`),
+    not the new content's hash, so the next call executes the page again, and then it is current."""
+    root, lib, results, run, lines = tiny_book
+    nb = nbformat.read(root / "notebooks" / "02_plain.ipynb", as_version=4)
+    nb.cells[-1].source = REWRITTEN
+    nbformat.write(nb, root / "notebooks" / "02_plain.ipynb")
+    executed = root / "book" / "chapters" / "02_plain.ipynb"
+    assert run(train=False, only=["02"])["02_plain"] == "executed"
+    assert reproduce.recorded(str(executed))["results"] == {"input.json": reproduce.CHANGED}
+    assert run(train=False, only=["02"])["02_plain"] == "executed"
+    assert "22" in json.dumps(nbformat.read(executed, as_version=4).cells[-1].outputs)
+    assert run(train=False, only=["02"])["02_plain"] == "reused"
+
+
 def test_the_book_without_a_profiles_data_keeps_its_committed_pages(tiny_book, monkeypatch, tmp_path):
     """The README's first command on a clone without CIFAR-10: the stale real-image chapters keep their committed
     pages (one line each says why) and the rest executes; asking for that profile stops with the data error."""
