@@ -110,18 +110,20 @@ def ladder_rows(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]]
 
 
 def movements(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], attack: str, paper: dict,
-              spread: dict[str, float | None], rungs: tuple[str, ...], alpha: float = 0.05) -> list[dict]:
-    """Per headline difference, accuracy and rung of `rungs`: its change from the profile's budget (the mean over the
+              spread: dict[str, float | None], rungs: tuple[str, ...], alpha: float = 0.05,
+              pairs=PAIRS) -> list[dict]:
+    """Per headline difference (of `pairs`), accuracy and rung of `rungs`: its change from the profile's budget (the mean over the
     `seeds` of each method, image by image, `change`) and where that takes it against the paper's difference
     (`movement`, with the paper's own noise). The differences of one rung are one family: each is tested at `alpha`
-    divided by their number (Bonferroni, as a table's orderings are). A difference without a seed spread, or whose
+    divided by their number (Bonferroni, as a table's orderings are: all six of a rung, whichever `pairs` are asked
+    for, so a chapter that asks for one pair gets chapter 10's verdicts). A difference without a seed spread, or whose
     runs collapsed (`ablations.collapsed`), is not judged ("not testable"); one whose rung lacks a run of either method
     waits for it (NOT_TRAINED_YET)."""
     from .ablations import collapsed
 
     out = []
     family = 2 * len(PAIRS)
-    for first, second in PAIRS:
+    for first, second in pairs:
         for i, a in enumerate(("natural", attack)):
             start = difference(seeds, first, second, a)
             target = paper[first][i] - paper[second][i]
@@ -158,6 +160,26 @@ def not_landed(ladder: dict[str, dict[str, dict]], methods=tuple(NAMES)) -> str:
     return (f"Not trained yet: {'; '.join(parts)}. The build's `ladder` stage trains them (`cktat runs --stages "
             f"ladder`, resumable), and this page shows each run as it lands: until then a difference that needs one "
             f"is marked *{NOT_TRAINED_YET}*.")
+
+
+def pair_sentence(moves: list[dict], labels: dict[str, str]) -> str:
+    """What the ladder's rungs in `moves` (`movements` of one pair) do to that pair's differences, rung by rung, as
+    chapter 10 decides it: "At 4x epochs, towards the paper in natural (-2.8) and PGD-20 (+2.9)."; "" without a
+    measured rung."""
+    out = []
+    for rung in dict.fromkeys(m["rung"] for m in moves):
+        group = [m for m in moves if m["rung"] == rung and m["comparison"] is not None]
+        if not group:
+            continue
+        words = dict.fromkeys(m["movement"] for m in group)
+        parts = [f"{word} in " + listed([f"{labels.get(m['attack'], m['attack'])} ({m['comparison'].difference:+.1f})"
+                                         for m in group if m["movement"] == word]) for word in words]
+        out.append(f"At {rung}, {'; '.join(parts)}.")
+    if not out:
+        return ""
+    m = moves[0]
+    return (f"Along the ladder ([chapter 10](10_budget.ipynb)), {NAMES[m['first']]} - {NAMES[m['second']]} changes "
+            f"from the profile's budget (the seeds' mean) as follows, in points. " + " ".join(out))
 
 
 def paper_band(a: float, b: float) -> float:

@@ -93,6 +93,26 @@ def test_a_rung_whose_runs_have_not_all_landed_shows_what_it_can_and_names_the_r
     assert list(fig.axes[1].lines[0].get_xdata()) == [16, 64]  # TRADES - PGD-AT natural: 1x and 4x
 
 
+def test_one_pairs_movements_are_chapter_10s_and_said_rung_by_rung():
+    """Chapter 03 shows what the ladder's longer schedules do to TRADES - PGD-AT: the verdicts are chapter 10's (the
+    same six-difference family), the sentence says them rung by rung, and a rung without the pair's runs is left out."""
+    ladder = _ladder(0, 0)
+    ladder["4x epochs"]["trades"] = _run(bits(480), bits(320))  # TRADES moves 2 points down, 2 up against PGD-AT
+    seeds = {m: [r] for m, r in ladder["1x"].items()}
+    paper = {"pgdat": [83.92, 51.71], "trades": [82.40, 53.84]}
+    spread = {"natural": 0.2, "pgd20": 0.2}
+    pair = (("trades", "pgdat"),)
+    moves = budget.movements({**ladder, "2x epochs": {}}, seeds, "pgd20", paper, spread, ("2x epochs", "4x epochs"),
+                             pairs=pair)
+    full = budget.movements(ladder, seeds, "pgd20", {**paper, "cktat": [83.45, 56.80]}, spread, ("4x epochs",))
+    assert [m["comparison"].p for m in moves if m["rung"] == "4x epochs"] == \
+        [m["comparison"].p for m in full if m["first"] == "trades"]
+    text = budget.pair_sentence(moves, {"natural": "natural", "pgd20": "PGD-20"})
+    assert text.endswith("At 4x epochs, towards the paper in natural (-2.0) and PGD-20 (+2.0).")
+    assert text.startswith("Along the ladder") and "TRADES - PGD-AT" in text and "2x epochs" not in text
+    assert budget.pair_sentence([m for m in moves if m["rung"] == "2x epochs"], {}) == ""
+
+
 def _claim(text, verdict, ours):
     return claims.Claim("02_cktat", "Table 4", text, "m", -0.47, ours, "n", verdict)
 
