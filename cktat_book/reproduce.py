@@ -102,11 +102,12 @@ def _cktat_record_reads():
                 return
             if writing:
                 line = "w " + path
-            elif _os.path.exists(path):
-                st = _os.stat(path)
-                line = f"r {st.st_mtime_ns}:{st.st_size} {path}"
             else:
-                line = "a " + path
+                try:
+                    st = _os.stat(path)
+                    line = f"r {st.st_mtime_ns}:{st.st_size} {path}"
+                except FileNotFoundError:
+                    line = "a " + path
             if line not in seen:
                 seen.add(line)
                 _os.write(fd, (line + "\n").encode())
