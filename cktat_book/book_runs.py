@@ -132,10 +132,81 @@ def ladder(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]]:
     return out
 
 
+def capacity_large(ch: Chapter, default_width: int = 16) -> dict:
+    """The fields of chapter 06's large student (`capacity.capacity_candidates`: the same in every candidate pair)."""
+    r = ch.resolved("pgdat")
+    return capacity_candidates(r.model, r.width, default_width)[0]["large"]
+
+
+SCHEDULE_RUNG = "4x epochs"  # the rung of the ladder at which chapter 06's LBGAT reading is tested
+
+
+def reading_plan(ch: Chapter) -> dict[str, tuple[str, dict]]:
+    """The runs the chapters' readings name beyond the ladder, as (method, fields): chapter 09's RAAT without its
+    reduced perturbation (`raat_eta=1`, DICAR alone) and chapter 06's LBGAT on its large student at `SCHEDULE_RUNG`
+    (beside the ladder's PGD-AT there)."""
+    return {"raat without the reduced perturbation": ("raat", {"raat_eta": 1.0}),
+            f"lbgat at {SCHEDULE_RUNG}": ("lbgat", {**capacity_large(ch), **ladder_rungs(ch)[SCHEDULE_RUNG]})}
+
+
 def reading_runs(ch: Chapter) -> dict[str, dict]:
-    """The runs the chapters' readings name beyond the ladder (chapter 09: RAAT without its reduced perturbation,
-    `raat_eta=1`, DICAR alone), trained by the `readings` stage."""
-    return {"raat without the reduced perturbation": ch.variant("raat", raat_eta=1.0)}
+    """`reading_plan`'s runs, trained by the `readings` stage (re-read when finished)."""
+    return {label: ch.variant(m, **fields) for label, (m, fields) in reading_plan(ch).items()}
+
+
+def reading_names(ch: Chapter) -> set[str]:
+    """The run folders of `reading_plan` (nothing is trained or read)."""
+    return {ch.name(m, **fields) for m, fields in reading_plan(ch).values()}
+
+
+def capacity_schedule(ch: Chapter) -> dict:
+    """The runs chapter 06's LBGAT reading is tested by (`capacity.schedule_readings`), on its large student:
+    {"student": "large", "rung", "epochs" and "longer" (the two schedules), "name" (LBGAT's longer run), "ladder":
+    {"1x": {"pgdat": PGD-AT's seeds, "lbgat": LBGAT's run}, rung: PGD-AT's and LBGAT's runs there, those finished}}.
+    The longer runs are read, never trained (`Chapter.finished`): the `ladder` and `readings` stages train them."""
+    fields, rung = capacity_large(ch), ladder_rungs(ch)[SCHEDULE_RUNG]
+    longer = {m: ch.finished(m, **fields, **rung) for m in ("pgdat", "lbgat")}
+    return {"student": "large", "rung": SCHEDULE_RUNG, "epochs": ch.config("lbgat", **fields).epochs,
+            "longer": rung["epochs"], "name": ch.name("lbgat", **fields, **rung),
+            "ladder": {"1x": {"pgdat": ch.seeds("pgdat", **fields), "lbgat": ch.variant("lbgat", **fields)},
+                       SCHEDULE_RUNG: {m: r for m, r in longer.items() if r is not None}}}
+
+
+def wider_pair(ch: Chapter, cap: dict) -> dict | None:
+    """A pair of students that may differ in both accuracies where chapter 06's do not, priced from the runs in hand:
+    the small CNN at twice the large student's width as the large student, against the present large student as the
+    small one (its runs are reused). The runs it adds are those of `cap` (`capacity`) on the large student, its clean
+    teacher, PGD-AT's other seeds (that student's spread) and the three distillations of the large PGD-AT into the
+    small student, again at the wider network; each costs its recorded seconds (`results.run_seconds`) times the ratio
+    of the two networks' training FLOPs per 32x32 image (`cktat_core.bench.count_flops`, forward and backward; for
+    the distillations, whose student keeps its width, an estimate from above). Returns {"widths": (small, large),
+    "ratio", "runs", "seconds", "check": the wider PGD-AT run alone, what `capacity_checks` pays first to see whether
+    the pair differs, "budget": the budget it would come out of, `baselines.beyond_budget`'s words}, or None where
+    the large student is not the small CNN (ResNet-18 and WRN-34-10 are the paper's own pair)."""
+    import torch
+
+    from .baselines import beyond_budget
+    from cktat_core.bench import count_flops
+    from cktat_core.models import build_model
+    from cktat_core.results import run_seconds
+
+    r = ch.resolved("pgdat", **cap["pair"]["large"])
+    if r.model != "small_cnn":
+        return None
+    width = r.width or 16
+
+    def flops(w: int) -> int:
+        net = build_model("small_cnn", ch.num_classes, width=w)
+        return count_flops(lambda: net(torch.zeros(1, 3, 32, 32)).sum().backward())
+
+    ratio = flops(2 * width) / flops(width)
+    runs = [x for (_, t, k), x in cap["runs"].items() if k == "large" or t == "robust (large)"]
+    runs += [cap["teachers"]["large"], *ch.seeds("pgdat", **cap["pair"]["large"])[1:]]
+    seconds = lambda x: run_seconds(x)[0] * ratio
+    cost = sum(map(seconds, runs))
+    what = f"{len(runs)} runs at width {2 * width}"
+    return {"widths": (width, 2 * width), "ratio": ratio, "runs": len(runs), "seconds": cost,
+            "check": seconds(cap["runs"]["PGDAT", "none", "large"]), "budget": beyond_budget(cost, what, ladder_plan(ch))}
 
 
 def ladder_finished(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]] | None:
@@ -171,20 +242,14 @@ def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[
     return out
 
 
-def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, dict | None], factor: int,
-                   rung: str, table: str = "Table 4") -> str:
-    """What the rows of `table` at `factor` times the epochs would cost beyond the ladder (`short`: label -> the
-    profile's run; `long`: label -> the longer run where finished): the rows not finished that the ladder does not
-    train (the headline methods at their own settings), each its run's seconds scaled (`scaled_seconds`), with the
-    budget it would come out of (`beyond_budget`, `readings_plan` of this results folder, read without training)."""
+def ladder_plan(ch: Chapter) -> dict:
+    """What the ladder and the readings' runs take of their budget in this results folder (`baselines.readings_plan`),
+    read without training anything: the budget a run no stage trains would come out of (`baselines.beyond_budget`)."""
     import dataclasses
 
-    from .baselines import beyond_budget, readings_plan, scaled_seconds
+    from .baselines import readings_plan
     from .chapter import RunPending
 
-    in_ladder = lambda r: r.method in HEADLINE and ch.config(r.method, **r.fields) == ch.config(r.method)
-    missing = [r.label for r in rows if not long.get(r.label) and not in_ladder(r)]
-    cost = sum(scaled_seconds(short[m], factor * short[m]["config"]["epochs"]) for m in missing)
     rungs = ladder_rungs(ch)
     base = {m: ch.finished(m) for m in HEADLINE}
     finished = {k: {m: ch.finished(m, **fields) for m in HEADLINE} for k, fields in rungs.items()}
@@ -192,8 +257,24 @@ def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, di
         readings = list(reading_runs(dataclasses.replace(ch, train=False)).values())
     except RunPending:
         readings = None
+    return readings_plan(base, rungs, finished, readings)
+
+
+def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, dict | None], factor: int,
+                   rung: str, table: str = "Table 4") -> str:
+    """What the rows of `table` at `factor` times the epochs would cost beyond the ladder (`short`: label -> the
+    profile's run; `long`: label -> the longer run where finished): the rows not finished that the ladder does not
+    train (the headline methods at their own settings), each its run's seconds scaled (`scaled_seconds`), with the
+    budget it would come out of (`beyond_budget`, `ladder_plan`)."""
+    from .baselines import beyond_budget, scaled_seconds
+
+    in_ladder = lambda r: r.method in HEADLINE and ch.config(r.method, **r.fields) == ch.config(r.method)
+    planned = reading_names(ch)  # a row the `readings` stage trains is paid there
+    in_readings = lambda r: ch.name(r.method, epochs=factor * short[r.label]["config"]["epochs"], **r.fields) in planned
+    missing = [r.label for r in rows if not long.get(r.label) and not in_ladder(r) and not in_readings(r)]
+    cost = sum(scaled_seconds(short[m], factor * short[m]["config"]["epochs"]) for m in missing)
     what = f"the {len(missing)} {table} row{'s' * (len(missing) != 1)} the ladder does not train, at its {rung} schedule"
-    return beyond_budget(cost, what, readings_plan(base, rungs, finished, readings))
+    return beyond_budget(cost, what, ladder_plan(ch))
 
 
 AA_SEEDED = ("pgdat", "cktat")  # the methods whose seeds are attacked with AutoAttack (TRADES's kept no weights)

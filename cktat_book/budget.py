@@ -29,7 +29,8 @@ from .noise import ABOVE, BELOW, WITHIN, Comparison, compare_change, compare_eva
 from .report import listed
 
 PAIRS = (("cktat", "pgdat"), ("trades", "pgdat"), ("cktat", "trades"))  # Table 4's headline differences
-NAMES = {"pgdat": "PGD-AT", "trades": "TRADES", "cktat": "CKTAT"}
+LADDER = ("pgdat", "trades", "cktat")  # the methods of the ladder's rungs
+NAMES = {"pgdat": "PGD-AT", "trades": "TRADES", "cktat": "CKTAT", "lbgat": "LBGAT"}  # LBGAT: chapter 06's reading
 SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within noise"
 ATTACK_RUNG = "paper-profile attack"  # the rung trained with the `paper` profile's attack, not the CKTAT paper's
 
@@ -147,7 +148,7 @@ def movements(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], 
     return out
 
 
-def not_landed(ladder: dict[str, dict[str, dict]], methods=tuple(NAMES)) -> str:
+def not_landed(ladder: dict[str, dict[str, dict]], methods=LADDER) -> str:
     """The sentence naming the rungs' runs that have not landed (`book_runs.ladder` without training), by rung, or ""
     when every run is here."""
     parts = []
@@ -239,19 +240,35 @@ class Reading:
     def sentence(self, claims: list[str] | None = None) -> str:
         """The reading on the page, after the claim it reads (`claims`: the claims it reads, where one reading
         explains several with the same outcome: `sentences`)."""
-        named = " and ".join(f"\u201c{c}\u201d" for c in (claims or [self.claim]))
-        out = f"**Reading of {named}, tested.** {self.text} Tested by {self.run}: **{self.verdict}**; {self.evidence}."
+        return f"**Reading of {_named(claims or [self.claim])}, tested.** {self.text} {self.test()}"
+
+    def test(self, lead: str = "Tested") -> str:
+        """How its run decided it: the run, the verdict, the evidence and what the run shows."""
+        out = f"{lead} by {self.run}: **{self.verdict}**; {self.evidence}."
         return out + (f" {self.shows}" if self.shows else "")
+
+
+def _named(claims: list[str]) -> str:
+    return listed([f"\u201c{c}\u201d" for c in claims])
 
 
 def sentences(readings: list[Reading]) -> list[str]:
     """The readings of a page, each said once: one reading of several claims whose tests came out alike (the same
-    text, run, verdict and evidence, as when their run is not trained yet) is one paragraph naming them all; where
-    each claim's test has its own evidence, each has its own paragraph."""
-    groups: dict[tuple, list[Reading]] = {}
+    text, run, verdict and evidence, as when their run is not trained yet) is one paragraph naming them all; one
+    reading of several claims each tested apart is one paragraph naming them all, then each claim's test as an item."""
+    groups: dict[str, dict[tuple, list[Reading]]] = {}
     for r in readings:
-        groups.setdefault((r.text, r.run, r.verdict, r.evidence, r.shows), []).append(r)
-    return [rs[0].sentence([r.claim for r in rs]) for rs in groups.values()]
+        groups.setdefault(r.text, {}).setdefault((r.run, r.verdict, r.evidence, r.shows), []).append(r)
+    out = []
+    for text, tests in groups.items():
+        if len(tests) == 1:
+            [rs] = tests.values()
+            out.append(rs[0].sentence([r.claim for r in rs]))
+            continue
+        claims = [r.claim for rs in tests.values() for r in rs]
+        out.append(f"**Reading of {_named(claims)}, tested.** {text}\n\n"
+                   + "\n".join(f"- {_named([r.claim for r in rs])}: {rs[0].test('tested')}" for rs in tests.values()))
+    return out
 
 
 def test_reading(c: Comparison, predicted: str) -> str:
@@ -263,16 +280,17 @@ def test_reading(c: Comparison, predicted: str) -> str:
 
 
 def ladder_reading(chapter: str, claim: str, text: str, ladder: dict[str, dict[str, dict]] | None, first: str,
-                   second: str, attack: str, rung: str, predicted: str, spread: float | None, label: str) -> Reading:
+                   second: str, attack: str, rung: str, predicted: str, spread: float | None, label: str,
+                   stage: str = "ladder", run: str | None = None) -> Reading:
     """A reading that predicts `first` - `second` in `attack` moves `predicted` (ABOVE or BELOW) from the profile's
     budget (`ladder["1x"]`: method -> its seeds, or one run) to `rung` of the ladder, tested by the change
     (`change`: image by image, the rung's difference against the seeds' mean, with the run-to-run margin of
     `spread`). Without the rung's runs of the two methods (`ladder` None or lacking either), the reading waits for the
-    build's `ladder` stage (`pending`). The verdict says whether the prediction holds, not that the mechanism the reading names is the
+    build's `stage` (`pending`). `run`: the runs that test it, in words (default: the ladder's, chapter 10). The verdict says whether the prediction holds, not that the mechanism the reading names is the
     only one that could make it hold."""
-    run = f"the ladder's {rung} runs of {NAMES[first]} and {NAMES[second]} (chapter 10)"
+    run = run or f"the ladder's {rung} runs of {NAMES[first]} and {NAMES[second]} (chapter 10)"
     if not ladder or any(m not in ladder.get(rung, {}) for m in (first, second)):
-        return pending(chapter, claim, text, run, "ladder")
+        return pending(chapter, claim, text, run, stage)
     if spread is None:
         return Reading(chapter, claim, text, run, NOT_TESTED, "the network has no seed spread to judge one run by")
     c = change(ladder["1x"], ladder[rung], first, second, attack, spread)

@@ -2,15 +2,20 @@
 
 The pair of students (`capacity_candidates`, `separation`), the claims of Table 1 and of Sec. 4.2's reading of it (`capacity`,
 `capacity_claims`, `capacity_signs`), each teacher against PGD-AT image by image (`teacher_contrast_paired`,
-`teacher_tally`) and the page's sentences (`capacity_check_sentence`, `capacity_reading`). Torch-free.
+`teacher_tally`), the readings of the contradicted signs tested by runs (`teacher_readings`, `schedule_readings`), what a
+pair that separates would cost (`wider_pair_sentence`) and the page's sentences (`capacity_check_sentence`,
+`capacity_reading`). Torch-free.
 """
 
 from __future__ import annotations
 
 import math
 
-from .claims import WORDS, Claim, judged
-from .noise import ABOVE, BELOW, WITHIN, Comparison
+from cktat_core.results import duration
+
+from . import budget
+from .claims import CONTRADICTED, WORDS, Claim, judged
+from .noise import ABOVE, BELOW, WITHIN, Comparison, compare_evaluations
 
 
 # Sec. 4.2 and Table 1 of the CKTAT paper: with a clean teacher, ARD, IAD, RSLAD, LTD and LBGAT lose natural and
@@ -237,3 +242,125 @@ def capacity_signs(chapter: str, runs: dict, paper: dict[str, dict[str, list[flo
                                   effect, ours, STATED[k], rests_on=(f"cktat.table1_capacity.{net}.{m}",
                                                                      f"cktat.table1_capacity.{net}.PGDAT"), stated=True))
     return out
+
+
+# ---- the contradicted signs' readings, tested by runs
+DISTILLERS = ("ARD", "IAD", "RSLAD", "LTD")  # the methods the chapter also trains with the robust teacher
+_STUDENT_OF = {net: k for k, net in PAPER_NETWORK.items()}
+
+
+def _contradicted_signs(found: list[Claim]) -> list[tuple[Claim, str, str, bool]]:
+    """The contradicted claims of `capacity_signs` as (claim, student, method, whether it is natural accuracy), read off
+    the paper row the claim rests on (`cktat.table1_capacity.<network>.<method>`) and its measure."""
+    out = []
+    for c in found:
+        if c.section == "Table 1 (signs)" and c.verdict == CONTRADICTED and c.ours is not None:
+            _, _, net, method = c.rests_on[0].split(".")
+            out.append((c, _STUDENT_OF[net], method, c.measure.split(", ")[1] == "natural"))
+    return out
+
+
+def _against(c: Comparison, whose: str) -> str:
+    return {ABOVE: f"above {whose} beyond noise", BELOW: f"below {whose} beyond noise",
+            WITHIN: f"within noise of {whose}"}[c.word] + f" ({c.difference:+.1f})"
+
+
+def teacher_reading_text(teacher: dict[str, float], attack: str, label: str) -> str:
+    """The reading of a distiller's sign on its clean teacher's side of PGD-AT's; `teacher`: that student's clean
+    teacher's test accuracies ("natural", `attack`)."""
+    return (f"We read a distiller that lies on its clean teacher's side of PGD-AT (more natural accuracy, less "
+            f"{label}) as its teacher's doing: a distilled student leans towards its teacher's place on the "
+            f"trade-off, and this student's clean teacher has {teacher['natural']:.1f}% natural and "
+            f"{teacher[attack]:.1f}% {label} accuracy. With the robust teacher (PGD-AT of the student's own size) in "
+            f"its place, the same method on the same student should lie above the clean teacher's student in {label} "
+            f"and below it in natural accuracy. The test can say which way the teacher moves our students; not whether "
+            f"a student of the paper's capacity turns a clean teacher's predictions into robust accuracy, as the paper "
+            f"reads its Table 1: that needs a pair of students that differ in both accuracies (priced below).")
+
+
+def teacher_swap(robust: dict, clean: dict, attack: str, spread: dict[str, float | None]) -> tuple[str, Comparison,
+                                                                                                    Comparison]:
+    """The test of `teacher_reading_text`: the robust teacher's student (`robust`, a run) against the clean teacher's
+    (`clean`) in `attack` and in natural accuracy, image by image with `spread` (accuracy -> the student's pooled seed
+    spread's upper bound) as the run-to-run margin. Supported when the swap raises `attack` and lowers natural accuracy
+    beyond the noise; not supported when it moves either the other way beyond the noise; within noise otherwise.
+    Returns (verdict, in `attack`, in natural)."""
+    ev = lambda r: r["student"]["last"]
+    rob = compare_evaluations(ev(robust), ev(clean), attack, spread.get(attack))
+    nat = compare_evaluations(ev(robust), ev(clean), "natural", spread.get("natural"))
+    verdict = (budget.NOT_SUPPORTED if rob.word == BELOW or nat.word == ABOVE else
+               budget.SUPPORTED if rob.word == ABOVE and nat.word == BELOW else budget.WITHIN_NOISE)
+    return verdict, rob, nat
+
+
+def teacher_readings(found: list[Claim], runs: dict, teachers: dict[str, dict[str, float]], attack: str, label: str,
+                     spread: dict[str, dict[str, float | None]]) -> list[budget.Reading]:
+    """Chapter 06's reading of each contradicted sign of a distiller (ARD, IAD, RSLAD, LTD) that lies on its clean
+    teacher's side of PGD-AT (natural accuracy above it, or `attack` below it; Sec. 4.2 states the other side),
+    tested by the same method with the robust teacher on the same student (`teacher_swap`). `runs`: the runs of
+    `book_runs.capacity`; `teachers`: student -> its clean teacher's accuracies; `spread`: student -> accuracy -> the
+    pooled seed spread's upper bound. A supported reading names the teacher as what sets the direction on our pair;
+    why a student of the paper's capacity gains from the same clean teacher it does not say, so it explains the
+    contradiction in part (`resolves` False)."""
+    out = []
+    for c, k, m, natural in _contradicted_signs(found):
+        if m not in DISTILLERS or (m, "robust", k) not in runs or (c.ours > 0) != natural:
+            continue
+        swap = runs[m, "robust", k]
+        verdict, rob, nat = teacher_swap(swap, runs[m, "clean", k], attack, spread.get(k, {}))
+        level = compare_evaluations(swap["student"]["last"], runs["PGDAT", "none", k]["student"]["last"], attack,
+                                    spread.get(k, {}).get(attack))
+        shows = (f"With the robust teacher, {m} moves {rob.difference:+.1f} points in {label} and {nat.difference:+.1f} "
+                 f"in natural accuracy from the clean teacher's student, and lies {_against(level, 'PGD-AT')} in "
+                 f"{label}.")
+        out.append(budget.Reading("06_capacity", c.claim, teacher_reading_text(teachers[k], attack, label),
+                                  f"{m} with the robust teacher on the {k} student (`runs/{swap['name']}`)", verdict,
+                                  f"{label}: {rob.evidence()}; natural: {nat.evidence()}", shows, budget=False,
+                                  resolves=False if verdict == budget.SUPPORTED else None))
+    return out
+
+
+SCHEDULED = "LBGAT"  # the method whose student learns the labels only through a model trained beside it
+
+
+def schedule_reading_text(label: str, epochs: int, longer: int, up: bool) -> str:
+    """The reading of LBGAT's contradicted sign in `label` accuracy: the short schedule's."""
+    return (f"We read LBGAT's {label} accuracy on the wrong side of PGD-AT's as the short schedule's: LBGAT's student "
+            f"has no label term of its own and learns the labels only through a natural model trained beside it from "
+            f"scratch, which {epochs} epochs leave short of a trained one. At {longer} epochs, LBGAT - PGD-AT in "
+            f"{label} accuracy should move {'up' if up else 'down'}, to the side Sec. 4.2 states.")
+
+
+def schedule_readings(found: list[Claim], schedule: dict, attack: str, label: str,
+                      spread: dict[str, float | None]) -> list[budget.Reading]:
+    """Chapter 06's reading of each contradicted sign of LBGAT on the student whose longer runs the build's
+    `readings` stage trains, tested by LBGAT and PGD-AT at a longer rung of the ladder: `budget.ladder_reading`,
+    predicting the difference moves to the side Sec. 4.2 states (`STATED`). `schedule`: `book_runs.capacity_schedule`
+    ("student", "rung", "epochs" and "longer" of the two schedules, "name" of LBGAT's longer run, and "ladder":
+    {"1x": {"pgdat": its seeds, "lbgat": its run}, rung: those landed}); `spread`: that student's accuracy -> the
+    pooled seed spread's upper bound."""
+    out = []
+    for c, k, m, natural in _contradicted_signs(found):
+        if m != SCHEDULED or k != schedule["student"]:
+            continue
+        metric, lab = ("natural", "natural") if natural else (attack, label)
+        text = schedule_reading_text(lab, schedule["epochs"], schedule["longer"], STATED[k] == ABOVE)
+        run = f"LBGAT and PGD-AT at {schedule['rung']} on the {k} student (`runs/{schedule['name']}`, the `readings` stage)"
+        out.append(budget.ladder_reading("06_capacity", c.claim, text, schedule["ladder"], "lbgat", "pgdat", metric,
+                                         schedule["rung"], STATED[k], spread.get(metric), lab, stage="readings",
+                                         run=run))
+    return out
+
+
+def wider_pair_sentence(price: dict | None) -> str:
+    """What a pair of students that may differ in both accuracies would cost (`book_runs.wider_pair`), or "" where
+    there is none to price."""
+    if price is None:
+        return ""
+    small, large = price["widths"]
+    return (f"**A pair that may test the question, priced.** small_cnn at width {large} as the large student, against "
+            f"width {small} as the small one (its runs are on this page). Each run at width {large} is priced at its "
+            f"width-{small} run's seconds times {price['ratio']:.1f}, the ratio of the two networks' training FLOPs "
+            f"per image. Its PGD-AT run alone, which says on validation whether the two differ in both accuracies, "
+            f"would take about {duration(price['check'])}; the chapter's runs at width {large} would take "
+            f"{price['budget']}.")

@@ -192,6 +192,10 @@ class Chapter:
         res = run(cfg, out)
         return {**res, "name": name, "run_dir": os.path.join(self.runs, name)}
 
+    def name(self, method: str, **fields) -> str:
+        """The run folder's name `variant(method, **fields)` uses, under `runs` (nothing is trained or read)."""
+        return self._planned(method, fields, train_teacher=False)[1]
+
     def finished(self, method: str, **fields) -> dict | None:
         """The run `variant(method, **fields)` would train, if it is finished in this results folder (nothing is
         trained or loaded): its result with "name" and "run_dir", else None. A page that shows a run only when the

@@ -178,7 +178,12 @@ def test_one_reading_of_two_claims_is_said_once_while_its_tests_agree():
     assert waiting == ["**Reading of \u201cA below B\u201d and \u201cA above C\u201d, tested.** We read it so. Tested "
                        "by the run: **not trained yet**; the ladder stage."]
     apart = budget.sentences([r("A below B", "change -1.0"), r("A above C", "change +2.0")])
-    assert len(apart) == 2 and apart[1].startswith("**Reading of \u201cA above C\u201d, tested.**")
+    # the reading once, each claim's own test beneath it
+    assert apart == ["**Reading of \u201cA below B\u201d and \u201cA above C\u201d, tested.** We read it so.\n\n"
+                     "- \u201cA below B\u201d: tested by the run: **not trained yet**; change -1.0.\n"
+                     "- \u201cA above C\u201d: tested by the run: **not trained yet**; change +2.0."]
+    other = budget.Reading("03", "D", "Another reading.", "the run", budget.SUPPORTED, "change +3.0")
+    assert len(budget.sentences([r("A below B", "change -1.0"), other])) == 2  # two readings, two paragraphs
 
 
 def test_one_mechanism_read_into_two_claims_gets_one_verdict():

@@ -113,3 +113,82 @@ def test_the_capacity_reading_counts_the_signs_of_the_clean_teacher():
                                      "pgd20")
     assert "natural accuracy is above beyond noise in 2 of 2 method-student pairs and below in 0" in text
     assert "robust accuracy above in 0 and below in 1" in text and "along the trade-off" in text
+
+
+def _run(natural: float, robust: float, name: str = "run", n: int = 1000) -> dict:
+    """A finished run whose last epoch got `natural` and `robust` (pgd20) per cent right, the first images right."""
+    bits = lambda acc: "1" * round(acc * n / 100) + "0" * (n - round(acc * n / 100))
+    ev = lambda acc: {"accuracy": acc, "total": n, "bits": bits(acc)}
+    return {"name": name, "student": {"last": {"test": {"attacks": {"natural": ev(natural), "pgd20": ev(robust)}}}}}
+
+
+def _large_student_runs() -> dict:
+    """The large student's runs of `book_runs.capacity`: PGD-AT at 50 / 30; with the clean teacher every distiller on
+    the teacher's side (more natural, less robust accuracy) and LBGAT below PGD-AT in natural accuracy."""
+    return {("PGDAT", "none", "large"): _run(50.0, 30.0),
+            ("ARD", "clean", "large"): _run(65.0, 15.0), ("ARD", "robust", "large"): _run(48.0, 29.0, "ard_robust"),
+            ("IAD", "clean", "large"): _run(60.0, 20.0), ("IAD", "robust", "large"): _run(60.0, 20.0, "iad_robust"),
+            ("RSLAD", "clean", "large"): _run(60.0, 20.0), ("RSLAD", "robust", "large"): _run(70.0, 10.0, "rslad_r"),
+            ("LBGAT", "clean (co-trained)", "large"): _run(40.0, 30.0, "lbgat")}
+
+
+PAPER_T1 = {net: {"PGDAT": [84.0, 52.0], "ARD": [85.0, 53.0], "IAD": [85.0, 53.0], "RSLAD": [85.0, 53.0],
+                  "LBGAT": [85.0, 53.0]} for net in ("resnet18", "wrn34_10")}
+
+
+def test_a_distillers_sign_on_its_clean_teachers_side_is_read_as_the_teachers_and_tested_by_the_robust_one():
+    from cktat_book import budget, claims
+
+    runs = _large_student_runs()
+    found = capacity.capacity_signs("06", runs, PAPER_T1, "pgd20")
+    bad = {c.claim for c in found if c.verdict == claims.CONTRADICTED}
+    # the large student's signs are stated "above": the distillers' PGD-20 and LBGAT's natural accuracy contradict it
+    assert bad == {f"On the large student, {m}'s PGD-20 accuracy (clean teacher) above PGD-AT's"
+                   for m in ("ARD", "IAD", "RSLAD")} | {"On the large student, LBGAT's natural accuracy (clean teacher) "
+                                                       "above PGD-AT's"}
+    teachers = {"large": {"natural": 75.0, "pgd20": 0.0}}
+    spread = {"large": {"natural": 1.0, "pgd20": 1.0}}  # one run's spread: two runs apart beyond about 2.8 points
+    tested = capacity.teacher_readings(found, runs, teachers, "pgd20", "PGD-20", spread)
+    verdict = {r.claim.split("'s")[0].split()[-1]: r for r in tested}
+    assert set(verdict) == {"ARD", "IAD", "RSLAD"}  # LBGAT has no robust-teacher run: not this reading
+    # ARD: the robust teacher lifts PGD-20 (+14) and lowers natural accuracy (-17): supported, in part
+    assert verdict["ARD"].verdict == budget.SUPPORTED and verdict["ARD"].resolves is False
+    assert not verdict["ARD"].budget and "`runs/ard_robust`" in verdict["ARD"].run
+    assert "75.0% natural and 0.0% PGD-20" in verdict["ARD"].text
+    assert "+14.0 points in PGD-20 and -17.0 in natural" in verdict["ARD"].shows
+    assert "within noise of PGD-AT (-1.0)" in verdict["ARD"].shows
+    assert verdict["IAD"].verdict == budget.WITHIN_NOISE  # the same accuracies either way: the swap cannot tell
+    assert verdict["RSLAD"].verdict == budget.NOT_SUPPORTED  # the robust teacher moves it further to the clean side
+    assert verdict["RSLAD"].resolves is None
+
+
+def test_lbgats_sign_is_read_as_the_short_schedules_and_waits_for_the_readings_stage():
+    from cktat_book import budget
+
+    runs = _large_student_runs()
+    found = capacity.capacity_signs("06", runs, PAPER_T1, "pgd20")
+    ladder = {"1x": {"pgdat": [runs["PGDAT", "none", "large"]], "lbgat": runs["LBGAT", "clean (co-trained)", "large"]},
+              "4x epochs": {"pgdat": _run(55.0, 32.0)}}
+    schedule = {"student": "large", "rung": "4x epochs", "epochs": 16, "longer": 64, "name": "lbgat_epochs64",
+                "ladder": ladder}
+    spread = {"natural": 0.5, "pgd20": 0.5}
+    [waiting] = capacity.schedule_readings(found, schedule, "pgd20", "PGD-20", spread)
+    assert waiting.claim == "On the large student, LBGAT's natural accuracy (clean teacher) above PGD-AT's"
+    assert waiting.verdict == budget.NOT_TRAINED_YET and "`cktat runs --stages readings`" in waiting.evidence
+    assert "16 epochs" in waiting.text and "At 64 epochs" in waiting.text and "move up" in waiting.text
+    assert "`runs/lbgat_epochs64`" in waiting.run
+    ladder["4x epochs"]["lbgat"] = _run(58.0, 31.0)  # from -10 to +3 points: the gap closes and turns
+    [closed] = capacity.schedule_readings(found, schedule, "pgd20", "PGD-20", spread)
+    assert closed.verdict == budget.SUPPORTED and closed.resolves is True and closed.budget
+    ladder["4x epochs"]["lbgat"] = _run(35.0, 31.0)  # from -10 to -20: it widens
+    assert capacity.schedule_readings(found, schedule, "pgd20", "PGD-20", spread)[0].verdict == budget.NOT_SUPPORTED
+
+
+def test_the_wider_pair_is_priced_in_words_and_absent_where_there_is_none():
+    assert capacity.wider_pair_sentence(None) == ""
+    price = {"widths": (32, 64), "ratio": 3.9, "runs": 17, "seconds": 50_400.0, "check": 1800.0,
+             "budget": "14.0 h of this machine (17 runs at width 64), and ... not enough"}
+    text = capacity.wider_pair_sentence(price)
+    assert "small_cnn at width 64 as the large student, against width 32" in text
+    assert "times 3.9, the ratio of the two networks' training FLOPs" in text
+    assert "would take about 30.0 min" in text and text.endswith("not enough.")
