@@ -143,10 +143,12 @@ SCHEDULE_RUNG = "4x epochs"  # the rung of the ladder at which chapter 06's LBGA
 
 def reading_plan(ch: Chapter) -> dict[str, tuple[str, dict]]:
     """The runs the chapters' readings name beyond the ladder, as (method, fields): chapter 09's RAAT without its
-    reduced perturbation (`raat_eta=1`, DICAR alone) and chapter 06's LBGAT on its large student at `SCHEDULE_RUNG`
-    (beside the ladder's PGD-AT there)."""
-    return {"raat without the reduced perturbation": ("raat", {"raat_eta": 1.0}),
-            f"lbgat at {SCHEDULE_RUNG}": ("lbgat", {**capacity_large(ch), **ladder_rungs(ch)[SCHEDULE_RUNG]})}
+    reduced perturbation (`raat_eta=1`, DICAR alone) and chapter 06's LBGAT at `SCHEDULE_RUNG`, beside the ladder's
+    PGD-AT there, where chapter 06's large student is the network the ladder trains (`capacity_schedule`)."""
+    plan = {"raat without the reduced perturbation": ("raat", {"raat_eta": 1.0})}
+    if not capacity_large(ch):
+        plan[f"lbgat at {SCHEDULE_RUNG}"] = ("lbgat", ladder_rungs(ch)[SCHEDULE_RUNG])
+    return plan
 
 
 def reading_runs(ch: Chapter) -> dict[str, dict]:
@@ -162,14 +164,23 @@ def reading_names(ch: Chapter) -> set[str]:
 def capacity_schedule(ch: Chapter) -> dict:
     """The runs chapter 06's LBGAT reading is tested by (`capacity.schedule_readings`), on its large student:
     {"student": "large", "rung", "epochs" and "longer" (the two schedules), "name" (LBGAT's longer run), "ladder":
-    {"1x": {"pgdat": PGD-AT's seeds, "lbgat": LBGAT's run}, rung: PGD-AT's and LBGAT's runs there, those finished}}.
-    The longer runs are read, never trained (`Chapter.finished`): the `ladder` and `readings` stages train them."""
+    {"1x": {"pgdat": PGD-AT's seeds, "lbgat": LBGAT's run}, rung: PGD-AT's and LBGAT's runs there, those finished},
+    "cost": None}. The longer runs are read, never trained (`Chapter.finished`): the `ladder` and `readings` stages
+    train them. Where the large student is not the ladder's network, no stage trains them: "ladder" is None and
+    "cost" what the two would take (their runs' seconds scaled to the rung, `baselines.scaled_seconds`)."""
+    from cktat_core.results import duration
+
+    from .baselines import scaled_seconds
+
     fields, rung = capacity_large(ch), ladder_rungs(ch)[SCHEDULE_RUNG]
-    longer = {m: ch.finished(m, **fields, **rung) for m in ("pgdat", "lbgat")}
-    return {"student": "large", "rung": SCHEDULE_RUNG, "epochs": ch.config("lbgat", **fields).epochs,
-            "longer": rung["epochs"], "name": ch.name("lbgat", **fields, **rung),
-            "ladder": {"1x": {"pgdat": ch.seeds("pgdat", **fields), "lbgat": ch.variant("lbgat", **fields)},
-                       SCHEDULE_RUNG: {m: r for m, r in longer.items() if r is not None}}}
+    out = {"student": "large", "rung": SCHEDULE_RUNG, "epochs": ch.config("lbgat", **fields).epochs,
+           "longer": rung["epochs"], "name": ch.name("lbgat", **fields, **rung), "ladder": None, "cost": None}
+    short = {"pgdat": ch.seeds("pgdat", **fields), "lbgat": ch.variant("lbgat", **fields)}
+    if fields:  # not the ladder's network
+        seconds = sum(scaled_seconds(r, rung["epochs"]) for r in (short["pgdat"][0], short["lbgat"]))
+        return {**out, "cost": f"{duration(seconds)} of this machine (LBGAT and PGD-AT at {SCHEDULE_RUNG})"}
+    longer = {m: ch.finished(m, **rung) for m in short}
+    return {**out, "ladder": {"1x": short, SCHEDULE_RUNG: {m: r for m, r in longer.items() if r is not None}}}
 
 
 def wider_pair(ch: Chapter, cap: dict) -> dict | None:

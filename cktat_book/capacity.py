@@ -337,15 +337,20 @@ def schedule_readings(found: list[Claim], schedule: dict, attack: str, label: st
     `readings` stage trains, tested by LBGAT and PGD-AT at a longer rung of the ladder: `budget.ladder_reading`,
     predicting the difference moves to the side Sec. 4.2 states (`STATED`). `schedule`: `book_runs.capacity_schedule`
     ("student", "rung", "epochs" and "longer" of the two schedules, "name" of LBGAT's longer run, and "ladder":
-    {"1x": {"pgdat": its seeds, "lbgat": its run}, rung: those landed}); `spread`: that student's accuracy -> the
-    pooled seed spread's upper bound."""
+    {"1x": {"pgdat": its seeds, "lbgat": its run}, rung: those landed}, or None where no stage trains them, with
+    their "cost": the reading is then not tested); `spread`: that student's accuracy -> the pooled seed spread's
+    upper bound."""
     out = []
     for c, k, m, natural in _contradicted_signs(found):
         if m != SCHEDULED or k != schedule["student"]:
             continue
         metric, lab = ("natural", "natural") if natural else (attack, label)
         text = schedule_reading_text(lab, schedule["epochs"], schedule["longer"], STATED[k] == ABOVE)
-        run = f"LBGAT and PGD-AT at {schedule['rung']} on the {k} student (`runs/{schedule['name']}`, the `readings` stage)"
+        runs = f"LBGAT and PGD-AT at {schedule['rung']} on the {k} student"
+        if schedule["ladder"] is None:
+            out.append(budget.untested("06_capacity", c.claim, text, runs, schedule["cost"]))
+            continue
+        run = f"{runs} (`runs/{schedule['name']}`, the `readings` stage)"
         out.append(budget.ladder_reading("06_capacity", c.claim, text, schedule["ladder"], "lbgat", "pgdat", metric,
                                          schedule["rung"], STATED[k], spread.get(metric), lab, stage="readings",
                                          run=run))

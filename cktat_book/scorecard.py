@@ -284,13 +284,14 @@ def reading_of(claim: Claim, readings: list[dict]) -> dict | None:
     return next((r for r in readings if r["chapter"] == claim.chapter and r["claim"] == claim.claim), None)
 
 
-def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
+def budget_sentence(found: list[Claim], readings: list[dict], zeros: bool = True) -> str:
     """How many contradicted claims the small budget explains (a reading that blames the budget, supported by the
     larger budget's run), how many another cause explains (a supported reading that blames something else; in part
     where the run shows the contradiction would remain without it, `Reading.resolves` False), how many
     stand at the budget that tested them (the run does not support the reading), how many that run leaves undecided
     (it decides the reading within noise: too little power, not a contradiction that stands), and how many have a
-    reading no run within the budget tests, a reading whose run the build has not trained yet, or none."""
+    reading no run within the budget tests, a reading whose run the build has not trained yet, or none. Without
+    `zeros` (a chapter's few claims), only the counts that are not 0 are said, beside the small budget's."""
     from .budget import NOT_SUPPORTED, NOT_TESTED, NOT_TRAINED_YET, SUPPORTED, WITHIN_NOISE
 
     bad = [c for c in found if c.verdict == "contradicted"]
@@ -308,20 +309,22 @@ def budget_sentence(found: list[Claim], readings: list[dict]) -> str:
     waiting = count(lambda r: r.get("verdict") == NOT_TRAINED_YET)
     none = count(lambda r: not r)
     verb = lambda n, one, many: f"{n} {one if n == 1 else many}"
-    parts = [f"{verb(budget, 'is', 'are')} explained by the small budget (a reading that blames it, supported by a "
-             f"larger budget's run, chapter 10, where the contradiction is gone)"]
-    if narrowed:
-        parts.append(f"{verb(narrowed, 'is', 'are')} narrowed by the larger budget but still contradicted there")
-    parts += [f"{other} by another cause a run supports"]
-    if part:
-        parts.append(f"{part} in part by another cause a run supports (the rest of the contradiction remains)")
-    parts += [f"{verb(stand, 'stands', 'stand')} (the run that tested {'its' if stand == 1 else 'their'} reading, a "
-              f"larger budget's or another, does not support it)",
-              f"{verb(undecided, 'is', 'are')} left undecided by {'its' if undecided == 1 else 'their'} run (a change "
-              f"within noise: the run cannot tell)",
-              f"{verb(untested, 'has', 'have')} a reading no run within the budget tests",
-              f"{waiting} a reading whose run the build has not trained yet"]
-    return f"Of the {len(bad)} contradicted claims, " + ", ".join(parts) + f", and {verb(none, 'has', 'have')} no reading."
+    parts = [(budget, f"{verb(budget, 'is', 'are')} explained by the small budget (a reading that blames it, "
+                      f"supported by a larger budget's run, chapter 10, where the contradiction is gone)"),
+             (narrowed, f"{verb(narrowed, 'is', 'are')} narrowed by the larger budget but still contradicted there"),
+             (other, f"{other} by another cause a run supports"),
+             (part, f"{part} in part by another cause a run supports (the rest of the contradiction remains)"),
+             (stand, f"{verb(stand, 'stands', 'stand')} (the run that tested {'its' if stand == 1 else 'their'} "
+                     f"reading, a larger budget's or another, does not support it)"),
+             (undecided, f"{verb(undecided, 'is', 'are')} left undecided by {'its' if undecided == 1 else 'their'} "
+                         f"run (a change within noise: the run cannot tell)"),
+             (untested, f"{verb(untested, 'has', 'have')} a reading no run within the budget tests"),
+             (waiting, f"{verb(waiting, 'has', 'have')} a reading whose run the build has not trained yet"),
+             (none, f"{verb(none, 'has', 'have')} no reading")]
+    always = {0, 2, 4, 5, 6, 7, 8} if zeros else {0}  # narrowed and in part are said only where they happen
+    said = [text for i, (n, text) in enumerate(parts) if n or i in always]
+    return (f"Of the {len(bad)} contradicted claims, " + ", ".join(said[:-1]) + (", and " if len(said) > 1 else "")
+            + said[-1] + ".")
 
 
 ATTACK_WORDS = r"PGD-\d+|AutoAttack|AA \([^)]*\)"  # how a claim names its attack: the runs' own PGD, AutoAttack

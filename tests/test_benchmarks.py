@@ -197,7 +197,7 @@ def test_a_page_waiting_for_a_run_counts_as_pending_though_its_fingerprint_names
     _chapter(str(tmp_path), "01_multiview", {"parameters": {"profile": "multiview"}})  # a smoke chapter, not counted
     _chapter(str(tmp_path), "11_library", cpu, seconds=4.0,  # shows the runs landed so far
              outputs=[{"output_type": "stream", "text": "| TRADES | natural | 56.0 | not trained yet |"}])
-    count = "0 a reading whose run the build has not trained yet, and 0 have no reading."  # words, not a verdict
+    count = "0 have a reading whose run the build has not trained yet, and 0 have no reading."  # words, not a verdict
     _chapter(str(tmp_path), "99_scorecard", cpu, outputs=[{"output_type": "display_data",
                                                            "data": {"text/markdown": [count]}}])
     assert build.marks_not_trained({"cells": [{"outputs": [{"data": {"text/markdown": "Tested by x: **not trained "

@@ -182,6 +182,10 @@ def test_lbgats_sign_is_read_as_the_short_schedules_and_waits_for_the_readings_s
     assert closed.verdict == budget.SUPPORTED and closed.resolves is True and closed.budget
     ladder["4x epochs"]["lbgat"] = _run(35.0, 31.0)  # from -10 to -20: it widens
     assert capacity.schedule_readings(found, schedule, "pgd20", "PGD-20", spread)[0].verdict == budget.NOT_SUPPORTED
+    # a large student the ladder does not train (WRN-34-10 beside ResNet-18): no stage trains the test, its cost said
+    [priced] = capacity.schedule_readings(found, {**schedule, "ladder": None, "cost": "9.0 h of this machine"}, "pgd20",
+                                          "PGD-20", spread)
+    assert priced.verdict == budget.NOT_TESTED and "it would cost 9.0 h of this machine" in priced.evidence
 
 
 def test_the_wider_pair_is_priced_in_words_and_absent_where_there_is_none():

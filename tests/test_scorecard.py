@@ -181,7 +181,14 @@ def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verd
     assert "Of the 7 contradicted claims, 1 is explained by the small budget" in s and "1 by another cause" in s
     assert "1 stands (the run that tested its reading, a larger budget's or another, does not support it)" in s and "1 has a reading no run within the budget tests" in s
     assert "1 is left undecided by its run (a change within noise" in s  # too little power is not a contradiction
-    assert "1 a reading whose run the build has not trained yet, and 1 has no reading" in s
+    assert "1 has a reading whose run the build has not trained yet, and 1 has no reading" in s
+    # a chapter's few claims: the counts that are not 0, beside the small budget's
+    few = scorecard.budget_sentence(bad[:2], [{**read(0, budget.SUPPORTED, False), "resolves": False},
+                                              read(1, budget.NOT_TRAINED_YET)], zeros=False)
+    assert few == ("Of the 2 contradicted claims, 0 are explained by the small budget (a reading that blames it, "
+                   "supported by a larger budget's run, chapter 10, where the contradiction is gone), 1 in part by "
+                   "another cause a run supports (the rest of the contradiction remains), and 1 has a reading whose "
+                   "run the build has not trained yet.")
 
 
 def test_a_claim_reproduced_under_pgd_and_contradicted_under_autoattack_is_named():

@@ -396,3 +396,12 @@ def test_the_rank_sentence_tests_each_column_at_the_share_of_alpha_bonferroni_gi
     ours, paper = dict(zip("abcdef", (1.0, 2.0, 3.0, 4.0, 5.0, 6.0))), dict(zip("abcdef", (1.0, 2.0, 4.0, 3.0, 6.0, 5.0)))
     one, two = (baselines.ordering("08", "T", "w", ours, paper, family=f) for f in (1, 2))  # rho 0.89, exact p 0.033
     assert one.verdict == claims.REPRODUCED and two.verdict == claims.WITHIN_NOISE
+
+
+def test_the_readings_stage_trains_lbgat_only_where_the_ladder_trains_pgdat_on_the_same_network():
+    from cktat_book.chapter import Chapter
+
+    assert "lbgat_epochs64" in book_runs.reading_names(Chapter("cpu"))  # the large student is the book's network
+    paper = Chapter("paper")  # ResNet-18: chapter 06's large student is WRN-34-10, which the ladder does not train
+    assert book_runs.capacity_large(paper) == {"model": "wrn34_10"}
+    assert not any(n.startswith("lbgat") for n in book_runs.reading_names(paper))
