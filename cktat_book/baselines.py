@@ -658,10 +658,11 @@ def scaled_seconds(run: dict, epochs: int | None = None, attack_steps: int | Non
 
 
 def readings_plan(base: dict[str, dict | None], rungs: dict[str, dict], finished: dict[str, dict[str, dict | None]],
-                  readings: list[dict] | None) -> dict:
+                  readings: list[dict] | None, readings_estimated: float = 0.0) -> dict:
     """What the ladder and the readings' runs take of their budget (`budget.LADDER_BUDGET_HOURS`), in seconds: `base`,
     method -> its 1x run; `rungs`, rung -> the fields it changes (`book_runs.ladder_rungs`); `finished`, rung ->
-    method -> its run where finished, else None; `readings`, the readings' runs (None: not all trained yet). A
+    method -> its run where finished, else None; `readings`, the readings' runs finished (None: some not trained yet
+    and not estimated); `readings_estimated`, the seconds of those not trained yet, estimated from their 1x runs. A
     finished run counts its recorded seconds (`results.run_seconds`: an epoch during which the build was stopped at its
     run's median), one not trained yet its 1x run's scaled to the rung (`scaled_seconds`; "unknown" counts the runs
     neither tells)."""
@@ -677,7 +678,8 @@ def readings_plan(base: dict[str, dict | None], rungs: dict[str, dict], finished
                 unknown += 1
     return {"budget": budget.LADDER_BUDGET_HOURS * 3600, "ladder_recorded": recorded, "ladder_estimated": estimated,
             "unknown": unknown,
-            "readings": None if readings is None else sum(run_seconds(r)[0] for r in readings),
+            "readings": None if readings is None else sum(run_seconds(r)[0] for r in readings) + readings_estimated,
+            "readings_estimated": readings_estimated,
             "reading_runs": None if readings is None else len(readings)}
 
 
@@ -701,8 +703,10 @@ def beyond_budget(cost: float, what: str, plan: dict) -> str:
     if plan["readings"] is None:
         paid = f"the ladder's rungs ({rungs}) are paid, the readings' runs, not all trained yet, aside"
     else:
-        runs = "run" if plan.get("reading_runs") == 1 else "runs"
-        paid = f"the ladder's rungs ({rungs}) and the readings' {runs} ({duration(plan['readings'])}) are paid"
+        runs = "run" if plan.get("reading_runs") == 1 and not plan.get("readings_estimated") else "runs"
+        guess = plan.get("readings_estimated")
+        paid = (f"the ladder's rungs ({rungs}) and the readings' {runs} ({duration(plan['readings'])}"
+                + (f", {duration(guess)} of it estimated from the 1x runs" if guess else "") + ") are paid")
     text = f"{duration(cost)} of this machine ({what}), and the {duration(plan['budget'])} budget of the ladder and the readings' runs has "
     if left <= 0:
         return text + f"nothing left once {paid}"

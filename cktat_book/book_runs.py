@@ -186,14 +186,15 @@ def capacity_schedule(ch: Chapter) -> dict:
 def wider_pair(ch: Chapter, cap: dict) -> dict | None:
     """A pair of students that may differ in both accuracies where chapter 06's do not, priced from the runs in hand:
     the small CNN at twice the large student's width as the large student, against the present large student as the
-    small one (its runs are reused). The runs it adds are those of `cap` (`capacity`) on the large student, its clean
-    teacher, PGD-AT's other seeds (that student's spread) and the three distillations of the large PGD-AT into the
-    small student, again at the wider network; each costs its recorded seconds (`results.run_seconds`) times the ratio
-    of the two networks' training FLOPs per 32x32 image (`cktat_core.bench.count_flops`, forward and backward; for
-    the distillations, whose student keeps its width, an estimate from above). Returns {"widths": (small, large),
-    "ratio", "runs", "seconds", "check": the wider PGD-AT run alone, what `capacity_checks` pays first to see whether
-    the pair differs, "budget": the budget it would come out of, `baselines.beyond_budget`'s words}, or None where
-    the large student is not the small CNN (ResNet-18 and WRN-34-10 are the paper's own pair)."""
+    small one (its runs are reused). It adds the runs of `cap` (`capacity`) on the large student, its clean teacher
+    and PGD-AT's other seeds (that student's spread) at the wider network, each its recorded seconds
+    (`results.run_seconds`) times the ratio of the two networks' training FLOPs per 32x32 image
+    (`cktat_core.bench.count_flops`, forward and backward), and the distillations of the wider PGD-AT into the present
+    large student as its authors run ARD, IAD and RSLAD, each its same-size robust-teacher run times that ratio (from
+    above: only the teacher's forward pass grows). Returns {"widths": (small, large), "ratio", "wider" and
+    "distilled" (how many runs of each kind), "seconds", "check": the wider PGD-AT run alone, what `capacity_checks`
+    pays first to see whether the pair differs, "budget": the budget it would come out of, `baselines.beyond_budget`'s
+    words}, or None where the large student is not the small CNN (ResNet-18 and WRN-34-10 are the paper's own pair)."""
     import torch
 
     from .baselines import beyond_budget
@@ -211,64 +212,38 @@ def wider_pair(ch: Chapter, cap: dict) -> dict | None:
         return count_flops(lambda: net(torch.zeros(1, 3, 32, 32)).sum().backward())
 
     ratio = flops(2 * width) / flops(width)
-    runs = [x for (_, t, k), x in cap["runs"].items() if k == "large" or t == "robust (large)"]
-    runs += [cap["teachers"]["large"], *ch.seeds("pgdat", **cap["pair"]["large"])[1:]]
+    runs = cap["runs"]
+    wider = [x for (_, _, k), x in runs.items() if k == "large"]
+    wider += [cap["teachers"]["large"], *ch.seeds("pgdat", **cap["pair"]["large"])[1:]]
+    distilled = [runs[t, "robust", "large"] for t, kind, _ in runs if kind == "robust (large)"]
     seconds = lambda x: run_seconds(x)[0] * ratio
-    cost = sum(map(seconds, runs))
-    what = f"{len(runs)} runs at width {2 * width}"
-    return {"widths": (width, 2 * width), "ratio": ratio, "runs": len(runs), "seconds": cost,
-            "check": seconds(cap["runs"]["PGDAT", "none", "large"]), "budget": beyond_budget(cost, what, ladder_plan(ch))}
-
-
-def ladder_finished(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]] | None:
-    """The runs of `ladder` finished in this results folder, read without training anything (the readings of chapters
-    02 and 03 use them; chapter 10 trains them): rung -> method -> its run, for the methods whose run at that rung
-    has landed, and at "1x" method -> its finished seeds (the base every change is measured from, `budget.change`);
-    None when the profile's own runs are missing."""
-    out = {}
-    for rung, fields in ladder_rungs(ch).items():
-        out[rung] = {m: r for m in methods if (r := ch.finished(m, **fields)) is not None}
-    base = {m: ch.config(m).seed for m in methods}
-    seeds = {m: [r for r in (ch.finished(m, **({} if s == base[m] else {"seed": s})) for s in SEEDS) if r]
-             for m in methods}
-    if not all(runs and runs[0]["seed"] == base[m] for m, runs in seeds.items()):
-        return None  # the profile's own run of a method is missing
-    return {"1x": seeds, **out}
-
-
-def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """method -> per seed, the AutoAttack evaluation (natural and `aa`, the profile's version) of the run's last
-    epoch on the attack suite's test images (`baselines.evaluation_limit`), cached in <out>/eval/<run>_aa.json:
-    the headline difference under AutoAttack with the seeds' spread (chapter 02)."""
-    from . import baselines
-    from cktat_core.eval_checkpoint import evaluate_checkpoint
-
-    limit = baselines.evaluation_limit(ch.profile, ch.overrides)
-    version = baselines.aa_version(ch.profile)
-    out = {}
-    for m, seeds in runs.items():
-        out[m] = [evaluate_checkpoint(os.path.join(r["run_dir"], r["student"]["checkpoints"]["last"]), "natural,aa",
-                                      limit=limit, aa_version=version, progress=ch.progress, reuse=True,
-                                      restore=ch.weights, out=f"{ch.out}/eval/{r['name']}_aa.json") for r in seeds]
-    return out
+    cost = sum(map(seconds, wider + distilled))
+    what = (f"{len(wider)} runs at width {2 * width} and {len(distilled)} distilling its PGD-AT into width {width}")
+    return {"widths": (width, 2 * width), "ratio": ratio, "wider": len(wider), "distilled": len(distilled),
+            "seconds": cost, "check": seconds(runs["PGDAT", "none", "large"]),
+            "budget": beyond_budget(cost, what, ladder_plan(ch))}
 
 
 def ladder_plan(ch: Chapter) -> dict:
     """What the ladder and the readings' runs take of their budget in this results folder (`baselines.readings_plan`),
-    read without training anything: the budget a run no stage trains would come out of (`baselines.beyond_budget`)."""
-    import dataclasses
-
-    from .baselines import readings_plan
-    from .chapter import RunPending
+    read without training anything: the budget a run no stage trains would come out of (`baselines.beyond_budget`). A
+    reading's run not trained yet is estimated from its method's 1x run (`baselines.scaled_seconds`); where that is
+    missing too, the readings' runs are left aside."""
+    from .baselines import readings_plan, scaled_seconds
 
     rungs = ladder_rungs(ch)
     base = {m: ch.finished(m) for m in HEADLINE}
     finished = {k: {m: ch.finished(m, **fields) for m in HEADLINE} for k, fields in rungs.items()}
-    try:  # the readings' runs, asked of a chapter that may not train: finished ones are read, none is trained
-        readings = list(reading_runs(dataclasses.replace(ch, train=False)).values())
-    except RunPending:
-        readings = None
-    return readings_plan(base, rungs, finished, readings)
+    readings, estimated = [], 0.0
+    for m, fields in reading_plan(ch).values():
+        done, short = ch.finished(m, **fields), ch.finished(m)
+        if done is None and short is None:
+            return readings_plan(base, rungs, finished, None)
+        if done is not None:
+            readings.append(done)
+        else:
+            estimated += scaled_seconds(short, fields.get("epochs"), fields.get("attack_steps"))
+    return readings_plan(base, rungs, finished, readings, estimated)
 
 
 def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, dict | None], factor: int,

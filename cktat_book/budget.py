@@ -29,8 +29,7 @@ from .noise import ABOVE, BELOW, WITHIN, Comparison, compare_change, compare_eva
 from .report import listed
 
 PAIRS = (("cktat", "pgdat"), ("trades", "pgdat"), ("cktat", "trades"))  # Table 4's headline differences
-LADDER = ("pgdat", "trades", "cktat")  # the methods of the ladder's rungs
-NAMES = {"pgdat": "PGD-AT", "trades": "TRADES", "cktat": "CKTAT", "lbgat": "LBGAT"}  # LBGAT: chapter 06's reading
+NAMES = {"pgdat": "PGD-AT", "trades": "TRADES", "cktat": "CKTAT"}
 SUPPORTED, NOT_SUPPORTED, WITHIN_NOISE = "supported", "not supported", "within noise"
 ATTACK_RUNG = "paper-profile attack"  # the rung trained with the `paper` profile's attack, not the CKTAT paper's
 
@@ -148,7 +147,7 @@ def movements(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], 
     return out
 
 
-def not_landed(ladder: dict[str, dict[str, dict]], methods=LADDER) -> str:
+def not_landed(ladder: dict[str, dict[str, dict]], methods=tuple(NAMES)) -> str:
     """The sentence naming the rungs' runs that have not landed (`book_runs.ladder` without training), by rung, or ""
     when every run is here."""
     parts = []
@@ -281,29 +280,30 @@ def test_reading(c: Comparison, predicted: str) -> str:
 
 def ladder_reading(chapter: str, claim: str, text: str, ladder: dict[str, dict[str, dict]] | None, first: str,
                    second: str, attack: str, rung: str, predicted: str, spread: float | None, label: str,
-                   stage: str = "ladder", run: str | None = None) -> Reading:
+                   stage: str = "ladder", run: str | None = None, names: dict[str, str] = NAMES) -> Reading:
     """A reading that predicts `first` - `second` in `attack` moves `predicted` (ABOVE or BELOW) from the profile's
     budget (`ladder["1x"]`: method -> its seeds, or one run) to `rung` of the ladder, tested by the change
     (`change`: image by image, the rung's difference against the seeds' mean, with the run-to-run margin of
-    `spread`). Without the rung's runs of the two methods (`ladder` None or lacking either), the reading waits for the
-    build's `stage` (`pending`). `run`: the runs that test it, in words (default: the ladder's, chapter 10). The verdict says whether the prediction holds, not that the mechanism the reading names is the
-    only one that could make it hold."""
-    run = run or f"the ladder's {rung} runs of {NAMES[first]} and {NAMES[second]} (chapter 10)"
+    `spread`; where one method has fewer seeds, both keep as many as it has). Without the rung's runs of the two
+    methods (`ladder` None or lacking either), the reading waits for the build's `stage` (`pending`). `run`: the runs
+    that test it, in words (default: the ladder's, chapter 10); `names`: method -> its name. The verdict says whether
+    the prediction holds, not that the mechanism the reading names is the only one that could make it hold."""
+    run = run or f"the ladder's {rung} runs of {names[first]} and {names[second]} (chapter 10)"
     if not ladder or any(m not in ladder.get(rung, {}) for m in (first, second)):
         return pending(chapter, claim, text, run, stage)
     if spread is None:
         return Reading(chapter, claim, text, run, NOT_TESTED, "the network has no seed spread to judge one run by")
     c = change(ladder["1x"], ladder[rung], first, second, attack, spread)
     seeds = {m: _seeds(ladder["1x"], m) for m in (first, second)}
-    before = difference(seeds, first, second, attack)
-    after = before + c.difference
     k = min(len(seeds[first]), len(seeds[second]))
+    before = difference({m: s[:k] for m, s in seeds.items()}, first, second, attack)  # the seeds `change` compares
+    after = before + c.difference
     verdict = test_reading(c, predicted)
     # the contradiction lay on the side the reading predicts the difference leaves: is it still there at the rung?
     there = compare_evaluations(ladder[rung][first]["student"]["last"], ladder[rung][second]["student"]["last"],
                                 attack, spread)
     resolves = None if verdict != SUPPORTED else there.word != (BELOW if predicted == ABOVE else ABOVE)
-    shows = (f"With {rung}, {NAMES[first]} - {NAMES[second]} in {label} goes from {before:+.1f} "
+    shows = (f"With {rung}, {names[first]} - {names[second]} in {label} goes from {before:+.1f} "
              + (f"(the mean of {k} seeds) " if k > 1 else "") + f"to {after:+.1f} points"
              + ((": the contradiction is gone there." if resolves else
                  f": narrowed, but the difference at {rung} still contradicts the claim beyond the noise "

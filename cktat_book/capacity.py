@@ -249,15 +249,20 @@ DISTILLERS = ("ARD", "IAD", "RSLAD", "LTD")  # the methods the chapter also trai
 _STUDENT_OF = {net: k for k, net in PAPER_NETWORK.items()}
 
 
-def _contradicted_signs(found: list[Claim]) -> list[tuple[Claim, str, str, bool]]:
-    """The contradicted claims of `capacity_signs` as (claim, student, method, whether it is natural accuracy), read off
-    the paper row the claim rests on (`cktat.table1_capacity.<network>.<method>`) and its measure."""
-    out = []
+def _signs(found: list[Claim]) -> dict[tuple[str, str, bool], Claim]:
+    """The claims of `capacity_signs` by (student, method, whether it is natural accuracy), read off the paper row
+    each rests on (`cktat.table1_capacity.<network>.<method>`) and its measure."""
+    out = {}
     for c in found:
-        if c.section == "Table 1 (signs)" and c.verdict == CONTRADICTED and c.ours is not None:
+        if c.section == "Table 1 (signs)" and c.ours is not None:
             _, _, net, method = c.rests_on[0].split(".")
-            out.append((c, _STUDENT_OF[net], method, c.measure.split(", ")[1] == "natural"))
+            out[_STUDENT_OF[net], method, c.measure.split(", ")[1] == "natural"] = c
     return out
+
+
+def _contradicted_signs(found: list[Claim]) -> list[tuple[Claim, str, str, bool]]:
+    """The contradicted claims of `capacity_signs` as (claim, student, method, whether it is natural accuracy)."""
+    return [(c, *key) for key, c in _signs(found).items() if c.verdict == CONTRADICTED]
 
 
 def _against(c: Comparison, whose: str) -> str:
@@ -266,56 +271,60 @@ def _against(c: Comparison, whose: str) -> str:
 
 
 def teacher_reading_text(teacher: dict[str, float], attack: str, label: str) -> str:
-    """The reading of a distiller's sign on its clean teacher's side of PGD-AT's; `teacher`: that student's clean
-    teacher's test accuracies ("natural", `attack`)."""
+    """The reading of a distiller on its clean teacher's side of PGD-AT; `teacher`: that student's clean teacher's
+    test accuracies ("natural", `attack`)."""
     return (f"We read a distiller that lies on its clean teacher's side of PGD-AT (more natural accuracy, less "
-            f"{label}) as its teacher's doing: a distilled student leans towards its teacher's place on the "
-            f"trade-off, and this student's clean teacher has {teacher['natural']:.1f}% natural and "
+            f"{label}) as its teacher's doing, not its method's: a distilled student leans towards its teacher's place "
+            f"on the trade-off, and this student's clean teacher has {teacher['natural']:.1f}% natural and "
             f"{teacher[attack]:.1f}% {label} accuracy. With the robust teacher (PGD-AT of the student's own size) in "
-            f"its place, the same method on the same student should lie above the clean teacher's student in {label} "
-            f"and below it in natural accuracy. The test can say which way the teacher moves our students; not whether "
+            f"its place, the same method on the same student should rise in {label} beyond the noise and no longer "
+            f"lie below PGD-AT in it. The test can say whether the loss is the teacher's on our students; not whether "
             f"a student of the paper's capacity turns a clean teacher's predictions into robust accuracy, as the paper "
             f"reads its Table 1: that needs a pair of students that differ in both accuracies (priced below).")
 
 
-def teacher_swap(robust: dict, clean: dict, attack: str, spread: dict[str, float | None]) -> tuple[str, Comparison,
-                                                                                                    Comparison]:
+def teacher_swap(robust: dict, clean: dict, pgdat: dict, attack: str,
+                 spread: dict[str, float | None]) -> tuple[str, Comparison, Comparison, Comparison]:
     """The test of `teacher_reading_text`: the robust teacher's student (`robust`, a run) against the clean teacher's
-    (`clean`) in `attack` and in natural accuracy, image by image with `spread` (accuracy -> the student's pooled seed
-    spread's upper bound) as the run-to-run margin. Supported when the swap raises `attack` and lowers natural accuracy
-    beyond the noise; not supported when it moves either the other way beyond the noise; within noise otherwise.
-    Returns (verdict, in `attack`, in natural)."""
+    (`clean`) and against PGD-AT of the same student (`pgdat`), in `attack`, image by image with `spread` (accuracy ->
+    the student's pooled seed spread's upper bound) as the run-to-run margin. Supported when the swap raises `attack`
+    beyond the noise and leaves the student not below PGD-AT beyond it; not supported when the swap lowers `attack`
+    beyond the noise or the student still lies below PGD-AT beyond it (the method loses robust accuracy whatever its
+    teacher); within noise otherwise. Returns (verdict, the swap in `attack`, against PGD-AT in `attack`, the swap in
+    natural accuracy, which the reading also expects to fall, shown beside it)."""
     ev = lambda r: r["student"]["last"]
     rob = compare_evaluations(ev(robust), ev(clean), attack, spread.get(attack))
+    level = compare_evaluations(ev(robust), ev(pgdat), attack, spread.get(attack))
     nat = compare_evaluations(ev(robust), ev(clean), "natural", spread.get("natural"))
-    verdict = (budget.NOT_SUPPORTED if rob.word == BELOW or nat.word == ABOVE else
-               budget.SUPPORTED if rob.word == ABOVE and nat.word == BELOW else budget.WITHIN_NOISE)
-    return verdict, rob, nat
+    verdict = (budget.NOT_SUPPORTED if rob.word == BELOW or level.word == BELOW else
+               budget.SUPPORTED if rob.word == ABOVE else budget.WITHIN_NOISE)
+    return verdict, rob, level, nat
 
 
 def teacher_readings(found: list[Claim], runs: dict, teachers: dict[str, dict[str, float]], attack: str, label: str,
                      spread: dict[str, dict[str, float | None]]) -> list[budget.Reading]:
     """Chapter 06's reading of each contradicted sign of a distiller (ARD, IAD, RSLAD, LTD) that lies on its clean
-    teacher's side of PGD-AT (natural accuracy above it, or `attack` below it; Sec. 4.2 states the other side),
-    tested by the same method with the robust teacher on the same student (`teacher_swap`). `runs`: the runs of
+    teacher's side of PGD-AT in both accuracies (natural above it, `attack` below it; Sec. 4.2 states one side for
+    both), tested by the same method with the robust teacher on the same student (`teacher_swap`). `runs`: the runs of
     `book_runs.capacity`; `teachers`: student -> its clean teacher's accuracies; `spread`: student -> accuracy -> the
-    pooled seed spread's upper bound. A supported reading names the teacher as what sets the direction on our pair;
-    why a student of the paper's capacity gains from the same clean teacher it does not say, so it explains the
-    contradiction in part (`resolves` False)."""
-    out = []
-    for c, k, m, natural in _contradicted_signs(found):
-        if m not in DISTILLERS or (m, "robust", k) not in runs or (c.ours > 0) != natural:
+    pooled seed spread's upper bound. A supported reading names the teacher as what costs our students their robust
+    accuracy; why a student of the paper's capacity gains from the same clean teacher it does not say, so it explains
+    the contradiction in part (`resolves` False)."""
+    signs, out = _signs(found), []
+    for c, k, m, _ in _contradicted_signs(found):
+        pair = (signs.get((k, m, True)), signs.get((k, m, False)))
+        if m not in DISTILLERS or (m, "robust", k) not in runs or None in pair or not (pair[0].ours > 0 > pair[1].ours):
             continue
         swap = runs[m, "robust", k]
-        verdict, rob, nat = teacher_swap(swap, runs[m, "clean", k], attack, spread.get(k, {}))
-        level = compare_evaluations(swap["student"]["last"], runs["PGDAT", "none", k]["student"]["last"], attack,
-                                    spread.get(k, {}).get(attack))
+        verdict, rob, level, nat = teacher_swap(swap, runs[m, "clean", k], runs["PGDAT", "none", k], attack,
+                                                spread.get(k, {}))
         shows = (f"With the robust teacher, {m} moves {rob.difference:+.1f} points in {label} and {nat.difference:+.1f} "
                  f"in natural accuracy from the clean teacher's student, and lies {_against(level, 'PGD-AT')} in "
                  f"{label}.")
         out.append(budget.Reading("06_capacity", c.claim, teacher_reading_text(teachers[k], attack, label),
                                   f"{m} with the robust teacher on the {k} student (`runs/{swap['name']}`)", verdict,
-                                  f"{label}: {rob.evidence()}; natural: {nat.evidence()}", shows, budget=False,
+                                  f"against the clean teacher's student: {rob.evidence()}; against PGD-AT: "
+                                  f"{level.evidence()}", shows, budget=False,
                                   resolves=False if verdict == budget.SUPPORTED else None))
     return out
 
@@ -351,9 +360,10 @@ def schedule_readings(found: list[Claim], schedule: dict, attack: str, label: st
             out.append(budget.untested("06_capacity", c.claim, text, runs, schedule["cost"]))
             continue
         run = f"{runs} (`runs/{schedule['name']}`, the `readings` stage)"
+        stage = "readings" if "pgdat" in schedule["ladder"].get(schedule["rung"], {}) else "ladder"  # PGD-AT's first
         out.append(budget.ladder_reading("06_capacity", c.claim, text, schedule["ladder"], "lbgat", "pgdat", metric,
-                                         schedule["rung"], STATED[k], spread.get(metric), lab, stage="readings",
-                                         run=run))
+                                         schedule["rung"], STATED[k], spread.get(metric), lab, stage=stage, run=run,
+                                         names={**budget.NAMES, "lbgat": SCHEDULED}))
     return out
 
 
@@ -366,6 +376,7 @@ def wider_pair_sentence(price: dict | None) -> str:
     return (f"**A pair that may test the question, priced.** small_cnn at width {large} as the large student, against "
             f"width {small} as the small one (its runs are on this page). Each run at width {large} is priced at its "
             f"width-{small} run's seconds times {price['ratio']:.1f}, the ratio of the two networks' training FLOPs "
-            f"per image. Its PGD-AT run alone, which says on validation whether the two differ in both accuracies, "
+            f"per image, and so is each distillation of the wider PGD-AT into width {small} (from above: only the "
+            f"teacher grows). Its PGD-AT run alone, which says on validation whether the two differ in both accuracies, "
             f"would take about {duration(price['check'])}; the chapter's runs at width {large} would take "
             f"{price['budget']}.")

@@ -309,20 +309,21 @@ def budget_sentence(found: list[Claim], readings: list[dict], zeros: bool = True
     waiting = count(lambda r: r.get("verdict") == NOT_TRAINED_YET)
     none = count(lambda r: not r)
     verb = lambda n, one, many: f"{n} {one if n == 1 else many}"
-    parts = [(budget, f"{verb(budget, 'is', 'are')} explained by the small budget (a reading that blames it, "
-                      f"supported by a larger budget's run, chapter 10, where the contradiction is gone)"),
-             (narrowed, f"{verb(narrowed, 'is', 'are')} narrowed by the larger budget but still contradicted there"),
-             (other, f"{other} by another cause a run supports"),
-             (part, f"{part} in part by another cause a run supports (the rest of the contradiction remains)"),
-             (stand, f"{verb(stand, 'stands', 'stand')} (the run that tested {'its' if stand == 1 else 'their'} "
-                     f"reading, a larger budget's or another, does not support it)"),
-             (undecided, f"{verb(undecided, 'is', 'are')} left undecided by {'its' if undecided == 1 else 'their'} "
-                         f"run (a change within noise: the run cannot tell)"),
-             (untested, f"{verb(untested, 'has', 'have')} a reading no run within the budget tests"),
-             (waiting, f"{verb(waiting, 'has', 'have')} a reading whose run the build has not trained yet"),
-             (none, f"{verb(none, 'has', 'have')} no reading")]
-    always = {0, 2, 4, 5, 6, 7, 8} if zeros else {0}  # narrowed and in part are said only where they happen
-    said = [text for i, (n, text) in enumerate(parts) if n or i in always]
+    # (count, said where it is 0 in the scorecard's sentence, words): narrowed and in part only where they happen
+    parts = [(budget, True, f"{verb(budget, 'is', 'are')} explained by the small budget (a reading that blames it, "
+                            f"supported by a larger budget's run, where the contradiction is gone)"),
+             (narrowed, False, f"{verb(narrowed, 'is', 'are')} narrowed by the larger budget but still contradicted "
+                               f"there"),
+             (other, True, f"{other} by another cause a run supports"),
+             (part, False, f"{part} in part by another cause a run supports (the rest of the contradiction remains)"),
+             (stand, True, f"{verb(stand, 'stands', 'stand')} (the run that tested {'its' if stand == 1 else 'their'} "
+                           f"reading, a larger budget's or another, does not support it)"),
+             (undecided, True, f"{verb(undecided, 'is', 'are')} left undecided by "
+                               f"{'its' if undecided == 1 else 'their'} run (a change within noise: the run cannot tell)"),
+             (untested, True, f"{verb(untested, 'has', 'have')} a reading no run within the budget tests"),
+             (waiting, True, f"{verb(waiting, 'has', 'have')} a reading whose run the build has not trained yet"),
+             (none, True, f"{verb(none, 'has', 'have')} no reading")]
+    said = [text for i, (n, zero, text) in enumerate(parts) if n or i == 0 or (zeros and zero)]
     return (f"Of the {len(bad)} contradicted claims, " + ", ".join(said[:-1]) + (", and " if len(said) > 1 else "")
             + said[-1] + ".")
 

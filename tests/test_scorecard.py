@@ -186,7 +186,7 @@ def test_the_budget_sentence_counts_each_contradiction_once_by_its_readings_verd
     few = scorecard.budget_sentence(bad[:2], [{**read(0, budget.SUPPORTED, False), "resolves": False},
                                               read(1, budget.NOT_TRAINED_YET)], zeros=False)
     assert few == ("Of the 2 contradicted claims, 0 are explained by the small budget (a reading that blames it, "
-                   "supported by a larger budget's run, chapter 10, where the contradiction is gone), 1 in part by "
+                   "supported by a larger budget's run, where the contradiction is gone), 1 in part by "
                    "another cause a run supports (the rest of the contradiction remains), and 1 has a reading whose "
                    "run the build has not trained yet.")
 

@@ -359,6 +359,9 @@ def test_a_readings_run_no_stage_trains_is_priced_against_what_the_budget_has_le
     assert baselines.beyond_budget(60.0, "the rows", plan).endswith("enough, but no stage of the build trains them")
     spent = {**plan, "ladder_recorded": plan["budget"]}
     assert "has nothing left once" in baselines.beyond_budget(60.0, "the rows", spent)
+    guessed = baselines.readings_plan(base, rungs, finished, [_timed(1800.0)], readings_estimated=1200.0)
+    assert "the readings' runs (50.0 min, 20.0 min of it estimated from the 1x runs) are paid" in \
+        baselines.beyond_budget(60.0, "the rows", guessed)  # a reading's run not trained yet still counts
     waiting = baselines.readings_plan(base, rungs, finished, None)
     assert "the readings' runs, not all trained yet, aside" in baselines.beyond_budget(60.0, "the rows", waiting)
     # a run during one of whose epochs the build was stopped is charged that epoch at its median, not the wait
