@@ -224,6 +224,39 @@ def wider_pair(ch: Chapter, cap: dict) -> dict | None:
             "budget": beyond_budget(cost, what, ladder_plan(ch))}
 
 
+def ladder_finished(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]] | None:
+    """The runs of `ladder` finished in this results folder, read without training anything (the readings of chapters
+    02 and 03 use them; chapter 10 trains them): rung -> method -> its run, for the methods whose run at that rung
+    has landed, and at "1x" method -> its finished seeds (the base every change is measured from, `budget.change`);
+    None when the profile's own runs are missing."""
+    out = {}
+    for rung, fields in ladder_rungs(ch).items():
+        out[rung] = {m: r for m in methods if (r := ch.finished(m, **fields)) is not None}
+    base = {m: ch.config(m).seed for m in methods}
+    seeds = {m: [r for r in (ch.finished(m, **({} if s == base[m] else {"seed": s})) for s in SEEDS) if r]
+             for m in methods}
+    if not all(runs and runs[0]["seed"] == base[m] for m, runs in seeds.items()):
+        return None  # the profile's own run of a method is missing
+    return {"1x": seeds, **out}
+
+
+def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """method -> per seed, the AutoAttack evaluation (natural and `aa`, the profile's version) of the run's last
+    epoch on the attack suite's test images (`baselines.evaluation_limit`), cached in <out>/eval/<run>_aa.json:
+    the headline difference under AutoAttack with the seeds' spread (chapter 02)."""
+    from . import baselines
+    from cktat_core.eval_checkpoint import evaluate_checkpoint
+
+    limit = baselines.evaluation_limit(ch.profile, ch.overrides)
+    version = baselines.aa_version(ch.profile)
+    out = {}
+    for m, seeds in runs.items():
+        out[m] = [evaluate_checkpoint(os.path.join(r["run_dir"], r["student"]["checkpoints"]["last"]), "natural,aa",
+                                      limit=limit, aa_version=version, progress=ch.progress, reuse=True,
+                                      restore=ch.weights, out=f"{ch.out}/eval/{r['name']}_aa.json") for r in seeds]
+    return out
+
+
 def ladder_plan(ch: Chapter) -> dict:
     """What the ladder and the readings' runs take of their budget in this results folder (`baselines.readings_plan`),
     read without training anything: the budget a run no stage trains would come out of (`baselines.beyond_budget`). A
