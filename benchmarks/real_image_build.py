@@ -88,8 +88,11 @@ PARTS = {
 }
 
 
+NARROW = re.compile(r"width[48](?!\d)")  # chapter 06's narrower students (widths 8 and 4): the readings' runs
+
+
 def _ladder_or_reading_eval(name: str) -> bool:
-    return "_epochs" in name or "width8" in name
+    return "_epochs" in name or bool(NARROW.search(name))
 
 
 def parts_of(seconds: dict[str, float], eval_seconds: dict[str, float]) -> tuple[dict, float]:
@@ -110,7 +113,7 @@ def parts_of(seconds: dict[str, float], eval_seconds: dict[str, float]) -> tuple
 
 def _ladder_or_reading(name: str) -> bool:
     return ("_epochs32" in name or "_epochs64" in name or "attack_steps10" in name or name.startswith("raat_raat_eta")
-            or "width8" in name)
+            or bool(NARROW.search(name)))
 
 
 PGDAT_SEEDS = ("pgdat", "pgdat_seed1", "pgdat_seed2")

@@ -368,34 +368,39 @@ def distilled(ch: Chapter, method: str, kind: str, checkpoint: str, **fields) ->
 AUTHORS_ROBUST = ("ard", "iad", "rslad")  # distilled by their authors from a larger robust teacher
 
 
-def capacity_checks(ch: Chapter, default_width: int = 16) -> list[tuple[dict, dict]]:
-    """(pair, separation) for the candidate pairs of students (`capacity.capacity_candidates`), cheapest first, up to
-    the first whose students' PGD-AT differ beyond noise on validation in both accuracies (`capacity.separated`):
-    each candidate costs one PGD-AT run of its small student, so the pair is chosen by measurement at the cheapest
-    cost that finds one."""
+def capacity_checks(ch: Chapter, default_width: int = 16) -> tuple[list[tuple[dict, dict]], list[dict]]:
+    """(checks, untried): (pair, separation) for the candidate pairs of students (`capacity.capacity_candidates`),
+    the nearest width first, up to the first whose students' PGD-AT differ beyond noise on validation in both
+    accuracies (`capacity.separated`): each candidate costs one PGD-AT run of its small student, so the pair is chosen
+    by measurement, the least extreme that differs. Where the chapter may not train, a candidate after the first is
+    checked once its PGD-AT has landed (`Chapter.landed`); `untried` holds the candidates not checked yet while none
+    checked separates."""
     r = ch.resolved("pgdat")
+    candidates = capacity_candidates(r.model, r.width, default_width)
     out = []
-    for pair in capacity_candidates(r.model, r.width, default_width):
-        runs = {k: ch.variant("pgdat", **f) for k, f in pair.items()}
-        sep = separation(runs["small"]["student"]["history"], runs["large"]["student"]["history"],
-                         runs["small"]["data"]["val"])
+    for i, pair in enumerate(candidates):
+        small = ch.variant("pgdat", **pair["small"]) if i == 0 else ch.landed("pgdat", **pair["small"])
+        if small is None:
+            return out, candidates[i:]
+        large = ch.variant("pgdat", **pair["large"])
+        sep = separation(small["student"]["history"], large["student"]["history"], small["data"]["val"])
         out.append((pair, sep))
         if separated(sep):
             break
-    return out
+    return out, []
 
 
 def capacity(ch: Chapter, default_width: int = 16) -> dict:
     """Table 1's runs on the pair of students `capacity_checks` chooses: {"pair": {"small": fields, "large": fields},
-    "checks": [(pair, separation), ...], "teachers": {capacity: clean teacher run}, "runs": {(method title, teacher,
-    capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)" (LBGAT), "robust" (the same
+    "checks": [(pair, separation), ...], "untried": [pair, ...] (`capacity_checks`), "teachers": {capacity: clean
+    teacher run}, "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)" (LBGAT), "robust" (the same
     capacity's PGD-AT run, last epoch) or "robust (large)" (the large student's PGD-AT distilled into the small
     student, as ARD's, IAD's and RSLAD's authors distil a larger robust model). PGD-AT is trained with the book's seeds
     on both students, so each student's runs are judged against its own spread (`spreads`).
 
     The chapter's own network is trained first: its clean teacher and its PGD-AT are the runs every chapter shares,
     whose weights a clone trains again for the distillers, so the runs that need those weights follow at once."""
-    checks = capacity_checks(ch, default_width)
+    checks, untried = capacity_checks(ch, default_width)
     pair = checks[-1][0]
     teachers = {k: ch.teacher("clean", **f) for k, f in pair.items()}
     runs, robust = {}, {}
@@ -412,7 +417,7 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
             runs[METHODS[m].title, "robust", k] = distilled(ch, m, "robust", robust[k], **f)
     for m in AUTHORS_ROBUST:
         runs[METHODS[m].title, "robust (large)", "small"] = distilled(ch, m, "robust", robust["large"], **pair["small"])
-    return {"pair": pair, "checks": checks, "teachers": teachers, "runs": runs}
+    return {"pair": pair, "checks": checks, "untried": untried, "teachers": teachers, "runs": runs}
 
 
 STAGES = ("pgdat", "tau", "headline", "table3", "controls", "analyses", "table4", "capacity", "ladder", "readings")

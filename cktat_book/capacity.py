@@ -23,18 +23,18 @@ from .noise import ABOVE, BELOW, WITHIN, Comparison, compare_evaluations
 RESNET_FAMILY = ("resnet18", "preact_resnet18", "wrn34_10", "wrn28_10")
 
 def capacity_candidates(model: str, width: int, default_width: int) -> list[dict[str, dict]]:
-    """The pairs of students Table 1 may use, cheapest first, as the config fields that change from the chapter's
+    """The pairs of students Table 1 may use, the nearest first, as the config fields that change from the chapter's
     network ({} for the chapter's own network, so its runs are the ones every other chapter shares): ResNet-18 and
     WRN-34-10 (the paper's pair) when the chapter's network is a ResNet or a WRN; for the small CNN, its own width as
-    the large student and half, then a quarter of it as the small one (`width` 0 means `default_width`). The
-    chapter uses the first pair whose students differ on validation (`separated`)."""
+    the large student and a half, a quarter, then an eighth of it as the small one (`width` 0 means
+    `default_width`). The chapter uses the first pair whose students differ on validation (`separated`)."""
     if model in RESNET_FAMILY:
         return [{"small": {} if model == "resnet18" else {"model": "resnet18"},
                  "large": {} if model == "wrn34_10" else {"model": "wrn34_10"}}]
     w = width or default_width
     if w < 2:
         raise ValueError(f"a width of {w} cannot be halved for a smaller student")
-    return [{"small": {"width": w // d}, "large": {}} for d in (2, 4) if w // d >= 1]
+    return [{"small": {"width": w // d}, "large": {}} for d in (2, 4, 8) if w // d >= 1]
 
 
 def capacity_pair(model: str, width: int, default_width: int) -> dict[str, dict]:
@@ -95,6 +95,32 @@ def capacity_check_sentence(best: dict[str, dict[str, float]], sep: dict, val_ro
                        "the pair can test the claim.")
     return text + ("So validation does not show that the larger network gets more out of adversarial training in both "
                    "accuracies: this pair may not test the paper's capacity question.")
+
+def pair_caveat(sep: dict, untried: int) -> str:
+    """The opening's words on the chosen pair (`sep`: its `separation`; `untried`: how many candidate pairs are not
+    checked yet, `book_runs.capacity_checks`): "" when it separates."""
+    if separated(sep):
+        return ""
+    if untried:
+        return (" No candidate pair of students checked so far differs on validation in both accuracies (see *Two "
+                "capacities that differ*), so this pair may not test the capacity question; the next candidate's "
+                "PGD-AT run is not trained yet.")
+    return (" No candidate pair of students differs on validation in both accuracies (see *Two capacities that "
+            "differ*), so this pair may not test the capacity question.")
+
+
+def untried_sentence(names: list[str], large: str) -> str:
+    """The candidate pairs not checked yet (`names`: their small students), or "" where there are none."""
+    if not names:
+        return ""
+    from .report import listed
+
+    one = len(names) == 1
+    which, whose = ("this pair", "its") if one else ("these pairs", "their")
+    return (f"**{listed(names)} against {large}**: **not trained yet**. The check of {which} waits for {whose} small "
+            f"student's PGD-AT run, which the build's `capacity` stage trains (`cktat runs --stages capacity`); until "
+            f"it lands, the claims below are decided on the last pair checked.")
+
 
 def teacher_contrast_paired(ev: dict[str, dict], metrics: dict[str, str],
                             spread: dict[str, float | None] | None = None) -> dict[str, dict[str, int]]:

@@ -163,13 +163,14 @@ def test_a_students_time_is_its_own_work_and_each_machine_is_named():
 
 
 def test_each_run_counts_once_in_the_first_part_that_names_it_and_the_rest_is_the_book():
-    seconds = {"pgdat": 100.0, "cktat": 200.0, "cktat_epochs32": 300.0, "pgdat_seed1": 50.0, "trades": 10.0}
+    seconds = {"pgdat": 100.0, "cktat": 200.0, "cktat_epochs32": 300.0, "pgdat_seed1": 50.0, "trades": 10.0,
+               "cktat_width4": 20.0, "pgdat_width16": 4.0}  # chapter 06's narrow students: the readings' part
     evals = {"CKTAT_epochs32_aa.json": 7.0, "cktat_aa.json": 5.0, "teacher_clean.json": 3.0, "pgdat_eval.json": 1.0}
     parts, rest = build.parts_of(seconds, evals)
     verdicts, ladder = parts.values()
     assert verdicts["runs"] == ["cktat", "pgdat_seed1"] and verdicts["eval_seconds"] == 8.0
-    assert ladder["runs"] == ["cktat_epochs32"] and ladder["eval_seconds"] == 7.0  # the ladder's, not the verdicts'
-    assert rest == 100.0 + 10.0 + 1.0
+    assert ladder["runs"] == ["cktat_epochs32", "cktat_width4"] and ladder["eval_seconds"] == 7.0  # not the verdicts'
+    assert rest == 100.0 + 10.0 + 1.0 + 4.0
     total = sum(seconds.values()) + sum(evals.values())
     assert rest + sum(p["run_seconds"] + p["eval_seconds"] for p in parts.values()) == total
 

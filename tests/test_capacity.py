@@ -50,9 +50,10 @@ def test_the_capacity_check_says_whether_validation_separates_the_students():
         both, sep, "val_pgd10", {"small": "w16", "large": "w32"}, 1000)
 
 
-def test_the_candidate_pairs_go_from_half_to_a_quarter_of_the_width_and_are_measured_on_validation():
+def test_the_candidate_pairs_go_from_half_to_an_eighth_of_the_width_and_are_measured_on_validation():
     assert capacity.capacity_candidates("small_cnn", 32, 16) == [{"small": {"width": 16}, "large": {}},
-                                                                {"small": {"width": 8}, "large": {}}]
+                                                                {"small": {"width": 8}, "large": {}},
+                                                                {"small": {"width": 4}, "large": {}}]
     assert capacity.capacity_candidates("resnet18", 0, 16) == [{"small": {}, "large": {"model": "wrn34_10"}}]
     history = lambda nat, rob: [{"val_natural": nat - 5, "val_pgd10": rob - 5}, {"val_natural": nat, "val_pgd10": rob}]
     sep = capacity.separation(history(40.0, 20.0), history(50.0, 30.0), 1000)
@@ -207,3 +208,17 @@ def test_the_wider_pair_is_priced_in_words_and_absent_where_there_is_none():
     assert "small_cnn at width 64 as the large student, against width 32" in text
     assert "times 3.9, the ratio of the two networks' training FLOPs" in text
     assert "would take about 30.0 min" in text and text.endswith("not enough.")
+
+
+def test_the_opening_says_whether_the_pair_separates_and_whether_a_candidate_waits():
+    from cktat_book import noise
+
+    apart = {k: noise.compare(50.0, 30.0, n=1000) for k in ("val_natural", "val_pgd10")}
+    close = {"val_natural": apart["val_natural"], "val_pgd10": noise.compare(25.3, 23.6, n=1000)}
+    assert capacity.pair_caveat(apart, 1) == ""
+    assert "No candidate pair of students differs" in capacity.pair_caveat(close, 0)
+    assert "checked so far" in capacity.pair_caveat(close, 1) and "not trained yet" in capacity.pair_caveat(close, 1)
+    assert capacity.untried_sentence([], "w32") == ""
+    text = capacity.untried_sentence(["small_cnn at width 4"], "small_cnn at width 32")
+    assert text.startswith("**small_cnn at width 4 against small_cnn at width 32**: **not trained yet**.")
+    assert "`cktat runs --stages capacity`" in text and "this pair waits for its small student's" in text
