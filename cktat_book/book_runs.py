@@ -194,7 +194,8 @@ def wider_pair(ch: Chapter, cap: dict) -> dict | None:
     above: only the teacher's forward pass grows). Returns {"widths": (small, large), "ratio", "wider" and
     "distilled" (how many runs of each kind), "seconds", "check": the wider PGD-AT run alone, what `capacity_checks`
     pays first to see whether the pair differs, "budget": the budget it would come out of, `baselines.beyond_budget`'s
-    words}, or None where the large student is not the small CNN (ResNet-18 and WRN-34-10 are the paper's own pair)."""
+    words}, or None where the chapter's pair already differs in both accuracies (`capacity.separated`) or the large
+    student is not the small CNN (ResNet-18 and WRN-34-10 are the paper's own pair)."""
     import torch
 
     from .baselines import beyond_budget
@@ -203,7 +204,7 @@ def wider_pair(ch: Chapter, cap: dict) -> dict | None:
     from cktat_core.results import run_seconds
 
     r = ch.resolved("pgdat", **cap["pair"]["large"])
-    if r.model != "small_cnn":
+    if r.model != "small_cnn" or separated(cap["checks"][-1][1]):
         return None
     width = r.width or 16
 

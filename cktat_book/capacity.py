@@ -296,9 +296,10 @@ def _against(c: Comparison, whose: str) -> str:
             WITHIN: f"within noise of {whose}"}[c.word] + f" ({c.difference:+.1f})"
 
 
-def teacher_reading_text(teacher: dict[str, float], attack: str, label: str) -> str:
+def teacher_reading_text(teacher: dict[str, float], attack: str, label: str, apart: bool = False) -> str:
     """The reading of a distiller on its clean teacher's side of PGD-AT; `teacher`: that student's clean teacher's
-    test accuracies ("natural", `attack`)."""
+    test accuracies ("natural", `attack`); `apart`: whether the chapter's two students differ in both accuracies
+    (`separated`), so that its capacity claims test what the reading leaves open."""
     return (f"We read a distiller that lies on its clean teacher's side of PGD-AT (more natural accuracy, less "
             f"{label}) as its teacher's doing, not its method's: a distilled student leans towards its teacher's place "
             f"on the trade-off, and this student's clean teacher has {teacher['natural']:.1f}% natural and "
@@ -306,7 +307,9 @@ def teacher_reading_text(teacher: dict[str, float], attack: str, label: str) -> 
             f"its place, the same method on the same student should rise in {label} beyond the noise and no longer "
             f"lie below PGD-AT in it. The test can say whether the loss is the teacher's on our students; not whether "
             f"a student of the paper's capacity turns a clean teacher's predictions into robust accuracy, as the paper "
-            f"reads its Table 1: that needs a pair of students that differ in both accuracies (priced below).")
+            f"reads its Table 1: "
+            + ("the change of each gap from our small to our large student, tested above, is what our pair can say of "
+               "it." if apart else "that needs a pair of students that differ in both accuracies (priced below)."))
 
 
 def teacher_swap(robust: dict, clean: dict, pgdat: dict, attack: str,
@@ -328,12 +331,13 @@ def teacher_swap(robust: dict, clean: dict, pgdat: dict, attack: str,
 
 
 def teacher_readings(found: list[Claim], runs: dict, teachers: dict[str, dict[str, float]], attack: str, label: str,
-                     spread: dict[str, dict[str, float | None]]) -> list[budget.Reading]:
+                     spread: dict[str, dict[str, float | None]], apart: bool = False) -> list[budget.Reading]:
     """Chapter 06's reading of each contradicted sign of a distiller (ARD, IAD, RSLAD, LTD) that lies on its clean
     teacher's side of PGD-AT in both accuracies (natural above it, `attack` below it; Sec. 4.2 states one side for
     both), tested by the same method with the robust teacher on the same student (`teacher_swap`). `runs`: the runs of
     `book_runs.capacity`; `teachers`: student -> its clean teacher's accuracies; `spread`: student -> accuracy -> the
-    pooled seed spread's upper bound. A supported reading names the teacher as what costs our students their robust
+    pooled seed spread's upper bound; `apart`: whether the two students differ (`teacher_reading_text`). A supported
+    reading names the teacher as what costs our students their robust
     accuracy; why a student of the paper's capacity gains from the same clean teacher it does not say, so it explains
     the contradiction in part (`resolves` False)."""
     signs, out = _signs(found), []
@@ -347,7 +351,7 @@ def teacher_readings(found: list[Claim], runs: dict, teachers: dict[str, dict[st
         shows = (f"With the robust teacher, {m} moves {rob.difference:+.1f} points in {label} and {nat.difference:+.1f} "
                  f"in natural accuracy from the clean teacher's student, and lies {_against(level, 'PGD-AT')} in "
                  f"{label}.")
-        out.append(budget.Reading("06_capacity", c.claim, teacher_reading_text(teachers[k], attack, label),
+        out.append(budget.Reading("06_capacity", c.claim, teacher_reading_text(teachers[k], attack, label, apart),
                                   f"{m} with the robust teacher on the {k} student (`runs/{swap['name']}`)", verdict,
                                   f"against the clean teacher's student: {rob.evidence()}; against PGD-AT: "
                                   f"{level.evidence()}", shows, budget=False,

@@ -222,3 +222,10 @@ def test_the_opening_says_whether_the_pair_separates_and_whether_a_candidate_wai
     text = capacity.untried_sentence(["small_cnn at width 4"], "small_cnn at width 32")
     assert text.startswith("**small_cnn at width 4 against small_cnn at width 32**: **not trained yet**.")
     assert "`cktat runs --stages capacity`" in text and "this pair waits for its small student's" in text
+
+
+def test_the_teacher_reading_sends_the_reader_to_the_capacity_claims_only_where_the_pair_differs():
+    teacher = {"natural": 75.0, "pgd20": 0.0}
+    assert capacity.teacher_reading_text(teacher, "pgd20", "PGD-20").endswith("differ in both accuracies (priced below).")
+    apart = capacity.teacher_reading_text(teacher, "pgd20", "PGD-20", apart=True)
+    assert "priced" not in apart and "from our small to our large student, tested above" in apart
