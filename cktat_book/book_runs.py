@@ -58,10 +58,11 @@ DISTILLERS = ("ard", "iad", "rslad", "ltd")  # Table 1's methods with a frozen t
 
 def seeded(ch: Chapter, **fields) -> dict[str, list[dict]]:
     """method -> its seeds' runs, for every method trained with the book's seeds on the network of `fields`: PGD-AT,
-    TRADES and CKTAT on the profile's own network (`headline`), PGD-AT on another (chapter 06's small student)."""
+    TRADES and CKTAT, on the profile's own network (`headline`) as on another (chapter 06's small student), so that
+    each network's spread is pooled over the same methods."""
     if not fields:
         return headline(ch)
-    return {"pgdat": ch.seeds("pgdat", **fields)}
+    return {m: ch.seeds(m, **fields) for m in HEADLINE}
 
 
 def spreads(ch: Chapter, attacks: tuple[str, ...], **fields) -> dict[str, Spread | None]:
@@ -187,7 +188,8 @@ def wider_pair(ch: Chapter, cap: dict) -> dict | None:
     """A pair of students that may differ in both accuracies where chapter 06's do not, priced from the runs in hand:
     the small CNN at twice the large student's width as the large student, against the present large student as the
     small one (its runs are reused). It adds the runs of `cap` (`capacity`) on the large student, its clean teacher
-    and PGD-AT's other seeds (that student's spread) at the wider network, each its recorded seconds
+    and the other seeds of PGD-AT, TRADES and CKTAT (that student's spread, `seeded`; the CKTAT seeds' own teachers
+    left out) at the wider network, each its recorded seconds
     (`results.run_seconds`) times the ratio of the two networks' training FLOPs per 32x32 image
     (`cktat_core.bench.count_flops`, forward and backward), and the distillations of the wider PGD-AT into the present
     large student as its authors run ARD, IAD and RSLAD, each its same-size robust-teacher run times that ratio (from
@@ -215,7 +217,7 @@ def wider_pair(ch: Chapter, cap: dict) -> dict | None:
     ratio = flops(2 * width) / flops(width)
     runs = cap["runs"]
     wider = [x for (_, _, k), x in runs.items() if k == "large"]
-    wider += [cap["teachers"]["large"], *ch.seeds("pgdat", **cap["pair"]["large"])[1:]]
+    wider += [cap["teachers"]["large"], *(r for rs in seeded(ch, **cap["pair"]["large"]).values() for r in rs[1:])]
     distilled = [runs[t, "robust", "large"] for t, kind, _ in runs if kind == "robust (large)"]
     seconds = lambda x: run_seconds(x)[0] * ratio
     cost = sum(map(seconds, wider + distilled))
@@ -396,8 +398,9 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
     "checks": [(pair, separation), ...], "untried": [pair, ...] (`capacity_checks`), "teachers": {capacity: clean
     teacher run}, "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)" (LBGAT), "robust" (the same
     capacity's PGD-AT run, last epoch) or "robust (large)" (the large student's PGD-AT distilled into the small
-    student, as ARD's, IAD's and RSLAD's authors distil a larger robust model). PGD-AT is trained with the book's seeds
-    on both students, so each student's runs are judged against its own spread (`spreads`).
+    student, as ARD's, IAD's and RSLAD's authors distil a larger robust model). PGD-AT, TRADES and CKTAT are trained
+    with the book's seeds on both students (`seeded`), so each student's runs are judged against its own spread
+    (`spreads`).
 
     The chapter's own network is trained first: its clean teacher and its PGD-AT are the runs every chapter shares,
     whose weights a clone trains again for the distillers, so the runs that need those weights follow at once."""
@@ -407,7 +410,7 @@ def capacity(ch: Chapter, default_width: int = 16) -> dict:
     runs, robust = {}, {}
     for k in sorted(pair, key=lambda k: bool(pair[k])):  # the network with no changed field, the shared one, first
         f = pair[k]
-        pgdat = ch.seeds("pgdat", **f)[0]  # with the book's seeds: each student's own run-to-run spread
+        pgdat = seeded(ch, **f)["pgdat"][0]  # PGD-AT, TRADES and CKTAT with the book's seeds: each student's spread
         runs["PGDAT", "none", k] = pgdat
         runs["CKTAT", "clean", k] = ch.variant("cktat", **f)
         for m in DISTILLERS:
