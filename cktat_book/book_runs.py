@@ -20,6 +20,7 @@ import os
 from .chapter import SEEDS, Chapter
 from cktat_core.errors import ConfigError
 from cktat_core.methods import METHODS
+from cktat_core.models import SMALL_CNN_WIDTH
 from . import budget
 from .noise import ABOVE, BELOW, Spread, seeded_columns
 from .capacity import capacity_candidates, separated, separation
@@ -133,7 +134,7 @@ def ladder(ch: Chapter, methods=HEADLINE) -> dict[str, dict[str, dict]]:
     return out
 
 
-def capacity_large(ch: Chapter, default_width: int = 16) -> dict:
+def capacity_large(ch: Chapter, default_width: int = SMALL_CNN_WIDTH) -> dict:
     """The fields of chapter 06's large student (`capacity.capacity_candidates`: the same in every candidate pair)."""
     r = ch.resolved("pgdat")
     return capacity_candidates(r.model, r.width, default_width)[0]["large"]
@@ -208,7 +209,7 @@ def wider_pair(ch: Chapter, cap: dict) -> dict | None:
     r = ch.resolved("pgdat", **cap["pair"]["large"])
     if r.model != "small_cnn" or separated(cap["checks"][-1][1]):
         return None
-    width = r.width or 16
+    width = r.width or SMALL_CNN_WIDTH
 
     def flops(w: int) -> int:
         net = build_model("small_cnn", ch.num_classes, width=w)
@@ -272,13 +273,12 @@ def ladder_plan(ch: Chapter) -> dict:
     finished = {k: {m: ch.finished(m, **fields) for m in HEADLINE} for k, fields in rungs.items()}
     readings, estimated = [], 0.0
     for m, fields in reading_plan(ch).values():
-        done, short = ch.finished(m, **fields), ch.finished(m)
-        if done is None and short is None:
-            return readings_plan(base, rungs, finished, None)
-        if done is not None:
+        if (done := ch.finished(m, **fields)) is not None:
             readings.append(done)
-        else:
+        elif (short := ch.finished(m)) is not None:
             estimated += scaled_seconds(short, fields.get("epochs"), fields.get("attack_steps"))
+        else:
+            return readings_plan(base, rungs, finished, None)
     return readings_plan(base, rungs, finished, readings, estimated)
 
 
@@ -371,7 +371,7 @@ def distilled(ch: Chapter, method: str, kind: str, checkpoint: str, **fields) ->
 AUTHORS_ROBUST = ("ard", "iad", "rslad")  # distilled by their authors from a larger robust teacher
 
 
-def capacity_checks(ch: Chapter, default_width: int = 16) -> tuple[list[tuple[dict, dict]], list[dict]]:
+def capacity_checks(ch: Chapter, default_width: int = SMALL_CNN_WIDTH) -> tuple[list[tuple[dict, dict]], list[dict]]:
     """(checks, untried): (pair, separation) for the candidate pairs of students (`capacity.capacity_candidates`),
     the nearest width first, up to the first whose students' PGD-AT differ beyond noise on validation in both
     accuracies (`capacity.separated`): each candidate costs one PGD-AT run of its small student, so the pair is chosen
@@ -393,11 +393,11 @@ def capacity_checks(ch: Chapter, default_width: int = 16) -> tuple[list[tuple[di
     return out, []
 
 
-def capacity(ch: Chapter, default_width: int = 16) -> dict:
+def capacity(ch: Chapter, default_width: int = SMALL_CNN_WIDTH) -> dict:
     """Table 1's runs on the pair of students `capacity_checks` chooses: {"pair": {"small": fields, "large": fields},
     "checks": [(pair, separation), ...], "untried": [pair, ...] (`capacity_checks`), "teachers": {capacity: clean
-    teacher run}, "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean (co-trained)" (LBGAT), "robust" (the same
-    capacity's PGD-AT run, last epoch) or "robust (large)" (the large student's PGD-AT distilled into the small
+    teacher run}, "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean
+    (co-trained)" (LBGAT), "robust" (the same capacity's PGD-AT run, last epoch) or "robust (large)" (the large student's PGD-AT distilled into the small
     student, as ARD's, IAD's and RSLAD's authors distil a larger robust model). PGD-AT, TRADES and CKTAT are trained
     with the book's seeds on both students (`seeded`), so each student's runs are judged against its own spread
     (`spreads`).

@@ -16,6 +16,7 @@ from cktat_core.results import duration
 from . import budget
 from .claims import CONTRADICTED, WORDS, Claim, judged
 from .noise import ABOVE, BELOW, WITHIN, Comparison, compare_evaluations
+from .report import listed
 
 
 # Sec. 4.2 and Table 1 of the CKTAT paper: with a clean teacher, ARD, IAD, RSLAD, LTD and LBGAT lose natural and
@@ -113,8 +114,6 @@ def untried_sentence(names: list[str], large: str) -> str:
     """The candidate pairs not checked yet (`names`: their small students), or "" where there are none."""
     if not names:
         return ""
-    from .report import listed
-
     one = len(names) == 1
     which, whose = ("this pair", "its") if one else ("these pairs", "their")
     return (f"**{listed(names)} against {large}**: **not trained yet**. The check of {which} waits for {whose} small "

@@ -215,7 +215,7 @@ class Chapter:
         note = os.environ.get(WOULD_TRAIN_ENV)
         if done is None and note:
             with open(note, "a") as fh:
-                fh.write(os.path.join("runs", self._planned(method, fields, train_teacher=False)[1]) + "\n")
+                fh.write(os.path.join("runs", self.name(method, **fields)) + "\n")
         return done
 
     def seeds(self, method: str, seeds=SEEDS, **fields) -> list[dict]:

@@ -225,12 +225,14 @@ class InputQuantized(nn.Module):
 PURE_FORWARD: set[type] = {nn.Sequential, BasicBlock, PreActBlock, ResNet, WideBlock, NetworkBlock, WideResNet,
                            SmallCNN, Normalized, InputQuantized}
 
+SMALL_CNN_WIDTH = 16  # the small CNN's width where a config leaves it at 0
+
 MODELS = {
     "resnet18": lambda num_classes, **kw: ResNet(BasicBlock, [2, 2, 2, 2], num_classes),
     "preact_resnet18": lambda num_classes, **kw: ResNet(PreActBlock, [2, 2, 2, 2], num_classes, preact=True),
     "wrn34_10": lambda num_classes, sub_block1=False, **kw: WideResNet(34, 10, num_classes, sub_block1=sub_block1),
     "wrn28_10": lambda num_classes, **kw: WideResNet(28, 10, num_classes),
-    "small_cnn": lambda num_classes, width=0, **kw: SmallCNN(num_classes, width or 16),
+    "small_cnn": lambda num_classes, width=0, **kw: SmallCNN(num_classes, width or SMALL_CNN_WIDTH),
 }
 
 
