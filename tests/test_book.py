@@ -835,6 +835,29 @@ def test_a_clean_clone_finds_every_committed_chapter_current():
     assert not stale, f"stale committed chapters (run `cktat reproduce`): {stale}"
 
 
+def test_every_checkpoint_a_committed_run_learns_from_may_be_committed():
+    """A run that learns from another's weights (a teacher, an initialisation) needs them in every clone, and a
+    clone that lacks them trains that run again (`train.restore_checkpoint`): a different teacher, and the shared
+    numbers drift. `.gitignore` admits every checkpoint that a committed result reads, and those of the book's
+    robust and clean teachers are committed."""
+    tracked = set(subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True,
+                                 text=True).stdout.split())
+    read = set()
+    for path in sorted(p for p in tracked if p.endswith("/result.json")):
+        with open(os.path.join(ROOT, path)) as fh:
+            settings = json.load(fh).get("settings", {})
+        for key in ("teacher_checkpoint", "init_checkpoint"):
+            if settings.get(key):
+                read.add(os.path.normpath(os.path.join(os.path.dirname(path), settings[key])).replace(os.sep, "/"))
+    assert {"results/cpu/runs/teacher_clean/teacher/last.pt", "results/cpu/runs/pgdat/student/last.pt"} <= read
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *sorted(read)], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert not ignored, f"checkpoints a committed run reads that .gitignore keeps out: {ignored}"
+    for path in ("results/cpu/runs/teacher_clean/teacher/last.pt", "results/cpu/runs/pgdat/student/last.pt",
+                 "results/cpu/runs/pgdat_width4/student/last.pt"):
+        assert path in tracked, path
+
+
 def test_no_committed_chapter_echoes_a_bare_value():
     """A cell whose last line returns a value (a path, a number) prints it as `Out[...]` on the page, plumbing a
     reader has no use for: every execute_result of a committed chapter carries a rich view (a widget, a figure).
