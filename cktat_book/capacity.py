@@ -138,7 +138,7 @@ def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict
     """Chapter 06's closing reading, from its numbers: how much the attack takes from PGD-AT on each student, how far
     apart the two students' PGD-AT runs are against the paper's pair (and, with `sizes` {"small", "large"} and
     `paper_sizes` {"resnet18", "wrn34_10"} parameter counts, how much each pair grows the network), and how the
-    claims came out."""
+    claims came out. Its closing interpretation is untested, and says so."""
     drop = {k: acc["PGDAT", "none", k]["natural"] - acc["PGDAT", "none", k][robust] for k in pair}
     p_drop = {k: paper[net]["PGDAT"][0] - paper[net]["PGDAT"][1] for k, net in (("small", "resnet18"), ("large", "wrn34_10"))}
     ours_gap = [acc["PGDAT", "none", "large"][c] - acc["PGDAT", "none", "small"][c] for c in ("natural", robust)]
@@ -175,7 +175,8 @@ def capacity_reading(acc: dict, paper: dict, found: list, pair: dict, name: dict
              f"between the paper's ({ours_gap[1]:+.1f} against {paper_gap[1]:+.1f} points), and its natural accuracy "
              f"{moves(ours_gap[0], paper_gap[0])} ({ours_gap[0]:+.1f} against {paper_gap[0]:+.1f}). We think networks "
              f"this far from fitting CIFAR-10, trained for a few epochs, leave a teacher's effect little room to change "
-             f"with capacity: {len(by['within noise'])} of the {len(found)} claims lie inside our noise.")
+             f"with capacity: {len(by['within noise'])} of the {len(found)} claims lie inside our noise. This reading "
+             f"is ours, not a run's: no run of the book tests it.")
     return text
 
 

@@ -96,6 +96,7 @@ def test_the_capacity_reading_counts_claims_and_compares_the_two_pairs():
     assert "our pair grows the network 4.0x in parameters, the paper's 4.1x from ResNet-18 to WRN-34-10" in text
     assert "robust accuracy moves less" in text and "(+1.6 against +5.1 points)" in text
     assert "natural accuracy less (+2.7 against +2.9)" in text
+    assert text.endswith("no run of the book tests it.")  # an interpretation, said to be one
 
 
 def test_the_capacity_reading_counts_the_signs_of_the_clean_teacher():
