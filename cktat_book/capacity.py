@@ -296,64 +296,73 @@ def _against(c: Comparison, whose: str) -> str:
             WITHIN: f"within noise of {whose}"}[c.word] + f" ({c.difference:+.1f})"
 
 
-def teacher_reading_text(teacher: dict[str, float], attack: str, label: str, apart: bool = False) -> str:
+def teacher_reading_text(teacher: dict[str, float], attack: str, label: str, apart: bool = False,
+                         natural: bool = False) -> str:
     """The reading of a distiller on its clean teacher's side of PGD-AT; `teacher`: that student's clean teacher's
     test accuracies ("natural", `attack`); `apart`: whether the chapter's two students differ in both accuracies
-    (`separated`), so that its capacity claims test what the reading leaves open."""
+    (`separated`), so that its capacity claims test what the reading leaves open; `natural`: whether the claim read
+    is about natural accuracy (the prediction is then on natural accuracy: down, no longer above PGD-AT)."""
+    expect = ("fall in natural accuracy beyond the noise and no longer lie above PGD-AT in it" if natural else
+              f"rise in {label} beyond the noise and no longer lie below PGD-AT in it")
     return (f"We read a distiller that lies on its clean teacher's side of PGD-AT (more natural accuracy, less "
             f"{label}) as its teacher's doing, not its method's: a distilled student leans towards its teacher's place "
             f"on the trade-off, and this student's clean teacher has {teacher['natural']:.1f}% natural and "
             f"{teacher[attack]:.1f}% {label} accuracy. With the robust teacher (PGD-AT of the student's own size) in "
-            f"its place, the same method on the same student should rise in {label} beyond the noise and no longer "
-            f"lie below PGD-AT in it. The test can say whether the loss is the teacher's on our students; not whether "
+            f"its place, the same method on the same student should {expect}. The test can say whether the loss is "
+            f"the teacher's on our students; not whether "
             f"a student of the paper's capacity turns a clean teacher's predictions into robust accuracy, as the paper "
             f"reads its Table 1: "
             + ("the change of each gap from our small to our large student, tested above, is what our pair can say of "
                "it." if apart else "that needs a pair of students that differ in both accuracies (priced below)."))
 
 
-def teacher_swap(robust: dict, clean: dict, pgdat: dict, attack: str,
+def teacher_swap(robust: dict, clean: dict, pgdat: dict, metric: str, other: str,
                  spread: dict[str, float | None]) -> tuple[str, Comparison, Comparison, Comparison]:
-    """The test of `teacher_reading_text`: the robust teacher's student (`robust`, a run) against the clean teacher's
-    (`clean`) and against PGD-AT of the same student (`pgdat`), in `attack`, image by image with `spread` (accuracy ->
-    the student's pooled seed spread's upper bound) as the run-to-run margin. Supported when the swap raises `attack`
-    beyond the noise and leaves the student not below PGD-AT beyond it; not supported when the swap lowers `attack`
-    beyond the noise or the student still lies below PGD-AT beyond it (the method loses robust accuracy whatever its
-    teacher); within noise otherwise. Returns (verdict, the swap in `attack`, against PGD-AT in `attack`, the swap in
-    natural accuracy, which the reading also expects to fall, shown beside it)."""
+    """The test of `teacher_reading_text` on the claim's own accuracy `metric`: the robust teacher's student
+    (`robust`, a run) against the clean teacher's (`clean`) and against PGD-AT of the same student (`pgdat`), image by
+    image with `spread` (accuracy -> the student's pooled seed spread's upper bound) as the run-to-run margin. The
+    reading predicts the swap moves `metric` away from the clean teacher's side: up for a robust accuracy, down for
+    natural accuracy. Supported when the swap moves `metric` that way beyond the noise and leaves the student not on
+    the clean teacher's side of PGD-AT beyond it; not supported when the swap moves `metric` the other way beyond the
+    noise or the student still lies on that side beyond it (the method, not its teacher, puts it there); within noise
+    otherwise. Returns (verdict, the swap in `metric`, against PGD-AT in `metric`, the swap in the `other` accuracy,
+    which the reading expects to move the other way, shown beside it)."""
     ev = lambda r: r["student"]["last"]
-    rob = compare_evaluations(ev(robust), ev(clean), attack, spread.get(attack))
-    level = compare_evaluations(ev(robust), ev(pgdat), attack, spread.get(attack))
-    nat = compare_evaluations(ev(robust), ev(clean), "natural", spread.get("natural"))
-    verdict = (budget.NOT_SUPPORTED if rob.word == BELOW or level.word == BELOW else
-               budget.SUPPORTED if rob.word == ABOVE else budget.WITHIN_NOISE)
-    return verdict, rob, level, nat
+    move = compare_evaluations(ev(robust), ev(clean), metric, spread.get(metric))
+    level = compare_evaluations(ev(robust), ev(pgdat), metric, spread.get(metric))
+    side = compare_evaluations(ev(robust), ev(clean), other, spread.get(other))
+    toward, away = (BELOW, ABOVE) if metric == "natural" else (ABOVE, BELOW)
+    verdict = (budget.NOT_SUPPORTED if away in (move.word, level.word) else
+               budget.SUPPORTED if move.word == toward else budget.WITHIN_NOISE)
+    return verdict, move, level, side
 
 
 def teacher_readings(found: list[Claim], runs: dict, teachers: dict[str, dict[str, float]], attack: str, label: str,
                      spread: dict[str, dict[str, float | None]], apart: bool = False) -> list[budget.Reading]:
     """Chapter 06's reading of each contradicted sign of a distiller (ARD, IAD, RSLAD, LTD) that lies on its clean
     teacher's side of PGD-AT in both accuracies (natural above it, `attack` below it; Sec. 4.2 states one side for
-    both), tested by the same method with the robust teacher on the same student (`teacher_swap`). `runs`: the runs of
-    `book_runs.capacity`; `teachers`: student -> its clean teacher's accuracies; `spread`: student -> accuracy -> the
-    pooled seed spread's upper bound; `apart`: whether the two students differ (`teacher_reading_text`). A supported
-    reading names the teacher as what costs our students their robust
-    accuracy; why a student of the paper's capacity gains from the same clean teacher it does not say, so it explains
-    the contradiction in part (`resolves` False)."""
+    both), tested on the claim's own accuracy by the same method with the robust teacher on the same student
+    (`teacher_swap`). `runs`: the runs of `book_runs.capacity`; `teachers`: student -> its clean teacher's accuracies;
+    `spread`: student -> accuracy -> the pooled seed spread's upper bound; `apart`: whether the two students differ
+    (`teacher_reading_text`). A supported reading names the teacher as what puts our students on the trade-off's
+    natural side; why a student of the paper's capacity gains from the same clean teacher it does not say, so it
+    explains the contradiction in part (`resolves` False)."""
     signs, out = _signs(found), []
-    for c, k, m, _ in _contradicted_signs(found):
+    for c, k, m, natural in _contradicted_signs(found):
         pair = (signs.get((k, m, True)), signs.get((k, m, False)))
         if m not in DISTILLERS or (m, "robust", k) not in runs or None in pair or not (pair[0].ours > 0 > pair[1].ours):
             continue
         swap = runs[m, "robust", k]
-        verdict, rob, level, nat = teacher_swap(swap, runs[m, "clean", k], runs["PGDAT", "none", k], attack,
-                                                spread.get(k, {}))
-        shows = (f"With the robust teacher, {m} moves {rob.difference:+.1f} points in {label} and {nat.difference:+.1f} "
-                 f"in natural accuracy from the clean teacher's student, and lies {_against(level, 'PGD-AT')} in "
-                 f"{label}.")
-        out.append(budget.Reading("06_capacity", c.claim, teacher_reading_text(teachers[k], attack, label, apart),
+        (metric, lab), (other, other_lab) = (("natural", "natural accuracy"), (attack, label))[::1 if natural else -1]
+        verdict, move, level, side = teacher_swap(swap, runs[m, "clean", k], runs["PGDAT", "none", k], metric, other,
+                                                  spread.get(k, {}))
+        shows = (f"With the robust teacher, {m} moves {move.difference:+.1f} points in {lab} and "
+                 f"{side.difference:+.1f} in {other_lab} from the clean teacher's student, and lies "
+                 f"{_against(level, 'PGD-AT')} in {lab}.")
+        out.append(budget.Reading("06_capacity", c.claim, teacher_reading_text(teachers[k], attack, label, apart,
+                                                                                natural),
                                   f"{m} with the robust teacher on the {k} student (`runs/{swap['name']}`)", verdict,
-                                  f"against the clean teacher's student: {rob.evidence()}; against PGD-AT: "
+                                  f"against the clean teacher's student: {move.evidence()}; against PGD-AT: "
                                   f"{level.evidence()}", shows, budget=False,
                                   resolves=False if verdict == budget.SUPPORTED else None))
     return out

@@ -170,6 +170,28 @@ def test_a_distillers_sign_on_its_clean_teachers_side_is_read_as_the_teachers_an
     assert iad.verdict == budget.NOT_SUPPORTED and "below PGD-AT beyond noise (-4.0)" in iad.shows
 
 
+def test_a_natural_accuracy_sign_read_as_the_teachers_is_tested_on_natural_accuracy():
+    from cktat_book import budget, claims
+
+    # the small student: PGD-AT at 40 / 20; ARD with the clean teacher above it in natural accuracy (the paper: below)
+    runs = {("PGDAT", "none", "small"): _run(40.0, 20.0), ("ARD", "clean", "small"): _run(50.0, 15.0),
+            ("ARD", "robust", "small"): _run(38.0, 15.0, "ard_robust")}
+    spread = {"small": {"natural": 1.0, "pgd20": 1.0}}
+    teachers = {"small": {"natural": 55.0, "pgd20": 0.0}}
+    found = capacity.capacity_signs("06", runs, PAPER_T1, "pgd20", spread)
+    assert {c.claim for c in found if c.verdict == claims.CONTRADICTED} == {
+        "On the small student, ARD's natural accuracy (clean teacher) below PGD-AT's"}
+    [r] = capacity.teacher_readings(found, runs, teachers, "pgd20", "PGD-20", spread)
+    # natural accuracy falls 12 points and lies within noise of PGD-AT: supported, though PGD-20 does not move
+    assert r.verdict == budget.SUPPORTED and "fall in natural accuracy beyond the noise" in r.text
+    assert "-12.0 points in natural accuracy and +0.0 in PGD-20" in r.shows
+    assert "within noise of PGD-AT (-2.0) in natural accuracy" in r.shows
+    # a robust teacher that lifts PGD-20 but leaves natural accuracy above PGD-AT beyond noise does not support it
+    runs["ARD", "robust", "small"] = _run(47.0, 25.0, "ard_robust")
+    [r] = capacity.teacher_readings(found, runs, teachers, "pgd20", "PGD-20", spread)
+    assert r.verdict == budget.NOT_SUPPORTED and "above PGD-AT beyond noise (+7.0)" in r.shows
+
+
 def test_lbgats_sign_is_read_as_the_short_schedules_and_waits_for_the_readings_stage():
     from cktat_book import budget
 

@@ -113,6 +113,7 @@ def test_the_reading_points_to_its_run_once_that_run_is_there():
     raat, cons = _run(bits(500)), _run(bits(530))
     tested = raat_ducat.raat_reading_tested(found, _run(bits(500)), raat, cons, 0.2)
     assert [t.claim for t in tested] == [ABOVE_CONS_AT] and tested[0].verdict == budget.SUPPORTED
+    assert tested[0].resolves is False  # DICAR named; why the paper's RAAT, with DICAR too, lies above: not said
     text = raat_ducat.raat_reading(found, 1.4, tested)
     assert "The run below, RAAT without the reduced perturbation, separates the two." in text
     assert "would." not in text and "do not separate" not in text
