@@ -658,14 +658,15 @@ def scaled_seconds(run: dict, epochs: int | None = None, attack_steps: int | Non
 
 
 def readings_plan(base: dict[str, dict | None], rungs: dict[str, dict], finished: dict[str, dict[str, dict | None]],
-                  readings: list[dict] | None, readings_estimated: float = 0.0) -> dict:
+                  readings: list[dict] | None, readings_estimated: float = 0.0, narrow: list[dict] = ()) -> dict:
     """What the ladder and the readings' runs take of their budget (`budget.LADDER_BUDGET_HOURS`), in seconds: `base`,
     method -> its 1x run; `rungs`, rung -> the fields it changes (`book_runs.ladder_rungs`); `finished`, rung ->
     method -> its run where finished, else None; `readings`, the readings' runs finished (None: some not trained yet
     and not estimated); `readings_estimated`, the seconds of those not trained yet, estimated from their 1x runs. A
     finished run counts its recorded seconds (`results.run_seconds`: an epoch during which the build was stopped at its
     run's median), one not trained yet its 1x run's scaled to the rung (`scaled_seconds`; "unknown" counts the runs
-    neither tells)."""
+    neither tells); `narrow`, chapter 06's runs on its narrower students (`book_runs.narrower_students`), counted with
+    the readings' runs."""
     recorded = estimated = 0.0
     unknown = 0
     for rung, fields in rungs.items():
@@ -678,9 +679,10 @@ def readings_plan(base: dict[str, dict | None], rungs: dict[str, dict], finished
                 unknown += 1
     return {"budget": budget.LADDER_BUDGET_HOURS * 3600, "ladder_recorded": recorded, "ladder_estimated": estimated,
             "unknown": unknown,
-            "readings": None if readings is None else sum(run_seconds(r)[0] for r in readings) + readings_estimated,
+            "readings": None if readings is None else sum(run_seconds(r)[0] for r in [*readings, *narrow])
+            + readings_estimated,
             "readings_estimated": readings_estimated,
-            "reading_runs": None if readings is None else len(readings)}
+            "reading_runs": None if readings is None else len(readings) + len(narrow), "narrow_runs": len(narrow)}
 
 
 def beyond_budget(cost: float, what: str, plan: dict) -> str:
@@ -705,8 +707,11 @@ def beyond_budget(cost: float, what: str, plan: dict) -> str:
     else:
         runs = "run" if plan.get("reading_runs") == 1 and not plan.get("readings_estimated") else "runs"
         guess = plan.get("readings_estimated")
+        k = plan.get("narrow_runs")
         paid = (f"the ladder's rungs ({rungs}) and the readings' {runs} ({duration(plan['readings'])}"
-                + (f", {duration(guess)} of it estimated from the 1x runs" if guess else "") + ") are paid")
+                + (f", {duration(guess)} of it estimated from the 1x runs" if guess else "")
+                + (f"; chapter 06's {k} run{'s' * (k != 1)} on its narrower students included" if k else "")
+                + ") are paid")
     text = f"{duration(cost)} of this machine ({what}), and the {duration(plan['budget'])} budget of the ladder and the readings' runs has "
     if left <= 0:
         return text + f"nothing left once {paid}"

@@ -261,11 +261,33 @@ def seed_autoattack(ch: Chapter, runs: dict[str, list[dict]]) -> dict[str, list[
     return out
 
 
+def narrower_students(ch: Chapter, default_width: int = SMALL_CNN_WIDTH) -> list[dict]:
+    """The finished runs of this results folder (stand-alone teachers included) on chapter 06's candidate small
+    students after the first (`capacity.capacity_candidates`): the runs that looked for a pair of students that differ,
+    and trained the chapter on it, beyond the pair every profile starts from. They come out of the budget of the
+    ladder and the readings' runs (`ladder_plan`). Read from the results' recorded networks; nothing is trained."""
+    import glob
+    import json
+
+    r = ch.resolved("pgdat")
+    later = capacity_candidates(r.model, r.width, default_width)[1:]
+    nets = {(c.model, c.width) for c in (ch.resolved("pgdat", **pair["small"]) for pair in later)}
+    out = []
+    for path in sorted(glob.glob(os.path.join(ch.runs, "*", "result.json"))):
+        with open(path) as fh:
+            res = json.load(fh)
+        settings = res.get("settings") or {}
+        if (settings.get("model"), settings.get("width")) in nets:
+            out.append({**res, "name": os.path.basename(os.path.dirname(path))})
+    return out
+
+
 def ladder_plan(ch: Chapter) -> dict:
     """What the ladder and the readings' runs take of their budget in this results folder (`baselines.readings_plan`),
     read without training anything: the budget a run no stage trains would come out of (`baselines.beyond_budget`). A
     reading's run not trained yet is estimated from its method's 1x run (`baselines.scaled_seconds`); where that is
-    missing too, the readings' runs are left aside."""
+    missing too, the readings' runs are left aside. Chapter 06's runs on its narrower students (`narrower_students`)
+    count with the readings' runs."""
     from .baselines import readings_plan, scaled_seconds
 
     rungs = ladder_rungs(ch)
@@ -279,7 +301,7 @@ def ladder_plan(ch: Chapter) -> dict:
             estimated += scaled_seconds(short, fields.get("epochs"), fields.get("attack_steps"))
         else:
             return readings_plan(base, rungs, finished, None)
-    return readings_plan(base, rungs, finished, readings, estimated)
+    return readings_plan(base, rungs, finished, readings, estimated, narrow=narrower_students(ch))
 
 
 def long_rows_cost(ch: Chapter, rows, short: dict[str, dict], long: dict[str, dict | None], factor: int,

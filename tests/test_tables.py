@@ -385,6 +385,32 @@ def test_the_table4_rows_at_four_times_the_epochs_count_only_those_the_ladder_do
     assert "the readings' runs, not all trained yet, aside" in text
 
 
+def test_chapter_06s_runs_on_its_narrower_students_count_in_the_ladders_budget(tmp_path):
+    from cktat_book.capacity import capacity_candidates
+    from cktat_book.chapter import Chapter
+
+    ch = Chapter("smoke", results=str(tmp_path), progress=False, train=False)
+    r = ch.resolved("pgdat")
+    first, later = [ch.resolved("pgdat", **p["small"]) for p in capacity_candidates(r.model, r.width, 16)][:2]
+
+    def write(name, cfg, seconds):
+        os.makedirs(tmp_path / "runs" / name)
+        with open(tmp_path / "runs" / name / "result.json", "w") as fh:
+            json.dump({"settings": {"model": cfg.model, "width": cfg.width}, "wall_seconds": seconds}, fh)
+
+    write("pgdat_narrow", later, 600.0)  # the second candidate's small student: a run the pair's search added
+    write("teacher_clean_narrow", later, 300.0)
+    write("pgdat_first", first, 900.0)  # the first candidate's: the pair every profile starts from
+    write("pgdat", r, 1200.0)
+    assert sorted(x["name"] for x in book_runs.narrower_students(ch, 16)) == ["pgdat_narrow", "teacher_clean_narrow"]
+    rungs = {"4x epochs": {"epochs": 64}}
+    plan = baselines.readings_plan({"pgdat": _timed(300.0)}, rungs, {"4x epochs": {"pgdat": _timed(1200.0, 64)}},
+                                   [_timed(1800.0)], narrow=book_runs.narrower_students(ch, 16))
+    assert plan["readings"] == pytest.approx(1800.0 + 900.0) and plan["reading_runs"] == 3
+    assert "the readings' runs (45.0 min; chapter 06's 2 runs on its narrower students included) are paid" in \
+        baselines.beyond_budget(60.0, "the rows", plan)
+
+
 def test_the_rank_sentence_tests_each_column_at_the_share_of_alpha_bonferroni_gives_it():
     four = {c: {"rho": 0.7, "p": 0.03, "n": 9} for c in "wxyz"}  # each would pass alone, none of four does
     text = baselines.rank_sentence(four, {})
