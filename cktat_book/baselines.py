@@ -288,7 +288,9 @@ def table_noise(n: int, cells: int) -> float:
 def warm_start_sentence(rows: dict[str, dict], warm: dict[str, bool], epochs: int) -> str:
     """How the rows that start from the clean teacher compare in natural accuracy with those that start from
     scratch (`warm`: label -> starts from the teacher): the two groups' means, weighed by Welch's test over the rows
-    (`noise.compare`; a method is one sample, so the spread is the spread between methods)."""
+    (`noise.compare`; a method is one sample, so the spread is the spread between methods). The rows differ in more
+    than their start; chapter 02's controls (PGD-AT and TRADES started from the clean teacher) test the start itself,
+    and the sentence points there."""
     from .noise import WITHIN, compare, p_text
 
     yes = [m for m in rows if warm[m]]
@@ -304,11 +306,15 @@ def warm_start_sentence(rows: dict[str, dict], warm: dict[str, bool], epochs: in
         return text + "; one row on a side is too few to weigh the difference."
     c = compare(values(yes), values(no))
     test = f"Welch's t-test over the {len(yes)} and {len(no)} rows"
+    controls = (" Chapter 02's controls, PGD-AT and TRADES started from the same clean teacher, test the start itself, "
+                "method by method.")
     if c.word == WITHIN:
-        return text + (f": the difference lies within the spread between methods ({test}, {p_text(c.p)}), so this "
-                       f"table does not show that starting from the clean model weighs on this column.")
+        return text + (f": the difference lies within the spread between methods ({test}, {p_text(c.p)}); rows that "
+                       f"differ in more than their start cannot show whether starting from the clean model weighs on "
+                       f"this column." + controls)
     return text + (f": {'above' if c.difference > 0 else 'below'} beyond the spread between methods ({test}, "
-                   f"{p_text(c.p)}); the rows differ in more than their start, so this says no more than that.")
+                   f"{p_text(c.p)}); the rows differ in more than their start, so this says no more than that."
+                   + controls)
 
 def natural_lead_reading(claim, rows: dict[str, dict], paper: dict[str, dict], target: str, epochs: int) -> str:
     """Our reading of chapter 08's natural-accuracy claim where it is not reproduced: the rows above `target` in

@@ -76,9 +76,10 @@ TOWARDS, AWAY, PAST, WITHIN_WORD, AT_PAPER, NO_ROW = ("towards the paper", "away
 def movement(c: Comparison, start: float, paper: float, band: float = 0.0) -> str:
     """Where a change `c` of our difference (from `start`, points) takes it against the paper's (`paper`, whose own
     noise is `band`: `claims.paper_margin`): within noise when `c` does not leave the noise; else towards the paper when
-    it ends nearer the paper's value than it started, past the paper when it crosses it and ends farther than it
-    started, away from the paper when it moves the other way; off the paper's value when it started within the
-    paper's band of it and moved beyond the noise."""
+    it ends nearer the paper's value than it started without crossing it, or within the paper's band of it; past the
+    paper when it crosses the paper's value and ends beyond that band (an overshoot, nearer or not); away from the
+    paper when it moves the other way; off the paper's value when it started within the paper's band of it and moved
+    beyond the noise."""
     if paper != paper:  # NaN: the paper reports no row at this setting
         return NO_ROW
     if c.word == WITHIN:
@@ -88,7 +89,8 @@ def movement(c: Comparison, start: float, paper: float, band: float = 0.0) -> st
     end = start + c.difference
     if (c.difference > 0) != (paper > start):
         return AWAY
-    return TOWARDS if abs(end - paper) < abs(start - paper) else PAST
+    crossed = (end - paper) * (start - paper) < 0
+    return PAST if crossed and abs(end - paper) > band else TOWARDS
 
 
 def ladder_rows(ladder: dict[str, dict[str, dict]], seeds: dict[str, list[dict]], attack: str, paper: dict,

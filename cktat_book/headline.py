@@ -211,6 +211,37 @@ def drop_sentence(same: dict[str, dict], first: str, second: str, n: int, n_all:
     return text + "."
 
 
+def part_gap_sentence(runs: dict[str, list[dict]], first: str, second: str, attack: str, official: int | None,
+                      names: dict[str, str], title: str) -> str:
+    """`first` - `second` in `attack` on each of the two parts of a copy of CIFAR-10 whose first `official` test
+    images carry the official pixels and the rest were decoded from a JPEG re-encoding (`data.cifar_provenance`), over
+    the seeds (`runs`: method -> its seeds' results, with per-image results), Welch's test on each part. Where the two
+    parts disagree, the page says on which the difference rests. "" for the official download (`official` None), where
+    the parts are one distribution, or where a run stored no per-image results."""
+    bits = lambda r: r["student"]["last"]["test"]["attacks"][attack].get("bits")
+    if not official or not all(bits(r) for m in (first, second) for r in runs[m]):
+        return ""
+    acc = lambda part: 100.0 * part.count("1") / max(len(part), 1)
+    n_all = len(bits(runs[first][0]))
+    if official >= n_all:
+        return ""
+    cut = {"official-pixel": slice(0, official), "JPEG-decoded": slice(official, None)}
+    gap = {k: compare([acc(bits(r)[s]) for r in runs[first]], [acc(bits(r)[s]) for r in runs[second]])
+           for k, s in cut.items()}
+    sizes = {"official-pixel": official, "JPEG-decoded": n_all - official}
+    a, b = names[first], names[second]
+    text = (f"{a} - {b} in {title} accuracy, over the seeds, on each part of this copy's test images: "
+            + "; ".join(f"on the {sizes[k]:,} {k} images {c.difference:+.1f} points, {c.word} ({c.evidence()})"
+                        for k, c in gap.items()) + ".")
+    words = {k: c.word for k, c in gap.items()}
+    if len(set(words.values())) > 1:
+        decided = [k for k, w in words.items() if w != WITHIN]
+        text += (f" The two parts disagree: the difference rests on the {' and '.join(decided)} images; with the "
+                 f"official download every image carries the official pixels, and which part's answer it would give "
+                 f"this copy cannot say.")
+    return text
+
+
 NATURAL_LEAD = ("We read CKTAT's natural lead over PGD-AT as its clean start's doing (the teacher's weights, whatever "
                 "the first epoch's accuracy shows), which the profile's short schedule leaves in place: a longer "
                 "schedule should shrink it.")

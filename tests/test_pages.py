@@ -217,6 +217,23 @@ def test_the_fall_from_the_runs_attack_to_autoattack_is_read_on_the_same_images_
     assert "does not show" not in headline.drop_sentence(nowhere, "cktat", "pgdat", 4, 10, names, "PGD-20", None, [])
 
 
+def test_a_difference_that_rests_on_one_part_of_the_test_images_is_said_to():
+    def run(official_right, jpeg_right, seed):  # 100 official-pixel images, then 300 JPEG-decoded ones
+        b = "1" * official_right + "0" * (100 - official_right) + "1" * jpeg_right + "0" * (300 - jpeg_right)
+        return {"seed": seed, "student": {"last": {"test": {"attacks": {"pgd20": {"bits": b}}}}}}
+
+    names = {"cktat": "CKTAT", "pgdat": "PGD-AT"}
+    runs = {"cktat": [run(28, 90, 0), run(27, 88, 1), run(29, 89, 2)],  # about 29.7% on the JPEG part
+            "pgdat": [run(28, 79, 0), run(29, 80, 1), run(27, 78, 2)]}  # about 26.3%: apart there, level on the other
+    text = headline.part_gap_sentence(runs, "cktat", "pgdat", "pgd20", 100, names, "PGD-20")
+    assert "on the 100 official-pixel images +0.0 points, within noise" in text
+    assert "on the 300 JPEG-decoded images +3.3 points, above" in text
+    assert "the difference rests on the JPEG-decoded images" in text
+    same = {"cktat": runs["cktat"], "pgdat": [run(28, 90, 0), run(29, 88, 1), run(27, 89, 2)]}
+    assert "disagree" not in headline.part_gap_sentence(same, "cktat", "pgdat", "pgd20", 100, names, "PGD-20")
+    assert headline.part_gap_sentence(runs, "cktat", "pgdat", "pgd20", None, names, "PGD-20") == ""  # official copy
+
+
 def test_the_autoattack_deficit_is_read_as_the_cross_entropys_overstatement_and_tested_by_autoattacks_own_attacks():
     from dataclasses import replace
 

@@ -207,3 +207,19 @@ def test_a_claim_reproduced_under_pgd_and_contradicted_under_autoattack_is_named
     stronger_first = [mk("CKTAT's AutoAttack accuracy above PGD-AT's", claims.REPRODUCED),
                       mk("CKTAT's PGD-20 accuracy above PGD-AT's", claims.CONTRADICTED)]
     assert scorecard.attack_disagreements(stronger_first) == []  # not a PGD gain that AutoAttack reverses
+
+
+def test_the_autoattack_version_of_the_claims_is_said_where_it_is_not_the_standard_one():
+    from cktat_book import claims
+
+    aa = claims.Claim("02", "Table 4", "CKTAT's AutoAttack accuracy above PGD-AT's", "m", 8.1, -4.5, "n",
+                      claims.CONTRADICTED)
+    rank = claims.Claim("08", "Table 4", "CKTAT has the highest AA (APGD-CE, APGD-T) accuracy", "m", 1.0, -6.0, "n",
+                        claims.CONTRADICTED)
+    other = claims.Claim("02", "Table 4", "CKTAT's PGD-20 accuracy above PGD-AT's", "m", 5.1, 1.7, "n",
+                         claims.REPRODUCED)
+    text = scorecard.autoattack_sentence([aa, rank, other], "apgd", "APGD-CE and APGD-T only", 1000)
+    assert text.startswith("2 claims are about AutoAttack: ours is the version this profile runs, APGD-CE and "
+                           "APGD-T only, on the first 1,000 test images")
+    assert scorecard.autoattack_sentence([aa], "standard", "the standard AutoAttack", 1000) == ""
+    assert scorecard.autoattack_sentence([other], "apgd", "APGD-CE and APGD-T only", 1000) == ""
