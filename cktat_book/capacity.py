@@ -308,8 +308,8 @@ def teacher_reading_text(teacher: dict[str, float], attack: str, label: str, apa
             f"{label}) as its teacher's doing, not its method's: a distilled student leans towards its teacher's place "
             f"on the trade-off, and this student's clean teacher has {teacher['natural']:.1f}% natural and "
             f"{teacher[attack]:.1f}% {label} accuracy. With the robust teacher (PGD-AT of the student's own size) in "
-            f"its place, the same method on the same student should {expect}. The test can say whether the loss is "
-            f"the teacher's on our students; not whether "
+            f"its place, the same method on the same student should {expect}. The test can say whether the shift "
+            f"along the trade-off is the teacher's on our students; not whether "
             f"a student of the paper's capacity turns a clean teacher's predictions into robust accuracy, as the paper "
             f"reads its Table 1: "
             + ("the change of each gap from our small to our large student, tested above, is what our pair can say of "
@@ -345,8 +345,8 @@ def teacher_readings(found: list[Claim], runs: dict, teachers: dict[str, dict[st
     (`teacher_swap`). `runs`: the runs of `book_runs.capacity`; `teachers`: student -> its clean teacher's accuracies;
     `spread`: student -> accuracy -> the pooled seed spread's upper bound; `apart`: whether the two students differ
     (`teacher_reading_text`). A supported reading names the teacher as what puts our students on the trade-off's
-    natural side; why a student of the paper's capacity gains from the same clean teacher it does not say, so it
-    explains the contradiction in part (`resolves` False)."""
+    natural side; why the paper's students lose (the small one) or gain (the large one) in both accuracies with the
+    same clean teacher it does not say, so it explains the contradiction in part (`resolves` False)."""
     signs, out = _signs(found), []
     for c, k, m, natural in _contradicted_signs(found):
         pair = (signs.get((k, m, True)), signs.get((k, m, False)))

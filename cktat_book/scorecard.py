@@ -363,19 +363,23 @@ def attack_sentence(found: list[Claim]) -> str:
             f"AutoAttack ran on and weighs how far each method falls from one to the other over the seeds.")
 
 
-def autoattack_sentence(found: list[Claim], version: str, words: str, images: int) -> str:
+def autoattack_sentence(found: list[Claim], version: str, title: str, images: int) -> str:
     """What "AutoAttack" means in the claims that name it, where the profile runs a version other than the standard
-    one (`baselines.aa_version`; `words`: `baselines.AA_WORDS` of it) on the first `images` test images: the paper's
-    AutoAttack set against ours. "" where no claim names AutoAttack or the version is the standard one."""
+    one (`baselines.aa_version`; `title`: what the tables call it, `report.aa_title`) on the first `images` test
+    images: the paper's AutoAttack set against ours. "" where no claim names AutoAttack or the version is the
+    standard one."""
     import re
 
     n = sum(1 for c in found if re.search(r"AutoAttack|AA \(", c.claim))
     if not n or version == "standard":
         return ""
-    return (f"{n} claim{'s' * (n != 1)} {'is' if n == 1 else 'are'} about AutoAttack: ours is the version this profile "
-            f"runs, {words}, on the first {images:,} test images, set against the paper's (its tables name no "
-            f"version). Without FAB-T and Square the attack can only leave a model's accuracy as high as the standard "
-            f"version's or higher, never lower.")
+    text = (f"{n} claim{'s' * (n != 1)} {'is' if n == 1 else 'are'} about AutoAttack: ours is {title}, the version "
+            f"this profile runs on the first {images:,} test images, set against the paper's (its tables name no "
+            f"version).")
+    if version == "apgd":
+        text += (" Without FAB-T and Square it can only leave a model's accuracy as high as the standard version's "
+                 "or higher, never lower.")
+    return text
 
 
 def finding_rows(findings: list[Finding], kind: str) -> list[dict]:

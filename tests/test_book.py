@@ -836,10 +836,11 @@ def test_a_clean_clone_finds_every_committed_chapter_current():
 
 
 def test_every_checkpoint_a_committed_run_learns_from_may_be_committed():
-    """A run that learns from another's weights (a teacher, an initialisation) needs them in every clone, and a
-    clone that lacks them trains that run again (`train.restore_checkpoint`): a different teacher, and the shared
-    numbers drift. `.gitignore` admits every checkpoint that a committed result reads, and those of the book's
-    robust and clean teachers are committed."""
+    """A run that learns from another's weights (a teacher, an initialisation) needs them in a clone that trains it,
+    and a clone that lacks them trains that run again (`train.restore_checkpoint`): a different teacher, and the
+    shared numbers drift. `.gitignore` admits every checkpoint that a committed result reads, and those of the
+    teachers chapter 06's pair and the shared runs read (clean and robust) are committed. (Older runs' teachers, on
+    the width-8 and width-16 students, are not here: their readers are finished, so no clone needs them.)"""
     tracked = set(subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True,
                                  text=True).stdout.split())
     read = set()

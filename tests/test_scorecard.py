@@ -218,8 +218,9 @@ def test_the_autoattack_version_of_the_claims_is_said_where_it_is_not_the_standa
                         claims.CONTRADICTED)
     other = claims.Claim("02", "Table 4", "CKTAT's PGD-20 accuracy above PGD-AT's", "m", 5.1, 1.7, "n",
                          claims.REPRODUCED)
-    text = scorecard.autoattack_sentence([aa, rank, other], "apgd", "APGD-CE and APGD-T only", 1000)
-    assert text.startswith("2 claims are about AutoAttack: ours is the version this profile runs, APGD-CE and "
-                           "APGD-T only, on the first 1,000 test images")
-    assert scorecard.autoattack_sentence([aa], "standard", "the standard AutoAttack", 1000) == ""
-    assert scorecard.autoattack_sentence([other], "apgd", "APGD-CE and APGD-T only", 1000) == ""
+    text = scorecard.autoattack_sentence([aa, rank, other], "apgd", report.aa_title("apgd"), 1000)
+    assert text.startswith("2 claims are about AutoAttack: ours is AA (APGD-CE, APGD-T), the version this profile "
+                           "runs on the first 1,000 test images, set against the paper's")
+    assert text.endswith("never lower.") and ":" not in text.split(": ", 1)[1]  # one colon, no nested one
+    assert scorecard.autoattack_sentence([aa], "standard", report.aa_title("standard"), 1000) == ""
+    assert scorecard.autoattack_sentence([other], "apgd", report.aa_title("apgd"), 1000) == ""
