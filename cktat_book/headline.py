@@ -234,7 +234,7 @@ def part_gap_sentence(runs: dict[str, list[dict]], first: str, second: str, atta
     sizes = {"official-pixel": official, "JPEG-decoded": n_all - official}
     a, b = names[first], names[second]
     text = (f"{a} - {b} in {title} accuracy, over the seeds, on each part of this copy's test images: "
-            + "; ".join(f"on the {sizes[k]:,} {k} images {c.difference:+.1f} points, {c.word} ({c.evidence()})"
+            + "; ".join(f"on the {sizes[k]:,} {k} images {c.word} ({c.evidence()})"
                         for k, c in gap.items()) + ".")
     shift = lambda m: [acc(bits(r)[official:]) - acc(bits(r)[:official]) for r in runs[m]]
     apart = compare(shift(first), shift(second))

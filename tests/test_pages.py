@@ -226,8 +226,8 @@ def test_a_difference_that_rests_on_one_part_of_the_test_images_is_said_to():
     runs = {"cktat": [run(28, 90, 0), run(27, 88, 1), run(29, 89, 2)],  # about 29.7% on the JPEG part
             "pgdat": [run(28, 79, 0), run(29, 80, 1), run(27, 78, 2)]}  # about 26.3%: apart there, level on the other
     text = headline.part_gap_sentence(runs, "cktat", "pgdat", "pgd20", 100, names, "PGD-20")
-    assert "on the 100 official-pixel images +0.0 points, within noise" in text
-    assert "on the 300 JPEG-decoded images +3.3 points, above" in text
+    assert "on the 100 official-pixel images within noise (+0.0 points" in text
+    assert "on the 300 JPEG-decoded images above (+3.3 points" in text
     assert "The difference itself differs between the two parts beyond the seeds' noise" in text
     same = {"cktat": runs["cktat"], "pgdat": [run(28, 90, 0), run(29, 88, 1), run(27, 89, 2)]}
     assert "does not differ between the two parts" in headline.part_gap_sentence(same, "cktat", "pgdat", "pgd20",
@@ -236,7 +236,7 @@ def test_a_difference_that_rests_on_one_part_of_the_test_images_is_said_to():
     # page does not say the difference rests on one part
     weak = {"cktat": [run(31, 90, 0), run(28, 88, 1), run(31, 89, 2)], "pgdat": runs["pgdat"]}
     said = headline.part_gap_sentence(weak, "cktat", "pgdat", "pgd20", 100, names, "PGD-20")
-    assert "on the 100 official-pixel images +2.0 points, within noise" in said and "JPEG-decoded images +3.3" in said
+    assert "on the 100 official-pixel images within noise (+2.0 points" in said and "decoded images above (+3.3" in said
     assert "does not differ between the two parts" in said
     assert headline.part_gap_sentence(runs, "cktat", "pgdat", "pgd20", None, names, "PGD-20") == ""  # official copy
 
