@@ -419,8 +419,8 @@ def capacity(ch: Chapter, default_width: int = SMALL_CNN_WIDTH) -> dict:
     """Table 1's runs on the pair of students `capacity_checks` chooses: {"pair": {"small": fields, "large": fields},
     "checks": [(pair, separation), ...], "untried": [pair, ...] (`capacity_checks`), "teachers": {capacity: clean
     teacher run}, "runs": {(method title, teacher, capacity): run}}. Teacher is "none" (PGD-AT), "clean", "clean
-    (co-trained)" (LBGAT), "robust" (the same capacity's PGD-AT run, last epoch) or "robust (large)" (the large student's PGD-AT distilled into the small
-    student, as ARD's, IAD's and RSLAD's authors distil a larger robust model). PGD-AT, TRADES and CKTAT are trained
+    (co-trained)" (LBGAT), "robust" (the same capacity's PGD-AT run, last epoch) or "robust (large)" (the large
+    student's PGD-AT distilled into the small student, as ARD's, IAD's and RSLAD's authors distil a larger robust model). PGD-AT, TRADES and CKTAT are trained
     with the book's seeds on both students (`seeded`), so each student's runs are judged against its own spread
     (`spreads`).
 

@@ -46,7 +46,7 @@ def headline_reading(found: list, teacher_natural: float, cktat: list[dict], pgd
         else None
     ahead_at_1 = epoch1.word == ABOVE if epoch1 else first(cktat, "val_natural") > first(pgdat, "val_natural")
     ahead = ahead_at_1 and last(cktat, "val_natural") > last(pgdat, "val_natural")  # ahead at 1: beyond the seeds'
-    level_at_1 = epoch1.word != ABOVE if epoch1 else first(cktat, "val_natural") <= first(pgdat, "val_natural")
+    level_at_1 = not ahead_at_1
     if nat is not None and nat.ours is not None and nat.ours > 0 and ahead:
         text += ("CKTAT is ahead in natural accuracy after its first epoch and still after its last; we think our "
                  "short schedule leaves the initialisation's head start in place, where a longer one, such as the "
